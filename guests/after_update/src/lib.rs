@@ -1,0 +1,36 @@
+//! `emmaa-after-update`, triggered by a new `results/M/model_manager_{date}.pkl`:
+//! invoke `emmaa-model-stats`, `emmaa-test-pipeline` and `emmaa-queries`
+//! with `{"model": M}`, then `emmaa-test-update` if the model makes tests.
+//! The three invocations go out even when `config.json` cannot be read.
+
+use emmaa_guest::fan_out::invoke_all;
+use emmaa_guest::host::{read_configs, settings};
+use emmaa_guest::s3_event::{model_manager_key, parse_records};
+use emmaa_guest::{Call, Report, Value, json};
+
+emmaa_guest::export_handler!(handle);
+
+fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
+    let settings = settings();
+    let models = report.keep_valid(parse_records(event, model_manager_key));
+    let after_update_calls = models
+        .iter()
+        .flat_map(|model| {
+            ["model-stats", "test-pipeline", "queries"]
+                .map(|function| Call::new(model.as_str(), function, json!({ "model": model.as_str() })))
+        })
+        .collect();
+    invoke_all(&settings, after_update_calls, report);
+
+    let test_update_calls = report
+        .keep_valid(read_configs(&settings, &models))
+        .into_iter()
+        .filter(|config| config.make_tests())
+        .map(|config| {
+            let model = config.model().as_str();
+            Call::new(model, "test-update", json!({ "model": model }))
+        })
+        .collect();
+    invoke_all(&settings, test_update_calls, report);
+    Ok(())
+}

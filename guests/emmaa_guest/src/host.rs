@@ -1,0 +1,90 @@
+//! What the guests ask of the host, in the handlers' own terms: the
+//! settings, the clock, the model listing and the model configurations.
+
+use crate::bindings::emmaa::pipeline::{environment, errors::AwsError, storage};
+use crate::config::config_key;
+use crate::{ModelConfig, ModelName, Refusal, Report};
+
+pub use environment::Settings;
+
+pub fn settings() -> Settings {
+    environment::get_settings()
+}
+
+/// The invocation's time, in seconds since the Unix epoch.
+pub fn now() -> u64 {
+    environment::now()
+}
+
+/// `code: message`, as an operator reads an AWS error.
+pub fn describe(err: &AwsError) -> String {
+    format!("{}: {}", err.code, err.message)
+}
+
+/// Lists every model under `models/` of the bucket, in S3's order. Names
+/// that are not valid model names are refused in `report`; a listing that
+/// fails fails the handler.
+pub fn list_models(settings: &Settings, report: &mut Report) -> Result<Vec<ModelName>, String> {
+    let prefixes = storage::list_prefixes(&settings.bucket, "models/", "/").map_err(|err| {
+        format!(
+            "listing the models in s3://{}/models/ failed: {}",
+            settings.bucket,
+            describe(&err)
+        )
+    })?;
+    let models = prefixes
+        .iter()
+        .map(|prefix| {
+            let name = prefix
+                .strip_prefix("models/")
+                .and_then(|rest| rest.strip_suffix('/'))
+                .unwrap_or(prefix);
+            ModelName::parse(&format!("the model in the listed prefix {prefix:?}"), name)
+        })
+        .collect();
+    Ok(report.keep_valid(models))
+}
+
+/// Reads the `config.json` of each model, in one batch. Each result is the
+/// configuration, or why it could not be read.
+pub fn read_configs(settings: &Settings, models: &[ModelName]) -> Vec<Result<ModelConfig, Refusal>> {
+    let keys: Vec<String> = models.iter().map(config_key).collect();
+    let objects = storage::get_objects(&settings.bucket, &keys);
+    models
+        .iter()
+        .zip(objects)
+        .map(|(model, object)| {
+            let bytes = object.map_err(|err| {
+                Refusal::new(
+                    model.as_str(),
+                    format!(
+                        "reading s3://{}/{} failed: {}",
+                        settings.bucket,
+                        config_key(model),
+                        describe(&err)
+                    ),
+                )
+            })?;
+            ModelConfig::parse(model, &bytes)
+        })
+        .collect()
+}
+
+/// Reads the `config.json` of one model.
+pub fn read_config(settings: &Settings, model: &ModelName) -> Result<ModelConfig, Refusal> {
+    let mut configs = read_configs(settings, std::slice::from_ref(model));
+    configs.pop().unwrap_or_else(|| {
+        Err(Refusal::new(
+            model.as_str(),
+            "the host answered no result for config.json",
+        ))
+    })
+}
+
+/// The model configurations of every listed model that has a readable one;
+/// the others are refused in `report`, by name.
+pub fn listed_model_configs(settings: &Settings, report: &mut Report) -> Result<Vec<ModelConfig>, String> {
+    let models = list_models(settings, report)?;
+    let configs = read_configs(settings, &models);
+    Ok(report.keep_valid(configs))
+}

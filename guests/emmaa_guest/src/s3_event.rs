@@ -1,0 +1,297 @@
+//! S3 event records. Each record is parsed on its own and needs only
+//! `s3.object.key`: the stand-in event update_pipeline sends has nothing
+//! else, and one broken record must not spoil the others. Keys arrive
+//! URL-encoded and are decoded before anything else looks at them.
+
+use serde_json::Value;
+
+use crate::{ModelName, Refusal, TestCorpus};
+
+/// Applies `parse_key` to the decoded key of every record of `event`.
+/// A record whose key is missing, badly encoded or refused by `parse_key`
+/// becomes a refusal naming `Records[i].s3.object.key` and its value.
+pub fn parse_records<T>(
+    event: &Value,
+    parse_key: impl Fn(&str, &str) -> Result<T, String>,
+) -> Vec<Result<T, Refusal>> {
+    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+        return vec![Err(Refusal::new(
+            "Records",
+            format!(
+                "the event has no \"Records\" list (an S3 event looks like \
+                 {{\"Records\": [{{\"s3\": {{\"object\": {{\"key\": ...}}}}}}]}}), got {}",
+                shorten(event)
+            ),
+        ))];
+    };
+    if records.is_empty() {
+        return vec![Err(Refusal::new(
+            "Records",
+            "the event's \"Records\" list is empty",
+        ))];
+    }
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let field = format!("Records[{index}].s3.object.key");
+            let raw = record
+                .pointer("/s3/object/key")
+                .ok_or_else(|| Refusal::new(field.clone(), format!("{field} is missing")))?;
+            let raw = raw.as_str().ok_or_else(|| {
+                Refusal::new(raw.to_string(), format!("{field} must be a string, got {raw}"))
+            })?;
+            let key = decode_key(raw).map_err(|why| Refusal::new(raw, format!("{field} {raw:?} {why}")))?;
+            parse_key(&field, &key).map_err(|why| Refusal::new(key.as_str(), why))
+        })
+        .collect()
+}
+
+/// Decodes an S3 event key: `+` is a space and `%XX` a byte.
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'+' => decoded.push(b' '),
+            b'%' => {
+                let byte = bytes
+                    .get(at + 1..at + 3)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                    .ok_or_else(|| {
+                        format!("has a bad escape at byte {at}: % must be followed by two hex digits")
+                    })?;
+                decoded.push(byte);
+                at += 2;
+            }
+            byte => decoded.push(byte),
+        }
+        at += 1;
+    }
+    String::from_utf8(decoded).map_err(|_| "does not decode to UTF-8".to_owned())
+}
+
+/// The three segments of a key, or a reason naming the expected layout.
+fn segments<'k>(field: &str, key: &'k str, layout: &str) -> Result<[&'k str; 3], String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    <[&str; 3]>::try_from(parts).map_err(|_| not_layout(field, key, layout))
+}
+
+fn not_layout(field: &str, key: &str, layout: &str) -> String {
+    format!("{field} {key:?} does not have the layout {layout}")
+}
+
+/// `models/{model}/{file}.pkl`: a new model state (model_manager_update).
+pub fn model_state_key(field: &str, key: &str) -> Result<ModelName, String> {
+    const LAYOUT: &str = "models/{model}/{file}.pkl";
+    let [top, model, file] = segments(field, key, LAYOUT)?;
+    let stem = file.strip_suffix(".pkl").unwrap_or_default();
+    if top != "models" || stem.is_empty() {
+        return Err(not_layout(field, key, LAYOUT));
+    }
+    model_in_key(field, key, model)
+}
+
+/// `results/{model}/model_manager_{date}.pkl`: a new model manager (after_update).
+pub fn model_manager_key(field: &str, key: &str) -> Result<ModelName, String> {
+    const LAYOUT: &str = "results/{model}/model_manager_{date}.pkl";
+    let [top, model, file] = segments(field, key, LAYOUT)?;
+    let date = file
+        .strip_prefix("model_manager_")
+        .and_then(|rest| rest.strip_suffix(".pkl"));
+    if top != "results" || !date.is_some_and(is_date) {
+        return Err(not_layout(field, key, LAYOUT));
+    }
+    model_in_key(field, key, model)
+}
+
+/// `results/{model}/results_[{corpus}_]{date}.json`: new test results
+/// (test_stats). The old naming, with no corpus, means `large_corpus_tests`.
+pub fn results_key(field: &str, key: &str) -> Result<(ModelName, TestCorpus), String> {
+    const LAYOUT: &str = "results/{model}/results_[{corpus}_]{date}.json";
+    let [top, model, file] = segments(field, key, LAYOUT)?;
+    let middle = file
+        .strip_prefix("results_")
+        .and_then(|rest| rest.strip_suffix(".json"));
+    let corpus = match middle {
+        Some(date) if is_date(date) => None,
+        Some(rest) => Some(corpus_before_date(rest).ok_or_else(|| not_layout(field, key, LAYOUT))?),
+        None => return Err(not_layout(field, key, LAYOUT)),
+    };
+    if top != "results" {
+        return Err(not_layout(field, key, LAYOUT));
+    }
+    let model = model_in_key(field, key, model)?;
+    let corpus = match corpus {
+        None => TestCorpus::default_corpus(),
+        Some(corpus) => TestCorpus::parse(&format!("the test corpus in {field} {key:?}"), corpus)
+            .map_err(|refusal| refusal.reason)?,
+    };
+    Ok((model, corpus))
+}
+
+fn model_in_key(field: &str, key: &str, model: &str) -> Result<ModelName, String> {
+    ModelName::parse(&format!("the model in {field} {key:?}"), model).map_err(|r| r.reason)
+}
+
+/// The `{corpus}` of `{corpus}_{date}`.
+fn corpus_before_date(text: &str) -> Option<&str> {
+    let at = text.len().checked_sub(DATE_LEN + 1)?;
+    let (corpus, tail) = (text.get(..at)?, text.get(at..)?);
+    tail.strip_prefix('_').is_some_and(is_date).then_some(corpus)
+}
+
+/// `YYYY-MM-DD-HH-MM-SS` is 19 characters.
+const DATE_LEN: usize = 19;
+
+/// Whether `text` is a `YYYY-MM-DD-HH-MM-SS` date.
+fn is_date(text: &str) -> bool {
+    text.len() == DATE_LEN
+        && text.bytes().enumerate().all(|(at, byte)| match at {
+            4 | 7 | 10 | 13 | 16 => byte == b'-',
+            _ => byte.is_ascii_digit(),
+        })
+}
+
+/// A value short enough to quote in a message.
+fn shorten(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event_with_keys(keys: &[&str]) -> Value {
+        let records: Vec<Value> = keys
+            .iter()
+            .map(|key| json!({"s3": {"object": {"key": key}}}))
+            .collect();
+        json!({ "Records": records })
+    }
+
+    #[test]
+    fn decodes_plus_and_percent_escapes() {
+        assert_eq!(decode_key("a+b%2Fc%3B").unwrap(), "a b/c;");
+        assert_eq!(decode_key("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn refuses_bad_percent_escapes() {
+        assert!(decode_key("a%2").is_err());
+        assert!(decode_key("a%zz").is_err());
+        assert!(decode_key("%FF").is_err());
+    }
+
+    #[test]
+    fn reads_the_model_of_a_model_state_key() {
+        let model = model_state_key("k", "models/aml/model_2020-01-01-00-00-00.pkl").unwrap();
+        assert_eq!(model.as_str(), "aml");
+    }
+
+    #[test]
+    fn refuses_keys_without_three_segments() {
+        let why = model_state_key("k", "models/aml/extra/model.pkl").unwrap_err();
+        assert_eq!(
+            why,
+            "k \"models/aml/extra/model.pkl\" does not have the layout models/{model}/{file}.pkl"
+        );
+        assert!(model_state_key("k", "models/aml").is_err());
+        assert!(model_state_key("k", "models/aml/.pkl").is_err());
+        assert!(model_state_key("k", "models/aml/config.json").is_err());
+        assert!(model_state_key("k", "results/aml/model.pkl").is_err());
+    }
+
+    #[test]
+    fn reads_model_manager_keys_with_a_date() {
+        let key = "results/aml/model_manager_2020-02-04-12-00-00.pkl";
+        assert_eq!(model_manager_key("k", key).unwrap().as_str(), "aml");
+        assert!(model_manager_key("k", "results/aml/model_manager_latest.pkl").is_err());
+    }
+
+    #[test]
+    fn reads_the_corpus_of_a_results_key() {
+        let key = "results/aml/results_simple_tests_2020-02-04-12-00-00.json";
+        let (model, corpus) = results_key("k", key).unwrap();
+        assert_eq!((model.as_str(), corpus.as_str()), ("aml", "simple_tests"));
+    }
+
+    #[test]
+    fn old_results_naming_means_large_corpus_tests() {
+        let key = "results/aml/results_2020-02-04-12-00-00.json";
+        let (_, corpus) = results_key("k", key).unwrap();
+        assert_eq!(corpus.as_str(), "large_corpus_tests");
+    }
+
+    #[test]
+    fn refuses_results_keys_with_a_bad_corpus_or_no_date() {
+        let bad = results_key("k", "results/aml/results_a;b_2020-02-04-12-00-00.json");
+        assert!(
+            bad.unwrap_err()
+                .contains("\"a;b\" is not a valid test corpus name")
+        );
+        assert!(results_key("k", "results/aml/results_.json").is_err());
+        assert!(results_key("k", "results/aml/results__2020-02-04-12-00-00.json").is_err());
+        assert!(results_key("k", "results/aml/stats_2020-02-04-12-00-00.json").is_err());
+    }
+
+    #[test]
+    fn each_record_is_parsed_on_its_own() {
+        let event = event_with_keys(&[
+            "models/aml/model_2020-01-01-00-00-00.pkl",
+            "models/a%3Bb/model_2020-01-01-00-00-00.pkl",
+            "models/brca/model_2020-01-01-00-00-00.pkl",
+        ]);
+        let parsed = parse_records(&event, model_state_key);
+        assert_eq!(parsed[0].as_ref().unwrap().as_str(), "aml");
+        let refusal = parsed[1].as_ref().unwrap_err();
+        assert_eq!(refusal.item, "models/a;b/model_2020-01-01-00-00-00.pkl");
+        assert!(refusal.reason.contains("Records[1].s3.object.key"));
+        assert!(refusal.reason.contains("\"a;b\""));
+        assert_eq!(parsed[2].as_ref().unwrap().as_str(), "brca");
+    }
+
+    #[test]
+    fn decodes_keys_before_validating_them() {
+        let event = event_with_keys(&["models/my+model/model_2020-01-01-00-00-00.pkl"]);
+        let refusal = parse_records(&event, model_state_key).remove(0).unwrap_err();
+        assert!(refusal.reason.contains("\"my model\""), "{}", refusal.reason);
+    }
+
+    #[test]
+    fn refuses_a_record_without_a_key() {
+        let event = json!({"Records": [{"s3": {"object": {}}}, {"s3": {"object": {"key": 7}}}]});
+        let parsed = parse_records(&event, model_state_key);
+        assert_eq!(
+            parsed[0].as_ref().unwrap_err().reason,
+            "Records[0].s3.object.key is missing"
+        );
+        assert_eq!(
+            parsed[1].as_ref().unwrap_err().reason,
+            "Records[1].s3.object.key must be a string, got 7"
+        );
+    }
+
+    #[test]
+    fn refuses_an_event_without_records() {
+        let parsed = parse_records(&json!({"model": "aml"}), model_state_key);
+        assert_eq!(parsed.len(), 1);
+        assert!(
+            parsed[0]
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("no \"Records\" list")
+        );
+        let parsed = parse_records(&json!({"Records": []}), model_state_key);
+        assert!(parsed[0].as_ref().unwrap_err().reason.contains("empty"));
+    }
+}

@@ -1,0 +1,23 @@
+//! `emmaa-mm-update`, triggered by a new `models/M/<file>.pkl` (or invoked by
+//! update_pipeline with a stand-in record): submit one Batch job per record
+//! that re-assembles the model manager (`M_mm_update_NOW`).
+
+use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::s3_event::{model_state_key, parse_records};
+use emmaa_guest::{JobRequest, ModelName, Report, Value};
+
+emmaa_guest::export_handler!(handle);
+
+fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
+    submit_each(parse_records(event, model_state_key), report, model_manager_job);
+    Ok(())
+}
+
+fn model_manager_job(model: ModelName) -> JobRequest {
+    JobRequest {
+        name_stem: format!("{model}_mm_update"),
+        purpose: "update-emmaa-model-manager",
+        script: format!("python scripts/update_model_manager.py --model {model}"),
+        model,
+    }
+}

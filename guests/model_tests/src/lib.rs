@@ -1,0 +1,22 @@
+//! `emmaa-model-test`, invoked with `{"model": M, "tests": T}`: submit the
+//! Batch job that tests the model against corpus T (`M_T_tests_NOW`).
+
+use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::event::model_and_tests;
+use emmaa_guest::{JobRequest, ModelName, Report, TestCorpus, Value};
+
+emmaa_guest::export_handler!(handle);
+
+fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
+    submit_each(vec![model_and_tests(event)], report, test_job);
+    Ok(())
+}
+
+fn test_job((model, corpus): (ModelName, TestCorpus)) -> JobRequest {
+    JobRequest {
+        name_stem: format!("{model}_{corpus}_tests"),
+        purpose: "update-emmaa-results",
+        script: format!("python scripts/run_model_tests_from_s3.py --model {model} --tests {corpus}"),
+        model,
+    }
+}

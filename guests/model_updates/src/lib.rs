@@ -1,0 +1,21 @@
+//! `emmaa-model-update`, invoked with `{"model": M}`: submit the Batch job
+//! that updates the model (`M_update_NOW`).
+
+use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::{JobRequest, ModelName, Report, Value};
+
+emmaa_guest::export_handler!(handle);
+
+fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
+    submit_each(vec![emmaa_guest::event::model(event)], report, update_job);
+    Ok(())
+}
+
+fn update_job(model: ModelName) -> JobRequest {
+    JobRequest {
+        name_stem: format!("{model}_update"),
+        purpose: "update-emmaa-models",
+        script: format!("python scripts/run_model_update.py --model {model}"),
+        model,
+    }
+}

@@ -1,0 +1,29 @@
+//! Not a handler: a guest for the host's sandbox tests. Sent
+//! `{"reach": WHAT}`, it tries to reach WHAT on its own, with plain `std`,
+//! and answers what it got. The host must make every attempt fail (a trap),
+//! except `hash-seed`, which must be the same in every instance.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io::Write;
+
+use emmaa_guest::{Report, Value, json};
+
+emmaa_guest::export_handler!(handle);
+
+fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
+    let what = event["reach"].as_str().unwrap_or_default();
+    let reached = match what {
+        "files" => format!("{:?}", std::fs::read_dir("/").map(|dir| dir.count())),
+        "environment" => format!("{:?}", std::env::vars().collect::<Vec<_>>()),
+        "arguments" => format!("{:?}", std::env::args().collect::<Vec<_>>()),
+        "clock" => format!("{:?}", std::time::SystemTime::now()),
+        "monotonic-clock" => format!("{:?}", std::time::Instant::now()),
+        "network" => format!("{:?}", std::net::TcpStream::connect("127.0.0.1:9")),
+        "stdout" => format!("{:?}", std::io::stdout().write_all(b"escaped\n")),
+        "hash-seed" => RandomState::new().hash_one("emmaa").to_string(),
+        other => return Err(format!("reach {other:?}: unknown target")),
+    };
+    report.set("reached", json!(reached));
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! `emmaa-test-update`, invoked with `{"model": M}`: submit the Batch job
+//! that turns the model into a test corpus (`M_test_update_NOW`).
+
+use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::{JobRequest, ModelName, Report, Value};
+
+emmaa_guest::export_handler!(handle);
+
+fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
+    submit_each(vec![emmaa_guest::event::model(event)], report, test_update_job);
+    Ok(())
+}
+
+fn test_update_job(model: ModelName) -> JobRequest {
+    JobRequest {
+        name_stem: format!("{model}_test_update"),
+        purpose: "update-emmaa-tests",
+        script: format!("python scripts/model_to_tests.py --model {model}"),
+        model,
+    }
+}

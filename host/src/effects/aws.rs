@@ -1,0 +1,227 @@
+//! The AWS backend: S3, Lambda and Batch through the AWS SDK, configured by
+//! the standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL[_S3|_LAMBDA|_BATCH]`).
+//! Throttling and transient failures are retried with exponential backoff by
+//! the SDK's standard retry mode; what still fails reaches the guest as a
+//! typed [`AwsError`] it can report per model.
+
+use std::error::Error as StdError;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_batch::types::{ContainerOverrides, JobDependency};
+use aws_sdk_lambda::primitives::Blob;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::{AwsError, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
+
+/// Attempts per AWS call, the first one included.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+pub struct AwsEffects {
+    s3: aws_sdk_s3::Client,
+    lambda: aws_sdk_lambda::Client,
+    batch: aws_sdk_batch::Client,
+}
+
+impl AwsEffects {
+    /// Clients configured from the environment, as on Lambda.
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .load()
+            .await;
+        Self::new(&config)
+    }
+
+    pub fn new(config: &SdkConfig) -> Self {
+        // A custom S3 endpoint (moto, MinIO) serves buckets by path, not by
+        // host name; AWS itself gets its default addressing.
+        let custom_s3_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|variable| std::env::var_os(variable).is_some_and(|value| !value.is_empty()));
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(custom_s3_endpoint)
+            .build();
+        AwsEffects {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            batch: aws_sdk_batch::Client::new(config),
+        }
+    }
+}
+
+/// The kind of a service error, from its code and HTTP status.
+fn kind_of(code: &str, status: u16) -> ErrorKind {
+    match code {
+        "NoSuchKey" | "NoSuchBucket" | "NotFound" | "ResourceNotFoundException" => ErrorKind::NotFound,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId" => ErrorKind::Denied,
+        "SlowDown"
+        | "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => ErrorKind::Throttled,
+        _ if status == 404 => ErrorKind::NotFound,
+        _ if status == 401 || status == 403 => ErrorKind::Denied,
+        _ if status == 429 => ErrorKind::Throttled,
+        _ if status >= 500 => ErrorKind::Unavailable,
+        _ => ErrorKind::Rejected,
+    }
+}
+
+/// An SDK error as the guests see it.
+fn aws_error<E>(err: SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let message = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("Unknown").to_owned();
+            let message = service.err().message().map(str::to_owned).unwrap_or(message);
+            AwsError::new(kind_of(&code, status), code, message)
+        }
+        _ if message.contains("credentials") => AwsError::new(
+            ErrorKind::Denied,
+            "NoCredentials",
+            format!(
+                "no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile or role): {message}"
+            ),
+        ),
+        SdkError::TimeoutError(_) => AwsError::new(ErrorKind::Unavailable, "Timeout", message),
+        _ => AwsError::new(ErrorKind::Unavailable, "DispatchFailure", message),
+    }
+}
+
+#[async_trait]
+impl Effects for AwsEffects {
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let mut prefixes = Vec::new();
+        let mut continuation = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .delimiter(delimiter)
+                .set_continuation_token(continuation.take())
+                .send()
+                .await
+                .map_err(aws_error)?;
+            prefixes.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(token) if page.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
+                _ => return Ok(prefixes),
+            }
+        }
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        let body = object.body.collect().await.map_err(|err| {
+            AwsError::new(
+                ErrorKind::Unavailable,
+                "ReadBody",
+                format!("reading s3://{bucket}/{key}: {err}"),
+            )
+        })?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
+        let invocation_type = match invocation.invocation_type {
+            InvocationType::RequestResponse => aws_sdk_lambda::types::InvocationType::RequestResponse,
+            InvocationType::Event => aws_sdk_lambda::types::InvocationType::Event,
+        };
+        let output = self
+            .lambda
+            .invoke()
+            .function_name(&invocation.function_name)
+            .invocation_type(invocation_type)
+            .payload(Blob::new(invocation.payload.as_bytes()))
+            .send()
+            .await
+            .map_err(aws_error)?;
+        Ok(InvocationOutcome {
+            status_code: u16::try_from(output.status_code()).unwrap_or(0),
+            payload: output
+                .payload()
+                .map(|payload| String::from_utf8_lossy(payload.as_ref()).into_owned())
+                .unwrap_or_default(),
+            function_error: output.function_error().map(str::to_owned),
+        })
+    }
+
+    async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
+        let overrides = ContainerOverrides::builder()
+            .set_command(Some(job.command.clone()))
+            .build();
+        let depends_on: Vec<JobDependency> = job
+            .depends_on
+            .iter()
+            .map(|id| JobDependency::builder().job_id(id).build())
+            .collect();
+        let output = self
+            .batch
+            .submit_job()
+            .job_name(&job.name)
+            .job_queue(&job.queue)
+            .job_definition(&job.definition)
+            .container_overrides(overrides)
+            .set_depends_on((!depends_on.is_empty()).then_some(depends_on))
+            .send()
+            .await
+            .map_err(aws_error)?;
+        output.job_id().map(str::to_owned).ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::Unavailable,
+                "NoJobId",
+                format!("AWS Batch accepted job {:?} but answered no job id", job.name),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_service_errors_by_code_then_status() {
+        assert_eq!(kind_of("NoSuchKey", 404), ErrorKind::NotFound);
+        assert_eq!(kind_of("ClientException", 400), ErrorKind::Rejected);
+        assert_eq!(kind_of("TooManyRequestsException", 429), ErrorKind::Throttled);
+        assert_eq!(kind_of("SlowDown", 503), ErrorKind::Throttled);
+        assert_eq!(kind_of("Unknown", 404), ErrorKind::NotFound);
+        assert_eq!(kind_of("InternalError", 500), ErrorKind::Unavailable);
+        assert_eq!(kind_of("AccessDenied", 403), ErrorKind::Denied);
+    }
+}

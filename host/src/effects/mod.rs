@@ -1,0 +1,42 @@
+//! The S3 reads, Lambda invocations and Batch submissions a guest asks for,
+//! behind one trait. [`aws::AwsEffects`] performs them; [`local::LocalEffects`]
+//! reads a directory (or memory) as the bucket and answers the rest with
+//! deterministic fake results.
+
+pub mod aws;
+pub mod local;
+
+use async_trait::async_trait;
+
+pub use crate::bindings::emmaa::pipeline::batch::Job;
+pub use crate::bindings::emmaa::pipeline::errors::{AwsError, ErrorKind};
+pub use crate::bindings::emmaa::pipeline::functions::{Invocation, InvocationOutcome, InvocationType};
+
+/// One call each; the host batches and bounds them.
+#[async_trait]
+pub trait Effects: Send + Sync {
+    /// Every common prefix under `prefix`, all pages, in S3's order.
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, AwsError>;
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError>;
+
+    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError>;
+
+    /// Submits the job and answers its id.
+    async fn submit_job(&self, job: &Job) -> Result<String, AwsError>;
+}
+
+impl AwsError {
+    pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
+        AwsError {
+            kind,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The wasmtime engine and the loaded guests. One configuration serves the
+//! runtime and `deploy`'s precompiler, so a component precompiled there
+//! loads in a Lambda host built without a compiler.
+//!
+//! Each guest is linked once ([`LoadedGuest`] holds it pre-instantiated) and
+//! gets a fresh store per event. It is linked only to the project's own
+//! interfaces: whatever else the toolchain made it import (WASI files,
+//! environment, clocks, sockets, stdio) traps, except std's hash seed, which
+//! is fixed so that guests stay deterministic.
+
+use std::path::Path;
+
+use thiserror::Error;
+use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::{Handler, HandlerPre};
+use crate::run::HostState;
+
+/// What std's `HashMap` gets from `wasi:random/insecure-seed`.
+const FIXED_HASH_SEED: (u64, u64) = (0x454d_4d41_4121_0001, 0x454d_4d41_4121_0002);
+
+/// The most wasm instructions (fuel) one event may run.
+pub const FUEL_PER_EVENT: u64 = 20_000_000_000;
+
+/// The most linear memory one guest instance may grow to.
+pub const MAX_GUEST_MEMORY: usize = 256 << 20;
+
+/// Guest instances alive at once in one host (one per event being handled).
+const POOLED_INSTANCES: u32 = 32;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("could not set up the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("could not read the component {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("could not load the component {path}: {message}")]
+    Load { path: String, message: String },
+    #[error(
+        "{path} is not precompiled and this host has no compiler (the Lambda build): \
+         load the .cwasm that `deploy bundle` makes"
+    )]
+    NoCompiler { path: String },
+    #[error("could not link the component {path}: {message}")]
+    Link { path: String, message: String },
+}
+
+/// The engine settings shared by every host build and the precompiler.
+pub fn engine_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        // Proposals the guests do not use, and which a Lambda host built
+        // without the matching wasmtime features could not load.
+        .wasm_gc(false)
+        .wasm_stack_switching(false)
+        .gc_support(false)
+        .concurrency_support(false);
+    config
+}
+
+/// Compiles a `.wasm` component for this host's architecture into the
+/// bytes of a `.cwasm` that a host without a compiler can load.
+#[cfg(feature = "jit")]
+pub fn precompile(wasm: &[u8]) -> Result<Vec<u8>, EngineError> {
+    let engine = Engine::new(&engine_config()).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
+    engine
+        .precompile_component(wasm)
+        .map_err(|err| EngineError::Load {
+            path: "(precompiling)".into(),
+            message: format!("{err:#}"),
+        })
+}
+
+/// The engine, ready to load guests.
+pub struct GuestRuntime {
+    engine: Engine,
+}
+
+/// A guest, linked and pre-instantiated; cheap to run once per event.
+pub struct LoadedGuest {
+    pub(crate) pre: HandlerPre<HostState>,
+}
+
+impl GuestRuntime {
+    pub fn new() -> Result<Self, EngineError> {
+        let mut pooling = PoolingAllocationConfig::new();
+        pooling
+            .total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 8)
+            .total_memories(POOLED_INSTANCES * 2)
+            .total_tables(POOLED_INSTANCES * 8)
+            .max_memory_size(MAX_GUEST_MEMORY);
+        let mut config = engine_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
+        Ok(GuestRuntime { engine })
+    }
+
+    /// Loads a component file: a `.cwasm` precompiled by `deploy`, or (with
+    /// the `jit` feature) a `.wasm` compiled here.
+    pub fn load(&self, path: &Path) -> Result<LoadedGuest, EngineError> {
+        let shown = path.display().to_string();
+        let load_error = |err: wasmtime::Error| EngineError::Load {
+            path: shown.clone(),
+            message: format!("{err:#}"),
+        };
+        let component = if path.extension().is_some_and(|ext| ext == "cwasm") {
+            let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            // SAFETY: `.cwasm` files are made by `deploy bundle` with this
+            // engine configuration and shipped inside the bundle with this
+            // host; wasmtime checks the version and settings before use.
+            unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(load_error)?
+        } else {
+            self.compile(path)?
+        };
+        self.link(component, &shown)
+    }
+
+    #[cfg(feature = "jit")]
+    fn compile(&self, path: &Path) -> Result<Component, EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Component::new(&self.engine, bytes).map_err(|err| EngineError::Load {
+            path: path.display().to_string(),
+            message: format!("{err:#}"),
+        })
+    }
+
+    #[cfg(not(feature = "jit"))]
+    fn compile(&self, path: &Path) -> Result<Component, EngineError> {
+        Err(EngineError::NoCompiler {
+            path: path.display().to_string(),
+        })
+    }
+
+    fn link(&self, component: Component, shown: &str) -> Result<LoadedGuest, EngineError> {
+        let link_error = |err: wasmtime::Error| EngineError::Link {
+            path: shown.to_owned(),
+            message: format!("{err:#}"),
+        };
+        let mut linker: Linker<HostState> = Linker::new(&self.engine);
+        Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
+        let seed_imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .filter(|(name, import)| {
+                name.starts_with("wasi:random/insecure-seed@")
+                    && matches!(import.ty, ComponentItem::ComponentInstance(_))
+            })
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        for name in seed_imports {
+            {
+                linker
+                    .instance(&name)
+                    .and_then(|mut seed| seed.func_wrap("insecure-seed", |_, (): ()| Ok((FIXED_HASH_SEED,))))
+                    .map_err(link_error)?;
+            }
+        }
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = HandlerPre::new(pre).map_err(link_error)?;
+        Ok(LoadedGuest { pre })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

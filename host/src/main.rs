@@ -1,0 +1,137 @@
+//! `host`: the Lambda bootstrap (no arguments, inside Lambda) and
+//! `host replay`, which runs an event through a guest on this machine.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use emmaa_host::replay::{ReplayRequest, parse_now, replay};
+use emmaa_host::{Settings, lambda};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "host",
+    version,
+    about = "Runs EMMAA handler components on AWS Lambda, or replays events locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve events as a Lambda function (what `bootstrap` does with no arguments).
+    Lambda,
+    /// Run one event through a handler here and print what it would do.
+    ///
+    /// Prints one JSON document: {"function", "guest", "response", "error", "actions"}.
+    /// Exit status: 0 when the answer is a 200, 1 when it is partial (207) or the
+    /// handler refused or failed, 2 for usage errors. Settings come from the
+    /// same EMMAA_* environment variables as on Lambda.
+    Replay {
+        /// A Lambda function name (emmaa-update-pipeline) or a guest name (update_pipeline).
+        function: String,
+        /// The event file, or - for standard input; without it the event is {}.
+        event: Option<PathBuf>,
+        /// A directory standing for the bucket: key models/a/config.json is DIR/models/a/config.json.
+        #[arg(long, value_name = "DIR")]
+        bucket_dir: Option<PathBuf>,
+        /// Fix the clock: an RFC 3339 time such as 2020-02-04T12:00:00Z (default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
+        components: PathBuf,
+    },
+}
+
+#[cfg(feature = "jit")]
+fn default_components() -> &'static str {
+    emmaa_host::guests::GUEST_DIR
+}
+
+#[cfg(not(feature = "jit"))]
+fn default_components() -> &'static str {
+    "."
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("host: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Lambda) => serve_lambda(&runtime),
+        None if in_lambda => serve_lambda(&runtime),
+        None => {
+            eprintln!("host: not running in Lambda (AWS_LAMBDA_RUNTIME_API is not set); see `host --help`");
+            ExitCode::from(2)
+        }
+        Some(Command::Replay {
+            function,
+            event,
+            bucket_dir,
+            now,
+            components,
+        }) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+                .with_writer(std::io::stderr)
+                .init();
+            let request = now
+                .as_deref()
+                .map(parse_now)
+                .transpose()
+                .map(|now| ReplayRequest {
+                    function,
+                    event,
+                    bucket_dir,
+                    now,
+                    components,
+                });
+            let report = request.and_then(|request| {
+                let settings = Settings::from_env()?;
+                runtime.block_on(replay(&request, settings))
+            });
+            match report {
+                Ok(report) => match serde_json::to_string_pretty(&report) {
+                    Ok(json) => {
+                        println!("{json}");
+                        ExitCode::from(report.exit_code() as u8)
+                    }
+                    Err(err) => {
+                        eprintln!("host replay: cannot print the report: {err}");
+                        ExitCode::from(2)
+                    }
+                },
+                Err(err) => {
+                    eprintln!("host replay: {err}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn serve_lambda(runtime: &tokio::runtime::Runtime) -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match runtime.block_on(lambda::serve()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("host: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
