@@ -69,7 +69,7 @@ impl LocalEffects {
         self
     }
 
-    /// Makes reading `key` fail with `error`.
+    /// Makes reading `key`, or listing under it as a prefix, fail with `error`.
     pub fn failing_key(mut self, key: &str, error: AwsError) -> Self {
         self.failing_keys.insert(key.to_owned(), error);
         self
@@ -115,6 +115,9 @@ impl Effects for LocalEffects {
         prefix: &str,
         delimiter: &str,
     ) -> Result<Vec<String>, AwsError> {
+        if let Some(error) = self.failing_keys.get(prefix) {
+            return Err(error.clone());
+        }
         match &self.bucket {
             LocalBucket::Empty => Ok(Vec::new()),
             LocalBucket::Memory(objects) => Ok(Self::memory_prefixes(objects, prefix, delimiter)),

