@@ -37,9 +37,12 @@ pub fn find(name: &str, function_prefix: &str) -> Option<Handler> {
     })
 }
 
-/// The default function name of a guest.
+/// The default function name of a guest (by guest name only).
 pub fn default_function(guest: &str, function_prefix: &str) -> Option<String> {
-    find(guest, function_prefix).map(|handler| handler.function)
+    GUESTS
+        .iter()
+        .find(|(name, _)| *name == guest)
+        .map(|(_, suffix)| format!("{function_prefix}{suffix}"))
 }
 
 /// Every name `find` accepts, for error messages.

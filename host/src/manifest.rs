@@ -18,8 +18,6 @@ pub struct Manifest {
     pub format: u32,
     /// The architecture the components were precompiled for (`x86_64`).
     pub arch: String,
-    /// The wasmtime version that precompiled them; only it can load them.
-    pub wasmtime: String,
     /// Function name to the guest that serves it.
     pub functions: BTreeMap<String, ManifestEntry>,
 }

@@ -1,0 +1,337 @@
+//! The Lambda bundle of one guest: `bootstrap` (the host, built without a
+//! compiler), `<guest>.cwasm` (the guest precompiled for the architecture)
+//! and `manifest.json` (which function the bundle serves). The zip is
+//! deterministic: the same inputs give the same bytes, so re-uploading
+//! unchanged code gives AWS the same `CodeSha256`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use emmaa_host::guests::{self, GUEST_DIR};
+use emmaa_host::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestEntry};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use zip::write::SimpleFileOptions;
+
+use crate::glibc::{AL2023_GLIBC, newest_glibc_version};
+
+/// The architectures Lambda runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    /// Lambda's name for it.
+    pub fn lambda_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// Rust's name for it (`std::env::consts::ARCH`).
+    fn machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "aarch64",
+        }
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "x86_64" => Ok(Arch::X86_64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            other => Err(format!(
+                "--arch {other:?} is not a Lambda architecture: use x86_64 or arm64"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum BundleError {
+    #[error("unknown guest {0:?}: use one of {known}", known = guest_names())]
+    UnknownGuest(String),
+    #[error(
+        "cannot build an {requested} bundle on this {machine} machine: the bootstrap and the \
+         precompiled component must be built for the architecture they run on, and this project \
+         does not cross-compile (run `deploy` on an {requested} machine, or deploy x86_64)",
+        requested = .0.lambda_name(),
+        machine = std::env::consts::ARCH
+    )]
+    ForeignArch(Arch),
+    #[error("building the bootstrap failed ({command}): {detail}")]
+    BuildBootstrap { command: String, detail: String },
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error(
+        "{path} needs glibc {major}.{minor}, newer than Amazon Linux 2023's {}.{}: \
+         it would not start on provided.al2023",
+        AL2023_GLIBC.0, AL2023_GLIBC.1
+    )]
+    GlibcTooNew { path: String, major: u32, minor: u32 },
+    #[error("precompiling {guest}: {source}")]
+    Precompile {
+        guest: String,
+        source: emmaa_host::engine::EngineError,
+    },
+    #[error("writing the zip: {0}")]
+    Zip(String),
+    #[error("writing {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+fn guest_names() -> String {
+    guests::GUESTS
+        .iter()
+        .map(|(guest, _)| *guest)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What to bundle.
+#[derive(Debug, Clone)]
+pub struct BundleRequest {
+    pub guest: String,
+    /// The Lambda function the bundle serves (default: the guest's own).
+    pub function: Option<String>,
+    pub arch: Arch,
+    /// The cargo profile to build the bootstrap with (`release`, `dev`).
+    pub profile: String,
+    /// A bootstrap built already, instead of building one.
+    pub bootstrap: Option<PathBuf>,
+    /// Where to write the zip (default: `target/bundles/<function>.zip`).
+    pub out: Option<PathBuf>,
+    /// `EMMAA_FUNCTION_PREFIX`, for the default function name.
+    pub function_prefix: String,
+}
+
+/// A bundle, written to `path`.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub path: PathBuf,
+    pub guest: String,
+    pub function: String,
+    pub arch: Arch,
+    pub zip: Vec<u8>,
+}
+
+impl Bundle {
+    /// The zip's SHA-256, in hex.
+    pub fn sha256_hex(&self) -> String {
+        Sha256::digest(&self.zip)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
+    /// The zip's SHA-256 as Lambda reports it (`CodeSha256`: base64).
+    pub fn code_sha256(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&self.zip))
+    }
+}
+
+/// The workspace this `deploy` was built from.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("deploy/ sits in the workspace")
+        .to_owned()
+}
+
+/// Builds the bootstrap: the host without the `jit` feature, in a target
+/// directory of its own (features must not unify with the compiler's build).
+pub fn build_bootstrap(profile: &str) -> Result<PathBuf, BundleError> {
+    let target_dir = workspace().join("target").join("lambda");
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .current_dir(workspace())
+        .args([
+            "build",
+            "-p",
+            "emmaa-host",
+            "--bin",
+            "host",
+            "--no-default-features",
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    let shown = format!("{cargo:?}");
+    let output = cargo.output().map_err(|err| BundleError::BuildBootstrap {
+        command: shown.clone(),
+        detail: err.to_string(),
+    })?;
+    if !output.status.success() {
+        return Err(BundleError::BuildBootstrap {
+            command: shown,
+            detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    let profile_dir = if profile == "dev" { "debug" } else { profile };
+    Ok(target_dir.join(profile_dir).join("host"))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
+    std::fs::read(path).map_err(|source| BundleError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Builds the bundle and writes it.
+pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
+    let default_function = guests::default_function(&request.guest, &request.function_prefix)
+        .ok_or_else(|| BundleError::UnknownGuest(request.guest.clone()))?;
+    let function = request.function.clone().unwrap_or(default_function);
+    if request.arch.machine() != std::env::consts::ARCH {
+        return Err(BundleError::ForeignArch(request.arch));
+    }
+
+    let bootstrap_path = match &request.bootstrap {
+        Some(path) => path.clone(),
+        None => build_bootstrap(&request.profile)?,
+    };
+    let bootstrap = read(&bootstrap_path)?;
+    if let Some((major, minor)) = newest_glibc_version(&bootstrap).filter(|&version| version > AL2023_GLIBC) {
+        return Err(BundleError::GlibcTooNew {
+            path: bootstrap_path.display().to_string(),
+            major,
+            minor,
+        });
+    }
+
+    let wasm = read(&Path::new(GUEST_DIR).join(format!("{}.wasm", request.guest)))?;
+    let component = emmaa_host::engine::precompile(&wasm).map_err(|source| BundleError::Precompile {
+        guest: request.guest.clone(),
+        source,
+    })?;
+    let component_file = format!("{}.cwasm", request.guest);
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        arch: request.arch.lambda_name().to_owned(),
+        functions: BTreeMap::from([(
+            function.clone(),
+            ManifestEntry {
+                guest: request.guest.clone(),
+                component: component_file.clone(),
+            },
+        )]),
+    };
+    let manifest = serde_json::to_vec_pretty(&manifest).map_err(|err| BundleError::Zip(err.to_string()))?;
+
+    let zip = zip_files(&[
+        ("bootstrap", &bootstrap, 0o755),
+        (MANIFEST_FILE, &manifest, 0o644),
+        (&component_file, &component, 0o644),
+    ])?;
+    let path = request.out.clone().unwrap_or_else(|| {
+        workspace()
+            .join("target")
+            .join("bundles")
+            .join(format!("{function}.zip"))
+    });
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| BundleError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    std::fs::write(&path, &zip).map_err(|source| BundleError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Bundle {
+        path,
+        guest: request.guest.clone(),
+        function,
+        arch: request.arch,
+        zip,
+    })
+}
+
+/// A zip of `(name, contents, unix mode)`, with fixed timestamps.
+fn zip_files(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>, BundleError> {
+    let zip_error = |err: &dyn std::fmt::Display| BundleError::Zip(err.to_string());
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, contents, mode) in files {
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(*mode);
+        writer.start_file(*name, options).map_err(|err| zip_error(&err))?;
+        writer.write_all(contents).map_err(|err| zip_error(&err))?;
+    }
+    let cursor = writer.finish().map_err(|err| zip_error(&err))?;
+    Ok(cursor.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zips_are_deterministic() {
+        let first = zip_files(&[("bootstrap", b"binary", 0o755), ("manifest.json", b"{}", 0o644)]).unwrap();
+        let second = zip_files(&[("bootstrap", b"binary", 0o755), ("manifest.json", b"{}", 0o644)]).unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn the_bootstrap_keeps_its_execute_bit() {
+        let zip = zip_files(&[("bootstrap", b"binary", 0o755)]).unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+        assert_eq!(
+            archive
+                .by_name("bootstrap")
+                .unwrap()
+                .unix_mode()
+                .map(|m| m & 0o777),
+            Some(0o755)
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_guests_and_foreign_architectures() {
+        let request = BundleRequest {
+            guest: "sandbox_probe".into(),
+            function: None,
+            arch: Arch::X86_64,
+            profile: "dev".into(),
+            bootstrap: Some("/nonexistent".into()),
+            out: None,
+            function_prefix: "emmaa-".into(),
+        };
+        assert!(matches!(bundle(&request), Err(BundleError::UnknownGuest(_))));
+        let foreign = if std::env::consts::ARCH == "x86_64" {
+            Arch::Arm64
+        } else {
+            Arch::X86_64
+        };
+        let request = BundleRequest {
+            guest: "model_updates".into(),
+            arch: foreign,
+            ..request
+        };
+        let err = bundle(&request).unwrap_err();
+        assert!(matches!(err, BundleError::ForeignArch(_)));
+        assert!(err.to_string().contains("does not cross-compile"), "{err}");
+    }
+
+    #[test]
+    fn parses_lambda_architecture_names() {
+        assert_eq!("x86_64".parse(), Ok(Arch::X86_64));
+        assert_eq!("arm64".parse(), Ok(Arch::Arm64));
+        assert!("mips".parse::<Arch>().unwrap_err().contains("--arch \"mips\""));
+    }
+}

@@ -1,0 +1,11 @@
+//! Bundling an EMMAA handler for AWS Lambda and uploading it.
+//!
+//! - [`bundle`]: the zip Lambda runs on `provided.al2023`: the host as
+//!   `bootstrap` (built without a compiler), the guest's component
+//!   precompiled for the architecture, and the manifest naming the function;
+//! - [`upload`]: UpdateFunctionCode with every check an operator would make
+//!   by hand (the code hash, the update status, the runtime).
+
+pub mod bundle;
+pub mod glibc;
+pub mod upload;

@@ -1,0 +1,592 @@
+//! Replacing a Lambda function's code with a bundle, the way an operator
+//! would by hand: send the zip, check that AWS stored exactly these bytes
+//! (`CodeSha256`), wait for the update to finish (and say why when it
+//! failed), wait and retry while another update is in progress, and switch
+//! a function that still runs the Python original to `provided.al2023` with
+//! handler `bootstrap`, which UpdateFunctionCode alone leaves alone.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use thiserror::Error;
+
+use crate::bundle::Bundle;
+
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+
+/// What the upload needs to know about the function.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FunctionState {
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub architectures: Vec<String>,
+    pub code_sha256: Option<String>,
+    /// `InProgress`, `Successful` or `Failed`.
+    pub last_update_status: Option<String>,
+    pub last_update_status_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ControlError {
+    #[error("function {0:?} does not exist: create it first (see the README's deploy section)")]
+    NotFound(String),
+    /// `ResourceConflictException`: another update is still in progress.
+    #[error("another update of the function is in progress: {0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The few Lambda calls an upload makes.
+#[async_trait]
+pub trait LambdaControl: Send + Sync {
+    async fn get_configuration(&self, function: &str) -> Result<FunctionState, ControlError>;
+    /// UpdateFunctionCode; answers the `CodeSha256` AWS computed.
+    async fn update_code(&self, function: &str, zip: &[u8], arch: &str) -> Result<String, ControlError>;
+    async fn update_runtime(&self, function: &str, runtime: &str, handler: &str) -> Result<(), ControlError>;
+    /// PublishVersion; answers the version number.
+    async fn publish_version(&self, function: &str, code_sha256: &str) -> Result<String, ControlError>;
+}
+
+/// How long to wait between polls and retries, and for how long in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Patience {
+            poll: Duration::from_secs(2),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(
+        "AWS stored code with CodeSha256 {answered}, but the bundle's is {sent}: the upload was corrupted"
+    )]
+    ShaMismatch { sent: String, answered: String },
+    #[error("the update of {function} failed: {reason}")]
+    UpdateFailed { function: String, reason: String },
+    #[error("gave up after {seconds} s: {what}")]
+    TimedOut { seconds: u64, what: String },
+}
+
+/// The upload's plan: what it found and what it will change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub before: FunctionState,
+    /// Whether the runtime or handler must be switched.
+    pub switch_runtime: bool,
+}
+
+impl Plan {
+    pub fn describe_switch(&self) -> String {
+        format!(
+            "runtime {} -> {RUNTIME}, handler {} -> {HANDLER}",
+            self.before.runtime.as_deref().unwrap_or("(none)"),
+            self.before.handler.as_deref().unwrap_or("(none)")
+        )
+    }
+}
+
+/// Reads the function and decides what the upload changes.
+pub async fn plan(control: &dyn LambdaControl, function: &str) -> Result<Plan, ControlError> {
+    let before = control.get_configuration(function).await?;
+    let switch_runtime =
+        before.runtime.as_deref() != Some(RUNTIME) || before.handler.as_deref() != Some(HANDLER);
+    Ok(Plan {
+        before,
+        switch_runtime,
+    })
+}
+
+/// Uploads `bundle` to its function. `say` gets one line per step.
+pub async fn upload(
+    control: &dyn LambdaControl,
+    bundle: &Bundle,
+    plan: &Plan,
+    publish: bool,
+    patience: Patience,
+    say: &mut dyn FnMut(String),
+) -> Result<(), UploadError> {
+    let function = bundle.function.as_str();
+    let sent = bundle.code_sha256();
+    say(format!(
+        "sending {} to {function}: {} bytes, sha256 {} (CodeSha256 {sent}), architecture {}",
+        bundle.path.display(),
+        bundle.zip.len(),
+        bundle.sha256_hex(),
+        bundle.arch.lambda_name()
+    ));
+    let answered = retry_conflicts(patience, say, || {
+        control.update_code(function, &bundle.zip, bundle.arch.lambda_name())
+    })
+    .await?;
+    if answered != sent {
+        return Err(UploadError::ShaMismatch { sent, answered });
+    }
+    say(format!(
+        "AWS answered: CodeSha256 {answered} (matches the bundle)"
+    ));
+    let state = wait_for_update(control, function, patience, say).await?;
+
+    if plan.switch_runtime {
+        say(format!("switching {function}: {}", plan.describe_switch()));
+        retry_conflicts(patience, say, || {
+            control.update_runtime(function, RUNTIME, HANDLER)
+        })
+        .await?;
+        let state = wait_for_update(control, function, patience, say).await?;
+        say(format!(
+            "AWS answered: runtime {}, handler {}",
+            state.runtime.as_deref().unwrap_or("(none)"),
+            state.handler.as_deref().unwrap_or("(none)")
+        ));
+    } else {
+        say(format!(
+            "runtime already {RUNTIME} with handler {HANDLER}; architectures {:?}",
+            state.architectures
+        ));
+    }
+
+    if publish {
+        let version = retry_conflicts(patience, say, || control.publish_version(function, &answered)).await?;
+        say(format!("published {function} version {version}"));
+    }
+    Ok(())
+}
+
+/// Runs `call`, waiting and retrying while AWS answers that another update
+/// is in progress.
+async fn retry_conflicts<T, F, Fut>(
+    patience: Patience,
+    say: &mut dyn FnMut(String),
+    mut call: F,
+) -> Result<T, UploadError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ControlError>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match call().await {
+            Err(ControlError::Conflict(message)) => {
+                if started.elapsed() >= patience.timeout {
+                    return Err(UploadError::TimedOut {
+                        seconds: patience.timeout.as_secs(),
+                        what: format!("another update stayed in progress: {message}"),
+                    });
+                }
+                say(format!(
+                    "another update is in progress; retrying in {:?}",
+                    patience.poll
+                ));
+                tokio::time::sleep(patience.poll).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Polls the function until its last update is no longer in progress.
+async fn wait_for_update(
+    control: &dyn LambdaControl,
+    function: &str,
+    patience: Patience,
+    say: &mut dyn FnMut(String),
+) -> Result<FunctionState, UploadError> {
+    let started = std::time::Instant::now();
+    loop {
+        let state = control.get_configuration(function).await?;
+        match state.last_update_status.as_deref() {
+            Some("InProgress") => {
+                if started.elapsed() >= patience.timeout {
+                    return Err(UploadError::TimedOut {
+                        seconds: patience.timeout.as_secs(),
+                        what: format!("the update of {function} stayed InProgress"),
+                    });
+                }
+                tokio::time::sleep(patience.poll).await;
+            }
+            Some("Failed") => {
+                return Err(UploadError::UpdateFailed {
+                    function: function.to_owned(),
+                    reason: state
+                        .last_update_status_reason
+                        .unwrap_or_else(|| "AWS gave no reason".into()),
+                });
+            }
+            status => {
+                say(format!(
+                    "LastUpdateStatus {}",
+                    status.unwrap_or("(none: Successful)")
+                ));
+                return Ok(state);
+            }
+        }
+    }
+}
+
+/// The Lambda API through the AWS SDK.
+pub struct AwsLambda {
+    client: aws_sdk_lambda::Client,
+}
+
+impl AwsLambda {
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        AwsLambda {
+            client: aws_sdk_lambda::Client::new(&config),
+        }
+    }
+}
+
+fn control_error<E>(function: &str, err: aws_sdk_lambda::error::SdkError<E>) -> ControlError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let message = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+    match err.code() {
+        Some("ResourceNotFoundException") => ControlError::NotFound(function.to_owned()),
+        Some("ResourceConflictException") => ControlError::Conflict(message),
+        _ => ControlError::Other(message),
+    }
+}
+
+#[async_trait]
+impl LambdaControl for AwsLambda {
+    async fn get_configuration(&self, function: &str) -> Result<FunctionState, ControlError> {
+        let config = self
+            .client
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(|err| control_error(function, err))?;
+        Ok(FunctionState {
+            runtime: config.runtime().map(|runtime| runtime.as_str().to_owned()),
+            handler: config.handler().map(str::to_owned),
+            architectures: config
+                .architectures()
+                .iter()
+                .map(|arch| arch.as_str().to_owned())
+                .collect(),
+            code_sha256: config.code_sha256().map(str::to_owned),
+            last_update_status: config
+                .last_update_status()
+                .map(|status| status.as_str().to_owned()),
+            last_update_status_reason: config.last_update_status_reason().map(str::to_owned),
+        })
+    }
+
+    async fn update_code(&self, function: &str, zip: &[u8], arch: &str) -> Result<String, ControlError> {
+        let output = self
+            .client
+            .update_function_code()
+            .function_name(function)
+            .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+            .architectures(aws_sdk_lambda::types::Architecture::from(arch))
+            .send()
+            .await
+            .map_err(|err| control_error(function, err))?;
+        output
+            .code_sha256()
+            .map(str::to_owned)
+            .ok_or_else(|| ControlError::Other("UpdateFunctionCode answered no CodeSha256".into()))
+    }
+
+    async fn update_runtime(&self, function: &str, runtime: &str, handler: &str) -> Result<(), ControlError> {
+        self.client
+            .update_function_configuration()
+            .function_name(function)
+            .runtime(aws_sdk_lambda::types::Runtime::from(runtime))
+            .handler(handler)
+            .send()
+            .await
+            .map_err(|err| control_error(function, err))?;
+        Ok(())
+    }
+
+    async fn publish_version(&self, function: &str, code_sha256: &str) -> Result<String, ControlError> {
+        let output = self
+            .client
+            .publish_version()
+            .function_name(function)
+            .code_sha256(code_sha256)
+            .send()
+            .await
+            .map_err(|err| control_error(function, err))?;
+        output
+            .version()
+            .map(str::to_owned)
+            .ok_or_else(|| ControlError::Other("PublishVersion answered no version".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::bundle::Arch;
+
+    /// A Lambda that answers from a script and records the calls it got.
+    #[derive(Default)]
+    struct ScriptedLambda {
+        states: Mutex<VecDeque<FunctionState>>,
+        code_answers: Mutex<VecDeque<Result<String, ControlError>>>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl ScriptedLambda {
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl LambdaControl for ScriptedLambda {
+        async fn get_configuration(&self, _function: &str) -> Result<FunctionState, ControlError> {
+            self.calls.lock().unwrap().push("get".into());
+            let mut states = self.states.lock().unwrap();
+            let state = if states.len() > 1 {
+                states.pop_front()
+            } else {
+                states.front().cloned()
+            };
+            state.ok_or_else(|| ControlError::NotFound("f".into()))
+        }
+
+        async fn update_code(&self, _function: &str, zip: &[u8], arch: &str) -> Result<String, ControlError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("update_code {} bytes {arch}", zip.len()));
+            self.code_answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("a scripted answer")
+        }
+
+        async fn update_runtime(
+            &self,
+            _function: &str,
+            runtime: &str,
+            handler: &str,
+        ) -> Result<(), ControlError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("update_runtime {runtime} {handler}"));
+            Ok(())
+        }
+
+        async fn publish_version(&self, _function: &str, code_sha256: &str) -> Result<String, ControlError> {
+            self.calls.lock().unwrap().push(format!("publish {code_sha256}"));
+            Ok("7".into())
+        }
+    }
+
+    fn bundle() -> Bundle {
+        Bundle {
+            path: "b.zip".into(),
+            guest: "model_updates".into(),
+            function: "emmaa-model-update".into(),
+            arch: Arch::X86_64,
+            zip: b"zip bytes".to_vec(),
+        }
+    }
+
+    fn state(runtime: &str, handler: &str, status: &str) -> FunctionState {
+        FunctionState {
+            runtime: Some(runtime.into()),
+            handler: Some(handler.into()),
+            architectures: vec!["x86_64".into()],
+            code_sha256: None,
+            last_update_status: Some(status.into()),
+            last_update_status_reason: None,
+        }
+    }
+
+    const QUICK: Patience = Patience {
+        poll: Duration::from_millis(1),
+        timeout: Duration::from_secs(5),
+    };
+
+    async fn run_upload(lambda: &ScriptedLambda, publish: bool) -> (Result<(), UploadError>, Vec<String>) {
+        let plan = plan(lambda, "emmaa-model-update").await.unwrap();
+        let mut said = Vec::new();
+        let result = upload(lambda, &bundle(), &plan, publish, QUICK, &mut |line| {
+            said.push(line)
+        })
+        .await;
+        (result, said)
+    }
+
+    #[tokio::test]
+    async fn switches_a_python_function_to_provided_al2023_after_the_code() {
+        let lambda = ScriptedLambda::default();
+        lambda.states.lock().unwrap().extend([
+            state("python3.12", "model_updates.lambda_handler", "Successful"),
+            state("python3.12", "model_updates.lambda_handler", "InProgress"),
+            state("python3.12", "model_updates.lambda_handler", "Successful"),
+            state(RUNTIME, HANDLER, "Successful"),
+        ]);
+        lambda
+            .code_answers
+            .lock()
+            .unwrap()
+            .push_back(Ok(bundle().code_sha256()));
+        let (result, said) = run_upload(&lambda, true).await;
+        result.unwrap();
+        assert_eq!(
+            lambda.calls(),
+            [
+                "get",
+                "update_code 9 bytes x86_64",
+                "get",
+                "get",
+                "update_runtime provided.al2023 bootstrap",
+                "get",
+                &format!("publish {}", bundle().code_sha256()),
+            ]
+        );
+        assert!(said.iter().any(|line| line.contains("(matches the bundle)")));
+        assert!(said.iter().any(|line| line
+            == "switching emmaa-model-update: runtime python3.12 -> provided.al2023, handler model_updates.lambda_handler -> bootstrap"));
+        assert_eq!(said.last().unwrap(), "published emmaa-model-update version 7");
+    }
+
+    #[tokio::test]
+    async fn leaves_the_runtime_alone_when_it_is_already_provided_al2023() {
+        let lambda = ScriptedLambda::default();
+        lambda
+            .states
+            .lock()
+            .unwrap()
+            .push_back(state(RUNTIME, HANDLER, "Successful"));
+        lambda
+            .code_answers
+            .lock()
+            .unwrap()
+            .push_back(Ok(bundle().code_sha256()));
+        let (result, _) = run_upload(&lambda, false).await;
+        result.unwrap();
+        assert_eq!(lambda.calls(), ["get", "update_code 9 bytes x86_64", "get"]);
+    }
+
+    #[tokio::test]
+    async fn waits_and_retries_while_another_update_is_in_progress() {
+        let lambda = ScriptedLambda::default();
+        lambda
+            .states
+            .lock()
+            .unwrap()
+            .push_back(state(RUNTIME, HANDLER, "Successful"));
+        lambda.code_answers.lock().unwrap().extend([
+            Err(ControlError::Conflict(
+                "ResourceConflictException: update in progress".into(),
+            )),
+            Err(ControlError::Conflict(
+                "ResourceConflictException: update in progress".into(),
+            )),
+            Ok(bundle().code_sha256()),
+        ]);
+        let (result, said) = run_upload(&lambda, false).await;
+        result.unwrap();
+        assert_eq!(
+            lambda
+                .calls()
+                .iter()
+                .filter(|call| call.starts_with("update_code"))
+                .count(),
+            3
+        );
+        assert_eq!(
+            said.iter()
+                .filter(|line| line.starts_with("another update is in progress"))
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn gives_up_on_a_conflict_that_outlasts_its_patience() {
+        let lambda = ScriptedLambda::default();
+        lambda
+            .states
+            .lock()
+            .unwrap()
+            .push_back(state(RUNTIME, HANDLER, "Successful"));
+        let conflict = Err(ControlError::Conflict("still busy".into()));
+        lambda
+            .code_answers
+            .lock()
+            .unwrap()
+            .extend(std::iter::repeat_n(conflict, 10_000));
+        let plan = plan(&lambda, "f").await.unwrap();
+        let patience = Patience {
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_millis(20),
+        };
+        let err = upload(&lambda, &bundle(), &plan, false, patience, &mut |_| ())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("another update stayed in progress: still busy"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn says_why_when_the_update_failed() {
+        let lambda = ScriptedLambda::default();
+        let mut failed = state(RUNTIME, HANDLER, "Failed");
+        failed.last_update_status_reason = Some("Lambda was unable to configure your environment".into());
+        lambda
+            .states
+            .lock()
+            .unwrap()
+            .extend([state(RUNTIME, HANDLER, "Successful"), failed]);
+        lambda
+            .code_answers
+            .lock()
+            .unwrap()
+            .push_back(Ok(bundle().code_sha256()));
+        let (result, _) = run_upload(&lambda, false).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "the update of emmaa-model-update failed: Lambda was unable to configure your environment"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_code_whose_hash_does_not_match_the_bundle() {
+        let lambda = ScriptedLambda::default();
+        lambda
+            .states
+            .lock()
+            .unwrap()
+            .push_back(state(RUNTIME, HANDLER, "Successful"));
+        lambda
+            .code_answers
+            .lock()
+            .unwrap()
+            .push_back(Ok("c29tZXRoaW5nIGVsc2U=".into()));
+        let (result, _) = run_upload(&lambda, true).await;
+        assert!(matches!(result, Err(UploadError::ShaMismatch { .. })));
+        assert!(!lambda.calls().iter().any(|call| call.starts_with("publish")));
+    }
+}
