@@ -1,1 +1,765 @@
+//! End to end against a real AWS API: the moto server on loopback, started
+//! and stopped by each test. The AWS backend lists, reads, invokes and
+//! submits through the SDK; the real `bootstrap` executable answers events
+//! through Lambda's Runtime API; `deploy upload` replaces a function's code.
 
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_batch::types::{
+    CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JqState, ResourceRequirement,
+    ResourceType,
+};
+use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, build_bootstrap, bundle};
+use emmaa_host::effects::aws::AwsEffects;
+use emmaa_host::{EventContext, HandlerOutcome, Settings};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::guests::{NOW, STAMP, guest, settings};
+use support::moto::{Moto, recorded_body};
+use support::runtime_api::RuntimeApi;
+
+const QUEUE: &str = "emmaa-models-update-test";
+const DEFINITION: &str = "emmaa_jobdef";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Creates the default queue and job definition (Batch needs a role and a
+/// compute environment under them).
+async fn create_batch_queue(moto: &Moto, config: &SdkConfig) {
+    let role = moto.create_role("emmaa-batch");
+    let batch = aws_sdk_batch::Client::new(config);
+    let environment = batch
+        .create_compute_environment()
+        .compute_environment_name("emmaa-unmanaged")
+        .r#type(CeType::Unmanaged)
+        .service_role(role)
+        .send()
+        .await
+        .unwrap();
+    let order = ComputeEnvironmentOrder::builder()
+        .order(1)
+        .compute_environment(environment.compute_environment_arn().unwrap())
+        .build();
+    batch
+        .create_job_queue()
+        .job_queue_name(QUEUE)
+        .state(JqState::Enabled)
+        .priority(1)
+        .compute_environment_order(order)
+        .send()
+        .await
+        .unwrap();
+    let requirement = |kind, value: &str| ResourceRequirement::builder().r#type(kind).value(value).build();
+    let container = ContainerProperties::builder()
+        .image("emmaa")
+        .resource_requirements(requirement(ResourceType::Vcpu, "1"))
+        .resource_requirements(requirement(ResourceType::Memory, "512"))
+        .build();
+    batch
+        .register_job_definition()
+        .job_definition_name(DEFINITION)
+        .r#type(JobDefinitionType::Container)
+        .container_properties(container)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Creates `bucket` holding `objects`, a few uploads at a time.
+async fn create_bucket(config: &SdkConfig, bucket: &str, objects: Vec<(String, Vec<u8>)>) {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    futures::stream::iter(objects)
+        .map(|(key, body)| {
+            let s3 = s3.clone();
+            async move {
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(body.into())
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// The example bucket's files as (key, contents).
+fn example_objects() -> Vec<(String, Vec<u8>)> {
+    let root = workspace().join("examples/bucket");
+    let mut objects = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let key = path.strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
+                objects.push((key, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    objects
+}
+
+async fn run_on_aws(
+    guest_name: &str,
+    event: Value,
+    config: &SdkConfig,
+    settings: Settings,
+) -> HandlerOutcome {
+    let context = EventContext {
+        function_name: guest_name.into(),
+        request_id: "e2e".into(),
+        deadline_ms: NOW * 1000 + 900_000,
+        now: NOW,
+    };
+    guest(guest_name)
+        .handle(
+            &event.to_string(),
+            &context,
+            Arc::new(AwsEffects::new(config)),
+            Arc::new(settings),
+        )
+        .await
+}
+
+// ---- the AWS backend ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_pipeline_lists_every_page_reads_every_config_and_invokes_every_daily_model() {
+    const MODELS: usize = 1_205;
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let model = |n: usize| format!("model{n:04}");
+    let objects = (0..MODELS)
+        .map(|n| {
+            let config = match n % 3 {
+                0 => json!({"run_daily_update": true}),
+                1 => json!({"run_daily_tests": true}),
+                _ => json!({"make_tests": true}),
+            };
+            (
+                format!("models/{}/config.json", model(n)),
+                config.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    create_bucket(&config, "emmaa", objects).await;
+    moto.start_recording();
+
+    let outcome = run_on_aws("update_pipeline", json!({}), &config, settings(&[])).await;
+    assert_eq!(
+        outcome.response,
+        Some(json!({"statusCode": 200, "result": "SUCCESS"})),
+        "{:?}",
+        outcome.error
+    );
+
+    let recorded = moto.recording();
+    let urls: Vec<&str> = recorded.iter().map(|r| r["url"].as_str().unwrap()).collect();
+    let listings = urls.iter().filter(|url| url.contains("list-type=2")).count();
+    assert_eq!(listings, 2, "1,205 prefixes take two pages of 1,000");
+    let mut read: Vec<&str> = urls
+        .iter()
+        .copied()
+        .filter(|url| url.ends_with("/config.json"))
+        .collect();
+    read.sort();
+    let expected: Vec<String> = (0..MODELS)
+        .map(|n| format!("/emmaa/models/{}/config.json", model(n)))
+        .collect();
+    assert_eq!(read.len(), MODELS);
+    assert!(
+        read.iter()
+            .zip(&expected)
+            .all(|(url, key)| url.ends_with(key.as_str()))
+    );
+
+    let mut updates = Vec::new();
+    let mut manager_updates = Vec::new();
+    for request in recorded
+        .iter()
+        .filter(|r| r["url"].as_str().unwrap().ends_with("/invocations"))
+    {
+        let body: Value = serde_json::from_str(&recorded_body(request)).unwrap();
+        let url = request["url"].as_str().unwrap();
+        if url.contains("/functions/emmaa-model-update/") {
+            updates.push(body["model"].as_str().unwrap().to_owned());
+        } else {
+            assert!(url.contains("/functions/emmaa-mm-update/"), "{url}");
+            manager_updates.push(
+                body["Records"][0]["s3"]["object"]["key"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    updates.sort();
+    manager_updates.sort();
+    let expected_updates: Vec<String> = (0..MODELS).filter(|n| n % 3 == 0).map(model).collect();
+    let expected_manager_updates: Vec<String> = (0..MODELS)
+        .filter(|n| n % 3 == 1)
+        .map(|n| format!("models/{}/model_2020-01-01-00-00-00.pkl", model(n)))
+        .collect();
+    assert_eq!(updates, expected_updates);
+    assert_eq!(manager_updates, expected_manager_updates);
+    // The host's own record keeps the order the guest asked in.
+    let invoked: Vec<&emmaa_host::Action> = outcome
+        .actions
+        .iter()
+        .filter(|a| matches!(a, emmaa_host::Action::LambdaInvoke { .. }))
+        .collect();
+    assert_eq!(
+        invoked.len(),
+        expected_updates.len() + expected_manager_updates.len()
+    );
+    assert_eq!(outcome.actions.len(), 1 + MODELS + invoked.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_batch_handler_submits_the_job_describe_jobs_shows() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_batch_queue(&moto, &config).await;
+    let cases = [
+        (
+            "model_updates",
+            json!({"model": "aml"}),
+            format!("aml_update_{STAMP}"),
+            "update-emmaa-models",
+            "python scripts/run_model_update.py --model aml",
+        ),
+        (
+            "model_manager_update",
+            json!({"Records": [{"s3": {"object": {"key": "models/aml/model_2020-02-04-12-00-00.pkl"}}}]}),
+            format!("aml_mm_update_{STAMP}"),
+            "update-emmaa-model-manager",
+            "python scripts/update_model_manager.py --model aml",
+        ),
+        (
+            "model_tests",
+            json!({"model": "aml", "tests": "large_corpus_tests"}),
+            format!("aml_large_corpus_tests_tests_{STAMP}"),
+            "update-emmaa-results",
+            "python scripts/run_model_tests_from_s3.py --model aml --tests large_corpus_tests",
+        ),
+        (
+            "test_stats",
+            json!({"Records": [{"s3": {"object": {"key": "results/aml/results_simple_tests_2020-02-04-12-00-00.json"}}}]}),
+            format!("aml_simple_tests_stats_{STAMP}"),
+            "update-emmaa-test-stats",
+            "python scripts/run_model_stats_from_s3.py --model aml --stats_mode tests --tests simple_tests",
+        ),
+        (
+            "model_stats",
+            json!({"model": "aml"}),
+            format!("aml_model_stats_{STAMP}"),
+            "update-emmaa-model-stats",
+            "python scripts/run_model_stats_from_s3.py --model aml --stats_mode model",
+        ),
+        (
+            "model_queries",
+            json!({"model": "aml"}),
+            format!("aml_queries_{STAMP}"),
+            "update-emmaa-queries",
+            "python scripts/answer_queries_from_s3.py --model aml",
+        ),
+        (
+            "test_update",
+            json!({"model": "aml"}),
+            format!("aml_test_update_{STAMP}"),
+            "update-emmaa-tests",
+            "python scripts/model_to_tests.py --model aml",
+        ),
+    ];
+    let batch = aws_sdk_batch::Client::new(&config);
+    for (guest_name, event, job_name, purpose, script) in cases {
+        let outcome = run_on_aws(guest_name, event, &config, settings(&[])).await;
+        let response = outcome
+            .response
+            .unwrap_or_else(|| panic!("{guest_name}: {:?}", outcome.error));
+        let job_id = response["job_id"].as_str().unwrap();
+        assert_eq!(response["job_ids"], json!([job_id]));
+        let described = batch.describe_jobs().jobs(job_id).send().await.unwrap();
+        let job = &described.jobs()[0];
+        assert_eq!(job.job_name(), Some(job_name.as_str()), "{guest_name}");
+        assert!(
+            job.job_queue().unwrap().ends_with(&format!("job-queue/{QUEUE}")),
+            "{guest_name}: {:?}",
+            job.job_queue()
+        );
+        assert!(
+            job.job_definition()
+                .unwrap()
+                .contains(&format!("job-definition/{DEFINITION}:")),
+            "{guest_name}"
+        );
+        let command = job.container().unwrap().command();
+        let expected_core = format!("bash scripts/git_and_run.sh --branch origin/master {script}");
+        assert_eq!(
+            command,
+            [
+                "python",
+                "-m",
+                "indra.util.aws",
+                "run_in_batch",
+                "--project",
+                "aske",
+                "--purpose",
+                purpose,
+                &expected_core
+            ],
+            "{guest_name}"
+        );
+        assert!(job.depends_on().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_job_queue_is_refused_with_batchs_client_exception() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_batch_queue(&moto, &config).await;
+    let settings = settings(&[
+        ("EMMAA_LARGE_MODELS", "covid19"),
+        ("EMMAA_LARGE_JOB_QUEUE", "no-such-queue"),
+    ]);
+    let event = json!({"Records": [
+        {"s3": {"object": {"key": "models/aml/model_2020-02-04-12-00-00.pkl"}}},
+        {"s3": {"object": {"key": "models/covid19/model_2020-02-04-12-00-00.pkl"}}}
+    ]});
+    let outcome = run_on_aws("model_manager_update", event, &config, settings).await;
+    let response = outcome.response.unwrap();
+    assert_eq!(response["statusCode"], 207);
+    assert_eq!(
+        response["job_ids"].as_array().unwrap().len(),
+        1,
+        "aml's job still went through"
+    );
+    let refusal = &response["refused"][0];
+    assert_eq!(refusal["item"], format!("covid19_mm_update_{STAMP}"));
+    let reason = refusal["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "submitting job \"covid19_mm_update_{STAMP}\" to queue \"no-such-queue\" failed: ClientException"
+        )),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_config_is_named_by_model() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(
+        &config,
+        "emmaa",
+        vec![(
+            "models/aml/config.json".into(),
+            br#"{"make_tests": true}"#.to_vec(),
+        )],
+    )
+    .await;
+    let outcome = run_on_aws("test_pipeline", json!({"model": "brca"}), &config, settings(&[])).await;
+    assert_eq!(outcome.response, None);
+    let error = outcome.error.unwrap();
+    assert!(
+        error.starts_with("reading s3://emmaa/models/brca/config.json failed: NoSuchKey"),
+        "{error}"
+    );
+    let event = json!({"Records": [{"s3": {"object": {"key": "results/brca/model_manager_2020-02-04-12-00-00.pkl"}}}]});
+    let outcome = run_on_aws("after_update", event, &config, settings(&[])).await;
+    assert_eq!(
+        outcome.status_code(),
+        Some(207),
+        "the three invocations still went out"
+    );
+    assert_eq!(outcome.actions.len(), 4);
+}
+
+// ---- the bootstrap, as Lambda runs it -----------------------------------
+
+/// The bootstrap, built once per test run in the tests' own profile.
+fn bootstrap() -> &'static Path {
+    static BOOTSTRAP: OnceLock<PathBuf> = OnceLock::new();
+    BOOTSTRAP.get_or_init(|| build_bootstrap("dev").unwrap_or_else(|err| panic!("{err}")))
+}
+
+fn bundle_for(guest: &str, dir: &Path) -> Bundle {
+    bundle(&BundleRequest {
+        guest: guest.into(),
+        function: None,
+        arch: Arch::X86_64,
+        profile: "dev".into(),
+        bootstrap: Some(bootstrap().to_owned()),
+        out: Some(dir.join(format!("{guest}.zip"))),
+        function_prefix: "emmaa-".into(),
+    })
+    .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Unzips `bundle` as Lambda does into `root`.
+fn unzip(bundle: &Bundle, root: &Path) {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bundle.zip)).unwrap();
+    for index in 0..archive.len() {
+        let mut file = archive.by_index(index).unwrap();
+        let path = root.join(file.name());
+        let mut contents = Vec::new();
+        file.read_to_end(&mut contents).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        if let Some(mode) = file.unix_mode() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+/// Starts `root/bootstrap` the way Lambda does, for `function`.
+fn start_bootstrap(
+    root: &Path,
+    function: &str,
+    api: &RuntimeApi,
+    env: &[(String, String)],
+) -> std::process::Child {
+    Command::new(root.join("bootstrap"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", root)
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("LAMBDA_TASK_ROOT", root)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bundle_answers_its_example_event_through_the_runtime_api() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", example_objects()).await;
+    create_batch_queue(&moto, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (guest, suffix) in emmaa_host::guests::GUESTS {
+        let function = format!("emmaa-{suffix}");
+        let bundle = bundle_for(guest, dir.path());
+        assert_eq!(bundle.function, function);
+        let root = dir.path().join(guest);
+        std::fs::create_dir(&root).unwrap();
+        unzip(&bundle, &root);
+        let event =
+            std::fs::read_to_string(workspace().join(format!("examples/events/{function}.json"))).unwrap();
+        let api = RuntimeApi::start(vec![("request-1".into(), event)]);
+        let mut child = start_bootstrap(&root, &function, &api, &moto.env());
+        let posted = api.next_post(PATIENCE);
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        let posted = posted.unwrap_or_else(|| {
+            panic!(
+                "{guest}: no answer; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(
+            posted
+                .start
+                .contains("/2018-06-01/runtime/invocation/request-1/response"),
+            "{guest}: {} {}",
+            posted.start,
+            posted.body_text()
+        );
+        let answer: Value = serde_json::from_slice(&posted.body).unwrap();
+        assert_eq!(answer["statusCode"], 200, "{guest}: {answer}");
+        assert_eq!(answer["result"], "SUCCESS", "{guest}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_event_becomes_a_function_error_with_type_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_for("model_updates", dir.path());
+    unzip(&bundle, dir.path());
+    let api = RuntimeApi::start(vec![("bad-1".into(), r#"{"model": "aml && reboot"}"#.into())]);
+    let mut child = start_bootstrap(dir.path(), "emmaa-model-update", &api, &[]);
+    let posted = api.next_post(PATIENCE);
+    let _ = child.kill();
+    let _ = child.wait();
+    let posted = posted.expect("the bootstrap answers");
+    assert!(
+        posted
+            .start
+            .contains("/2018-06-01/runtime/invocation/bad-1/error"),
+        "{}",
+        posted.start
+    );
+    let error: Value = serde_json::from_slice(&posted.body).unwrap();
+    assert_eq!(error["errorType"], "EmmaaEventRefused");
+    assert_eq!(
+        error["errorMessage"],
+        "model \"aml && reboot\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_credentials_the_job_fails_with_a_clear_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_for("model_updates", dir.path());
+    unzip(&bundle, dir.path());
+    let api = RuntimeApi::start(vec![("creds-1".into(), r#"{"model": "aml"}"#.into())]);
+    let env = [
+        ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+    ];
+    let mut child = start_bootstrap(dir.path(), "emmaa-model-update", &api, &env);
+    let posted = api.next_post(PATIENCE);
+    let _ = child.kill();
+    let _ = child.wait();
+    let error: Value = serde_json::from_slice(&posted.expect("the bootstrap answers").body).unwrap();
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("NoCredentials: no usable AWS credentials"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_bootstrap_refuses_to_start_for_a_function_its_manifest_does_not_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_for("model_updates", dir.path());
+    unzip(&bundle, dir.path());
+    let api = RuntimeApi::start(Vec::new());
+    let child = start_bootstrap(dir.path(), "emmaa-queries", &api, &[]);
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains(r#"this bundle has no component for function \"emmaa-queries\" (it serves [\"emmaa-model-update\"])"#),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_bootstrap_needs_no_glibc_newer_than_amazon_linux_2023s() {
+    let output = Command::new("objdump")
+        .arg("-T")
+        .arg(bootstrap())
+        .output()
+        .expect("objdump (binutils) runs");
+    assert!(output.status.success());
+    let symbols = String::from_utf8_lossy(&output.stdout);
+    let versions: Vec<(u32, u32)> = symbols
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|version| {
+            let mut parts = version.split('.');
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .collect();
+    assert!(!versions.is_empty(), "the bootstrap links glibc dynamically");
+    let newest = versions.iter().max().unwrap();
+    assert!(
+        *newest <= (2, 34),
+        "the bootstrap needs GLIBC_{}.{}",
+        newest.0,
+        newest.1
+    );
+    assert_eq!(
+        emmaa_deploy::glibc::newest_glibc_version(&std::fs::read(bootstrap()).unwrap()),
+        Some(*newest)
+    );
+}
+
+// ---- deploy upload ------------------------------------------------------
+
+/// A zip holding a Python handler, as the original functions were deployed.
+fn python_zip() -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("model_updates.py", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer
+        .write_all(b"def lambda_handler(event, context):\n    return {}\n")
+        .unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+fn deploy(args: &[&str], moto: &Moto) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let role = moto.create_role("emmaa-lambda");
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    lambda
+        .create_function()
+        .function_name("emmaa-model-update")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("model_updates.lambda_handler")
+        .role(role)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(python_zip().into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let before = lambda
+        .get_function_configuration()
+        .function_name("emmaa-model-update")
+        .send()
+        .await
+        .unwrap();
+    bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("upload.zip");
+    let zip_arg = zip_path.to_str().unwrap();
+
+    let dry = deploy(
+        &[
+            "upload",
+            "model_updates",
+            "emmaa-model-update",
+            "--profile",
+            "dev",
+            "--out",
+            zip_arg,
+            "--dry-run",
+        ],
+        &moto,
+    );
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{dry_out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(dry_out.contains("dry run: would switch emmaa-model-update: runtime python3.12 -> provided.al2023, handler model_updates.lambda_handler -> bootstrap"), "{dry_out}");
+    let unchanged = lambda
+        .get_function_configuration()
+        .function_name("emmaa-model-update")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.code_sha256(), before.code_sha256());
+    assert_eq!(unchanged.runtime(), before.runtime());
+
+    let upload = deploy(
+        &[
+            "upload",
+            "model_updates",
+            "emmaa-model-update",
+            "--profile",
+            "dev",
+            "--out",
+            zip_arg,
+            "--publish",
+        ],
+        &moto,
+    );
+    let out = String::from_utf8_lossy(&upload.stdout);
+    assert!(
+        upload.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    let zip = std::fs::read(&zip_path).unwrap();
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
+    assert!(
+        out.contains(&format!("AWS answered: CodeSha256 {sha} (matches the bundle)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("switching emmaa-model-update: runtime python3.12 -> provided.al2023"),
+        "{out}"
+    );
+    assert!(
+        out.contains("AWS answered: runtime provided.al2023, handler bootstrap"),
+        "{out}"
+    );
+    assert!(out.contains("published emmaa-model-update version"), "{out}");
+
+    let after = lambda
+        .get_function_configuration()
+        .function_name("emmaa-model-update")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.code_sha256(), Some(sha.as_str()));
+    assert_eq!(after.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+    assert_eq!(after.handler(), Some("bootstrap"));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut manifest = String::new();
+    archive
+        .by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut manifest)
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        manifest["functions"]["emmaa-model-update"]["guest"],
+        "model_updates"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_upload_to_a_missing_function_says_to_create_it() {
+    let moto = Moto::start();
+    bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.zip");
+    let output = deploy(
+        &[
+            "upload",
+            "model_updates",
+            "emmaa-nope",
+            "--profile",
+            "dev",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &moto,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("function \"emmaa-nope\" does not exist: create it first"),
+        "{stderr}"
+    );
+}

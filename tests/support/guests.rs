@@ -1,3 +1,5 @@
+#![allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+
 //! Runs the real guest components under the host against the in-memory
 //! backend: each guest is compiled once per test binary.
 

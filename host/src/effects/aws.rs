@@ -40,9 +40,10 @@ impl AwsEffects {
     pub fn new(config: &SdkConfig) -> Self {
         // A custom S3 endpoint (moto, MinIO) serves buckets by path, not by
         // host name; AWS itself gets its default addressing.
-        let custom_s3_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-            .iter()
-            .any(|variable| std::env::var_os(variable).is_some_and(|value| !value.is_empty()));
+        let custom_s3_endpoint = config.endpoint_url().is_some()
+            || ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+                .iter()
+                .any(|variable| std::env::var_os(variable).is_some_and(|value| !value.is_empty()));
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(custom_s3_endpoint)
             .build();

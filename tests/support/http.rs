@@ -1,0 +1,103 @@
+#![allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+
+//! A minimal HTTP/1.1 client and server for tests: enough for moto's
+//! `/moto-api` routes and for serving Lambda's Runtime API to `bootstrap`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+/// A request or response head and body as read off the wire.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The request line (`GET /path HTTP/1.1`) or status line.
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one message; `None` when the peer closed the connection first.
+pub fn read_message(reader: &mut impl BufRead) -> Option<Message> {
+    let mut start = String::new();
+    if reader.read_line(&mut start).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let mut message = Message {
+        start: start.trim_end().to_owned(),
+        headers,
+        body: Vec::new(),
+    };
+    if message
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            message.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = message
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        message.body = vec![0; length];
+        reader.read_exact(&mut message.body).ok()?;
+    }
+    Some(message)
+}
+
+/// Sends one request on a fresh connection and reads the answer.
+pub fn request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Message {
+    let mut stream =
+        TcpStream::connect(address).unwrap_or_else(|err| panic!("connecting to {address}: {err}"));
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    read_message(&mut BufReader::new(stream)).unwrap_or_else(|| panic!("no answer to {method} {path}"))
+}
+
+/// The status code of a response.
+pub fn status(response: &Message) -> u16 {
+    response
+        .start
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}

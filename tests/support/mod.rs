@@ -1,0 +1,6 @@
+//! Helpers shared by the end-to-end tests.
+
+pub mod guests;
+pub mod http;
+pub mod moto;
+pub mod runtime_api;
