@@ -12,16 +12,21 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
 use aws_sdk_batch::types::{
     CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JqState, ResourceRequirement,
     ResourceType,
 };
 use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, build_bootstrap, bundle};
+use emmaa_host::Effects;
 use emmaa_host::effects::aws::AwsEffects;
+use emmaa_host::effects::{ErrorKind, Invocation, InvocationType};
 use emmaa_host::{EventContext, HandlerOutcome, Settings};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use support::guests::{NOW, STAMP, guest, settings};
+use support::http::{Reply, serve};
 use support::moto::{Moto, recorded_body};
 use support::runtime_api::RuntimeApi;
 
@@ -311,20 +316,9 @@ async fn each_batch_handler_submits_the_job_describe_jobs_shows() {
             "{guest_name}"
         );
         let command = job.container().unwrap().command();
-        let expected_core = format!("bash scripts/git_and_run.sh --branch origin/master {script}");
         assert_eq!(
-            command,
-            [
-                "python",
-                "-m",
-                "indra.util.aws",
-                "run_in_batch",
-                "--project",
-                "aske",
-                "--purpose",
-                purpose,
-                &expected_core
-            ],
+            json!(command),
+            support::guests::command(purpose, script),
             "{guest_name}"
         );
         assert!(job.depends_on().is_empty());
@@ -455,6 +449,28 @@ fn start_bootstrap(
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// Runs `root/bootstrap` as `function` on one event (request id
+/// `request-1`): what it posted to the Runtime API first, and its output.
+fn answer_one_event(
+    root: &Path,
+    function: &str,
+    event: &str,
+    env: &[(String, String)],
+) -> (Option<support::http::Message>, std::process::Output) {
+    let api = RuntimeApi::start(vec![("request-1".into(), event.to_owned())]);
+    let mut child = start_bootstrap(root, function, &api, env);
+    let posted = api.next_post(PATIENCE);
+    let _ = child.kill();
+    (posted, child.wait_with_output().unwrap())
+}
+
+/// Bundles `guest` and unzips it into `dir`, as Lambda does.
+fn unpacked_bundle(guest: &str, dir: &Path) -> Bundle {
+    let bundle = bundle_for(guest, dir);
+    unzip(&bundle, dir);
+    bundle
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_bundle_answers_its_example_event_through_the_runtime_api() {
     let moto = Moto::start();
@@ -464,18 +480,12 @@ async fn every_bundle_answers_its_example_event_through_the_runtime_api() {
     let dir = tempfile::tempdir().unwrap();
     for (guest, suffix) in emmaa_host::guests::GUESTS {
         let function = format!("emmaa-{suffix}");
-        let bundle = bundle_for(guest, dir.path());
-        assert_eq!(bundle.function, function);
         let root = dir.path().join(guest);
         std::fs::create_dir(&root).unwrap();
-        unzip(&bundle, &root);
+        assert_eq!(unpacked_bundle(guest, &root).function, function);
         let event =
             std::fs::read_to_string(workspace().join(format!("examples/events/{function}.json"))).unwrap();
-        let api = RuntimeApi::start(vec![("request-1".into(), event)]);
-        let mut child = start_bootstrap(&root, &function, &api, &moto.env());
-        let posted = api.next_post(PATIENCE);
-        let _ = child.kill();
-        let output = child.wait_with_output().unwrap();
+        let (posted, output) = answer_one_event(&root, &function, &event, &moto.env());
         let posted = posted.unwrap_or_else(|| {
             panic!(
                 "{guest}: no answer; stderr: {}",
@@ -499,18 +509,18 @@ async fn every_bundle_answers_its_example_event_through_the_runtime_api() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_event_becomes_a_function_error_with_type_and_message() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = bundle_for("model_updates", dir.path());
-    unzip(&bundle, dir.path());
-    let api = RuntimeApi::start(vec![("bad-1".into(), r#"{"model": "aml && reboot"}"#.into())]);
-    let mut child = start_bootstrap(dir.path(), "emmaa-model-update", &api, &[]);
-    let posted = api.next_post(PATIENCE);
-    let _ = child.kill();
-    let _ = child.wait();
+    unpacked_bundle("model_updates", dir.path());
+    let (posted, _) = answer_one_event(
+        dir.path(),
+        "emmaa-model-update",
+        r#"{"model": "aml && reboot"}"#,
+        &[],
+    );
     let posted = posted.expect("the bootstrap answers");
     assert!(
         posted
             .start
-            .contains("/2018-06-01/runtime/invocation/bad-1/error"),
+            .contains("/2018-06-01/runtime/invocation/request-1/error"),
         "{}",
         posted.start
     );
@@ -525,18 +535,13 @@ async fn a_refused_event_becomes_a_function_error_with_type_and_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_credentials_the_job_fails_with_a_clear_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = bundle_for("model_updates", dir.path());
-    unzip(&bundle, dir.path());
-    let api = RuntimeApi::start(vec![("creds-1".into(), r#"{"model": "aml"}"#.into())]);
+    unpacked_bundle("model_updates", dir.path());
     let env = [
         ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
     ];
-    let mut child = start_bootstrap(dir.path(), "emmaa-model-update", &api, &env);
-    let posted = api.next_post(PATIENCE);
-    let _ = child.kill();
-    let _ = child.wait();
+    let (posted, _) = answer_one_event(dir.path(), "emmaa-model-update", r#"{"model": "aml"}"#, &env);
     let error: Value = serde_json::from_slice(&posted.expect("the bootstrap answers").body).unwrap();
     let message = error["errorMessage"].as_str().unwrap();
     assert!(
@@ -548,8 +553,7 @@ async fn without_credentials_the_job_fails_with_a_clear_reason() {
 #[test]
 fn the_bootstrap_refuses_to_start_for_a_function_its_manifest_does_not_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = bundle_for("model_updates", dir.path());
-    unzip(&bundle, dir.path());
+    unpacked_bundle("model_updates", dir.path());
     let api = RuntimeApi::start(Vec::new());
     let child = start_bootstrap(dir.path(), "emmaa-queries", &api, &[]);
     let output = child.wait_with_output().unwrap();
@@ -635,19 +639,20 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
         .send()
         .await
         .unwrap();
-    let before = lambda
-        .get_function_configuration()
-        .function_name("emmaa-model-update")
-        .send()
-        .await
-        .unwrap();
+    let configuration = || async {
+        let request = lambda
+            .get_function_configuration()
+            .function_name("emmaa-model-update");
+        request.send().await.unwrap()
+    };
+    let before = configuration().await;
     bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join("upload.zip");
     let zip_arg = zip_path.to_str().unwrap();
 
-    let dry = deploy(
-        &[
+    let upload_with = |flag: &str| {
+        let args = [
             "upload",
             "model_updates",
             "emmaa-model-update",
@@ -655,10 +660,11 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
             "dev",
             "--out",
             zip_arg,
-            "--dry-run",
-        ],
-        &moto,
-    );
+            flag,
+        ];
+        deploy(&args, &moto)
+    };
+    let dry = upload_with("--dry-run");
     let dry_out = String::from_utf8_lossy(&dry.stdout);
     assert!(
         dry.status.success(),
@@ -666,28 +672,11 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
         String::from_utf8_lossy(&dry.stderr)
     );
     assert!(dry_out.contains("dry run: would switch emmaa-model-update: runtime python3.12 -> provided.al2023, handler model_updates.lambda_handler -> bootstrap"), "{dry_out}");
-    let unchanged = lambda
-        .get_function_configuration()
-        .function_name("emmaa-model-update")
-        .send()
-        .await
-        .unwrap();
+    let unchanged = configuration().await;
     assert_eq!(unchanged.code_sha256(), before.code_sha256());
     assert_eq!(unchanged.runtime(), before.runtime());
 
-    let upload = deploy(
-        &[
-            "upload",
-            "model_updates",
-            "emmaa-model-update",
-            "--profile",
-            "dev",
-            "--out",
-            zip_arg,
-            "--publish",
-        ],
-        &moto,
-    );
+    let upload = upload_with("--publish");
     let out = String::from_utf8_lossy(&upload.stdout);
     assert!(
         upload.status.success(),
@@ -712,12 +701,7 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
     );
     assert!(out.contains("published emmaa-model-update version"), "{out}");
 
-    let after = lambda
-        .get_function_configuration()
-        .function_name("emmaa-model-update")
-        .send()
-        .await
-        .unwrap();
+    let after = configuration().await;
     assert_eq!(after.code_sha256(), Some(sha.as_str()));
     assert_eq!(after.runtime().map(|r| r.as_str()), Some("provided.al2023"));
     assert_eq!(after.handler(), Some("bootstrap"));
@@ -758,5 +742,102 @@ async fn deploy_upload_to_a_missing_function_says_to_create_it() {
     assert!(
         stderr.contains("function \"emmaa-nope\" does not exist: create it first"),
         "{stderr}"
+    );
+}
+
+// ---- throttling ---------------------------------------------------------
+
+/// An endpoint that answers `throttled` to the first `times` requests, then
+/// `ok`; and the number of requests it got.
+fn throttling_endpoint(
+    times: usize,
+    throttled: fn() -> Reply,
+    ok: fn() -> Reply,
+) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let address = serve(move |_request| {
+        if seen.fetch_add(1, Ordering::SeqCst) < times {
+            throttled()
+        } else {
+            ok()
+        }
+    });
+    (address, calls)
+}
+
+fn slow_down() -> Reply {
+    Reply::Respond {
+        status: 503,
+        headers: vec![("Content-Type".into(), "application/xml".into())],
+        body: b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            .to_vec(),
+    }
+}
+
+async fn effects_for(address: &str) -> AwsEffects {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{address}"))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .retry_config(RetryConfig::standard().with_max_attempts(emmaa_host::effects::aws::MAX_ATTEMPTS))
+        .load()
+        .await;
+    AwsEffects::new(&config)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_invocation_is_retried_until_it_goes_through() {
+    let (address, calls) = throttling_endpoint(
+        2,
+        || {
+            let mut reply = Reply::json(429, r#"{"message": "Rate exceeded"}"#);
+            if let Reply::Respond { headers, .. } = &mut reply {
+                headers.push(("x-amzn-ErrorType".into(), "TooManyRequestsException".into()));
+            }
+            reply
+        },
+        || Reply::json(200, r#"{"statusCode": 200}"#),
+    );
+    let invocation = Invocation {
+        function_name: "emmaa-model-update".into(),
+        invocation_type: InvocationType::RequestResponse,
+        payload: r#"{"model": "aml"}"#.into(),
+    };
+    let outcome = effects_for(&address).await.invoke(&invocation).await.unwrap();
+    assert_eq!(
+        (outcome.status_code, outcome.payload.as_str()),
+        (200, r#"{"statusCode": 200}"#)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_slow_down_is_retried_until_it_goes_through() {
+    let (address, calls) =
+        throttling_endpoint(2, slow_down, || Reply::json(200, r#"{"run_daily_update": true}"#));
+    let config = effects_for(&address)
+        .await
+        .get_object("emmaa", "models/aml/config.json")
+        .await
+        .unwrap();
+    assert_eq!(config, br#"{"run_daily_update": true}"#);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_that_outlasts_the_retries_reaches_the_guest_as_throttled() {
+    let (address, calls) = throttling_endpoint(usize::MAX, slow_down, || Reply::json(200, "{}"));
+    let err = effects_for(&address)
+        .await
+        .get_object("emmaa", "models/aml/config.json")
+        .await
+        .unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (ErrorKind::Throttled, "SlowDown"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        emmaa_host::effects::aws::MAX_ATTEMPTS as usize
     );
 }

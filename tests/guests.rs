@@ -5,7 +5,9 @@
 #[path = "support/guests.rs"]
 mod support;
 
-use emmaa_host::effects::{AwsError, ErrorKind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use emmaa_host::effects::{AwsError, ErrorKind, Invocation, InvocationOutcome, Job};
 use serde_json::{Value, json};
 use support::{STAMP, actions, bucket, command, run, run_with, s3_event, settings};
 
@@ -804,4 +806,80 @@ async fn the_same_event_gives_the_same_actions_and_answer() {
     let first = run("update_pipeline", json!({}), effects()).await;
     let second = run("update_pipeline", json!({}), effects()).await;
     assert_eq!(first, second);
+}
+
+// ---- bounded concurrency ------------------------------------------------
+
+/// Effects that take a while per invocation and count how many overlap.
+struct SlowInvocations {
+    inner: emmaa_host::effects::local::LocalEffects,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl emmaa_host::Effects for SlowInvocations {
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        self.inner.list_prefixes(bucket, prefix, delimiter).await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+        self.inner.get_object(bucket, key).await
+    }
+
+    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.inner.invoke(invocation).await
+    }
+
+    async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
+        self.inner.submit_job(job).await
+    }
+}
+
+async fn most_invocations_in_flight(max_in_flight: &str) -> (usize, emmaa_host::HandlerOutcome) {
+    let configs: Vec<(String, &str)> = (0..40)
+        .map(|n| (format!("models/m{n:02}/config.json"), DAILY))
+        .collect();
+    let configs: Vec<(&str, &str)> = configs
+        .iter()
+        .map(|(key, config)| (key.as_str(), *config))
+        .collect();
+    let effects = std::sync::Arc::new(SlowInvocations {
+        inner: bucket(&configs),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
+    });
+    let settings = std::sync::Arc::new(settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]));
+    let context = emmaa_host::EventContext {
+        function_name: "emmaa-update-pipeline".into(),
+        request_id: "bound".into(),
+        deadline_ms: 0,
+        now: support::NOW,
+    };
+    let outcome = support::guest("update_pipeline")
+        .handle("{}", &context, effects.clone(), settings)
+        .await;
+    (effects.most_in_flight.load(Ordering::SeqCst), outcome)
+}
+
+#[tokio::test]
+async fn the_host_keeps_at_most_max_in_flight_calls_going_and_the_order_of_the_batch() {
+    let (most, outcome) = most_invocations_in_flight("4").await;
+    assert_eq!(most, 4);
+    let invoked: Vec<Value> = actions(&outcome).as_array().unwrap()[41..].to_vec();
+    let expected: Vec<Value> = (0..40)
+        .map(|n| invoke("emmaa-model-update", json!({"model": format!("m{n:02}")})))
+        .collect();
+    assert_eq!(invoked, expected);
+    let (most, _) = most_invocations_in_flight("1").await;
+    assert_eq!(most, 1);
 }

@@ -172,8 +172,4 @@ impl GuestRuntime {
         let pre = HandlerPre::new(pre).map_err(link_error)?;
         Ok(LoadedGuest { pre })
     }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
 }

@@ -1,11 +1,13 @@
 //! `host`: the Lambda bootstrap (no arguments, inside Lambda) and
 //! `host replay`, which runs an event through a guest on this machine.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use emmaa_host::replay::{ReplayRequest, parse_now, replay};
+use emmaa_host::settings::settings_help;
 use emmaa_host::{Settings, lambda};
 use tracing_subscriber::EnvFilter;
 
@@ -30,6 +32,7 @@ enum Command {
     /// Exit status: 0 when the answer is a 200, 1 when it is partial (207) or the
     /// handler refused or failed, 2 for usage errors. Settings come from the
     /// same EMMAA_* environment variables as on Lambda.
+    #[command(after_long_help = settings_help())]
     Replay {
         /// A Lambda function name (emmaa-update-pipeline) or a guest name (update_pipeline).
         function: String,
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
             tracing_subscriber::fmt()
                 .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
             let request = now
                 .as_deref()

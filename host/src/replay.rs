@@ -16,7 +16,7 @@ use crate::action::Action;
 use crate::effects::local::{LocalBucket, LocalEffects};
 use crate::engine::{EngineError, GuestRuntime};
 use crate::guests;
-use crate::run::{EventContext, HandlerOutcome};
+use crate::run::{EventContext, HandlerOutcome, status_code};
 use crate::settings::{Settings, SettingsError};
 
 /// The request id replays give the guest.
@@ -76,12 +76,7 @@ pub struct ErrorReport {
 impl ReplayReport {
     /// 0 when everything went through; 1 for a partial answer or a failure.
     pub fn exit_code(&self) -> i32 {
-        let succeeded = self
-            .response
-            .as_ref()
-            .and_then(|r| r.get("statusCode"))
-            .and_then(Value::as_u64)
-            == Some(200);
+        let succeeded = self.response.as_ref().and_then(status_code) == Some(200);
         if succeeded { 0 } else { 1 }
     }
 }

@@ -39,13 +39,13 @@ pub struct HandlerOutcome {
 impl HandlerOutcome {
     /// The answer's `statusCode` (200, 207), when there is an answer.
     pub fn status_code(&self) -> Option<u64> {
-        self.response.as_ref()?.get("statusCode")?.as_u64()
+        status_code(self.response.as_ref()?)
     }
+}
 
-    /// Whether everything went through.
-    pub fn succeeded(&self) -> bool {
-        self.status_code() == Some(200)
-    }
+/// The `statusCode` of a handler's answer.
+pub fn status_code(response: &Value) -> Option<u64> {
+    response.get("statusCode")?.as_u64()
 }
 
 /// The store's data: what the host functions need for one event.

@@ -73,6 +73,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The settings as a table, for `--help`.
+pub fn settings_help() -> String {
+    let mut help =
+        String::from("Settings (environment variables; unset takes the default, empty is empty):\n");
+    for (variable, default, meaning) in VARIABLES {
+        help.push_str(&format!("  {variable:<28} default {default:<26} {meaning}\n"));
+    }
+    help
+}
+
 impl Settings {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {

@@ -101,3 +101,67 @@ pub fn status(response: &Message) -> u16 {
         .and_then(|code| code.parse().ok())
         .unwrap_or(0)
 }
+
+/// What a test server does with a request.
+pub enum Reply {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Keep the request open and answer nothing (until the test ends).
+    Hold,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Serves `handle` on a free loopback port, one thread per connection,
+/// keep-alive included; answers the address.
+pub fn serve(handle: impl Fn(Message) -> Reply + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let handle = std::sync::Arc::new(handle);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let handle = std::sync::Arc::clone(&handle);
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                while let Some(request) = read_message(&mut reader) {
+                    let (status, headers, body) = match handle(request) {
+                        Reply::Hold => {
+                            std::thread::sleep(std::time::Duration::from_secs(3600));
+                            return;
+                        }
+                        Reply::Respond {
+                            status,
+                            headers,
+                            body,
+                        } => (status, headers, body),
+                    };
+                    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+                    for (name, value) in headers {
+                        head.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    if writer
+                        .write_all(head.as_bytes())
+                        .and_then(|()| writer.write_all(&body))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}

@@ -16,6 +16,11 @@ pub fn now() -> u64 {
     environment::now()
 }
 
+/// Writes a warning to the host's log.
+pub fn log_warning(message: &str) {
+    environment::log(environment::Level::Warn, message);
+}
+
 /// `code: message`, as an operator reads an AWS error.
 pub fn describe(err: &AwsError) -> String {
     format!("{}: {}", err.code, err.message)

@@ -44,6 +44,9 @@ pub fn run(event: &str, handler: Handler) -> Result<String, String> {
     let event: Value = serde_json::from_str(event).map_err(|err| format!("the event is not JSON: {err}"))?;
     let mut report = Report::default();
     handler(&event, &mut report)?;
+    for refusal in report.refused() {
+        host::log_warning(&format!("refused {:?}: {}", refusal.item, refusal.reason));
+    }
     report.finish().map(|answer| answer.to_string())
 }
 
