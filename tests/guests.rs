@@ -787,6 +787,21 @@ async fn a_guest_cannot_reach_files_environment_network_clocks_or_stdout() {
 }
 
 #[tokio::test]
+async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
+    let outcome = run("sandbox_probe", json!({"reach": "spin"}), bucket(&[])).await;
+    let error = outcome.error.unwrap();
+    assert!(error.contains("all fuel consumed"), "{error}");
+    assert_eq!(outcome.fuel_used, emmaa_host::engine::FUEL_PER_EVENT);
+}
+
+#[tokio::test]
+async fn a_guest_cannot_grow_its_memory_past_the_limit() {
+    let outcome = run("sandbox_probe", json!({"reach": "memory"}), bucket(&[])).await;
+    assert_eq!(outcome.response, None);
+    assert!(outcome.error.unwrap().starts_with("the guest failed (trapped)"));
+}
+
+#[tokio::test]
 async fn a_guest_gets_the_same_hash_seed_every_time() {
     let first = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
     let second = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
@@ -882,4 +897,19 @@ async fn the_host_keeps_at_most_max_in_flight_calls_going_and_the_order_of_the_b
     assert_eq!(invoked, expected);
     let (most, _) = most_invocations_in_flight("1").await;
     assert_eq!(most, 1);
+}
+
+#[tokio::test]
+async fn update_pipeline_over_1205_models_stays_well_within_the_fuel_budget() {
+    let keys: Vec<String> = (0..1_205)
+        .map(|n| format!("models/model{n:04}/config.json"))
+        .collect();
+    let objects: Vec<(&str, &str)> = keys.iter().map(|key| (key.as_str(), DAILY)).collect();
+    let outcome = run("update_pipeline", json!({}), bucket(&objects)).await;
+    assert_eq!(outcome.response, Some(success()));
+    assert!(
+        outcome.fuel_used * 10 < emmaa_host::engine::FUEL_PER_EVENT,
+        "{}",
+        outcome.fuel_used
+    );
 }

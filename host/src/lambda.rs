@@ -74,6 +74,7 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
             tracing::info!(
                 request_id = context.request_id,
                 actions = outcome.actions.len(),
+                fuel_used = outcome.fuel_used,
                 status = outcome.status_code(),
                 "handled"
             );

@@ -157,6 +157,7 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
         response,
         error,
         actions,
+        ..
     } = guest.handle(&event, &context, effects, Arc::new(settings)).await;
     Ok(ReplayReport {
         function: handler.function,

@@ -34,6 +34,8 @@ pub struct HandlerOutcome {
     /// Why nothing went through (every reason), or why the guest failed.
     pub error: Option<String>,
     pub actions: Vec<Action>,
+    /// The fuel the guest burned (about one unit per wasm instruction).
+    pub fuel_used: u64,
 }
 
 impl HandlerOutcome {
@@ -82,17 +84,16 @@ impl LoadedGuest {
             Err(err) => Err(format!("could not give the guest fuel: {err:#}")),
         };
         let actions = std::mem::take(&mut store.data_mut().actions);
-        match answer {
-            Ok(response) => HandlerOutcome {
-                response: Some(response),
-                error: None,
-                actions,
-            },
-            Err(error) => HandlerOutcome {
-                response: None,
-                error: Some(error),
-                actions,
-            },
+        let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
+        let (response, error) = match answer {
+            Ok(response) => (Some(response), None),
+            Err(error) => (None, Some(error)),
+        };
+        HandlerOutcome {
+            response,
+            error,
+            actions,
+            fuel_used,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Not a handler: a guest for the host's sandbox tests. Sent
 //! `{"reach": WHAT}`, it tries to reach WHAT on its own, with plain `std`,
 //! and answers what it got. The host must make every attempt fail (a trap),
-//! except `hash-seed`, which must be the same in every instance.
+//! except `hash-seed`, which must be the same in every instance. `spin` and
+//! `memory` try to run past the host's fuel and memory limits.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -22,6 +23,10 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
         "network" => format!("{:?}", std::net::TcpStream::connect("127.0.0.1:9")),
         "stdout" => format!("{:?}", std::io::stdout().write_all(b"escaped\n")),
         "hash-seed" => RandomState::new().hash_one("emmaa").to_string(),
+        "spin" => loop {
+            std::hint::black_box(what);
+        },
+        "memory" => std::hint::black_box(vec![1_u8; 512 << 20]).len().to_string(),
         other => return Err(format!("reach {other:?}: unknown target")),
     };
     report.set("reached", json!(reached));
