@@ -81,8 +81,8 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
             match (outcome.response, outcome.error) {
                 (Some(response), _) => Ok(response),
                 (None, error) => {
+                    // lambda_runtime logs the error it reports; no need to log it twice.
                     let error_message = error.unwrap_or_else(|| "the handler gave no answer".into());
-                    tracing::warn!(request_id = context.request_id, error_message, "refused");
                     Err(Diagnostic {
                         error_type: REFUSED_ERROR_TYPE.to_owned(),
                         error_message,
