@@ -341,7 +341,6 @@ mod tests {
     use crate::bundle::Arch;
 
     /// A Lambda that answers from a script and records the calls it got.
-    #[derive(Default)]
     struct ScriptedLambda {
         states: Mutex<VecDeque<FunctionState>>,
         code_answers: Mutex<VecDeque<Result<String, ControlError>>>,
@@ -349,6 +348,17 @@ mod tests {
     }
 
     impl ScriptedLambda {
+        /// A Lambda whose configuration reads answer `states` one after the
+        /// other (the last one for ever), and whose code updates answer
+        /// `code_answers`.
+        fn new(states: Vec<FunctionState>, code_answers: Vec<Result<String, ControlError>>) -> Self {
+            ScriptedLambda {
+                states: Mutex::new(states.into()),
+                code_answers: Mutex::new(code_answers.into()),
+                calls: Mutex::default(),
+            }
+        }
+
         fn calls(&self) -> Vec<String> {
             self.calls.lock().unwrap().clone()
         }
@@ -419,6 +429,11 @@ mod tests {
         }
     }
 
+    /// A function already on the bundle's runtime, its last update done.
+    fn ready() -> FunctionState {
+        state(RUNTIME, HANDLER, "Successful")
+    }
+
     const QUICK: Patience = Patience {
         poll: Duration::from_millis(1),
         timeout: Duration::from_secs(5),
@@ -436,18 +451,16 @@ mod tests {
 
     #[tokio::test]
     async fn switches_a_python_function_to_provided_al2023_after_the_code() {
-        let lambda = ScriptedLambda::default();
-        lambda.states.lock().unwrap().extend([
-            state("python3.12", "model_updates.lambda_handler", "Successful"),
-            state("python3.12", "model_updates.lambda_handler", "InProgress"),
-            state("python3.12", "model_updates.lambda_handler", "Successful"),
-            state(RUNTIME, HANDLER, "Successful"),
-        ]);
-        lambda
-            .code_answers
-            .lock()
-            .unwrap()
-            .push_back(Ok(bundle().code_sha256()));
+        let python = |status| state("python3.12", "model_updates.lambda_handler", status);
+        let lambda = ScriptedLambda::new(
+            vec![
+                python("Successful"),
+                python("InProgress"),
+                python("Successful"),
+                ready(),
+            ],
+            vec![Ok(bundle().code_sha256())],
+        );
         let (result, said) = run_upload(&lambda, true).await;
         result.unwrap();
         assert_eq!(
@@ -470,17 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn leaves_the_runtime_alone_when_it_is_already_provided_al2023() {
-        let lambda = ScriptedLambda::default();
-        lambda
-            .states
-            .lock()
-            .unwrap()
-            .push_back(state(RUNTIME, HANDLER, "Successful"));
-        lambda
-            .code_answers
-            .lock()
-            .unwrap()
-            .push_back(Ok(bundle().code_sha256()));
+        let lambda = ScriptedLambda::new(vec![ready()], vec![Ok(bundle().code_sha256())]);
         let (result, _) = run_upload(&lambda, false).await;
         result.unwrap();
         assert_eq!(lambda.calls(), ["get", "update_code 9 bytes x86_64", "get"]);
@@ -488,21 +491,15 @@ mod tests {
 
     #[tokio::test]
     async fn waits_and_retries_while_another_update_is_in_progress() {
-        let lambda = ScriptedLambda::default();
-        lambda
-            .states
-            .lock()
-            .unwrap()
-            .push_back(state(RUNTIME, HANDLER, "Successful"));
-        lambda.code_answers.lock().unwrap().extend([
+        let conflict = || {
             Err(ControlError::Conflict(
                 "ResourceConflictException: update in progress".into(),
-            )),
-            Err(ControlError::Conflict(
-                "ResourceConflictException: update in progress".into(),
-            )),
-            Ok(bundle().code_sha256()),
-        ]);
+            ))
+        };
+        let lambda = ScriptedLambda::new(
+            vec![ready()],
+            vec![conflict(), conflict(), Ok(bundle().code_sha256())],
+        );
         let (result, said) = run_upload(&lambda, false).await;
         result.unwrap();
         assert_eq!(
@@ -523,18 +520,8 @@ mod tests {
 
     #[tokio::test]
     async fn gives_up_on_a_conflict_that_outlasts_its_patience() {
-        let lambda = ScriptedLambda::default();
-        lambda
-            .states
-            .lock()
-            .unwrap()
-            .push_back(state(RUNTIME, HANDLER, "Successful"));
         let conflict = Err(ControlError::Conflict("still busy".into()));
-        lambda
-            .code_answers
-            .lock()
-            .unwrap()
-            .extend(std::iter::repeat_n(conflict, 10_000));
+        let lambda = ScriptedLambda::new(vec![ready()], vec![conflict; 10_000]);
         let plan = plan(&lambda, "f").await.unwrap();
         let patience = Patience {
             poll: Duration::from_millis(1),
@@ -552,19 +539,9 @@ mod tests {
 
     #[tokio::test]
     async fn says_why_when_the_update_failed() {
-        let lambda = ScriptedLambda::default();
         let mut failed = state(RUNTIME, HANDLER, "Failed");
         failed.last_update_status_reason = Some("Lambda was unable to configure your environment".into());
-        lambda
-            .states
-            .lock()
-            .unwrap()
-            .extend([state(RUNTIME, HANDLER, "Successful"), failed]);
-        lambda
-            .code_answers
-            .lock()
-            .unwrap()
-            .push_back(Ok(bundle().code_sha256()));
+        let lambda = ScriptedLambda::new(vec![ready(), failed], vec![Ok(bundle().code_sha256())]);
         let (result, _) = run_upload(&lambda, false).await;
         assert_eq!(
             result.unwrap_err().to_string(),
@@ -574,17 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_code_whose_hash_does_not_match_the_bundle() {
-        let lambda = ScriptedLambda::default();
-        lambda
-            .states
-            .lock()
-            .unwrap()
-            .push_back(state(RUNTIME, HANDLER, "Successful"));
-        lambda
-            .code_answers
-            .lock()
-            .unwrap()
-            .push_back(Ok("c29tZXRoaW5nIGVsc2U=".into()));
+        let lambda = ScriptedLambda::new(vec![ready()], vec![Ok("c29tZXRoaW5nIGVsc2U=".into())]);
         let (result, _) = run_upload(&lambda, true).await;
         assert!(matches!(result, Err(UploadError::ShaMismatch { .. })));
         assert!(!lambda.calls().iter().any(|call| call.starts_with("publish")));
