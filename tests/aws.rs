@@ -566,6 +566,31 @@ fn the_bootstrap_refuses_to_start_for_a_function_its_manifest_does_not_serve() {
 }
 
 #[test]
+fn the_bootstrap_carries_no_compiler_and_refuses_an_uncompiled_component() {
+    let dir = tempfile::tempdir().unwrap();
+    unpacked_bundle("model_updates", dir.path());
+    let wasm = Path::new(emmaa_host::guests::GUEST_DIR).join("model_updates.wasm");
+    std::fs::copy(wasm, dir.path().join("model_updates.wasm")).unwrap();
+    let manifest_path = dir.path().join("manifest.json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("model_updates.cwasm", "model_updates.wasm"),
+    )
+    .unwrap();
+    let api = RuntimeApi::start(Vec::new());
+    let output = start_bootstrap(dir.path(), "emmaa-model-update", &api, &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("is not precompiled and this host has no compiler"),
+        "{log}"
+    );
+}
+
+#[test]
 fn the_bootstrap_needs_no_glibc_newer_than_amazon_linux_2023s() {
     let output = Command::new("objdump")
         .arg("-T")
