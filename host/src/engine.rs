@@ -47,6 +47,15 @@ pub enum EngineError {
     Link { path: String, message: String },
 }
 
+impl EngineError {
+    fn load(path: &str, err: &wasmtime::Error) -> Self {
+        EngineError::Load {
+            path: path.to_owned(),
+            message: format!("{err:#}"),
+        }
+    }
+}
+
 /// The engine settings shared by every host build and the precompiler.
 pub fn engine_config() -> Config {
     let mut config = Config::new();
@@ -69,10 +78,7 @@ pub fn precompile(wasm: &[u8]) -> Result<Vec<u8>, EngineError> {
     let engine = Engine::new(&engine_config()).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
     engine
         .precompile_component(wasm)
-        .map_err(|err| EngineError::Load {
-            path: "(precompiling)".into(),
-            message: format!("{err:#}"),
-        })
+        .map_err(|err| EngineError::load("(precompiling)", &err))
 }
 
 /// The engine, ready to load guests.
@@ -104,41 +110,31 @@ impl GuestRuntime {
     /// the `jit` feature) a `.wasm` compiled here.
     pub fn load(&self, path: &Path) -> Result<LoadedGuest, EngineError> {
         let shown = path.display().to_string();
-        let load_error = |err: wasmtime::Error| EngineError::Load {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
             path: shown.clone(),
-            message: format!("{err:#}"),
-        };
+            source,
+        })?;
         let component = if path.extension().is_some_and(|ext| ext == "cwasm") {
-            let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
-                path: shown.clone(),
-                source,
-            })?;
             // SAFETY: `.cwasm` files are made by `deploy bundle` with this
             // engine configuration and shipped inside the bundle with this
             // host; wasmtime checks the version and settings before use.
-            unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(load_error)?
+            unsafe { Component::deserialize(&self.engine, &bytes) }
+                .map_err(|err| EngineError::load(&shown, &err))?
         } else {
-            self.compile(path)?
+            self.compile(&bytes, &shown)?
         };
         self.link(component, &shown)
     }
 
     #[cfg(feature = "jit")]
-    fn compile(&self, path: &Path) -> Result<Component, EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Component::new(&self.engine, bytes).map_err(|err| EngineError::Load {
-            path: path.display().to_string(),
-            message: format!("{err:#}"),
-        })
+    fn compile(&self, wasm: &[u8], shown: &str) -> Result<Component, EngineError> {
+        Component::new(&self.engine, wasm).map_err(|err| EngineError::load(shown, &err))
     }
 
     #[cfg(not(feature = "jit"))]
-    fn compile(&self, path: &Path) -> Result<Component, EngineError> {
+    fn compile(&self, _wasm: &[u8], shown: &str) -> Result<Component, EngineError> {
         Err(EngineError::NoCompiler {
-            path: path.display().to_string(),
+            path: shown.to_owned(),
         })
     }
 
@@ -159,12 +155,10 @@ impl GuestRuntime {
             .map(|(name, _)| name.to_owned())
             .collect();
         for name in seed_imports {
-            {
-                linker
-                    .instance(&name)
-                    .and_then(|mut seed| seed.func_wrap("insecure-seed", |_, (): ()| Ok((FIXED_HASH_SEED,))))
-                    .map_err(link_error)?;
-            }
+            linker
+                .instance(&name)
+                .and_then(|mut seed| seed.func_wrap("insecure-seed", |_, (): ()| Ok((FIXED_HASH_SEED,))))
+                .map_err(link_error)?;
         }
         linker
             .define_unknown_imports_as_traps(&component)
