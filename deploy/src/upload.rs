@@ -5,7 +5,7 @@
 //! a function that still runs the Python original to `provided.al2023` with
 //! handler `bootstrap`, which UpdateFunctionCode alone leaves alone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
@@ -55,6 +55,20 @@ pub trait LambdaControl: Send + Sync {
 pub struct Patience {
     pub poll: Duration,
     pub timeout: Duration,
+}
+
+impl Patience {
+    /// Gives up, saying `what` did not happen, once `timeout` has passed
+    /// since `started`.
+    fn check(&self, started: Instant, what: impl FnOnce() -> String) -> Result<(), UploadError> {
+        if started.elapsed() >= self.timeout {
+            return Err(UploadError::TimedOut {
+                seconds: self.timeout.as_secs(),
+                what: what(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for Patience {
@@ -176,16 +190,13 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ControlError>>,
 {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     loop {
         match call().await {
             Err(ControlError::Conflict(message)) => {
-                if started.elapsed() >= patience.timeout {
-                    return Err(UploadError::TimedOut {
-                        seconds: patience.timeout.as_secs(),
-                        what: format!("another update stayed in progress: {message}"),
-                    });
-                }
+                patience.check(started, || {
+                    format!("another update stayed in progress: {message}")
+                })?;
                 say(format!(
                     "another update is in progress; retrying in {:?}",
                     patience.poll
@@ -204,17 +215,12 @@ async fn wait_for_update(
     patience: Patience,
     say: &mut dyn FnMut(String),
 ) -> Result<FunctionState, UploadError> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     loop {
         let state = control.get_configuration(function).await?;
         match state.last_update_status.as_deref() {
             Some("InProgress") => {
-                if started.elapsed() >= patience.timeout {
-                    return Err(UploadError::TimedOut {
-                        seconds: patience.timeout.as_secs(),
-                        what: format!("the update of {function} stayed InProgress"),
-                    });
-                }
+                patience.check(started, || format!("the update of {function} stayed InProgress"))?;
                 tokio::time::sleep(patience.poll).await;
             }
             Some("Failed") => {
