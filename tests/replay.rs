@@ -33,7 +33,12 @@ fn replay_with_stdin(args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Outpu
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // The host stops reading at Lambda's limit: past it, the pipe may break.
+    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    assert!(
+        written.is_ok() || stdin.len() > 6 << 20,
+        "writing the event: {written:?}"
+    );
     child.wait_with_output().unwrap()
 }
 
@@ -71,6 +76,10 @@ fn every_example_event_replays_to_its_expected_actions() {
             String::from_utf8_lossy(&output.stderr)
         );
         let expected_path = workspace().join(format!("tests/expected/{function}.json"));
+        if std::env::var_os("EMMAA_BLESS").is_some() {
+            let blessed = serde_json::to_string_pretty(&stdout_json(&output)).unwrap();
+            std::fs::write(&expected_path, blessed + "\n").unwrap();
+        }
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
         assert_eq!(stdout_json(&output), expected, "{function}");
@@ -196,10 +205,95 @@ fn a_refused_event_exits_1_with_the_reason_in_the_error() {
     let report = stdout_json(&output);
     assert_eq!(report["response"], Value::Null);
     assert_eq!(
-        report["error"]["message"],
-        "model \"a|b\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
+        report["error"],
+        json!({
+            "kind": "refused",
+            "message": "model \"a|b\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
+        })
     );
     assert_eq!(report["actions"], json!([]));
+}
+
+#[test]
+fn an_endless_event_is_refused_at_lambdas_limit_without_reading_it_all() {
+    let started = std::time::Instant::now();
+    let output = replay(&["emmaa-queries", "/dev/zero"], &[]);
+    assert_usage_error(
+        &output,
+        "the event /dev/zero is larger than Lambda accepts: the event is 6.3 MB",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let huge = format!("{{\"model\": \"{}\"}}", "a".repeat(7_000_000));
+    let output = replay_with_stdin(&["emmaa-queries", "-"], &[], &huge);
+    assert_usage_error(
+        &output,
+        "the event on standard input is larger than Lambda accepts",
+    );
+}
+
+#[test]
+fn a_fifo_in_the_bucket_directory_is_refused_by_name_not_read() {
+    let bucket = tempfile::tempdir().unwrap();
+    for model in ["aml", "stuck"] {
+        std::fs::create_dir_all(bucket.path().join("models").join(model)).unwrap();
+    }
+    std::fs::write(
+        bucket.path().join("models/aml/config.json"),
+        r#"{"run_daily_update": true}"#,
+    )
+    .unwrap();
+    let fifo = bucket.path().join("models/stuck/config.json");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let dir = bucket.path().to_str().unwrap();
+    let output = replay(&["emmaa-update-pipeline", "--bucket-dir", dir, "--now", NOW], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = stdout_json(&output);
+    assert_eq!(report["response"]["statusCode"], 207);
+    assert_eq!(report["response"]["refused"][0]["item"], "stuck");
+    let reason = report["response"]["refused"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("NotARegularFile"), "{reason}");
+    assert_eq!(report["actions"][3]["payload"], json!({"model": "aml"}));
+}
+
+#[test]
+fn a_closed_standard_output_is_an_error_not_a_panic() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+    command.current_dir(workspace()).args([
+        "replay",
+        "emmaa-model-update",
+        "examples/events/emmaa-model-update.json",
+    ]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = command.stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("host replay: cannot print the report"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_replay_past_its_deadline_is_stopped_and_says_so() {
+    let output = replay_with_stdin(
+        &["emmaa-model-update", "-", "--deadline", "1ms"],
+        &[],
+        r#"{"model": "aml"}"#,
+    );
+    let report = stdout_json(&output);
+    assert_eq!(output.status.code(), Some(1));
+    // Either the guest is interrupted, or the host refuses to start the
+    // submission with no time left: never a job.
+    let error = &report["error"];
+    let message = error["message"].as_str().unwrap();
+    match error["kind"].as_str().unwrap() {
+        "deadline" => assert!(message.starts_with("the guest was stopped"), "{message}"),
+        "refused" => assert!(message.contains("NotAttempted"), "{message}"),
+        other => panic!("{other}: {message}"),
+    }
+    assert_eq!(report["response"], Value::Null);
 }
 
 fn assert_usage_error(output: &Output, expected_stderr: &str) {
@@ -235,5 +329,17 @@ fn usage_errors_exit_2_with_one_line_on_stderr() {
     assert_usage_error(
         &replay(&["emmaa-queries", "--bucket-dir", "no/such/dir"], &[]),
         "--bucket-dir no/such/dir is not a directory",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries", "--deadline", "soon"], &[]),
+        "--deadline \"soon\" is not a duration",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries"], &[("EMMAA_JOB_QUEUE", "")]),
+        "EMMAA_JOB_QUEUE=\"\" is not a job queue",
+    );
+    assert_usage_error(
+        &replay(&["emmaa-queries"], &[("EMMAA_PROJECT", "--purpose")]),
+        "EMMAA_PROJECT=\"--purpose\" may not start with -",
     );
 }

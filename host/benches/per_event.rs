@@ -72,11 +72,12 @@ fn main() {
         function_name: "bench".into(),
         request_id: "bench".into(),
         deadline_ms: 0,
+        time_left: std::time::Duration::from_secs(60),
         now: 1_580_817_600,
     };
     let run = |guest: &LoadedGuest, event: &str, effects: &Arc<LocalEffects>| {
         let outcome = runtime.block_on(guest.handle(event, &context, effects.clone(), settings.clone()));
-        assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error);
+        assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
         outcome
     };
 

@@ -12,23 +12,13 @@ use std::path::Path;
 
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 
 use crate::bindings::{Handler, HandlerPre};
-use crate::run::HostState;
+use crate::store::{HostState, pooling_config, start_epoch_ticker};
 
 /// What std's `HashMap` gets from `wasi:random/insecure-seed`.
 const FIXED_HASH_SEED: (u64, u64) = (0x454d_4d41_4121_0001, 0x454d_4d41_4121_0002);
-
-/// The most fuel (about one unit per wasm instruction) one event may burn:
-/// `update_pipeline` over 1,205 models burns about 19 million of it.
-pub const FUEL_PER_EVENT: u64 = 2_000_000_000;
-
-/// The most linear memory one guest instance may grow to.
-pub const MAX_GUEST_MEMORY: usize = 256 << 20;
-
-/// Guest instances alive at once in one host (one per event being handled).
-const POOLED_INSTANCES: u32 = 32;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -62,6 +52,7 @@ pub fn engine_config() -> Config {
     config
         .wasm_component_model(true)
         .consume_fuel(true)
+        .epoch_interruption(true)
         // Proposals the guests do not use, and which a Lambda host built
         // without the matching wasmtime features could not load.
         .wasm_gc(false)
@@ -92,17 +83,13 @@ pub struct LoadedGuest {
 }
 
 impl GuestRuntime {
+    /// The engine, its instance pool, and the thread that keeps its time
+    /// for deadlines.
     pub fn new() -> Result<Self, EngineError> {
-        let mut pooling = PoolingAllocationConfig::new();
-        pooling
-            .total_component_instances(POOLED_INSTANCES)
-            .total_core_instances(POOLED_INSTANCES * 8)
-            .total_memories(POOLED_INSTANCES * 2)
-            .total_tables(POOLED_INSTANCES * 8)
-            .max_memory_size(MAX_GUEST_MEMORY);
         let mut config = engine_config();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
         let engine = Engine::new(&config).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
+        start_epoch_ticker(&engine);
         Ok(GuestRuntime { engine })
     }
 

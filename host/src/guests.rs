@@ -21,19 +21,19 @@ pub const GUESTS: [(&str, &str); 11] = [
 #[cfg(feature = "jit")]
 pub const GUEST_DIR: &str = env!("EMMAA_GUEST_DIR");
 
-/// A handler, found by guest name or function name.
+/// A function of the pipeline and the guest it runs, found by either name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handler {
+pub struct PipelineFunction {
     pub guest: &'static str,
     pub function: String,
 }
 
 /// Finds the handler for `name`: a guest name (`update_pipeline`) or a
 /// function name with the prefix (`emmaa-update-pipeline`).
-pub fn find(name: &str, function_prefix: &str) -> Option<Handler> {
+pub fn find(name: &str, function_prefix: &str) -> Option<PipelineFunction> {
     GUESTS.iter().find_map(|&(guest, suffix)| {
         let function = format!("{function_prefix}{suffix}");
-        (name == guest || name == function).then_some(Handler { guest, function })
+        (name == guest || name == function).then_some(PipelineFunction { guest, function })
     })
 }
 

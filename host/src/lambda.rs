@@ -1,25 +1,26 @@
 //! The Lambda entry point (the bundle's `bootstrap`): find the guest for
 //! `AWS_LAMBDA_FUNCTION_NAME` in the bundle's manifest, load its precompiled
 //! component once, then run every event through a fresh instance of it with
-//! the AWS backend. A refused event becomes a Lambda function error
-//! (`errorType`, `errorMessage`); a partial answer (207) is a normal answer,
-//! so Lambda does not retry the items that went through.
+//! the AWS backend ([`handle_event`]). A failed event becomes a Lambda
+//! function error whose `errorType` says how it failed (`EmmaaEventRefused`,
+//! `EmmaaGuestOutOfFuel`, ...); a partial answer (207) is a normal answer, so
+//! Lambda does not retry the items that went through.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
+use crate::effects::Effects;
 use crate::effects::aws::AwsEffects;
-use crate::engine::GuestRuntime;
+use crate::engine::{GuestRuntime, LoadedGuest};
 use crate::manifest::Manifest;
+use crate::outcome::{Answer, Failure};
 use crate::run::EventContext;
 use crate::settings::Settings;
-
-/// `errorType` of an event the guest refused as a whole.
-pub const REFUSED_ERROR_TYPE: &str = "EmmaaEventRefused";
 
 /// Why the function could not start.
 fn startup_error(message: String) -> lambda_runtime::Error {
@@ -52,44 +53,58 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
         .and_then(|runtime| runtime.load(&root.join(&entry.component)))
         .map_err(|err| startup_error(err.to_string()))?;
     let guest = Arc::new(guest);
-    let effects = Arc::new(AwsEffects::from_env().await);
+    let effects: Arc<dyn Effects> = Arc::new(AwsEffects::from_env().await);
     tracing::info!(function, guest = entry.guest, "ready");
 
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let (guest, effects, settings) = (Arc::clone(&guest), Arc::clone(&effects), Arc::clone(&settings));
-        async move {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default();
-            let context = EventContext {
-                function_name: event.context.env_config.function_name.clone(),
-                request_id: event.context.request_id.clone(),
-                deadline_ms: event.context.deadline,
-                now,
-            };
-            let outcome = guest
-                .handle(&event.payload.to_string(), &context, effects, settings)
-                .await;
-            tracing::info!(
-                request_id = context.request_id,
-                actions = outcome.actions.len(),
-                fuel_used = outcome.fuel_used,
-                status = outcome.status_code(),
-                "handled"
-            );
-            match (outcome.response, outcome.error) {
-                (Some(response), _) => Ok(response),
-                (None, error) => {
-                    // lambda_runtime logs the error it reports; no need to log it twice.
-                    let error_message = error.unwrap_or_else(|| "the handler gave no answer".into());
-                    Err(Diagnostic {
-                        error_type: REFUSED_ERROR_TYPE.to_owned(),
-                        error_message,
-                    })
-                }
-            }
-        }
+        async move { handle_event(&guest, effects, settings, event).await }
     }))
     .await
+}
+
+/// Handles one Lambda event: the guest's answer, or a function error whose
+/// `errorType` names the kind of failure.
+pub async fn handle_event(
+    guest: &LoadedGuest,
+    effects: Arc<dyn Effects>,
+    settings: Arc<Settings>,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Value, Diagnostic> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let time_left = Duration::from_millis(event.context.deadline).saturating_sub(now);
+    let context = EventContext {
+        function_name: event.context.env_config.function_name.clone(),
+        request_id: event.context.request_id.clone(),
+        deadline_ms: event.context.deadline,
+        time_left,
+        now: now.as_secs(),
+    };
+    let outcome = guest
+        .handle(event.payload.get(), &context, effects, settings)
+        .await;
+    tracing::info!(
+        request_id = context.request_id,
+        actions = outcome.actions.len(),
+        fuel_used = outcome.fuel_used,
+        status = outcome.status_code(),
+        failure = outcome.answer.failure().map(Failure::kind),
+        "handled"
+    );
+    match outcome.answer {
+        Answer::Guest(response) => Ok(response),
+        Answer::Salvaged { response, failure } => {
+            tracing::warn!(
+                request_id = context.request_id,
+                %failure,
+                "the guest failed after some of its calls went through: answered 207 for it"
+            );
+            Ok(response)
+        }
+        // lambda_runtime logs the error it reports; no need to log it twice.
+        Answer::Failed(failure) => Err(Diagnostic {
+            error_type: failure.error_type().to_owned(),
+            error_message: failure.to_string(),
+        }),
+    }
 }

@@ -3,20 +3,25 @@
 //!
 //! - [`engine`]: the wasmtime engine, shared by the runtime and `deploy`'s
 //!   precompiler, and the loaded, pre-instantiated guests;
+//! - [`store`]: every limit a guest runs under (fuel, memory, deadline);
 //! - [`effects`]: the S3, Lambda and Batch calls behind one trait, with an
 //!   AWS backend and a local one (a directory or memory, fake answers);
-//! - [`run`]: one event through one guest, with every action recorded;
+//! - [`imports`]: the guest's requests, recorded, bounded and performed;
+//! - [`run`]: one event through one guest; [`outcome`]: how it ended;
 //! - [`replay`] and [`lambda`]: the two entry points.
 
 pub mod action;
 pub mod effects;
 pub mod engine;
 pub mod guests;
+pub mod imports;
 pub mod lambda;
 pub mod manifest;
+pub mod outcome;
 pub mod replay;
 pub mod run;
 pub mod settings;
+pub mod store;
 
 /// The host's side of `wit/emmaa.wit`.
 pub mod bindings {
@@ -25,11 +30,13 @@ pub mod bindings {
         world: "handler",
         imports: { default: async },
         exports: { default: async },
+        additional_derives: [PartialEq, Eq],
     });
 }
 
 pub use action::Action;
 pub use effects::Effects;
 pub use engine::{GuestRuntime, LoadedGuest};
+pub use outcome::{Answer, Failure};
 pub use run::{EventContext, HandlerOutcome};
 pub use settings::Settings;

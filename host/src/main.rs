@@ -1,12 +1,12 @@
 //! `host`: the Lambda bootstrap (no arguments, inside Lambda) and
 //! `host replay`, which runs an event through a guest on this machine.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use emmaa_host::replay::{ReplayRequest, parse_now, replay};
+use emmaa_host::replay::{DEFAULT_DEADLINE, ReplayRequest, parse_deadline, parse_now, replay};
 use emmaa_host::settings::settings_help;
 use emmaa_host::{Settings, lambda};
 use tracing_subscriber::EnvFilter;
@@ -28,7 +28,8 @@ enum Command {
     Lambda,
     /// Run one event through a handler here and print what it would do.
     ///
-    /// Prints one JSON document: {"function", "guest", "response", "error", "actions"}.
+    /// Prints one JSON document: {"function", "guest", "response", "error", "actions"};
+    /// "error" is null or {"kind", "message"}.
     /// Exit status: 0 when the answer is a 200, 1 when it is partial (207) or the
     /// handler refused or failed, 2 for usage errors. Settings come from the
     /// same EMMAA_* environment variables as on Lambda.
@@ -47,6 +48,9 @@ enum Command {
         /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
         #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
         components: PathBuf,
+        /// How long the event may take (30s, 1500ms, 2m; at most 15m), as Lambda's deadline.
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
+        deadline: String,
     },
 }
 
@@ -83,38 +87,40 @@ fn main() -> ExitCode {
             bucket_dir,
             now,
             components,
+            deadline,
         }) => {
             tracing_subscriber::fmt()
                 .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            let request = now
-                .as_deref()
-                .map(parse_now)
-                .transpose()
-                .map(|now| ReplayRequest {
+            let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
+                Ok(ReplayRequest {
                     function,
                     event,
                     bucket_dir,
                     now,
                     components,
-                });
+                    deadline: parse_deadline(&deadline)?,
+                })
+            });
             let report = request.and_then(|request| {
                 let settings = Settings::from_env()?;
                 runtime.block_on(replay(&request, settings))
             });
             match report {
-                Ok(report) => match serde_json::to_string_pretty(&report) {
-                    Ok(json) => {
-                        println!("{json}");
-                        ExitCode::from(report.exit_code() as u8)
+                Ok(report) => {
+                    let printed = serde_json::to_string_pretty(&report)
+                        .map_err(std::io::Error::other)
+                        .and_then(|json| writeln!(std::io::stdout().lock(), "{json}"));
+                    match printed {
+                        Ok(()) => ExitCode::from(report.exit_code() as u8),
+                        Err(err) => {
+                            eprintln!("host replay: cannot print the report: {err}");
+                            ExitCode::from(2)
+                        }
                     }
-                    Err(err) => {
-                        eprintln!("host replay: cannot print the report: {err}");
-                        ExitCode::from(2)
-                    }
-                },
+                }
                 Err(err) => {
                     eprintln!("host replay: {err}");
                     ExitCode::from(2)

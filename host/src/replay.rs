@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -16,14 +17,17 @@ use crate::action::Action;
 use crate::effects::local::{LocalBucket, LocalEffects};
 use crate::engine::{EngineError, GuestRuntime};
 use crate::guests;
-use crate::run::{EventContext, HandlerOutcome, status_code};
+use crate::outcome::{Failure, MAX_EVENT_BYTES};
+use crate::run::{EventContext, HandlerOutcome};
 use crate::settings::{Settings, SettingsError};
 
 /// The request id replays give the guest.
 pub const REPLAY_REQUEST_ID: &str = "replay";
 
-/// How long a replayed event may take, as Lambda's deadline (15 minutes).
-const REPLAY_DEADLINE_MS: u64 = 15 * 60 * 1000;
+/// How long a replayed event may take by default (`--deadline`): a minute
+/// is far more than any handler needs against a local bucket, and a
+/// runaway replay ends.
+pub const DEFAULT_DEADLINE: &str = "60s";
 
 /// What a replay needs to know.
 #[derive(Debug, Clone)]
@@ -37,6 +41,8 @@ pub struct ReplayRequest {
     pub now: Option<u64>,
     /// Where the guest components are (`<guest>.cwasm` or `<guest>.wasm`).
     pub components: PathBuf,
+    /// How long the event may take, as Lambda's deadline would allow.
+    pub deadline: Duration,
 }
 
 /// Why a replay could not start (usage errors: exit status 2).
@@ -48,6 +54,10 @@ pub enum ReplayError {
     EventUnreadable { path: String, source: std::io::Error },
     #[error("the event {path} is not JSON: {source}")]
     EventNotJson { path: String, source: serde_json::Error },
+    #[error("the event {path} is larger than Lambda accepts: {failure}")]
+    EventTooLarge { path: String, failure: Failure },
+    #[error("--deadline {value:?} is not a duration like 30s, 1500ms or 2m (from 1ms to 15m)")]
+    BadDeadline { value: String },
     #[error("--now {value:?} is not an RFC 3339 time like 2020-02-04T12:00:00Z: {reason}")]
     BadNow { value: String, reason: String },
     #[error("--bucket-dir {0} is not a directory")]
@@ -68,16 +78,47 @@ pub struct ReplayReport {
     pub actions: Vec<Action>,
 }
 
+/// Why the guest gave no answer of its own: `kind` as in [`Failure::kind`].
 #[derive(Debug, Serialize)]
 pub struct ErrorReport {
+    pub kind: &'static str,
     pub message: String,
 }
 
 impl ReplayReport {
     /// 0 when everything went through; 1 for a partial answer or a failure.
     pub fn exit_code(&self) -> i32 {
-        let succeeded = self.response.as_ref().and_then(status_code) == Some(200);
-        if succeeded { 0 } else { 1 }
+        let status = self
+            .response
+            .as_ref()
+            .and_then(|response| response.get("statusCode")?.as_u64());
+        if status == Some(200) { 0 } else { 1 }
+    }
+}
+
+/// Parses `--deadline`: a whole number with `ms`, `s` or `m`.
+pub fn parse_deadline(value: &str) -> Result<Duration, ReplayError> {
+    let bad = || ReplayError::BadDeadline {
+        value: value.to_owned(),
+    };
+    let (number, unit_ms) = if let Some(ms) = value.strip_suffix("ms") {
+        (ms, 1)
+    } else if let Some(s) = value.strip_suffix('s') {
+        (s, 1_000)
+    } else if let Some(m) = value.strip_suffix('m') {
+        (m, 60_000)
+    } else {
+        return Err(bad());
+    };
+    let millis = number
+        .parse::<u64>()
+        .map_err(|_| bad())?
+        .checked_mul(unit_ms)
+        .ok_or_else(bad)?;
+    if (1..=15 * 60_000).contains(&millis) {
+        Ok(Duration::from_millis(millis))
+    } else {
+        Err(bad())
     }
 }
 
@@ -91,28 +132,49 @@ pub fn parse_now(value: &str) -> Result<u64, ReplayError> {
     u64::try_from(time.unix_timestamp()).map_err(|_| bad("it is before 1970".into()))
 }
 
+/// Reads the event: at most one byte more than Lambda accepts, so that
+/// `/dev/zero` or a huge file is refused at once in bounded memory.
 fn read_event(path: Option<&Path>) -> Result<String, ReplayError> {
     let Some(path) = path else {
         return Ok("{}".to_owned());
     };
-    let shown = path.display().to_string();
+    let shown = if path == Path::new("-") {
+        "on standard input".to_owned()
+    } else {
+        path.display().to_string()
+    };
     let unreadable = |source| ReplayError::EventUnreadable {
         path: shown.clone(),
         source,
     };
-    let text = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(unreadable)?;
-        text
+    let limit = MAX_EVENT_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
     } else {
-        std::fs::read_to_string(path).map_err(unreadable)?
-    };
-    serde_json::from_str::<Value>(&text).map_err(|source| ReplayError::EventNotJson {
-        path: if shown == "-" {
-            "on standard input".into()
-        } else {
-            shown.clone()
-        },
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let metadata = file.metadata().map_err(unreadable)?;
+        if metadata.is_dir() {
+            return Err(unreadable(std::io::Error::other("it is a directory")));
+        }
+        file.take(limit).read_to_end(&mut bytes).map_err(unreadable)?;
+    }
+    if bytes.len() > MAX_EVENT_BYTES {
+        let size = match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_file() => usize::try_from(metadata.len()).unwrap_or(usize::MAX),
+            _ => bytes.len(),
+        };
+        return Err(ReplayError::EventTooLarge {
+            path: shown,
+            failure: Failure::EventTooLarge { size },
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|err| unreadable(std::io::Error::other(err)))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|source| ReplayError::EventNotJson {
+        path: shown.clone(),
         source,
     })?;
     Ok(text)
@@ -130,11 +192,10 @@ fn component_path(dir: &Path, guest: &str) -> PathBuf {
 
 /// Runs the replay and answers the report to print.
 pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<ReplayReport, ReplayError> {
-    let handler = guests::find(&request.function, &settings.function_prefix).ok_or_else(|| {
-        ReplayError::UnknownFunction {
-            name: request.function.clone(),
-            known: guests::known_names(&settings.function_prefix),
-        }
+    let prefix = &settings.pipeline.function_prefix;
+    let handler = guests::find(&request.function, prefix).ok_or_else(|| ReplayError::UnknownFunction {
+        name: request.function.clone(),
+        known: guests::known_names(prefix),
     })?;
     let event = read_event(request.event.as_deref())?;
     let bucket = match &request.bucket_dir {
@@ -149,21 +210,22 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
     let context = EventContext {
         function_name: handler.function.clone(),
         request_id: REPLAY_REQUEST_ID.to_owned(),
-        deadline_ms: now * 1000 + REPLAY_DEADLINE_MS,
+        deadline_ms: (now * 1000)
+            .saturating_add(u64::try_from(request.deadline.as_millis()).unwrap_or(u64::MAX)),
+        time_left: request.deadline,
         now,
     };
     let effects = Arc::new(LocalEffects::new(bucket));
-    let HandlerOutcome {
-        response,
-        error,
-        actions,
-        ..
-    } = guest.handle(&event, &context, effects, Arc::new(settings)).await;
+    let HandlerOutcome { answer, actions, .. } =
+        guest.handle(&event, &context, effects, Arc::new(settings)).await;
     Ok(ReplayReport {
         function: handler.function,
         guest: handler.guest.to_owned(),
-        response,
-        error: error.map(|message| ErrorReport { message }),
+        response: answer.response().cloned(),
+        error: answer.failure().map(|failure| ErrorReport {
+            kind: failure.kind(),
+            message: failure.to_string(),
+        }),
         actions,
     })
 }
@@ -176,6 +238,16 @@ mod tests {
     fn now_accepts_utc_and_converts_offsets() {
         assert_eq!(parse_now("2020-02-04T12:00:00Z").unwrap(), 1_580_817_600);
         assert_eq!(parse_now("2020-02-04T13:00:00+01:00").unwrap(), 1_580_817_600);
+    }
+
+    #[test]
+    fn deadline_takes_milliseconds_seconds_or_minutes() {
+        assert_eq!(parse_deadline("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_deadline("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_deadline("15m").unwrap(), Duration::from_secs(900));
+        for bad in ["16m", "0s", "10", "s", "-1s", "1h"] {
+            assert!(parse_deadline(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

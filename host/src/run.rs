@@ -1,27 +1,35 @@
-//! One event through one guest: a fresh store, the guest's requests
-//! performed through an [`Effects`] backend, every action recorded in the
-//! order the guest asked for it, and the guest's answer.
+//! One event through one guest: the event checked at the edge (size, JSON),
+//! a fresh store with every limit set, the guest's requests performed
+//! through an [`Effects`] backend and recorded in the order it made them,
+//! and its answer, or a typed failure, salvaged into a partial answer when
+//! some of its calls had already gone through.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use serde::de::IgnoredAny;
 use serde_json::Value;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::Store;
 
 use crate::action::Action;
-use crate::bindings::emmaa::pipeline::{batch, environment, errors, functions, storage};
-use crate::bindings::{Context, emmaa::pipeline::errors::AwsError};
-use crate::effects::{Effects, Invocation, InvocationOutcome, Job};
-use crate::engine::{FUEL_PER_EVENT, LoadedGuest, MAX_GUEST_MEMORY};
-use crate::settings::{Settings, invocation_type_name};
+use crate::bindings::Context;
+use crate::effects::Effects;
+use crate::engine::LoadedGuest;
+use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, salvage};
+use crate::settings::Settings;
+use crate::store::{FUEL_PER_EVENT, HostState, new_store};
 
 /// What Lambda tells a handler about the event.
 #[derive(Debug, Clone)]
 pub struct EventContext {
     pub function_name: String,
     pub request_id: String,
-    /// When Lambda stops the function, in milliseconds since the Unix epoch.
+    /// When Lambda stops the function, in milliseconds since the Unix
+    /// epoch, as the guest is told it.
     pub deadline_ms: u64,
+    /// How long the host has for the event from now: the guest is
+    /// interrupted a margin before it runs out.
+    pub time_left: Duration,
     /// The invocation's time, in seconds since the Unix epoch.
     pub now: u64,
 }
@@ -29,10 +37,7 @@ pub struct EventContext {
 /// What the guest answered, and what it asked the host to do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HandlerOutcome {
-    /// The handler's answer, when it gave one.
-    pub response: Option<Value>,
-    /// Why nothing went through (every reason), or why the guest failed.
-    pub error: Option<String>,
+    pub answer: Answer,
     pub actions: Vec<Action>,
     /// The fuel the guest burned (about one unit per wasm instruction).
     pub fuel_used: u64,
@@ -41,23 +46,36 @@ pub struct HandlerOutcome {
 impl HandlerOutcome {
     /// The answer's `statusCode` (200, 207), when there is an answer.
     pub fn status_code(&self) -> Option<u64> {
-        status_code(self.response.as_ref()?)
+        self.answer.status_code()
+    }
+
+    /// The answer Lambda returns, when there is one.
+    pub fn response(&self) -> Option<&Value> {
+        self.answer.response()
+    }
+
+    /// What went wrong, in words, when something did.
+    pub fn error_message(&self) -> Option<String> {
+        self.answer.failure().map(ToString::to_string)
+    }
+
+    fn refused_by_host(failure: Failure) -> Self {
+        HandlerOutcome {
+            answer: Answer::Failed(failure),
+            actions: Vec::new(),
+            fuel_used: 0,
+        }
     }
 }
 
-/// The `statusCode` of a handler's answer.
-pub fn status_code(response: &Value) -> Option<u64> {
-    response.get("statusCode")?.as_u64()
-}
-
-/// The store's data: what the host functions need for one event.
-pub struct HostState {
-    effects: Arc<dyn Effects>,
-    settings: Arc<Settings>,
-    guest_settings: environment::Settings,
-    context: EventContext,
-    actions: Vec<Action>,
-    limits: StoreLimits,
+/// Refuses an event over Lambda's payload limit, before reading it, or one
+/// that is not JSON.
+pub fn check_event(event: &str) -> Result<(), Failure> {
+    if event.len() > MAX_EVENT_BYTES {
+        return Err(Failure::EventTooLarge { size: event.len() });
+    }
+    serde_json::from_str::<IgnoredAny>(event).map_err(|err| Failure::EventNotJson(err.to_string()))?;
+    Ok(())
 }
 
 impl LoadedGuest {
@@ -69,30 +87,24 @@ impl LoadedGuest {
         effects: Arc<dyn Effects>,
         settings: Arc<Settings>,
     ) -> HandlerOutcome {
-        let state = HostState {
-            effects,
-            guest_settings: settings.for_guest(),
-            settings,
-            context: context.clone(),
-            actions: Vec::new(),
-            limits: StoreLimitsBuilder::new().memory_size(MAX_GUEST_MEMORY).build(),
+        if let Err(failure) = check_event(event) {
+            return HandlerOutcome::refused_by_host(failure);
+        }
+        let state = HostState::new(effects, settings, context.clone());
+        let mut store = match new_store(self.pre.engine(), state) {
+            Ok(store) => store,
+            Err(err) => return HandlerOutcome::refused_by_host(Failure::NotInstantiated(format!("{err:#}"))),
         };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        let answer = match store.set_fuel(FUEL_PER_EVENT) {
-            Ok(()) => self.call(&mut store, event, context).await,
-            Err(err) => Err(format!("could not give the guest fuel: {err:#}")),
-        };
-        let actions = std::mem::take(&mut store.data_mut().actions);
+        let answer = self.call(&mut store, event, context).await;
         let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
-        let (response, error) = match answer {
-            Ok(response) => (Some(response), None),
-            Err(error) => (None, Some(error)),
+        let state = store.into_data();
+        let answer = match answer {
+            Ok(response) => Answer::Guest(response),
+            Err(failure) => salvage(failure, &state.done),
         };
         HandlerOutcome {
-            response,
-            error,
-            actions,
+            answer,
+            actions: state.actions,
             fuel_used,
         }
     }
@@ -102,119 +114,28 @@ impl LoadedGuest {
         store: &mut Store<HostState>,
         event: &str,
         context: &EventContext,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Failure> {
         let handler = self
             .pre
             .instantiate_async(&mut *store)
             .await
-            .map_err(|err| format!("could not instantiate the guest: {err:#}"))?;
+            .map_err(|err| Failure::NotInstantiated(err.root_cause().to_string()))?;
         let guest_context = Context {
             function_name: context.function_name.clone(),
             request_id: context.request_id.clone(),
             deadline_ms: context.deadline_ms,
         };
-        let answer = handler
-            .call_handle(&mut *store, event, &guest_context)
-            .await
-            .map_err(|err| format!("the guest failed (trapped): {err:#}"))??;
-        serde_json::from_str(&answer)
-            .map_err(|err| format!("the guest answered something that is not JSON ({err}): {answer}"))
-    }
-}
-
-impl HostState {
-    /// Performs `calls` at most `max_in_flight` at a time; the answers come
-    /// back in the order of `calls`.
-    async fn bounded<T, R, F>(&self, calls: Vec<T>, call: impl Fn(Arc<dyn Effects>, T) -> F) -> Vec<R>
-    where
-        F: Future<Output = R>,
-    {
-        let effects = &self.effects;
-        stream::iter(calls)
-            .map(|item| call(Arc::clone(effects), item))
-            .buffered(self.settings.max_in_flight)
-            .collect()
-            .await
-    }
-}
-
-impl errors::Host for HostState {}
-
-impl storage::Host for HostState {
-    async fn get_objects(&mut self, bucket: String, keys: Vec<String>) -> Vec<Result<Vec<u8>, AwsError>> {
-        self.actions.extend(keys.iter().map(|key| Action::S3Get {
-            bucket: bucket.clone(),
-            key: key.clone(),
-        }));
-        let bucket = &bucket;
-        self.bounded(keys, |effects, key| async move {
-            effects.get_object(bucket, &key).await
-        })
-        .await
-    }
-
-    async fn list_prefixes(
-        &mut self,
-        bucket: String,
-        prefix: String,
-        delimiter: String,
-    ) -> Result<Vec<String>, AwsError> {
-        self.actions.push(Action::S3List {
-            bucket: bucket.clone(),
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-        });
-        self.effects.list_prefixes(&bucket, &prefix, &delimiter).await
-    }
-}
-
-impl functions::Host for HostState {
-    async fn invoke(&mut self, invocations: Vec<Invocation>) -> Vec<Result<InvocationOutcome, AwsError>> {
-        self.actions.extend(invocations.iter().map(|invocation| {
-            Action::LambdaInvoke {
-                function_name: invocation.function_name.clone(),
-                invocation_type: invocation_type_name(invocation.invocation_type).to_owned(),
-                payload: serde_json::from_str(&invocation.payload)
-                    .unwrap_or_else(|_| Value::String(invocation.payload.clone())),
+        let answer = match handler.call_handle(&mut *store, event, &guest_context).await {
+            Ok(answer) => answer.map_err(Failure::Refused)?,
+            Err(err) => {
+                let state = store.data_mut();
+                let (memory_refused, last_error) = (state.limiter.refused, state.last_guest_error.take());
+                return Err(Failure::from_trap(&err, memory_refused, last_error));
             }
-        }));
-        self.bounded(invocations, |effects, invocation| async move {
-            effects.invoke(&invocation).await
+        };
+        serde_json::from_str(&answer).map_err(|err| Failure::BadAnswer {
+            error: err.to_string(),
+            answer: answer.chars().take(200).collect(),
         })
-        .await
-    }
-}
-
-impl batch::Host for HostState {
-    async fn submit(&mut self, jobs: Vec<Job>) -> Vec<Result<String, AwsError>> {
-        self.actions.extend(jobs.iter().map(|job| Action::BatchSubmit {
-            job_name: job.name.clone(),
-            job_queue: job.queue.clone(),
-            job_definition: job.definition.clone(),
-            command: job.command.clone(),
-            depends_on: job.depends_on.clone(),
-        }));
-        self.bounded(jobs, |effects, job| async move { effects.submit_job(&job).await })
-            .await
-    }
-}
-
-impl environment::Host for HostState {
-    async fn get_settings(&mut self) -> environment::Settings {
-        self.guest_settings.clone()
-    }
-
-    async fn now(&mut self) -> u64 {
-        self.context.now
-    }
-
-    async fn log(&mut self, level: environment::Level, message: String) {
-        let function = self.context.function_name.as_str();
-        match level {
-            environment::Level::Debug => tracing::debug!(target: "guest", function, "{message}"),
-            environment::Level::Info => tracing::info!(target: "guest", function, "{message}"),
-            environment::Level::Warn => tracing::warn!(target: "guest", function, "{message}"),
-            environment::Level::Error => tracing::error!(target: "guest", function, "{message}"),
-        }
     }
 }

@@ -1,84 +1,152 @@
 //! The deployment settings, read from the function's environment (`EMMAA_*`
 //! variables) with the defaults of the running EMMAA deployment. An unset
-//! variable takes its default; one set to the empty string is empty.
+//! variable takes its default; one set to the empty string is empty, and is
+//! refused unless emptiness has a meaning for it. Each variable accepts only
+//! the forms AWS (or the shell command line it ends up in) accepts, so a
+//! wrong value stops the host at start, named, instead of failing every job.
 
 use thiserror::Error;
 
 use crate::bindings::emmaa::pipeline::{environment, functions::InvocationType};
 
+pub const BUCKET: &str = "EMMAA_BUCKET";
+pub const PROJECT: &str = "EMMAA_PROJECT";
+pub const BRANCH: &str = "EMMAA_BRANCH";
+pub const JOB_QUEUE: &str = "EMMAA_JOB_QUEUE";
+pub const JOB_DEFINITION: &str = "EMMAA_JOB_DEFINITION";
+pub const LARGE_MODELS: &str = "EMMAA_LARGE_MODELS";
+pub const LARGE_JOB_QUEUE: &str = "EMMAA_LARGE_JOB_QUEUE";
+pub const LARGE_JOB_DEFINITION: &str = "EMMAA_LARGE_JOB_DEFINITION";
+pub const FUNCTION_PREFIX: &str = "EMMAA_FUNCTION_PREFIX";
+pub const INVOCATION_TYPE: &str = "EMMAA_INVOCATION_TYPE";
+pub const MAX_IN_FLIGHT: &str = "EMMAA_MAX_IN_FLIGHT";
+
+/// The longest function name suffix (`test-update-pipeline`); a Lambda
+/// function name has at most 64 characters.
+const MAX_FUNCTION_PREFIX_LEN: usize = 64 - "test-update-pipeline".len();
+
+/// The most calls in flight: Lambda's default account concurrency.
+const MAX_IN_FLIGHT_LIMIT: usize = 1_000;
+
+/// The most characters of a bad value an error quotes.
+const MAX_QUOTED_CHARS: usize = 200;
+
+/// One setting: its variable, default, the forms it accepts, and meaning.
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub accepts: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every setting (the README's table).
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: BUCKET,
+        default: "emmaa",
+        accepts: "an S3 bucket name: 3-63 of a-z 0-9 . -, a letter or digit at each end",
+        meaning: "the S3 bucket with models/ and results/",
+    },
+    Variable {
+        name: PROJECT,
+        default: "aske",
+        accepts: "letters, digits and . _ / @ + -, not empty, not starting with -",
+        meaning: "the --project of run_in_batch",
+    },
+    Variable {
+        name: BRANCH,
+        default: "origin/master",
+        accepts: "letters, digits and . _ / @ + -, not starting with -; empty leaves --branch out",
+        meaning: "the --branch of git_and_run.sh",
+    },
+    Variable {
+        name: JOB_QUEUE,
+        default: "emmaa-models-update-test",
+        accepts: "a job queue name (1-128 of A-Z a-z 0-9 _ -, a letter or digit first) or ARN",
+        meaning: "the Batch queue",
+    },
+    Variable {
+        name: JOB_DEFINITION,
+        default: "emmaa_jobdef",
+        accepts: "a job definition name, name:revision or ARN",
+        meaning: "the Batch job definition",
+    },
+    Variable {
+        name: LARGE_MODELS,
+        default: "",
+        accepts: "model names separated by commas",
+        meaning: "models that get the large queue and definition",
+    },
+    Variable {
+        name: LARGE_JOB_QUEUE,
+        default: "emmaa-after-update",
+        accepts: "as EMMAA_JOB_QUEUE",
+        meaning: "the Batch queue of large models",
+    },
+    Variable {
+        name: LARGE_JOB_DEFINITION,
+        default: "emmaa_testing_jobs_def",
+        accepts: "as EMMAA_JOB_DEFINITION",
+        meaning: "the job definition of large models",
+    },
+    Variable {
+        name: FUNCTION_PREFIX,
+        default: "emmaa-",
+        accepts: "at most 44 of A-Z a-z 0-9 _ -; may be empty",
+        meaning: "the prefix of every Lambda function name",
+    },
+    Variable {
+        name: INVOCATION_TYPE,
+        default: "RequestResponse",
+        accepts: "RequestResponse or Event",
+        meaning: "how fan-out handlers invoke (Event: fire and forget)",
+    },
+    Variable {
+        name: MAX_IN_FLIGHT,
+        default: "16",
+        accepts: "a whole number from 1 to 1000",
+        meaning: "AWS calls of one batch the host performs at once",
+    },
+];
+
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("{variable}={value:?} {problem}")]
+#[error("{variable}={} {problem}", quoted(value))]
 pub struct SettingsError {
     pub variable: &'static str,
     pub value: String,
     pub problem: String,
 }
 
+/// `value` quoted, cut to a length an error message can carry.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => format!(
+            "{:?}... ({} more characters)",
+            &value[..end],
+            value[end..].chars().count()
+        ),
+        None => format!("{value:?}"),
+    }
+}
+
+/// The settings of one function: what its guest sees, and the host's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    pub bucket: String,
-    pub project: String,
-    pub branch: String,
-    pub job_queue: String,
-    pub job_definition: String,
-    pub large_models: Vec<String>,
-    pub large_job_queue: String,
-    pub large_job_definition: String,
-    pub function_prefix: String,
-    pub invocation_type: InvocationType,
+    /// What the guest gets from `get-settings`.
+    pub pipeline: environment::Settings,
     /// How many AWS calls of one batch the host keeps in flight at once.
     pub max_in_flight: usize,
 }
-
-/// Every variable, its default and what it means (the README's table).
-pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("EMMAA_BUCKET", "emmaa", "the S3 bucket with models/ and results/"),
-    ("EMMAA_PROJECT", "aske", "the --project of run_in_batch"),
-    (
-        "EMMAA_BRANCH",
-        "origin/master",
-        "the --branch of git_and_run.sh (empty: left out)",
-    ),
-    ("EMMAA_JOB_QUEUE", "emmaa-models-update-test", "the Batch queue"),
-    ("EMMAA_JOB_DEFINITION", "emmaa_jobdef", "the Batch job definition"),
-    (
-        "EMMAA_LARGE_MODELS",
-        "",
-        "comma-separated models that get the large queue and definition",
-    ),
-    (
-        "EMMAA_LARGE_JOB_QUEUE",
-        "emmaa-after-update",
-        "the Batch queue of large models",
-    ),
-    (
-        "EMMAA_LARGE_JOB_DEFINITION",
-        "emmaa_testing_jobs_def",
-        "the job definition of large models",
-    ),
-    (
-        "EMMAA_FUNCTION_PREFIX",
-        "emmaa-",
-        "the prefix of every Lambda function name",
-    ),
-    (
-        "EMMAA_INVOCATION_TYPE",
-        "RequestResponse",
-        "RequestResponse, or Event for fire-and-forget fan-out",
-    ),
-    (
-        "EMMAA_MAX_IN_FLIGHT",
-        "16",
-        "AWS calls of one batch the host performs at once",
-    ),
-];
 
 /// The settings as a table, for `--help`.
 pub fn settings_help() -> String {
     let mut help =
         String::from("Settings (environment variables; unset takes the default, empty is empty):\n");
-    for (variable, default, meaning) in VARIABLES {
-        help.push_str(&format!("  {variable:<28} default {default:<26} {meaning}\n"));
+    for variable in VARIABLES {
+        help.push_str(&format!(
+            "  {:<28} default {:<26} {}\n  {:<28} accepts {}\n",
+            variable.name, variable.default, variable.meaning, "", variable.accepts
+        ));
     }
     help
 }
@@ -91,95 +159,203 @@ impl Settings {
 
     /// Reads the settings through `lookup` (a variable's value, if set).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |variable: &str| {
-            lookup(variable).unwrap_or_else(|| {
-                let (_, default, _) = VARIABLES
+        let get = |name: &'static str| Setting {
+            name,
+            value: lookup(name).unwrap_or_else(|| {
+                let variable = VARIABLES
                     .iter()
-                    .find(|(name, _, _)| *name == variable)
+                    .find(|variable| variable.name == name)
                     .expect("every setting has a default");
-                (*default).to_owned()
-            })
+                variable.default.to_owned()
+            }),
         };
-        let invocation_type = match get("EMMAA_INVOCATION_TYPE").as_str() {
-            "RequestResponse" => InvocationType::RequestResponse,
-            "Event" => InvocationType::Event,
-            other => {
-                return Err(SettingsError {
-                    variable: "EMMAA_INVOCATION_TYPE",
-                    value: other.to_owned(),
-                    problem: "is not an invocation type: use RequestResponse or Event".into(),
-                });
-            }
+        let pipeline = environment::Settings {
+            bucket: get(BUCKET).bucket()?,
+            project: get(PROJECT).shell_word(false)?,
+            branch: get(BRANCH).shell_word(true)?,
+            job_queue: get(JOB_QUEUE).batch_resource(BatchResource::JobQueue)?,
+            job_definition: get(JOB_DEFINITION).batch_resource(BatchResource::JobDefinition)?,
+            large_models: get(LARGE_MODELS).model_names()?,
+            large_job_queue: get(LARGE_JOB_QUEUE).batch_resource(BatchResource::JobQueue)?,
+            large_job_definition: get(LARGE_JOB_DEFINITION).batch_resource(BatchResource::JobDefinition)?,
+            function_prefix: get(FUNCTION_PREFIX).function_prefix()?,
+            invocation_type: get(INVOCATION_TYPE).invocation_type()?,
         };
-        let max_in_flight = get("EMMAA_MAX_IN_FLIGHT");
-        let max_in_flight = match max_in_flight.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                return Err(SettingsError {
-                    variable: "EMMAA_MAX_IN_FLIGHT",
-                    value: max_in_flight,
-                    problem: "must be a whole number of at least 1".into(),
-                });
-            }
-        };
-        let settings = Settings {
-            bucket: get("EMMAA_BUCKET"),
-            project: shell_word("EMMAA_PROJECT", get("EMMAA_PROJECT"))?,
-            branch: shell_word("EMMAA_BRANCH", get("EMMAA_BRANCH"))?,
-            job_queue: get("EMMAA_JOB_QUEUE"),
-            job_definition: get("EMMAA_JOB_DEFINITION"),
-            large_models: get("EMMAA_LARGE_MODELS")
-                .split(',')
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            large_job_queue: get("EMMAA_LARGE_JOB_QUEUE"),
-            large_job_definition: get("EMMAA_LARGE_JOB_DEFINITION"),
-            function_prefix: get("EMMAA_FUNCTION_PREFIX"),
-            invocation_type,
-            max_in_flight,
-        };
-        if settings.bucket.is_empty() {
-            return Err(SettingsError {
-                variable: "EMMAA_BUCKET",
-                value: settings.bucket,
-                problem: "must name a bucket".into(),
-            });
-        }
-        Ok(settings)
+        Ok(Settings {
+            pipeline,
+            max_in_flight: get(MAX_IN_FLIGHT).max_in_flight()?,
+        })
+    }
+}
+
+/// A variable and the value it has (or its default).
+struct Setting {
+    name: &'static str,
+    value: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BatchResource {
+    JobQueue,
+    JobDefinition,
+}
+
+impl Setting {
+    fn refuse<T>(self, problem: impl Into<String>) -> Result<T, SettingsError> {
+        Err(SettingsError {
+            variable: self.name,
+            value: self.value,
+            problem: problem.into(),
+        })
     }
 
-    /// The settings as the guests see them.
-    pub fn for_guest(&self) -> environment::Settings {
-        environment::Settings {
-            bucket: self.bucket.clone(),
-            project: self.project.clone(),
-            branch: self.branch.clone(),
-            job_queue: self.job_queue.clone(),
-            job_definition: self.job_definition.clone(),
-            large_models: self.large_models.clone(),
-            large_job_queue: self.large_job_queue.clone(),
-            large_job_definition: self.large_job_definition.clone(),
-            function_prefix: self.function_prefix.clone(),
-            invocation_type: self.invocation_type,
+    fn bucket(self) -> Result<String, SettingsError> {
+        let value = self.value.as_str();
+        let allowed = value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        let ends = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if (3..=63).contains(&value.len())
+            && allowed
+            && ends(value.bytes().next())
+            && ends(value.bytes().last())
+            && !value.contains("..")
+        {
+            Ok(self.value)
+        } else {
+            self.refuse(
+                "is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, \
+                 beginning and ending with a letter or digit",
+            )
+        }
+    }
+
+    /// The project and branch go into a shell command line as single words,
+    /// after an option: they may not look like an option themselves.
+    fn shell_word(self, may_be_empty: bool) -> Result<String, SettingsError> {
+        let safe = |c: char| c.is_ascii_alphanumeric() || "._/@+-".contains(c);
+        if self.value.is_empty() && !may_be_empty {
+            self.refuse("may not be empty")
+        } else if self.value.starts_with('-') {
+            self.refuse("may not start with - (it would be read as an option of the Batch command)")
+        } else if self.value.chars().all(safe) {
+            Ok(self.value)
+        } else {
+            self.refuse(
+                "may only hold letters, digits and . _ / @ + - (it becomes a word of a shell command)",
+            )
+        }
+    }
+
+    fn batch_resource(self, resource: BatchResource) -> Result<String, SettingsError> {
+        let (what, arn_type) = match resource {
+            BatchResource::JobQueue => ("job queue", "job-queue"),
+            BatchResource::JobDefinition => ("job definition", "job-definition"),
+        };
+        let with_revision = resource == BatchResource::JobDefinition;
+        let named = |text: &str| match text.split_once(':') {
+            Some((name, revision)) if with_revision => is_batch_name(name) && is_revision(revision),
+            Some(_) => false,
+            None => is_batch_name(text),
+        };
+        let arn = self
+            .value
+            .strip_prefix("arn:")
+            .and_then(|rest| {
+                let [partition, service, region, account, resource] =
+                    <[&str; 5]>::try_from(rest.splitn(5, ':').collect::<Vec<_>>()).ok()?;
+                let ok = partition.starts_with("aws")
+                    && service == "batch"
+                    && !region.is_empty()
+                    && region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit());
+                ok.then_some(resource)
+            })
+            .and_then(|resource| resource.strip_prefix(arn_type)?.strip_prefix('/'))
+            .is_some_and(named);
+        if arn || named(&self.value) {
+            Ok(self.value)
+        } else {
+            let forms = if with_revision {
+                "a name, name:revision or an ARN"
+            } else {
+                "a name or an ARN"
+            };
+            self.refuse(format!(
+                "is not a {what}: use {forms} (a name is 1 to 128 letters, digits, _ and -, \
+                 beginning with a letter or digit)"
+            ))
+        }
+    }
+
+    fn model_names(self) -> Result<Vec<String>, SettingsError> {
+        let names: Vec<String> = self
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match names.iter().find(|name| !is_model_name(name)) {
+            Some(bad) => {
+                let problem = format!(
+                    "holds {}, which is not a model name (^[A-Za-z0-9][A-Za-z0-9_-]*$)",
+                    quoted(bad)
+                );
+                self.refuse(problem)
+            }
+            None => Ok(names),
+        }
+    }
+
+    fn function_prefix(self) -> Result<String, SettingsError> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.value.len() <= MAX_FUNCTION_PREFIX_LEN && self.value.chars().all(allowed) {
+            Ok(self.value)
+        } else {
+            self.refuse(format!(
+                "is not the start of a Lambda function name: at most {MAX_FUNCTION_PREFIX_LEN} \
+                 letters, digits, - and _"
+            ))
+        }
+    }
+
+    fn invocation_type(self) -> Result<InvocationType, SettingsError> {
+        match self.value.as_str() {
+            "RequestResponse" => Ok(InvocationType::RequestResponse),
+            "Event" => Ok(InvocationType::Event),
+            _ => self.refuse("is not an invocation type: use RequestResponse or Event"),
+        }
+    }
+
+    fn max_in_flight(self) -> Result<usize, SettingsError> {
+        match self.value.parse::<usize>() {
+            Ok(n) if (1..=MAX_IN_FLIGHT_LIMIT).contains(&n) => Ok(n),
+            _ => self.refuse(format!("must be a whole number from 1 to {MAX_IN_FLIGHT_LIMIT}")),
         }
     }
 }
 
-/// The project and branch go into a shell command line as single words.
-fn shell_word(variable: &'static str, value: String) -> Result<String, SettingsError> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "._/@+-".contains(c);
-    if value.chars().all(safe) {
-        Ok(value)
-    } else {
-        Err(SettingsError {
-            variable,
-            value,
-            problem: "may only hold letters, digits and . _ / @ + - (it becomes a word of a shell command)"
-                .into(),
-        })
-    }
+fn is_batch_name(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn is_revision(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 10 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0')
+}
+
+fn is_model_name(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The name Lambda and the AWS APIs use for an invocation type.
@@ -202,55 +378,137 @@ mod tests {
         Settings::from_lookup(|name| vars.get(name).cloned())
     }
 
-    #[test]
-    fn unset_variables_take_the_defaults() {
-        let settings = settings(&[]).unwrap();
-        assert_eq!(settings.bucket, "emmaa");
-        assert_eq!(settings.project, "aske");
-        assert_eq!(settings.branch, "origin/master");
-        assert_eq!(settings.job_queue, "emmaa-models-update-test");
-        assert_eq!(settings.job_definition, "emmaa_jobdef");
-        assert!(settings.large_models.is_empty());
-        assert_eq!(settings.large_job_queue, "emmaa-after-update");
-        assert_eq!(settings.large_job_definition, "emmaa_testing_jobs_def");
-        assert_eq!(settings.function_prefix, "emmaa-");
-        assert_eq!(settings.invocation_type, InvocationType::RequestResponse);
+    fn refused(variable: &str, value: &str) -> bool {
+        settings(&[(variable, value)]).is_err_and(|err| err.variable == variable)
     }
 
     #[test]
-    fn an_empty_branch_stays_empty() {
-        assert_eq!(settings(&[("EMMAA_BRANCH", "")]).unwrap().branch, "");
+    fn unset_variables_take_the_defaults() {
+        let settings = settings(&[]).unwrap();
+        let pipeline = &settings.pipeline;
+        assert_eq!(pipeline.bucket, "emmaa");
+        assert_eq!(pipeline.project, "aske");
+        assert_eq!(pipeline.branch, "origin/master");
+        assert_eq!(pipeline.job_queue, "emmaa-models-update-test");
+        assert_eq!(pipeline.job_definition, "emmaa_jobdef");
+        assert!(pipeline.large_models.is_empty());
+        assert_eq!(pipeline.large_job_queue, "emmaa-after-update");
+        assert_eq!(pipeline.large_job_definition, "emmaa_testing_jobs_def");
+        assert_eq!(pipeline.function_prefix, "emmaa-");
+        assert_eq!(pipeline.invocation_type, InvocationType::RequestResponse);
+        assert_eq!(settings.max_in_flight, 16);
+    }
+
+    #[test]
+    fn an_empty_branch_and_an_empty_function_prefix_keep_their_meaning() {
+        let settings = settings(&[(BRANCH, ""), (FUNCTION_PREFIX, "")]).unwrap();
+        assert_eq!(settings.pipeline.branch, "");
+        assert_eq!(settings.pipeline.function_prefix, "");
     }
 
     #[test]
     fn large_models_are_trimmed_and_split_on_commas() {
-        let settings = settings(&[("EMMAA_LARGE_MODELS", " aml , covid19,,")]).unwrap();
-        assert_eq!(settings.large_models, ["aml", "covid19"]);
+        let settings = settings(&[(LARGE_MODELS, " aml , covid19,,")]).unwrap();
+        assert_eq!(settings.pipeline.large_models, ["aml", "covid19"]);
+        assert!(refused(LARGE_MODELS, "aml,a b"));
     }
 
     #[test]
     fn refuses_an_unknown_invocation_type_naming_variable_and_value() {
-        let err = settings(&[("EMMAA_INVOCATION_TYPE", "Async")]).unwrap_err();
+        let err = settings(&[(INVOCATION_TYPE, "Async")]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "EMMAA_INVOCATION_TYPE=\"Async\" is not an invocation type: use RequestResponse or Event"
         );
-        let event = settings(&[("EMMAA_INVOCATION_TYPE", "Event")]).unwrap();
-        assert_eq!(event.invocation_type, InvocationType::Event);
+        let event = settings(&[(INVOCATION_TYPE, "Event")]).unwrap();
+        assert_eq!(event.pipeline.invocation_type, InvocationType::Event);
     }
 
     #[test]
     fn refuses_a_branch_that_would_break_the_shell_command() {
-        let err = settings(&[("EMMAA_BRANCH", "main; rm -rf /")]).unwrap_err();
-        assert_eq!(err.variable, "EMMAA_BRANCH");
-        assert!(settings(&[("EMMAA_BRANCH", "origin/feature-1.2")]).is_ok());
+        assert!(refused(BRANCH, "main; rm -rf /"));
+        assert!(settings(&[(BRANCH, "origin/feature-1.2")]).is_ok());
     }
 
     #[test]
-    fn refuses_zero_calls_in_flight() {
-        assert_eq!(
-            settings(&[("EMMAA_MAX_IN_FLIGHT", "0")]).unwrap_err().variable,
-            "EMMAA_MAX_IN_FLIGHT"
-        );
+    fn refuses_a_project_or_branch_that_looks_like_an_option() {
+        assert!(refused(PROJECT, "--purpose"));
+        assert!(refused(BRANCH, "-x"));
+        assert!(refused(PROJECT, ""));
+    }
+
+    #[test]
+    fn refuses_an_empty_or_option_like_queue_or_definition() {
+        for variable in [JOB_QUEUE, JOB_DEFINITION, LARGE_JOB_QUEUE, LARGE_JOB_DEFINITION] {
+            assert!(refused(variable, ""), "{variable}");
+            assert!(refused(variable, "--queue"), "{variable}");
+            assert!(refused(variable, "a b"), "{variable}");
+            assert!(refused(variable, &"q".repeat(129)), "{variable}");
+        }
+    }
+
+    #[test]
+    fn accepts_queues_and_definitions_as_aws_does() {
+        let arn_queue = "arn:aws:batch:us-east-1:123456789012:job-queue/emmaa-models";
+        let arn_definition = "arn:aws:batch:us-east-1:123456789012:job-definition/emmaa_jobdef:3";
+        let accepted = settings(&[
+            (JOB_QUEUE, arn_queue),
+            (JOB_DEFINITION, "emmaa_jobdef:12"),
+            (LARGE_JOB_DEFINITION, arn_definition),
+        ])
+        .unwrap();
+        assert_eq!(accepted.pipeline.job_queue, arn_queue);
+        assert!(refused(JOB_QUEUE, "emmaa:1"));
+        assert!(refused(JOB_DEFINITION, "emmaa_jobdef:"));
+        assert!(refused(JOB_DEFINITION, "emmaa_jobdef:x"));
+        assert!(refused(
+            JOB_QUEUE,
+            "arn:aws:batch:us-east-1:123456789012:job-definition/emmaa"
+        ));
+        assert!(refused(
+            JOB_QUEUE,
+            "arn:aws:s3:us-east-1:123456789012:job-queue/emmaa"
+        ));
+    }
+
+    #[test]
+    fn refuses_a_bucket_that_s3_would_refuse() {
+        for bad in [
+            "",
+            "ab",
+            "Emmaa",
+            "-emmaa",
+            "emmaa-",
+            "em..maa",
+            "em_maa",
+            &"b".repeat(64),
+        ] {
+            assert!(refused(BUCKET, bad), "{bad:?}");
+        }
+        assert!(settings(&[(BUCKET, "my.emmaa-bucket2")]).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_function_prefix_lambda_would_refuse() {
+        assert!(refused(FUNCTION_PREFIX, "emmaa:"));
+        assert!(refused(FUNCTION_PREFIX, "a/b"));
+        assert!(refused(FUNCTION_PREFIX, &"p".repeat(45)));
+        assert!(settings(&[(FUNCTION_PREFIX, &"p".repeat(44))]).is_ok());
+    }
+
+    #[test]
+    fn refuses_calls_in_flight_out_of_range() {
+        for bad in ["0", "-1", "1001", "many", ""] {
+            assert!(refused(MAX_IN_FLIGHT, bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_cut() {
+        let huge = "x ".repeat(2_500_000);
+        let message = settings(&[(PROJECT, &huge)]).unwrap_err().to_string();
+        assert!(message.len() < 500, "{}", message.len());
+        assert!(message.starts_with("EMMAA_PROJECT=\"x x "), "{message}");
+        assert!(message.contains("(4999800 more characters)"), "{message}");
     }
 }

@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use emmaa_host::effects::local::{LocalBucket, LocalEffects};
 use emmaa_host::guests::GUEST_DIR;
-use emmaa_host::{EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
+use emmaa_host::{Effects, EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
 use serde_json::Value;
 
 /// 2020-02-04T12:00:00Z, the time every test runs at.
@@ -58,19 +59,33 @@ pub async fn run_with(
     effects: LocalEffects,
     settings: Settings,
 ) -> HandlerOutcome {
+    run_in_time(
+        guest_name,
+        &event.to_string(),
+        Arc::new(effects),
+        settings,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Runs `guest` on the raw `event` with `time_left` before Lambda's deadline.
+pub async fn run_in_time(
+    guest_name: &str,
+    event: &str,
+    effects: Arc<dyn Effects>,
+    settings: Settings,
+    time_left: Duration,
+) -> HandlerOutcome {
     let context = EventContext {
         function_name: format!("test-{guest_name}"),
         request_id: "test-request".into(),
-        deadline_ms: NOW * 1000 + 60_000,
+        deadline_ms: NOW * 1000 + u64::try_from(time_left.as_millis()).unwrap(),
+        time_left,
         now: NOW,
     };
     guest(guest_name)
-        .handle(
-            &event.to_string(),
-            &context,
-            Arc::new(effects),
-            Arc::new(settings),
-        )
+        .handle(event, &context, effects, Arc::new(settings))
         .await
 }
 

@@ -3,6 +3,7 @@
 //! with `{"model": M}`, then `emmaa-test-update` if the model makes tests.
 //! The three invocations go out even when `config.json` cannot be read.
 
+use emmaa_guest::batch_job::{JobKind, check_job_names};
 use emmaa_guest::fan_out::invoke_all;
 use emmaa_guest::host::{read_configs, settings};
 use emmaa_guest::s3_event::{model_manager_key, parse_records};
@@ -12,7 +13,11 @@ emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     let settings = settings();
-    let models = report.keep_valid(parse_records(event, model_manager_key));
+    let models = report.keep_valid(parse_records(event, |field, key| {
+        let model = model_manager_key(field, key)?;
+        check_job_names(&JobKind::PER_MODEL, &model, None).map_err(|refusal| refusal.reason)?;
+        Ok(model)
+    }));
     let after_update_calls = models
         .iter()
         .flat_map(|model| {

@@ -4,6 +4,17 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::quote::cut;
+
+/// The most refusals an answer lists; the rest are counted
+/// (`refused_not_listed`), so an answer stays far below Lambda's 6 MB
+/// response limit however many items an event held.
+pub const MAX_LISTED_REFUSALS: usize = 200;
+
+/// The most characters of a refusal's reason: values in it are quoted cut
+/// already; this bounds what else went in (an AWS error's message).
+pub const MAX_REASON_CHARS: usize = 1_000;
+
 /// An item (a record, a model, a corpus, a job) that was refused or failed,
 /// with a reason naming the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,10 +24,17 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn new(item: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// The item is cut to a quotable length, the reason to
+    /// [`MAX_REASON_CHARS`].
+    pub fn new(item: impl AsRef<str>, reason: impl AsRef<str>) -> Self {
+        let reason = reason.as_ref();
+        let reason = match reason.char_indices().nth(MAX_REASON_CHARS) {
+            Some((end, _)) => format!("{}...", &reason[..end]),
+            None => reason.to_owned(),
+        };
         Refusal {
-            item: item.into(),
-            reason: reason.into(),
+            item: cut(item.as_ref()),
+            reason,
         }
     }
 }
@@ -61,25 +79,34 @@ impl Report {
         &self.refused
     }
 
-    /// The answer: 200 when nothing was refused, 207 with every refusal when
-    /// something else went through, and an error naming every reason when
-    /// nothing did.
+    /// The answer: 200 when nothing was refused, 207 with the refusals when
+    /// something else went through, and an error naming the reasons when
+    /// nothing did. Past [`MAX_LISTED_REFUSALS`], refusals are counted, not
+    /// listed.
     pub fn finish(self) -> Result<Value, String> {
         let mut answer = Map::new();
+        let listed = &self.refused[..self.refused.len().min(MAX_LISTED_REFUSALS)];
+        let not_listed = self.refused.len() - listed.len();
         if self.refused.is_empty() {
             answer.insert("statusCode".into(), json!(200));
             answer.insert("result".into(), json!("SUCCESS"));
         } else if self.went_through > 0 {
             answer.insert("statusCode".into(), json!(207));
             answer.insert("result".into(), json!("PARTIAL"));
-            let refused = self
-                .refused
+            let refused = listed
                 .iter()
                 .map(|refusal| json!({"item": refusal.item, "reason": refusal.reason}))
                 .collect();
             answer.insert("refused".into(), Value::Array(refused));
+            if not_listed > 0 {
+                answer.insert("refused_not_listed".into(), json!(not_listed));
+            }
         } else {
-            let reasons: Vec<&str> = self.refused.iter().map(|r| r.reason.as_str()).collect();
+            let mut reasons: Vec<&str> = listed.iter().map(|r| r.reason.as_str()).collect();
+            let more = format!("and {not_listed} more refusals");
+            if not_listed > 0 {
+                reasons.push(&more);
+            }
             return Err(reasons.join("; "));
         }
         answer.extend(self.fields);
@@ -124,6 +151,37 @@ mod tests {
                 {"item": "c;d", "reason": "model \"c;d\" is bad"}
             ])
         );
+    }
+
+    #[test]
+    fn lists_the_first_refusals_and_counts_the_rest() {
+        let mut report = Report::default();
+        report.went_through();
+        for n in 0..60_000 {
+            report.refuse(Refusal::new(format!("m{n}"), "bad"));
+        }
+        let answer = report.finish().unwrap();
+        assert_eq!(answer["refused"].as_array().unwrap().len(), MAX_LISTED_REFUSALS);
+        assert_eq!(answer["refused_not_listed"], 60_000 - MAX_LISTED_REFUSALS);
+        assert!(answer.to_string().len() < 20_000);
+    }
+
+    #[test]
+    fn an_error_names_the_first_reasons_and_counts_the_rest() {
+        let mut report = Report::default();
+        for n in 0..1_000 {
+            report.refuse(Refusal::new(format!("m{n}"), format!("reason {n}")));
+        }
+        let error = report.finish().unwrap_err();
+        assert!(error.starts_with("reason 0; reason 1;"), "{error}");
+        assert!(error.ends_with("reason 199; and 800 more refusals"), "{error}");
+    }
+
+    #[test]
+    fn a_refusal_cuts_a_huge_item_and_reason() {
+        let refusal = Refusal::new("x".repeat(1 << 20), "y".repeat(1 << 20));
+        assert!(refusal.item.len() < 300);
+        assert_eq!(refusal.reason.len(), MAX_REASON_CHARS + 3);
     }
 
     #[test]

@@ -7,22 +7,147 @@ use serde_json::json;
 
 use crate::bindings::emmaa::pipeline::batch::{self, Job};
 use crate::host::{self, Settings};
+use crate::quote::quote;
 use crate::time::job_timestamp;
-use crate::{ModelName, Refusal, Report};
+use crate::{ModelName, Refusal, Report, TestCorpus};
+
+/// The most job ids an answer lists; the rest are counted
+/// (`job_ids_not_listed`), so an answer stays far below Lambda's 6 MB
+/// response limit (an id is about 40 bytes).
+pub const MAX_LISTED_JOB_IDS: usize = 10_000;
 
 /// AWS Batch's limit on a job name.
 pub const MAX_JOB_NAME_LEN: usize = 128;
 
+/// The `_YYYYMMDD_HHMMSS` every job name ends with.
+const STAMP_LEN: usize = "_YYYYMMDD_HHMMSS".len();
+
+/// The seven kinds of EMMAA Batch job: the job name is
+/// `{model}[_{corpus}]_{suffix}_{NOW}`, the purpose `run_in_batch`'s `--purpose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Update,
+    ModelManagerUpdate,
+    ModelStats,
+    Queries,
+    TestUpdate,
+    /// Per test corpus.
+    Tests,
+    /// Per test corpus.
+    TestStats,
+}
+
+impl JobKind {
+    /// Every kind whose name holds only the model.
+    pub const PER_MODEL: [JobKind; 5] = [
+        JobKind::Update,
+        JobKind::ModelManagerUpdate,
+        JobKind::ModelStats,
+        JobKind::Queries,
+        JobKind::TestUpdate,
+    ];
+
+    /// Every kind whose name holds the model and a test corpus.
+    pub const PER_CORPUS: [JobKind; 2] = [JobKind::Tests, JobKind::TestStats];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            JobKind::Update => "update",
+            JobKind::ModelManagerUpdate => "mm_update",
+            JobKind::ModelStats => "model_stats",
+            JobKind::Queries => "queries",
+            JobKind::TestUpdate => "test_update",
+            JobKind::Tests => "tests",
+            JobKind::TestStats => "stats",
+        }
+    }
+
+    /// The `--purpose` of `run_in_batch`.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            JobKind::Update => "update-emmaa-models",
+            JobKind::ModelManagerUpdate => "update-emmaa-model-manager",
+            JobKind::ModelStats => "update-emmaa-model-stats",
+            JobKind::Queries => "update-emmaa-queries",
+            JobKind::TestUpdate => "update-emmaa-tests",
+            JobKind::Tests => "update-emmaa-results",
+            JobKind::TestStats => "update-emmaa-test-stats",
+        }
+    }
+
+    /// The job name without its `_{NOW}`.
+    fn name_stem(self, model: &ModelName, corpus: Option<&TestCorpus>) -> String {
+        match corpus {
+            Some(corpus) => format!("{model}_{corpus}_{}", self.suffix()),
+            None => format!("{model}_{}", self.suffix()),
+        }
+    }
+}
+
 /// One job a handler wants submitted.
 #[derive(Debug, Clone)]
 pub struct JobRequest {
+    pub kind: JobKind,
     pub model: ModelName,
-    /// The job name without its `_{NOW}` suffix, e.g. `aml_update`.
-    pub name_stem: String,
-    /// The `--purpose` of `run_in_batch`, e.g. `update-emmaa-models`.
-    pub purpose: &'static str,
+    /// The corpus of a per-corpus job.
+    pub corpus: Option<TestCorpus>,
     /// The script `git_and_run.sh` runs, e.g. `python scripts/run_model_update.py --model aml`.
     pub script: String,
+}
+
+impl JobRequest {
+    /// A job whose name holds only the model.
+    pub fn for_model(kind: JobKind, model: ModelName, script: String) -> Self {
+        JobRequest {
+            kind,
+            model,
+            corpus: None,
+            script,
+        }
+    }
+
+    /// A job whose name holds the model and the corpus.
+    pub fn for_corpus(kind: JobKind, model: ModelName, corpus: TestCorpus, script: String) -> Self {
+        JobRequest {
+            kind,
+            model,
+            corpus: Some(corpus),
+            script,
+        }
+    }
+}
+
+/// Refuses `model` when a job of one of `kinds` (with `corpus`) would get a
+/// name longer than AWS Batch allows. The fan-out handlers check this before
+/// they invoke, so an `Event` fan-out does not hide the refusal one
+/// function later.
+pub fn check_job_names(
+    kinds: &[JobKind],
+    model: &ModelName,
+    corpus: Option<&TestCorpus>,
+) -> Result<(), Refusal> {
+    let longest = kinds
+        .iter()
+        .map(|kind| kind.name_stem(model, corpus))
+        .max_by_key(String::len);
+    match longest {
+        Some(stem) if stem.len() + STAMP_LEN > MAX_JOB_NAME_LEN => {
+            Err(too_long(model, &format!("{stem}_YYYYMMDD_HHMMSS")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn too_long(model: &ModelName, name: &str) -> Refusal {
+    Refusal::new(
+        model.as_str(),
+        format!(
+            "job name {} is {} characters long; AWS Batch allows at most {MAX_JOB_NAME_LEN} \
+             (shorten the model or corpus name)",
+            quote(name),
+            name.len()
+        ),
+    )
 }
 
 /// The container command of a job.
@@ -52,16 +177,10 @@ pub fn container_command(settings: &Settings, purpose: &str, script: &str) -> Ve
 /// The Batch job for `request` at `now` (`YYYYMMDD_HHMMSS`), or why its
 /// name is refused.
 pub fn build_job(settings: &Settings, request: &JobRequest, now: &str) -> Result<Job, Refusal> {
-    let name = format!("{}_{now}", request.name_stem);
+    let stem = request.kind.name_stem(&request.model, request.corpus.as_ref());
+    let name = format!("{stem}_{now}");
     if name.len() > MAX_JOB_NAME_LEN {
-        return Err(Refusal::new(
-            request.model.as_str(),
-            format!(
-                "job name {name:?} is {} characters long; AWS Batch allows at most {MAX_JOB_NAME_LEN} \
-                 (shorten the model or corpus name)",
-                name.len()
-            ),
-        ));
+        return Err(too_long(&request.model, &name));
     }
     let large = settings.large_models.iter().any(|m| m == request.model.as_str());
     let (queue, definition) = if large {
@@ -73,7 +192,7 @@ pub fn build_job(settings: &Settings, request: &JobRequest, now: &str) -> Result
         name,
         queue: queue.clone(),
         definition: definition.clone(),
-        command: container_command(settings, request.purpose, &request.script),
+        command: container_command(settings, request.kind.purpose(), &request.script),
         depends_on: Vec::new(),
     })
 }
@@ -118,6 +237,10 @@ pub fn submit_each<T>(
     }
     if let Some(last) = job_ids.last() {
         report.set("job_id", json!(last));
+        if job_ids.len() > MAX_LISTED_JOB_IDS {
+            report.set("job_ids_not_listed", json!(job_ids.len() - MAX_LISTED_JOB_IDS));
+            job_ids.truncate(MAX_LISTED_JOB_IDS);
+        }
         report.set("job_ids", json!(job_ids));
     }
 }
@@ -142,13 +265,16 @@ mod tests {
         }
     }
 
-    fn request(model: &str, stem_len: usize) -> JobRequest {
-        JobRequest {
-            model: ModelName::parse("model", model).unwrap(),
-            name_stem: "x".repeat(stem_len),
-            purpose: "update-emmaa-models",
-            script: format!("python scripts/run_model_update.py --model {model}"),
-        }
+    fn request(model: &str) -> JobRequest {
+        JobRequest::for_model(
+            JobKind::Update,
+            ModelName::parse("model", model).unwrap(),
+            format!("python scripts/run_model_update.py --model {model}"),
+        )
+    }
+
+    fn model(len: usize) -> ModelName {
+        ModelName::parse("model", &"m".repeat(len)).unwrap()
     }
 
     #[test]
@@ -178,28 +304,54 @@ mod tests {
 
     #[test]
     fn large_models_get_the_large_queue_and_definition() {
-        let job = build_job(&settings(""), &request("big", 3), "20200204_120000").unwrap();
+        let job = build_job(&settings(""), &request("big"), "20200204_120000").unwrap();
         assert_eq!(
             (job.queue.as_str(), job.definition.as_str()),
             ("emmaa-after-update", "emmaa_testing_jobs_def")
         );
-        let job = build_job(&settings(""), &request("aml", 3), "20200204_120000").unwrap();
+        let job = build_job(&settings(""), &request("aml"), "20200204_120000").unwrap();
         assert_eq!(
             (job.queue.as_str(), job.definition.as_str()),
             ("emmaa-models-update-test", "emmaa_jobdef")
         );
-        assert_eq!(job.name, "xxx_20200204_120000");
+        assert_eq!(job.name, "aml_update_20200204_120000");
     }
 
     #[test]
     fn refuses_job_names_longer_than_batch_allows() {
-        assert!(build_job(&settings(""), &request("aml", 112), "20200204_120000").is_ok());
-        let refusal = build_job(&settings(""), &request("aml", 113), "20200204_120000").unwrap_err();
-        assert_eq!(refusal.item, "aml");
+        // `_update_20200204_120000` is 23 characters.
+        let fits = "m".repeat(105);
+        assert!(build_job(&settings(""), &request(&fits), "20200204_120000").is_ok());
+        let long = "m".repeat(106);
+        let refusal = build_job(&settings(""), &request(&long), "20200204_120000").unwrap_err();
+        assert_eq!(refusal.item, long);
         assert!(
             refusal
                 .reason
                 .contains("is 129 characters long; AWS Batch allows at most 128")
         );
+    }
+
+    #[test]
+    fn checks_the_longest_job_a_model_will_get_downstream() {
+        // The longest per-model job is `_model_stats_` or `_test_update_`:
+        // 13 characters, plus the 15 of the time stamp.
+        assert!(check_job_names(&JobKind::PER_MODEL, &model(100), None).is_ok());
+        let refusal = check_job_names(&JobKind::PER_MODEL, &model(101), None).unwrap_err();
+        assert!(
+            refusal
+                .reason
+                .contains("_test_update_YYYYMMDD_HHMMSS\" is 129 characters long"),
+            "{}",
+            refusal.reason
+        );
+    }
+
+    #[test]
+    fn checks_the_longest_job_of_a_model_and_corpus() {
+        let corpus = TestCorpus::parse("tests", &"c".repeat(50)).unwrap();
+        // `{model}_{corpus}_tests_{NOW}`: model + 1 + 50 + 6 + 16.
+        assert!(check_job_names(&JobKind::PER_CORPUS, &model(55), Some(&corpus)).is_ok());
+        assert!(check_job_names(&JobKind::PER_CORPUS, &model(56), Some(&corpus)).is_err());
     }
 }

@@ -1,10 +1,18 @@
 //! A model's `config.json`: only the fields the handlers read, with the
 //! spec's rules (only JSON `true` is true; a missing corpus list means
-//! `large_corpus_tests`). Every other field is ignored, whatever it holds.
+//! `large_corpus_tests`). Every other field is ignored, whatever it holds,
+//! and dropped as soon as the file is read, so a handler's memory grows with
+//! the number of models, not with the size of their configurations.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::quote;
 use crate::{ModelName, Refusal, TestCorpus};
+
+/// The largest `config.json` a handler reads (EMMAA's are a few KiB). A
+/// larger one is refused for its model alone, without being read, so one
+/// runaway file cannot take the memory every other model needs.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Where a model's configuration lives in the bucket.
 pub fn config_key(model: &ModelName) -> String {
@@ -14,58 +22,69 @@ pub fn config_key(model: &ModelName) -> String {
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     model: ModelName,
-    fields: Map<String, Value>,
+    run_daily_update: bool,
+    run_daily_tests: bool,
+    make_tests: bool,
+    /// `test.test_corpus` as the file has it, or why `test` has the wrong shape.
+    test_corpus: Result<Option<Value>, Refusal>,
 }
 
 impl ModelConfig {
     /// Reads the configuration of `model` from the bytes of its `config.json`.
     pub fn parse(model: &ModelName, bytes: &[u8]) -> Result<Self, Refusal> {
         let refuse = |why: String| Refusal::new(model.as_str(), format!("{} {why}", config_key(model)));
-        match serde_json::from_slice(bytes) {
-            Ok(Value::Object(fields)) => Ok(ModelConfig {
-                model: model.clone(),
-                fields,
-            }),
-            Ok(other) => Err(refuse(format!("is not a JSON object: {}", kind_of(&other)))),
-            Err(err) => Err(refuse(format!("is not JSON: {err}"))),
-        }
+        let mut fields = match serde_json::from_slice(bytes) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(other) => return Err(refuse(format!("is not a JSON object: {}", kind_of(&other)))),
+            Err(err) => return Err(refuse(format!("is not JSON: {err}"))),
+        };
+        let is_true = |field: &str| fields.get(field) == Some(&Value::Bool(true));
+        let (run_daily_update, run_daily_tests, make_tests) = (
+            is_true("run_daily_update") || is_true("run_model_update"),
+            is_true("run_daily_tests"),
+            is_true("make_tests"),
+        );
+        let test_corpus = match fields.remove("test") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(mut test)) => Ok(test.remove("test_corpus")),
+            Some(other) => Err(refuse(format!(
+                "test must be an object, got {}",
+                quote::json(&other)
+            ))),
+        };
+        Ok(ModelConfig {
+            model: model.clone(),
+            run_daily_update,
+            run_daily_tests,
+            make_tests,
+            test_corpus,
+        })
     }
 
     pub fn model(&self) -> &ModelName {
         &self.model
     }
 
-    fn is_true(&self, field: &str) -> bool {
-        self.fields.get(field) == Some(&Value::Bool(true))
-    }
-
     /// `run_daily_update`, or its older spelling `run_model_update`.
     pub fn run_daily_update(&self) -> bool {
-        self.is_true("run_daily_update") || self.is_true("run_model_update")
+        self.run_daily_update
     }
 
     pub fn run_daily_tests(&self) -> bool {
-        self.is_true("run_daily_tests")
+        self.run_daily_tests
     }
 
     pub fn make_tests(&self) -> bool {
-        self.is_true("make_tests")
+        self.make_tests
     }
 
     /// The test corpora of `test.test_corpus`: each valid one, or why it is
     /// refused. Fails as a whole when the field has the wrong shape.
     pub fn test_corpora(&self) -> Result<Vec<Result<TestCorpus, Refusal>>, Refusal> {
         let at = |field: &str| format!("{} {field}", config_key(&self.model));
-        let refuse =
-            |field: &str, why: String| Refusal::new(self.model.as_str(), format!("{} {why}", at(field)));
-        let corpus = match self.fields.get("test") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(test)) => test.get("test_corpus"),
-            Some(other) => return Err(refuse("test", format!("must be an object, got {other}"))),
-        };
-        match corpus {
+        match self.test_corpus.clone()? {
             None | Some(Value::Null) => Ok(vec![Ok(TestCorpus::default_corpus())]),
-            Some(Value::String(name)) => Ok(vec![TestCorpus::parse(&at("test.test_corpus"), name)]),
+            Some(Value::String(name)) => Ok(vec![TestCorpus::parse(&at("test.test_corpus"), &name)]),
             Some(Value::Array(names)) => Ok(names
                 .iter()
                 .enumerate()
@@ -73,16 +92,23 @@ impl ModelConfig {
                     let field = at(&format!("test.test_corpus[{index}]"));
                     match name {
                         Value::String(name) => TestCorpus::parse(&field, name),
-                        other => Err(Refusal::new(
-                            other.to_string(),
-                            format!("{field} must be a string, got {other}"),
-                        )),
+                        other => {
+                            let other = quote::json(other);
+                            Err(Refusal::new(
+                                &other,
+                                format!("{field} must be a string, got {other}"),
+                            ))
+                        }
                     }
                 })
                 .collect()),
-            Some(other) => Err(refuse(
-                "test.test_corpus",
-                format!("must be a string or a list of strings, got {other}"),
+            Some(other) => Err(Refusal::new(
+                self.model.as_str(),
+                format!(
+                    "{} must be a string or a list of strings, got {}",
+                    at("test.test_corpus"),
+                    quote::json(&other)
+                ),
             )),
         }
     }

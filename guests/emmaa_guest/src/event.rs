@@ -2,26 +2,34 @@
 
 use serde_json::Value;
 
+use crate::quote;
 use crate::{ModelName, Refusal, TestCorpus};
 
 /// The string in `field` of an event that must be a JSON object.
 fn string_field<'e>(event: &'e Value, field: &str) -> Result<&'e str, Refusal> {
     let Value::Object(fields) = event else {
+        let event = quote::json(event);
         return Err(Refusal::new(
-            event.to_string(),
+            &event,
             format!("the event must be a JSON object like {{\"{field}\": ...}}, got {event}"),
         ));
     };
     match fields.get(field) {
         Some(Value::String(value)) => Ok(value),
-        Some(other) => Err(Refusal::new(
-            other.to_string(),
-            format!("{field} must be a string, got {other}"),
-        )),
-        None => Err(Refusal::new(
-            event.to_string(),
-            format!("the event has no \"{field}\" field: {event}"),
-        )),
+        Some(other) => {
+            let other = quote::json(other);
+            Err(Refusal::new(
+                &other,
+                format!("{field} must be a string, got {other}"),
+            ))
+        }
+        None => {
+            let event = quote::json(event);
+            Err(Refusal::new(
+                &event,
+                format!("the event has no \"{field}\" field: {event}"),
+            ))
+        }
     }
 }
 
@@ -42,7 +50,7 @@ pub fn model_and_tests(event: &Value) -> Result<(ModelName, TestCorpus), Refusal
         (Ok(model), Ok(corpus)) => Ok((model, corpus)),
         (Err(refusal), Ok(_)) | (Ok(_), Err(refusal)) => Err(refusal),
         (Err(bad_model), Err(bad_tests)) => Err(Refusal::new(
-            event.to_string(),
+            quote::json(event),
             format!("{}; {}", bad_model.reason, bad_tests.reason),
         )),
     }

@@ -1,9 +1,16 @@
 //! What the guests ask of the host, in the handlers' own terms: the
 //! settings, the clock, the model listing and the model configurations.
 
+use crate::batch_job::{JobKind, check_job_names};
 use crate::bindings::emmaa::pipeline::{environment, errors::AwsError, storage};
-use crate::config::config_key;
+use crate::config::{MAX_CONFIG_BYTES, config_key};
+use crate::quote::quote;
 use crate::{ModelConfig, ModelName, Refusal, Report};
+
+/// How many `config.json` files a handler asks for at once: enough for the
+/// host to keep its calls in flight, few enough that the files of one batch
+/// (at most [`MAX_CONFIG_BYTES`] each) take at most a quarter of the guest's memory.
+pub const CONFIG_BATCH: usize = 64;
 
 pub use environment::Settings;
 
@@ -21,14 +28,20 @@ pub fn log_warning(message: &str) {
     environment::log(environment::Level::Warn, message);
 }
 
+/// Writes an error to the host's log.
+pub fn log_error(message: &str) {
+    environment::log(environment::Level::Error, message);
+}
+
 /// `code: message`, as an operator reads an AWS error.
 pub fn describe(err: &AwsError) -> String {
     format!("{}: {}", err.code, err.message)
 }
 
 /// Lists every model under `models/` of the bucket, in S3's order. Names
-/// that are not valid model names are refused in `report`; a listing that
-/// fails fails the handler.
+/// that are not valid model names, or too long for a job some handler
+/// downstream would submit, are refused in `report`; a listing that fails
+/// fails the handler.
 pub fn list_models(settings: &Settings, report: &mut Report) -> Result<Vec<ModelName>, String> {
     let prefixes = storage::list_prefixes(&settings.bucket, "models/", "/").map_err(|err| {
         format!(
@@ -44,17 +57,30 @@ pub fn list_models(settings: &Settings, report: &mut Report) -> Result<Vec<Model
                 .strip_prefix("models/")
                 .and_then(|rest| rest.strip_suffix('/'))
                 .unwrap_or(prefix);
-            ModelName::parse(&format!("the model in the listed prefix {prefix:?}"), name)
+            let model = ModelName::parse_from(
+                || format!("the model in the listed prefix {}", quote(prefix)),
+                name,
+            )?;
+            check_job_names(&JobKind::PER_MODEL, &model, None)?;
+            Ok(model)
         })
         .collect();
     Ok(report.keep_valid(models))
 }
 
-/// Reads the `config.json` of each model, in one batch. Each result is the
+/// Reads the `config.json` of each model, [`CONFIG_BATCH`] at a time, and
+/// keeps only the fields the handlers use. Each result is the
 /// configuration, or why it could not be read.
 pub fn read_configs(settings: &Settings, models: &[ModelName]) -> Vec<Result<ModelConfig, Refusal>> {
+    models
+        .chunks(CONFIG_BATCH)
+        .flat_map(|batch| read_config_batch(settings, batch))
+        .collect()
+}
+
+fn read_config_batch(settings: &Settings, models: &[ModelName]) -> Vec<Result<ModelConfig, Refusal>> {
     let keys: Vec<String> = models.iter().map(config_key).collect();
-    let objects = storage::get_objects(&settings.bucket, &keys);
+    let objects = storage::get_objects(&settings.bucket, &keys, MAX_CONFIG_BYTES);
     models
         .iter()
         .zip(objects)

@@ -12,6 +12,7 @@ pub mod event;
 pub mod fan_out;
 pub mod host;
 pub mod names;
+pub mod quote;
 pub mod s3_event;
 pub mod time;
 
@@ -36,21 +37,29 @@ pub mod bindings {
 /// The signature of a handler: it reads the event, records what went
 /// through and what was refused in the report, and fails as a whole only
 /// when nothing can go through (an unreadable listing, say).
-pub type Handler = fn(&Value, &mut Report) -> Result<(), String>;
+pub type HandlerFn = fn(&Value, &mut Report) -> Result<(), String>;
 
 /// Runs `handler` on one raw event and turns its report into the answer the
 /// host expects: a JSON document, or the reason nothing went through.
-pub fn run(event: &str, handler: Handler) -> Result<String, String> {
+pub fn run(event: &str, handler: HandlerFn) -> Result<String, String> {
+    // A guest has no standard error: a panic's message goes to the host's
+    // log, which names it when it reports the trap that follows.
+    std::panic::set_hook(Box::new(|panic| host::log_error(&format!("panicked: {panic}"))));
     let event: Value = serde_json::from_str(event).map_err(|err| format!("the event is not JSON: {err}"))?;
     let mut report = Report::default();
     handler(&event, &mut report)?;
-    for refusal in report.refused() {
+    let refused = report.refused();
+    for refusal in refused.iter().take(answer::MAX_LISTED_REFUSALS) {
         host::log_warning(&format!("refused {:?}: {}", refusal.item, refusal.reason));
+    }
+    if refused.len() > answer::MAX_LISTED_REFUSALS {
+        let more = refused.len() - answer::MAX_LISTED_REFUSALS;
+        host::log_warning(&format!("refused {more} more items (not logged one by one)"));
     }
     report.finish().map(|answer| answer.to_string())
 }
 
-/// Exports `handler` (a [`Handler`]) as this component's `handle` function.
+/// Exports `handler` (a [`HandlerFn`]) as this component's `handle` function.
 #[macro_export]
 macro_rules! export_handler {
     ($handler:path) => {

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::Refusal;
+use crate::quote::quote;
 
 /// The pattern every model and corpus name must match.
 pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]*$";
@@ -15,13 +16,19 @@ fn is_valid_name(value: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn checked(what: &str, field: &str, value: &str) -> Result<String, Refusal> {
+/// `value` if it is a valid name; `field` is only built for the refusal
+/// (checking thousands of names must not format thousands of messages).
+fn checked(what: &str, field: impl FnOnce() -> String, value: &str) -> Result<String, Refusal> {
     if is_valid_name(value) {
         Ok(value.to_owned())
     } else {
         Err(Refusal::new(
             value,
-            format!("{field} {value:?} is not a valid {what}: it must match {NAME_PATTERN}"),
+            format!(
+                "{} {} is not a valid {what}: it must match {NAME_PATTERN}",
+                field(),
+                quote(value)
+            ),
         ))
     }
 }
@@ -33,6 +40,11 @@ pub struct ModelName(String);
 impl ModelName {
     /// Checks `value`, read from `field` (named in the refusal).
     pub fn parse(field: &str, value: &str) -> Result<Self, Refusal> {
+        Self::parse_from(|| field.to_owned(), value)
+    }
+
+    /// Checks `value`, read from the field `field()` names.
+    pub fn parse_from(field: impl FnOnce() -> String, value: &str) -> Result<Self, Refusal> {
         checked("model name", field, value).map(ModelName)
     }
 
@@ -51,6 +63,11 @@ impl TestCorpus {
 
     /// Checks `value`, read from `field` (named in the refusal).
     pub fn parse(field: &str, value: &str) -> Result<Self, Refusal> {
+        Self::parse_from(|| field.to_owned(), value)
+    }
+
+    /// Checks `value`, read from the field `field()` names.
+    pub fn parse_from(field: impl FnOnce() -> String, value: &str) -> Result<Self, Refusal> {
         checked("test corpus name", field, value).map(TestCorpus)
     }
 

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::quote::{self, quote};
 use crate::{ModelName, Refusal, TestCorpus};
 
 /// Applies `parse_key` to the decoded key of every record of `event`.
@@ -20,7 +21,7 @@ pub fn parse_records<T>(
             format!(
                 "the event has no \"Records\" list (an S3 event looks like \
                  {{\"Records\": [{{\"s3\": {{\"object\": {{\"key\": ...}}}}}}]}}), got {}",
-                shorten(event)
+                quote::json(event)
             ),
         ))];
     };
@@ -39,15 +40,18 @@ pub fn parse_records<T>(
                 .pointer("/s3/object/key")
                 .ok_or_else(|| Refusal::new(field.clone(), format!("{field} is missing")))?;
             let raw = raw.as_str().ok_or_else(|| {
-                Refusal::new(raw.to_string(), format!("{field} must be a string, got {raw}"))
+                let raw = quote::json(raw);
+                Refusal::new(&raw, format!("{field} must be a string, got {raw}"))
             })?;
-            let key = decode_key(raw).map_err(|why| Refusal::new(raw, format!("{field} {raw:?} {why}")))?;
+            let key =
+                decode_key(raw).map_err(|why| Refusal::new(raw, format!("{field} {} {why}", quote(raw))))?;
             parse_key(&field, &key).map_err(|why| Refusal::new(key.as_str(), why))
         })
         .collect()
 }
 
-/// Decodes an S3 event key: `+` is a space and `%XX` a byte.
+/// Decodes an S3 event key: `+` is a space and `%XX` (exactly `%` and two
+/// hex digits) a byte.
 pub fn decode_key(raw: &str) -> Result<String, String> {
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -56,13 +60,13 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
         match bytes[at] {
             b'+' => decoded.push(b' '),
             b'%' => {
-                let byte = bytes
-                    .get(at + 1..at + 3)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                    .ok_or_else(|| {
-                        format!("has a bad escape at byte {at}: % must be followed by two hex digits")
-                    })?;
+                let byte = match bytes.get(at + 1..at + 3) {
+                    Some(&[high, low]) => hex_digit(high).zip(hex_digit(low)).map(|(h, l)| h << 4 | l),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    format!("has a bad escape at byte {at}: % must be followed by two hex digits")
+                })?;
                 decoded.push(byte);
                 at += 2;
             }
@@ -73,6 +77,12 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
     String::from_utf8(decoded).map_err(|_| "does not decode to UTF-8".to_owned())
 }
 
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
+}
+
 /// The three segments of a key, or a reason naming the expected layout.
 fn segments<'k>(field: &str, key: &'k str, layout: &str) -> Result<[&'k str; 3], String> {
     let parts: Vec<&str> = key.split('/').collect();
@@ -80,7 +90,7 @@ fn segments<'k>(field: &str, key: &'k str, layout: &str) -> Result<[&'k str; 3],
 }
 
 fn not_layout(field: &str, key: &str, layout: &str) -> String {
-    format!("{field} {key:?} does not have the layout {layout}")
+    format!("{field} {} does not have the layout {layout}", quote(key))
 }
 
 /// `models/{model}/{file}.pkl`: a new model state (model_manager_update).
@@ -126,14 +136,16 @@ pub fn results_key(field: &str, key: &str) -> Result<(ModelName, TestCorpus), St
     let model = model_in_key(field, key, model)?;
     let corpus = match corpus {
         None => TestCorpus::default_corpus(),
-        Some(corpus) => TestCorpus::parse(&format!("the test corpus in {field} {key:?}"), corpus)
-            .map_err(|refusal| refusal.reason)?,
+        Some(corpus) => {
+            TestCorpus::parse_from(|| format!("the test corpus in {field} {}", quote(key)), corpus)
+                .map_err(|refusal| refusal.reason)?
+        }
     };
     Ok((model, corpus))
 }
 
 fn model_in_key(field: &str, key: &str, model: &str) -> Result<ModelName, String> {
-    ModelName::parse(&format!("the model in {field} {key:?}"), model).map_err(|r| r.reason)
+    ModelName::parse_from(|| format!("the model in {field} {}", quote(key)), model).map_err(|r| r.reason)
 }
 
 /// The `{corpus}` of `{corpus}_{date}`.
@@ -153,15 +165,6 @@ fn is_date(text: &str) -> bool {
             4 | 7 | 10 | 13 | 16 => byte == b'-',
             _ => byte.is_ascii_digit(),
         })
-}
-
-/// A value short enough to quote in a message.
-fn shorten(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(80) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text,
-    }
 }
 
 #[cfg(test)]
@@ -189,6 +192,10 @@ mod tests {
         assert!(decode_key("a%2").is_err());
         assert!(decode_key("a%zz").is_err());
         assert!(decode_key("%FF").is_err());
+        assert!(decode_key("%+A").is_err());
+        assert!(decode_key("%-1").is_err());
+        assert!(decode_key("% A").is_err());
+        assert_eq!(decode_key("%41%6a").unwrap(), "Aj");
     }
 
     #[test]

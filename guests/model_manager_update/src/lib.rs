@@ -2,6 +2,7 @@
 //! update_pipeline with a stand-in record): submit one Batch job per record
 //! that re-assembles the model manager (`M_mm_update_NOW`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::s3_event::{model_state_key, parse_records};
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
@@ -14,10 +15,6 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn model_manager_job(model: ModelName) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_mm_update"),
-        purpose: "update-emmaa-model-manager",
-        script: format!("python scripts/update_model_manager.py --model {model}"),
-        model,
-    }
+    let script = format!("python scripts/update_model_manager.py --model {model}");
+    JobRequest::for_model(JobKind::ModelManagerUpdate, model, script)
 }

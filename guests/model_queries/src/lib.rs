@@ -1,6 +1,7 @@
 //! `emmaa-queries`, invoked with `{"model": M}`: submit the Batch job that
 //! answers the model's queries (`M_queries_NOW`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
 
@@ -12,10 +13,6 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn queries_job(model: ModelName) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_queries"),
-        purpose: "update-emmaa-queries",
-        script: format!("python scripts/answer_queries_from_s3.py --model {model}"),
-        model,
-    }
+    let script = format!("python scripts/answer_queries_from_s3.py --model {model}");
+    JobRequest::for_model(JobKind::Queries, model, script)
 }

@@ -1,6 +1,7 @@
 //! `emmaa-model-stats`, invoked with `{"model": M}`: submit the Batch job
 //! that computes the model's statistics (`M_model_stats_NOW`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
 
@@ -12,10 +13,6 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn model_stats_job(model: ModelName) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_model_stats"),
-        purpose: "update-emmaa-model-stats",
-        script: format!("python scripts/run_model_stats_from_s3.py --model {model} --stats_mode model"),
-        model,
-    }
+    let script = format!("python scripts/run_model_stats_from_s3.py --model {model} --stats_mode model");
+    JobRequest::for_model(JobKind::ModelStats, model, script)
 }

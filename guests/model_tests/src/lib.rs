@@ -1,6 +1,7 @@
 //! `emmaa-model-test`, invoked with `{"model": M, "tests": T}`: submit the
 //! Batch job that tests the model against corpus T (`M_T_tests_NOW`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::event::model_and_tests;
 use emmaa_guest::{JobRequest, ModelName, Report, TestCorpus, Value};
@@ -13,10 +14,6 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn test_job((model, corpus): (ModelName, TestCorpus)) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_{corpus}_tests"),
-        purpose: "update-emmaa-results",
-        script: format!("python scripts/run_model_tests_from_s3.py --model {model} --tests {corpus}"),
-        model,
-    }
+    let script = format!("python scripts/run_model_tests_from_s3.py --model {model} --tests {corpus}");
+    JobRequest::for_corpus(JobKind::Tests, model, corpus, script)
 }

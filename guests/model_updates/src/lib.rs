@@ -1,6 +1,7 @@
 //! `emmaa-model-update`, invoked with `{"model": M}`: submit the Batch job
 //! that updates the model (`M_update_NOW`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
 
@@ -12,10 +13,6 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn update_job(model: ModelName) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_update"),
-        purpose: "update-emmaa-models",
-        script: format!("python scripts/run_model_update.py --model {model}"),
-        model,
-    }
+    let script = format!("python scripts/run_model_update.py --model {model}");
+    JobRequest::for_model(JobKind::Update, model, script)
 }

@@ -2,13 +2,15 @@
 //! `{"reach": WHAT}`, it tries to reach WHAT on its own, with plain `std`,
 //! and answers what it got. The host must make every attempt fail (a trap),
 //! except `hash-seed`, which must be the same in every instance. `spin` and
-//! `memory` try to run past the host's fuel and memory limits.
+//! `memory` try to run past the host's fuel, time and memory limits;
+//! `submit-then-spin` and `submit-then-panic` fail after a job went through.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io::Write;
 
-use emmaa_guest::{Report, Value, json};
+use emmaa_guest::batch_job::{JobKind, submit_each};
+use emmaa_guest::{JobRequest, ModelName, Report, Value, json};
 
 emmaa_guest::export_handler!(handle);
 
@@ -27,6 +29,18 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
             std::hint::black_box(what);
         },
         "memory" => std::hint::black_box(vec![1_u8; 512 << 20]).len().to_string(),
+        "submit-then-spin" | "submit-then-panic" => {
+            let model = ModelName::parse("model", "probe");
+            submit_each(vec![model], report, |model| {
+                JobRequest::for_model(JobKind::Update, model, "true".to_owned())
+            });
+            if what == "submit-then-panic" {
+                panic!("deliberately, after a job went through");
+            }
+            loop {
+                std::hint::black_box(what);
+            }
+        }
         other => return Err(format!("reach {other:?}: unknown target")),
     };
     report.set("reached", json!(reached));

@@ -2,6 +2,7 @@
 //! submit one Batch job per record that computes the statistics of corpus T
 //! (`M_T_stats_NOW`; the old naming without T means `large_corpus_tests`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::s3_event::{parse_records, results_key};
 use emmaa_guest::{JobRequest, ModelName, Report, TestCorpus, Value};
@@ -14,12 +15,8 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn test_stats_job((model, corpus): (ModelName, TestCorpus)) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_{corpus}_stats"),
-        purpose: "update-emmaa-test-stats",
-        script: format!(
-            "python scripts/run_model_stats_from_s3.py --model {model} --stats_mode tests --tests {corpus}"
-        ),
-        model,
-    }
+    let script = format!(
+        "python scripts/run_model_stats_from_s3.py --model {model} --stats_mode tests --tests {corpus}"
+    );
+    JobRequest::for_corpus(JobKind::TestStats, model, corpus, script)
 }

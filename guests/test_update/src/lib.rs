@@ -1,6 +1,7 @@
 //! `emmaa-test-update`, invoked with `{"model": M}`: submit the Batch job
 //! that turns the model into a test corpus (`M_test_update_NOW`).
 
+use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
 
@@ -12,10 +13,6 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
 }
 
 fn test_update_job(model: ModelName) -> JobRequest {
-    JobRequest {
-        name_stem: format!("{model}_test_update"),
-        purpose: "update-emmaa-tests",
-        script: format!("python scripts/model_to_tests.py --model {model}"),
-        model,
-    }
+    let script = format!("python scripts/model_to_tests.py --model {model}");
+    JobRequest::for_model(JobKind::TestUpdate, model, script)
 }

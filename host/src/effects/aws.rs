@@ -1,14 +1,17 @@
 //! The AWS backend: S3, Lambda and Batch through the AWS SDK, configured by
 //! the standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL[_S3|_LAMBDA|_BATCH]`).
 //! Throttling and transient failures are retried with exponential backoff by
-//! the SDK's standard retry mode; what still fails reaches the guest as a
-//! typed [`AwsError`] it can report per model.
+//! the SDK's standard retry mode, up to [`MAX_ATTEMPTS`]; every call has a
+//! timeout; what still fails reaches the guest as a typed [`AwsError`] it
+//! can report per model.
 
 use std::error::Error as StdError;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_batch::types::{ContainerOverrides, JobDependency};
 use aws_sdk_lambda::primitives::Blob;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -18,8 +21,23 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{AwsError, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
 
-/// Attempts per AWS call, the first one included.
+/// Attempts per AWS call, the first one included: more than the SDK's
+/// default of 3, since a daily fan-out meets S3 `SlowDown` and Batch's
+/// `SubmitJob` rate limit, and a call given up is a model not updated.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one attempt of an S3 or Batch call may take: far more than
+/// either takes, little enough that a silent endpoint is retried in time.
+pub const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one attempt of a Lambda invocation may take. A synchronous
+/// invocation waits for the invoked function, which may run up to Lambda's
+/// 15-minute limit: giving up sooner would retry, and so repeat, a call that
+/// is still running. (The caller's own deadline still cuts it short.)
+pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 10);
 
 pub struct AwsEffects {
     s3: aws_sdk_s3::Client,
@@ -30,13 +48,22 @@ pub struct AwsEffects {
 impl AwsEffects {
     /// Clients configured from the environment, as on Lambda.
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        Self::from_loader(aws_config::defaults(BehaviorVersion::latest())).await
+    }
+
+    /// Clients configured by `loader` (the environment, or a test's
+    /// endpoint and credentials) with the production retries and timeouts.
+    pub async fn from_loader(loader: ConfigLoader) -> Self {
+        let config = loader
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(timeouts(CALL_ATTEMPT_TIMEOUT))
             .load()
             .await;
         Self::new(&config)
     }
 
+    /// Clients for `config` as it is; `from_loader` adds production's
+    /// retries and timeouts.
     pub fn new(config: &SdkConfig) -> Self {
         // A custom S3 endpoint (moto, MinIO) serves buckets by path, not by
         // host name; AWS itself gets its default addressing.
@@ -49,10 +76,22 @@ impl AwsEffects {
             .build();
         AwsEffects {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            lambda: aws_sdk_lambda::Client::new(config),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(config)
+                    .timeout_config(timeouts(INVOKE_ATTEMPT_TIMEOUT))
+                    .build(),
+            ),
             batch: aws_sdk_batch::Client::new(config),
         }
     }
+}
+
+/// The timeouts of every call: a connection, and one attempt.
+fn timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .build()
 }
 
 /// The kind of a service error, from its code and HTTP status.
@@ -138,7 +177,7 @@ impl Effects for AwsEffects {
         }
     }
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
         let object = self
             .s3
             .get_object()
@@ -147,6 +186,10 @@ impl Effects for AwsEffects {
             .send()
             .await
             .map_err(aws_error)?;
+        let size = object.content_length().and_then(|size| u64::try_from(size).ok());
+        if let Some(size) = size.filter(|&size| size > max_size) {
+            return Err(AwsError::too_large(bucket, key, size, max_size));
+        }
         let body = object.body.collect().await.map_err(|err| {
             AwsError::new(
                 ErrorKind::Unavailable,
@@ -154,7 +197,11 @@ impl Effects for AwsEffects {
                 format!("reading s3://{bucket}/{key}: {err}"),
             )
         })?;
-        Ok(body.into_bytes().to_vec())
+        let bytes = body.into_bytes().to_vec();
+        match u64::try_from(bytes.len()) {
+            Ok(size) if size > max_size => Err(AwsError::too_large(bucket, key, size, max_size)),
+            _ => Ok(bytes),
+        }
     }
 
     async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {

@@ -2,9 +2,17 @@
 //! memory, or empty; invocations and Batch submissions are not performed
 //! but answered with deterministic fake results (200 with `{}`; a job id made
 //! from the job name). Tests can make chosen calls fail.
+//!
+//! The directory stands in for S3, so it behaves like it: a key is a regular
+//! file inside the directory, nothing else. A key that leaves the directory
+//! (`..`, an absolute path, a symlink pointing out) or names a special file
+//! (a FIFO, a device) is refused by name, never followed or read; a listing
+//! lists every subdirectory, so what it cannot serve is refused when read,
+//! by name, not dropped.
 
 use std::collections::BTreeMap;
-use std::io::ErrorKind as IoErrorKind;
+use std::fs::File;
+use std::io::{ErrorKind as IoErrorKind, Read};
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
@@ -98,13 +106,83 @@ fn no_such_key(key: &str) -> AwsError {
     )
 }
 
-/// The file of `key` under `dir`, refusing keys that would leave it.
-fn file_of(dir: &Path, key: &str) -> Option<PathBuf> {
+fn local_io(path: &Path, err: &std::io::Error) -> AwsError {
+    AwsError::new(
+        ErrorKind::Unavailable,
+        "LocalIo",
+        format!("reading {}: {err}", path.display()),
+    )
+}
+
+fn refused(code: &str, message: String) -> AwsError {
+    AwsError::new(ErrorKind::Rejected, code, message)
+}
+
+/// Where `key` is inside the bucket directory `dir`, symlinks resolved:
+/// `Ok(None)` when nothing is there, an error when the key leaves `dir`.
+fn resolve(dir: &Path, key: &str) -> Result<Option<PathBuf>, AwsError> {
     let relative = Path::new(key);
-    relative
+    if !relative
         .components()
         .all(|part| matches!(part, Component::Normal(_)))
-        .then(|| dir.join(relative))
+    {
+        return Err(refused(
+            "KeyOutsideBucket",
+            format!("key {key:?} leaves the bucket directory (only plain relative paths are keys)"),
+        ));
+    }
+    let root = dir.canonicalize().map_err(|err| local_io(dir, &err))?;
+    let path = match root.join(relative).canonicalize() {
+        Ok(path) => path,
+        Err(err) if matches!(err.kind(), IoErrorKind::NotFound | IoErrorKind::NotADirectory) => {
+            return Ok(None);
+        }
+        Err(err) => return Err(local_io(&root.join(relative), &err)),
+    };
+    if !path.starts_with(&root) {
+        return Err(refused(
+            "KeyOutsideBucket",
+            format!(
+                "key {key:?} is a symlink to {}, outside the bucket directory {}; it is not followed",
+                path.display(),
+                root.display()
+            ),
+        ));
+    }
+    Ok(Some(path))
+}
+
+/// The bytes of the regular file at `path` (key `key`), at most `max_size`.
+fn read_file(bucket: &str, key: &str, path: &Path, max_size: u64) -> Result<Vec<u8>, AwsError> {
+    let metadata = std::fs::metadata(path).map_err(|err| local_io(path, &err))?;
+    if metadata.is_dir() {
+        return Err(no_such_key(key));
+    }
+    if !metadata.is_file() {
+        return Err(refused(
+            "NotARegularFile",
+            format!(
+                "key {key:?} ({}) is not a regular file but a FIFO, device or socket; it is not read",
+                path.display()
+            ),
+        ));
+    }
+    if metadata.len() > max_size {
+        return Err(AwsError::too_large(bucket, key, metadata.len(), max_size));
+    }
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|file| file.take(max_size.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|err| local_io(path, &err))?;
+    match u64::try_from(bytes.len()) {
+        Ok(size) if size <= max_size => Ok(bytes),
+        _ => Err(AwsError::too_large(
+            bucket,
+            key,
+            metadata.len().max(max_size + 1),
+            max_size,
+        )),
+    }
 }
 
 #[async_trait]
@@ -131,47 +209,50 @@ impl Effects for LocalEffects {
                         ),
                     ));
                 }
-                let Some(listed) = file_of(dir, prefix.trim_end_matches('/')) else {
+                let Some(listed) = resolve(dir, prefix.trim_end_matches('/'))? else {
                     return Ok(Vec::new());
                 };
                 let entries = match std::fs::read_dir(&listed) {
                     Ok(entries) => entries,
-                    Err(err) if err.kind() == IoErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(err) => {
-                        let message = format!("reading {}: {err}", listed.display());
-                        return Err(AwsError::new(ErrorKind::Unavailable, "LocalIo", message));
-                    }
+                    Err(err) if err.kind() == IoErrorKind::NotADirectory => return Ok(Vec::new()),
+                    Err(err) => return Err(local_io(&listed, &err)),
                 };
-                let mut prefixes: Vec<String> = entries
-                    .filter_map(Result::ok)
-                    .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
-                    .filter_map(|entry| entry.file_name().into_string().ok())
-                    .map(|name| format!("{prefix}{name}/"))
-                    .collect();
+                let mut prefixes = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|err| local_io(&listed, &err))?;
+                    // A regular file is an object, not a prefix. Anything
+                    // else is listed, so whatever cannot be served is
+                    // refused by name when a handler reads under it.
+                    let is_object = entry.file_type().is_ok_and(|kind| kind.is_file());
+                    if !is_object {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        prefixes.push(format!("{prefix}{name}/"));
+                    }
+                }
                 prefixes.sort();
                 Ok(prefixes)
             }
         }
     }
 
-    async fn get_object(&self, _bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
         if let Some(error) = self.failing_keys.get(key) {
             return Err(error.clone());
         }
         match &self.bucket {
             LocalBucket::Empty => Err(no_such_key(key)),
-            LocalBucket::Memory(objects) => objects.get(key).cloned().ok_or_else(|| no_such_key(key)),
-            LocalBucket::Directory(dir) => {
-                let path = file_of(dir, key).ok_or_else(|| no_such_key(key))?;
-                std::fs::read(&path).map_err(|err| match err.kind() {
-                    IoErrorKind::NotFound | IoErrorKind::IsADirectory => no_such_key(key),
-                    _ => AwsError::new(
-                        ErrorKind::Unavailable,
-                        "LocalIo",
-                        format!("reading {}: {err}", path.display()),
-                    ),
-                })
+            LocalBucket::Memory(objects) => {
+                let object = objects.get(key).ok_or_else(|| no_such_key(key))?;
+                let size = object.len() as u64;
+                if size > max_size {
+                    return Err(AwsError::too_large(bucket, key, size, max_size));
+                }
+                Ok(object.clone())
             }
+            LocalBucket::Directory(dir) => match resolve(dir, key)? {
+                Some(path) => read_file(bucket, key, &path, max_size),
+                None => Err(no_such_key(key)),
+            },
         }
     }
 
@@ -228,10 +309,10 @@ mod tests {
         let listed = block_on(effects.list_prefixes("emmaa", "models/", "/")).unwrap();
         assert_eq!(listed, ["models/aml/", "models/brca/"]);
         assert_eq!(
-            block_on(effects.get_object("emmaa", "models/aml/config.json")).unwrap(),
+            block_on(effects.get_object("emmaa", "models/aml/config.json", 100)).unwrap(),
             b"{}"
         );
-        let missing = block_on(effects.get_object("emmaa", "models/brca/config.json")).unwrap_err();
+        let missing = block_on(effects.get_object("emmaa", "models/brca/config.json", 100)).unwrap_err();
         assert_eq!(
             (missing.kind, missing.code.as_str()),
             (ErrorKind::NotFound, "NoSuchKey")
@@ -244,8 +325,101 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("bucket")).unwrap();
         std::fs::write(dir.path().join("secret"), b"x").unwrap();
         let effects = LocalEffects::new(LocalBucket::Directory(dir.path().join("bucket")));
-        assert!(block_on(effects.get_object("emmaa", "../secret")).is_err());
-        assert!(block_on(effects.get_object("emmaa", "/etc/passwd")).is_err());
+        for key in ["../secret", "/etc/passwd", "models/../../secret"] {
+            let err = block_on(effects.get_object("emmaa", key, 100)).unwrap_err();
+            assert_eq!(err.code, "KeyOutsideBucket", "{key}");
+        }
+    }
+
+    #[test]
+    fn a_directory_bucket_does_not_follow_a_symlink_out_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = dir.path().join("bucket");
+        std::fs::create_dir_all(bucket.join("models/aml")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        std::fs::write(dir.path().join("outside/config.json"), b"{}").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("outside/config.json"),
+            bucket.join("models/aml/config.json"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), bucket.join("models/evil")).unwrap();
+        let effects = LocalEffects::new(LocalBucket::Directory(bucket));
+        let err = block_on(effects.get_object("emmaa", "models/aml/config.json", 100)).unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (ErrorKind::Rejected, "KeyOutsideBucket")
+        );
+        assert!(
+            err.message.contains("outside the bucket directory"),
+            "{}",
+            err.message
+        );
+        // The symlinked directory is listed, so reading under it is refused by name.
+        let listed = block_on(effects.list_prefixes("emmaa", "models/", "/")).unwrap();
+        assert_eq!(listed, ["models/aml/", "models/evil/"]);
+        let err = block_on(effects.get_object("emmaa", "models/evil/config.json", 100)).unwrap_err();
+        assert_eq!(err.code, "KeyOutsideBucket");
+    }
+
+    #[test]
+    fn a_directory_bucket_follows_a_symlink_that_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("models/aml")).unwrap();
+        std::fs::write(dir.path().join("models/aml/real.json"), b"{}").unwrap();
+        std::os::unix::fs::symlink("real.json", dir.path().join("models/aml/config.json")).unwrap();
+        let effects = LocalEffects::new(LocalBucket::Directory(dir.path().to_owned()));
+        assert_eq!(
+            block_on(effects.get_object("emmaa", "models/aml/config.json", 100)).unwrap(),
+            b"{}"
+        );
+    }
+
+    #[test]
+    fn a_directory_bucket_refuses_a_fifo_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("models/aml")).unwrap();
+        let fifo = dir.path().join("models/aml/config.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let effects = LocalEffects::new(LocalBucket::Directory(dir.path().to_owned()));
+        let err = block_on(effects.get_object("emmaa", "models/aml/config.json", 100)).unwrap_err();
+        assert_eq!(
+            (err.kind, err.code.as_str()),
+            (ErrorKind::Rejected, "NotARegularFile")
+        );
+    }
+
+    #[test]
+    fn an_object_over_the_size_limit_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("models/aml")).unwrap();
+        std::fs::write(dir.path().join("models/aml/config.json"), vec![b' '; 101]).unwrap();
+        let effects = LocalEffects::new(LocalBucket::Directory(dir.path().to_owned()));
+        let err = block_on(effects.get_object("emmaa", "models/aml/config.json", 100)).unwrap_err();
+        assert_eq!((err.kind, err.code.as_str()), (ErrorKind::TooLarge, "TooLarge"));
+        assert!(
+            err.message.contains("is 101 bytes, more than the 100"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            block_on(effects.get_object("emmaa", "models/aml/config.json", 101))
+                .unwrap()
+                .len(),
+            101
+        );
+    }
+
+    #[test]
+    fn a_listing_names_entries_it_cannot_decode_instead_of_dropping_them() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"bad\xffname");
+        std::fs::create_dir_all(dir.path().join("models").join(name)).unwrap();
+        let effects = LocalEffects::new(LocalBucket::Directory(dir.path().to_owned()));
+        let listed = block_on(effects.list_prefixes("emmaa", "models/", "/")).unwrap();
+        assert_eq!(listed, ["models/bad\u{fffd}name/"]);
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub trait Effects: Send + Sync {
         delimiter: &str,
     ) -> Result<Vec<String>, AwsError>;
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError>;
+    /// The object's bytes; one larger than `max_size` is not read (`too-large`).
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError>;
 
     async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError>;
 
@@ -38,5 +39,16 @@ impl AwsError {
             code: code.into(),
             message: message.into(),
         }
+    }
+
+    /// An object of `size` bytes that is not read, being over `max_size`.
+    pub fn too_large(bucket: &str, key: &str, size: u64, max_size: u64) -> Self {
+        AwsError::new(
+            ErrorKind::TooLarge,
+            "TooLarge",
+            format!(
+                "s3://{bucket}/{key} is {size} bytes, more than the {max_size} the handler reads; it was not read"
+            ),
+        )
     }
 }

@@ -1,0 +1,244 @@
+#![allow(dead_code, reason = "each test binary uses part of the shared helpers")]
+
+//! A fault-injecting HTTP proxy on loopback, in front of moto: requests pass
+//! through unchanged, except those a rule matches, which get the rule's
+//! faults first (an error answer, a reset connection, an answer that never
+//! comes), one per matching request, and pass after that. The production
+//! AWS client is pointed at the proxy, so its retries, backoff and timeouts
+//! are what a test exercises.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use super::http::{Message, read_message};
+
+/// What the proxy does with one matching request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status, headers and body instead of passing it on.
+    Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Close the connection without answering.
+    Reset,
+    /// Keep the connection open and never answer.
+    Hold,
+}
+
+impl Fault {
+    /// S3's 503 `SlowDown`.
+    pub fn s3_slow_down() -> Fault {
+        Fault::xml(503, "SlowDown", "Please reduce your request rate.")
+    }
+
+    /// S3's 500 `InternalError`.
+    pub fn s3_internal_error() -> Fault {
+        Fault::xml(
+            500,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        )
+    }
+
+    fn xml(status: u16, code: &str, message: &str) -> Fault {
+        Fault::Answer {
+            status,
+            headers: vec![("Content-Type".into(), "application/xml".into())],
+            body: format!("<Error><Code>{code}</Code><Message>{message}</Message></Error>"),
+        }
+    }
+
+    /// A JSON error as Lambda and Batch answer one (`x-amzn-ErrorType`).
+    pub fn json_error(status: u16, error_type: &str, message: &str) -> Fault {
+        Fault::Answer {
+            status,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("x-amzn-ErrorType".into(), error_type.into()),
+            ],
+            body: format!(r#"{{"message": "{message}"}}"#),
+        }
+    }
+
+    /// A 429 `TooManyRequestsException` (Lambda's and Batch's throttling).
+    pub fn too_many_requests() -> Fault {
+        Fault::json_error(429, "TooManyRequestsException", "Rate exceeded")
+    }
+
+    /// An invoked function that failed (Lambda's `X-Amz-Function-Error`).
+    pub fn function_error() -> Fault {
+        Fault::Answer {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("X-Amz-Function-Error".into(), "Unhandled".into()),
+            ],
+            body: r#"{"errorType": "EmmaaGuestTrapped", "errorMessage": "the guest failed"}"#.into(),
+        }
+    }
+}
+
+/// Faults for the requests whose request line and body contain `needle`.
+struct Rule {
+    needle: String,
+    faults: Vec<Fault>,
+}
+
+/// A request the proxy saw: its request line, and what it did.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub start: String,
+    pub body: String,
+    pub passed: bool,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+}
+
+/// The proxy: its address, its rules and what it saw.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub address: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    /// A proxy on a free loopback port in front of `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let proxy = FaultProxy { address, state };
+        let serving = proxy.clone();
+        let upstream = upstream.to_owned();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (proxy, upstream) = (serving.clone(), upstream.clone());
+                std::thread::spawn(move || proxy.serve(client, &upstream));
+            }
+        });
+        proxy
+    }
+
+    /// The next requests containing `needle` (in the request line or the
+    /// body) get `faults`, one each, in order.
+    pub fn fail(&self, needle: &str, faults: Vec<Fault>) -> &Self {
+        self.state.lock().unwrap().rules.push(Rule {
+            needle: needle.to_owned(),
+            faults,
+        });
+        self
+    }
+
+    /// The requests seen so far that contain `needle`.
+    pub fn seen(&self, needle: &str) -> Vec<Seen> {
+        let state = self.state.lock().unwrap();
+        state
+            .seen
+            .iter()
+            .filter(|seen| seen.start.contains(needle) || seen.body.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    fn next_fault(&self, request: &Message) -> Option<Fault> {
+        let body = request.body_text();
+        let mut state = self.state.lock().unwrap();
+        let fault = state
+            .rules
+            .iter_mut()
+            .find(|rule| {
+                !rule.faults.is_empty()
+                    && (request.start.contains(&rule.needle) || body.contains(&rule.needle))
+            })
+            .map(|rule| rule.faults.remove(0));
+        state.seen.push(Seen {
+            start: request.start.clone(),
+            body,
+            passed: fault.is_none(),
+        });
+        fault
+    }
+
+    fn serve(&self, client: TcpStream, upstream: &str) {
+        let mut writer = client.try_clone().unwrap();
+        let mut reader = BufReader::new(client);
+        while let Some(request) = read_message(&mut reader) {
+            let (status, headers, body) = match self.next_fault(&request) {
+                Some(Fault::Reset) => {
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return;
+                }
+                Some(Fault::Hold) => {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                    return;
+                }
+                Some(Fault::Answer {
+                    status,
+                    headers,
+                    body,
+                }) => (status, headers, body.into_bytes()),
+                None => {
+                    let Some(response) = forward(upstream, &request) else {
+                        return;
+                    };
+                    let status = response
+                        .start
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|code| code.parse().ok())
+                        .unwrap_or(502);
+                    (status, response.headers, response.body)
+                }
+            };
+            let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+            for (name, value) in headers {
+                let hop = ["content-length", "transfer-encoding", "connection"];
+                if !hop.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+            }
+            head.push_str("\r\n");
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.write_all(&body))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends `request` as it came (its body re-framed by length) on a fresh
+/// connection to `upstream`, and reads the answer.
+fn forward(upstream: &str, request: &Message) -> Option<Message> {
+    let mut stream = TcpStream::connect(upstream).ok()?;
+    let mut head = format!(
+        "{}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        request.start,
+        request.body.len()
+    );
+    for (name, value) in &request.headers {
+        let hop = ["content-length", "transfer-encoding", "connection"];
+        if !hop.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(&request.body).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut response = read_message(&mut reader)?;
+    let framed = ["content-length", "transfer-encoding"];
+    if framed.iter().all(|name| response.header(name).is_none()) {
+        reader.read_to_end(&mut response.body).ok()?;
+    }
+    Some(response)
+}
