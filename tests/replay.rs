@@ -343,3 +343,28 @@ fn usage_errors_exit_2_with_one_line_on_stderr() {
         "EMMAA_PROJECT=\"--purpose\" may not start with -",
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+
+    #[test]
+    fn a_replay_prints_the_same_bytes_every_run(
+        index in 0..emmaa_host::guests::GUESTS.len(),
+        model in "[a-z]{1,8}|[a-z;%+ ]{1,8}",
+    ) {
+        let function = format!("emmaa-{}", emmaa_host::guests::GUESTS[index].1);
+        let key = format!("results/{model}/model_manager_2020-02-04-12-00-00.pkl");
+        let event = json!({"model": model, "tests": model, "Records": [{"s3": {"object": {"key": key}}}]});
+        let run = || {
+            replay_with_stdin(
+                &[&function, "-", "--bucket-dir", "examples/bucket", "--now", NOW],
+                &[],
+                &event.to_string(),
+            )
+        };
+        let (first, second) = (run(), run());
+        proptest::prop_assert_eq!(first.status.code(), second.status.code());
+        proptest::prop_assert!(!first.stdout.is_empty());
+        proptest::prop_assert_eq!(first.stdout, second.stdout);
+    }
+}

@@ -503,6 +503,41 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_value_is_accepted_in_a_safe_form_or_refused_by_name(
+            index in 0..VARIABLES.len(),
+            value in proptest::prop_oneof!["[a-z0-9._/:-]{0,20}", ".{0,30}", "-[a-z-]{0,10}"],
+        ) {
+            let variable = VARIABLES[index].name;
+            match settings(&[(variable, &value)]) {
+                Ok(settings) => {
+                    let pipeline = &settings.pipeline;
+                    let words = [
+                        &pipeline.bucket,
+                        &pipeline.project,
+                        &pipeline.branch,
+                        &pipeline.job_queue,
+                        &pipeline.job_definition,
+                        &pipeline.large_job_queue,
+                        &pipeline.large_job_definition,
+                    ];
+                    for word in words {
+                        proptest::prop_assert!(!word.starts_with('-'), "{variable}={value:?} gave {word:?}");
+                        proptest::prop_assert!(!word.contains([' ', ';', '$', '`', '\'', '"']), "{word:?}");
+                    }
+                }
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.variable, variable);
+                    let named = format!("{variable}=");
+                    proptest::prop_assert!(err.to_string().starts_with(&named));
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_huge_bad_value_is_quoted_cut() {
         let huge = "x ".repeat(2_500_000);

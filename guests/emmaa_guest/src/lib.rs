@@ -12,6 +12,8 @@ pub mod event;
 pub mod fan_out;
 pub mod host;
 pub mod names;
+#[cfg(test)]
+mod properties;
 pub mod quote;
 pub mod s3_event;
 pub mod time;
