@@ -833,6 +833,7 @@ async fn a_throttled_invocation_is_retried_until_it_goes_through() {
         function_name: "emmaa-model-update".into(),
         invocation_type: InvocationType::RequestResponse,
         payload: r#"{"model": "aml"}"#.into(),
+        work: None,
     };
     let outcome = effects_for(&address).await.invoke(&invocation).await.unwrap();
     assert_eq!(

@@ -42,6 +42,17 @@ fn replay_with_stdin(args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Outpu
     child.wait_with_output().unwrap()
 }
 
+/// The report's actions other than ledger claims: what the handler did.
+fn deeds(report: &Value) -> Vec<Value> {
+    report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|action| action["op"] != "ledger.claim")
+        .cloned()
+        .collect()
+}
+
 fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
         panic!(
@@ -111,14 +122,14 @@ fn a_guest_name_works_as_well_as_a_function_name() {
     let report = stdout_json(&output);
     assert_eq!(report["function"], "emmaa-model-update");
     assert_eq!(report["guest"], "model_updates");
-    assert_eq!(report["actions"][0]["job_name"], "aml_update_20200204_120000");
+    assert_eq!(deeds(&report)[0]["job_name"], "aml_update_20200204_120000");
 }
 
 #[test]
 fn the_event_can_come_from_standard_input_and_defaults_to_an_empty_object() {
     let output = replay_with_stdin(&["emmaa-queries", "-", "--now", NOW], &[], r#"{"model": "brca"}"#);
     assert_eq!(
-        stdout_json(&output)["actions"][0]["job_name"],
+        deeds(&stdout_json(&output))[0]["job_name"],
         "brca_queries_20200204_120000"
     );
     let output = replay(
@@ -132,7 +143,7 @@ fn the_event_can_come_from_standard_input_and_defaults_to_an_empty_object() {
         &[],
     );
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(stdout_json(&output)["actions"].as_array().unwrap().len(), 10);
+    assert_eq!(deeds(&stdout_json(&output)).len(), 10);
 }
 
 #[test]
@@ -147,7 +158,7 @@ fn now_with_an_offset_is_converted_to_utc() {
         &[],
     );
     assert_eq!(
-        stdout_json(&output)["actions"][0]["job_name"],
+        deeds(&stdout_json(&output))[0]["job_name"],
         "aml_model_stats_20200204_120000"
     );
 }
@@ -167,7 +178,7 @@ fn settings_come_from_the_emmaa_environment_variables() {
             ("EMMAA_PROJECT", "emmaa"),
         ],
     );
-    let action = &stdout_json(&output)["actions"][0];
+    let action = &deeds(&stdout_json(&output))[0];
     assert_eq!(action["job_queue"], "emmaa-after-update");
     assert_eq!(action["job_definition"], "emmaa_testing_jobs_def");
     assert_eq!(action["command"][5], "emmaa");
@@ -191,7 +202,7 @@ fn a_partial_answer_exits_1_and_still_prints_the_report() {
         report["response"]["refused"][0]["item"],
         "models/bad name/model_2020-02-04-12-00-00.pkl"
     );
-    assert_eq!(report["actions"].as_array().unwrap().len(), 1);
+    assert_eq!(deeds(&report).len(), 1);
 }
 
 #[test]
@@ -252,7 +263,7 @@ fn a_fifo_in_the_bucket_directory_is_refused_by_name_not_read() {
     assert_eq!(report["response"]["refused"][0]["item"], "stuck");
     let reason = report["response"]["refused"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("NotARegularFile"), "{reason}");
-    assert_eq!(report["actions"][3]["payload"], json!({"model": "aml"}));
+    assert_eq!(deeds(&report)[3]["payload"], json!({"model": "aml"}));
 }
 
 #[test]
@@ -367,4 +378,51 @@ proptest::proptest! {
         proptest::prop_assert!(!first.stdout.is_empty());
         proptest::prop_assert_eq!(first.stdout, second.stdout);
     }
+}
+
+#[test]
+fn claims_stay_in_memory_unless_a_ledger_dir_keeps_them_for_a_redelivery() {
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "emmaa-mm-update",
+            "examples/events/emmaa-mm-update.json",
+            "--bucket-dir",
+            "examples/bucket",
+            "--now",
+            NOW,
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|arg| arg.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = replay(&args, &[]);
+        (output.status.code(), stdout_json(&output))
+    };
+    // In memory: the same replay twice prints the same.
+    assert_eq!(run(args(&[])), run(args(&[])));
+    let ledger = tempfile::tempdir().unwrap();
+    let dir = ledger.path().to_str().unwrap();
+    let (status, first) = run(args(&["--ledger-dir", dir, "--request-id", "delivery-1"]));
+    assert_eq!(status, Some(0));
+    assert_eq!(deeds(&first).len(), 1);
+    let (status, second) = run(args(&["--ledger-dir", dir, "--request-id", "delivery-2"]));
+    assert_eq!(status, Some(0));
+    assert_eq!(
+        deeds(&second),
+        Vec::<Value>::new(),
+        "the redelivery submits nothing"
+    );
+    assert_eq!(
+        second["response"]["already_submitted"][0]["job_id"],
+        first["response"]["job_id"]
+    );
+    let examples: Vec<_> = std::fs::read_dir(workspace().join("examples/bucket"))
+        .unwrap()
+        .collect();
+    assert!(
+        examples
+            .iter()
+            .all(|entry| entry.as_ref().unwrap().file_name() != "ledger")
+    );
 }

@@ -1,9 +1,13 @@
 //! The actions a guest asked for, as `host replay` prints them: one per S3
-//! read or listing, Lambda invocation and Batch submission, in the order the
-//! guest asked for them (also when the host performed a batch concurrently).
+//! read or listing, ledger claim, Lambda invocation and Batch submission, in
+//! the order the guest asked for them (also when the host performed a batch
+//! concurrently).
 
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::effects::{Invocation, Job};
+use crate::settings::invocation_type_name;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op")]
@@ -32,4 +36,29 @@ pub enum Action {
         command: Vec<String>,
         depends_on: Vec<String>,
     },
+    /// A claim on a unit of work in the ledger, before the submission or
+    /// invocation it stands for (which follows only if the work is ours).
+    #[serde(rename = "ledger.claim")]
+    LedgerClaim { key: String, work: String },
+}
+
+impl Action {
+    pub fn submit(job: &Job) -> Self {
+        Action::BatchSubmit {
+            job_name: job.name.clone(),
+            job_queue: job.queue.clone(),
+            job_definition: job.definition.clone(),
+            command: job.command.clone(),
+            depends_on: job.depends_on.clone(),
+        }
+    }
+
+    pub fn invoke(invocation: &Invocation) -> Self {
+        Action::LambdaInvoke {
+            function_name: invocation.function_name.clone(),
+            invocation_type: invocation_type_name(invocation.invocation_type).to_owned(),
+            payload: serde_json::from_str(&invocation.payload)
+                .unwrap_or_else(|_| Value::String(invocation.payload.clone())),
+        }
+    }
 }

@@ -1,21 +1,24 @@
 //! The host's side of the guest's imports (`wit/emmaa.wit`): each request
-//! recorded as an action in the order the guest made it, performed through
+//! recorded as actions in the order the guest made it, performed through
 //! the [`Effects`] backend at most `EMMAA_MAX_IN_FLIGHT` at a time, started
-//! only while there is time left before the deadline, and its result kept
-//! (so the host knows what went through even if the guest then fails).
+//! only while there is time left before the deadline, claimed in the
+//! [`ledger`](crate::ledger) first when it stands for a unit of work, and
+//! its result kept (so the host knows what went through even if the guest
+//! then fails).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
-use serde_json::Value;
 
 use crate::action::Action;
+use crate::bindings::emmaa::pipeline::batch::Submission;
 use crate::bindings::emmaa::pipeline::errors::AwsError;
+use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::bindings::emmaa::pipeline::{batch, environment, errors, functions, storage};
-use crate::effects::{Effects, ErrorKind, Invocation, InvocationOutcome, Job};
-use crate::settings::invocation_type_name;
-use crate::store::{CALL_RESERVE, Effect, HostState};
+use crate::effects::{Effects, ErrorKind, Invocation, Job};
+use crate::ledger::{Claimant, Ledger, Outcome};
+use crate::store::{CALL_RESERVE, DEADLINE_MARGIN, Effect, HostState};
 
 /// The answer to a call the host did not start.
 fn not_attempted() -> AwsError {
@@ -35,34 +38,66 @@ fn cut_short() -> AwsError {
     )
 }
 
+/// One call's result, and the actions it took.
+type Done<R> = (Result<R, AwsError>, Vec<Action>);
+
 impl HostState {
     /// Performs `calls` at most `max_in_flight` at a time; the answers come
     /// back in the order of `calls`. A call is started only if at least
     /// [`CALL_RESERVE`] is left before the interrupt point, and is cut short
-    /// at it.
+    /// at it; either way its actions are then the `planned` one.
     async fn bounded<T, R, F>(
         &self,
         calls: Vec<T>,
+        planned: impl Fn(&T) -> Action,
         call: impl Fn(Arc<dyn Effects>, T) -> F,
-    ) -> Vec<Result<R, AwsError>>
+    ) -> Vec<Done<R>>
     where
-        F: Future<Output = Result<R, AwsError>>,
+        F: Future<Output = Done<R>>,
     {
         let effects = &self.effects;
         let interrupt_at = tokio::time::Instant::from_std(self.interrupt_at);
-        let call = &call;
+        let (call, planned) = (&call, &planned);
         stream::iter(calls)
             .map(|item| async move {
+                let actions = vec![planned(&item)];
                 if Instant::now() + CALL_RESERVE > self.interrupt_at {
-                    return Err(not_attempted());
+                    return (Err(not_attempted()), actions);
                 }
                 tokio::time::timeout_at(interrupt_at, call(Arc::clone(effects), item))
                     .await
-                    .unwrap_or_else(|_| Err(cut_short()))
+                    .unwrap_or_else(|_| (Err(cut_short()), actions))
             })
             .buffered(self.settings.max_in_flight)
             .collect()
             .await
+    }
+
+    /// The claimant for this event's work. Its claims hold until the
+    /// function's deadline by the wall clock (in replay, the event's
+    /// `deadline-ms` follows `--now`, which may be years ago).
+    fn claimant<'a>(&'a self, ledger: &'a Ledger, effects: &'a dyn Effects) -> Claimant<'a> {
+        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = millis(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default());
+        let time_left = self.interrupt_at.saturating_duration_since(Instant::now()) + DEADLINE_MARGIN;
+        Claimant {
+            ledger,
+            effects,
+            function: &self.context.function_name,
+            request_id: &self.context.request_id,
+            deadline_ms: now_ms.saturating_add(millis(time_left)),
+            now_ms,
+        }
+    }
+
+    /// Records the actions of `done`, in order, and answers the results.
+    fn record<R>(&mut self, done: Vec<Done<R>>) -> Vec<Result<R, AwsError>> {
+        done.into_iter()
+            .map(|(result, actions)| {
+                self.actions.extend(actions);
+                result
+            })
+            .collect()
     }
 }
 
@@ -75,15 +110,18 @@ impl storage::Host for HostState {
         keys: Vec<String>,
         max_size: u64,
     ) -> Vec<Result<Vec<u8>, AwsError>> {
-        self.actions.extend(keys.iter().map(|key| Action::S3Get {
+        let bucket = &bucket;
+        let planned = |key: &String| Action::S3Get {
             bucket: bucket.clone(),
             key: key.clone(),
-        }));
-        let bucket = &bucket;
-        self.bounded(keys, |effects, key| async move {
-            effects.get_object(bucket, &key, max_size).await
-        })
-        .await
+        };
+        let done = self
+            .bounded(keys, planned, |effects, key| async move {
+                let action = planned(&key);
+                (effects.get_object(bucket, &key, max_size).await, vec![action])
+            })
+            .await;
+        self.record(done)
     }
 
     async fn list_prefixes(
@@ -92,42 +130,58 @@ impl storage::Host for HostState {
         prefix: String,
         delimiter: String,
     ) -> Result<Vec<String>, AwsError> {
-        self.actions.push(Action::S3List {
+        let planned = |(): &()| Action::S3List {
             bucket: bucket.clone(),
             prefix: prefix.clone(),
             delimiter: delimiter.clone(),
-        });
+        };
         let (bucket, prefix, delimiter) = (&bucket, &prefix, &delimiter);
-        self.bounded(vec![()], |effects, ()| async move {
-            effects.list_prefixes(bucket, prefix, delimiter).await
-        })
-        .await
-        .pop()
-        .unwrap_or_else(|| Err(not_attempted()))
+        let done = self
+            .bounded(vec![()], planned, |effects, ()| async move {
+                let listed = effects.list_prefixes(bucket, prefix, delimiter).await;
+                (listed, vec![planned(&())])
+            })
+            .await;
+        self.record(done).pop().unwrap_or_else(|| Err(not_attempted()))
     }
 }
 
 impl functions::Host for HostState {
-    async fn invoke(&mut self, invocations: Vec<Invocation>) -> Vec<Result<InvocationOutcome, AwsError>> {
-        self.actions.extend(invocations.iter().map(|invocation| {
-            Action::LambdaInvoke {
-                function_name: invocation.function_name.clone(),
-                invocation_type: invocation_type_name(invocation.invocation_type).to_owned(),
-                payload: serde_json::from_str(&invocation.payload)
-                    .unwrap_or_else(|_| Value::String(invocation.payload.clone())),
-            }
-        }));
-        let outcomes = self
-            .bounded(invocations.clone(), |effects, invocation| async move {
-                effects.invoke(&invocation).await
+    async fn invoke(&mut self, invocations: Vec<Invocation>) -> Vec<Result<Invoked, AwsError>> {
+        let ledger = self.settings.ledger();
+        let state: &HostState = self;
+        let done = state
+            .bounded(invocations.clone(), Action::invoke, |effects, invocation| {
+                let ledger = ledger.clone();
+                async move {
+                    match (&ledger, &invocation.work) {
+                        (Some(ledger), Some(work)) => {
+                            let claimant = state.claimant(ledger, effects.as_ref());
+                            let (outcome, actions) = claimant.invoke(&invocation, work).await;
+                            let invoked = outcome.map(|outcome| match outcome {
+                                Outcome::Now(outcome) => Invoked::Now(outcome),
+                                Outcome::Already(_) => Invoked::Already,
+                                Outcome::InProgress(request_id) => Invoked::InProgress(request_id),
+                            });
+                            (invoked, actions)
+                        }
+                        _ => {
+                            let outcome = effects.invoke(&invocation).await.map(Invoked::Now);
+                            (outcome, vec![Action::invoke(&invocation)])
+                        }
+                    }
+                }
             })
             .await;
-        for (invocation, outcome) in invocations.into_iter().zip(&outcomes) {
-            self.done.push(match outcome {
-                Ok(_) => Effect::Invoked {
+        let results = self.record(done);
+        for (invocation, result) in invocations.into_iter().zip(&results) {
+            let effect = match result {
+                Ok(Invoked::Now(_)) => Effect::Invoked {
+                    claimed: ledger.is_some() && invocation.work.is_some(),
                     function_name: invocation.function_name,
                     payload: invocation.payload,
                 },
+                Ok(Invoked::Already | Invoked::InProgress(_)) => continue,
                 Err(error) => Effect::Failed {
                     what: format!(
                         "invoking {} with {}",
@@ -135,36 +189,61 @@ impl functions::Host for HostState {
                     ),
                     error: error.clone(),
                 },
-            });
+            };
+            self.done.push(effect);
         }
-        outcomes
+        results
     }
 }
 
 impl batch::Host for HostState {
-    async fn submit(&mut self, jobs: Vec<Job>) -> Vec<Result<String, AwsError>> {
-        self.actions.extend(jobs.iter().map(|job| Action::BatchSubmit {
-            job_name: job.name.clone(),
-            job_queue: job.queue.clone(),
-            job_definition: job.definition.clone(),
-            command: job.command.clone(),
-            depends_on: job.depends_on.clone(),
-        }));
-        let names: Vec<String> = jobs.iter().map(|job| job.name.clone()).collect();
-        let results = self
-            .bounded(jobs, |effects, job| async move { effects.submit_job(&job).await })
+    async fn submit(&mut self, jobs: Vec<Job>) -> Vec<Result<Submission, AwsError>> {
+        let ledger = self.settings.ledger();
+        let names: Vec<(String, bool)> = jobs
+            .iter()
+            .map(|job| (job.name.clone(), ledger.is_some() && job.work.is_some()))
+            .collect();
+        let state: &HostState = self;
+        let done = state
+            .bounded(jobs, Action::submit, |effects, job| {
+                let ledger = ledger.clone();
+                async move {
+                    match (&ledger, &job.work) {
+                        (Some(ledger), Some(work)) => {
+                            let claimant = state.claimant(ledger, effects.as_ref());
+                            let (outcome, actions) = claimant.submit(&job, work).await;
+                            let submission = outcome.map(|outcome| match outcome {
+                                Outcome::Now(job_id) => Submission::Submitted(job_id),
+                                Outcome::Already(job_id) => {
+                                    Submission::AlreadySubmitted(job_id.unwrap_or_default())
+                                }
+                                Outcome::InProgress(request_id) => Submission::InProgress(request_id),
+                            });
+                            (submission, actions)
+                        }
+                        _ => {
+                            let submitted = effects.submit_job(&job).await.map(Submission::Submitted);
+                            (submitted, vec![Action::submit(&job)])
+                        }
+                    }
+                }
+            })
             .await;
-        for (job_name, result) in names.into_iter().zip(&results) {
-            self.done.push(match result {
-                Ok(job_id) => Effect::Submitted {
+        let results = self.record(done);
+        for ((job_name, claimed), result) in names.into_iter().zip(&results) {
+            let effect = match result {
+                Ok(Submission::Submitted(job_id)) => Effect::Submitted {
                     job_name,
                     job_id: job_id.clone(),
+                    claimed,
                 },
+                Ok(Submission::AlreadySubmitted(_) | Submission::InProgress(_)) => continue,
                 Err(error) => Effect::Failed {
                     what: format!("job {job_name}"),
                     error: error.clone(),
                 },
-            });
+            };
+            self.done.push(effect);
         }
         results
     }

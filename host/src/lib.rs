@@ -7,6 +7,7 @@
 //! - [`effects`]: the S3, Lambda and Batch calls behind one trait, with an
 //!   AWS backend and a local one (a directory or memory, fake answers);
 //! - [`imports`]: the guest's requests, recorded, bounded and performed;
+//! - [`ledger`]: claims that make each unit of work happen once;
 //! - [`run`]: one event through one guest; [`outcome`]: how it ended;
 //! - [`replay`] and [`lambda`]: the two entry points.
 
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod guests;
 pub mod imports;
 pub mod lambda;
+pub mod ledger;
 pub mod manifest;
 pub mod outcome;
 pub mod replay;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use emmaa_host::replay::{DEFAULT_DEADLINE, ReplayRequest, parse_deadline, parse_now, replay};
+use emmaa_host::replay::{
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayRequest, parse_deadline, parse_now, replay,
+};
 use emmaa_host::settings::settings_help;
 use emmaa_host::{Settings, lambda};
 use tracing_subscriber::EnvFilter;
@@ -51,6 +53,12 @@ enum Command {
         /// How long the event may take (30s, 1500ms, 2m; at most 15m), as Lambda's deadline.
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
         deadline: String,
+        /// Lambda's request id for the event (a retry by Lambda keeps it; a redelivery does not).
+        #[arg(long, value_name = "ID", default_value = REPLAY_REQUEST_ID)]
+        request_id: String,
+        /// Keep the ledger's claims in DIR between runs, to try redelivery (default: in memory).
+        #[arg(long, value_name = "DIR")]
+        ledger_dir: Option<PathBuf>,
     },
 }
 
@@ -88,6 +96,8 @@ fn main() -> ExitCode {
             now,
             components,
             deadline,
+            request_id,
+            ledger_dir,
         }) => {
             tracing_subscriber::fmt()
                 .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
@@ -102,6 +112,8 @@ fn main() -> ExitCode {
                     now,
                     components,
                     deadline: parse_deadline(&deadline)?,
+                    request_id,
+                    ledger_dir,
                 })
             });
             let report = request.and_then(|request| {

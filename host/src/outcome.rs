@@ -58,6 +58,11 @@ pub enum Failure {
     },
     #[error("the guest answered something that is not JSON ({error}): {answer}")]
     BadAnswer { error: String, answer: String },
+    #[error(
+        "the deadline came before {left} of the event's calls could be made or answered; \
+         what went through is claimed, so a retry of the event does only what is left"
+    )]
+    CutShort { left: usize },
 }
 
 impl Failure {
@@ -74,6 +79,7 @@ impl Failure {
             Failure::OutsideContract(_) => "outside-contract",
             Failure::Trapped { .. } => "trapped",
             Failure::BadAnswer { .. } => "bad-answer",
+            Failure::CutShort { .. } => "cut-short",
         }
     }
 
@@ -90,6 +96,7 @@ impl Failure {
             Failure::OutsideContract(_) => "EmmaaGuestOutsideContract",
             Failure::Trapped { .. } => "EmmaaGuestTrapped",
             Failure::BadAnswer { .. } => "EmmaaGuestBadAnswer",
+            Failure::CutShort { .. } => "EmmaaEventCutShort",
         }
     }
 
@@ -177,15 +184,35 @@ impl Answer {
     }
 }
 
-/// The answer for a guest that ended with `failure` after making `done`:
-/// a failure when none of its calls went through (Lambda may retry the
-/// event: nothing would be done twice), else a 207 listing what went
-/// through, what failed, and why the rest was not done.
-pub fn salvage(failure: Failure, done: &[Effect]) -> Answer {
-    let went_through = done.iter().any(|effect| !matches!(effect, Effect::Failed { .. }));
-    if !went_through {
-        return Answer::Failed(failure);
+/// How an event ends, given the guest's answer and what its calls did.
+///
+/// - A guest that failed: a failure when a retry of the event would repeat
+///   nothing (no call went through, or every one that did is claimed in the
+///   ledger: Lambda retries an asynchronous event, and the retry does only
+///   what is left); else a 207 listing what went through, what failed, and
+///   why the rest was not done.
+/// - A guest that answered, but the deadline kept some calls from being
+///   made: with everything that went through claimed, a failure, so that
+///   the retry makes them; else the guest's answer (they are named in it).
+pub fn conclude(answer: Result<Value, Failure>, done: &[Effect]) -> Answer {
+    let retry_repeats_nothing = !done.iter().any(Effect::unclaimed);
+    match answer {
+        Ok(response) => {
+            let left = done.iter().filter(|effect| effect.cut_short()).count();
+            if left > 0 && retry_repeats_nothing {
+                Answer::Failed(Failure::CutShort { left })
+            } else {
+                Answer::Guest(response)
+            }
+        }
+        Err(failure) if retry_repeats_nothing => Answer::Failed(failure),
+        Err(failure) => salvage(failure, done),
     }
+}
+
+/// The host's 207 for a guest that ended with `failure` after some of its
+/// calls went through.
+fn salvage(failure: Failure, done: &[Effect]) -> Answer {
     let mut refused = vec![json!({
         "item": "(the rest of the event)",
         "reason": format!("{failure}; whatever the handler had not yet asked for was not done"),
@@ -198,6 +225,7 @@ pub fn salvage(failure: Failure, done: &[Effect]) -> Answer {
             Effect::Invoked {
                 function_name,
                 payload,
+                ..
             } => invoked.push(json!({"function_name": function_name, "payload": payload})),
             Effect::Failed { what, error } => refused.push(json!({
                 "item": what,
@@ -246,6 +274,7 @@ mod tests {
         Effect::Submitted {
             job_name: format!("m{n}_update_20200204_120000"),
             job_id: format!("id-{n}"),
+            claimed: false,
         }
     }
 
@@ -256,7 +285,7 @@ mod tests {
             error: AwsError::new(ErrorKind::Rejected, "ClientException", "no queue"),
         };
         assert_eq!(
-            salvage(Failure::OutOfFuel, &[failed]),
+            conclude(Err(Failure::OutOfFuel), &[failed]),
             Answer::Failed(Failure::OutOfFuel)
         );
     }
@@ -267,7 +296,7 @@ mod tests {
             what: "job m2_update_20200204_120000".into(),
             error: AwsError::new(ErrorKind::Rejected, "ClientException", "no queue"),
         };
-        let answer = salvage(Failure::OutOfFuel, &[submitted(0), submitted(1), failed]);
+        let answer = conclude(Err(Failure::OutOfFuel), &[submitted(0), submitted(1), failed]);
         let response = answer.response().unwrap();
         assert_eq!(answer.status_code(), Some(207));
         assert_eq!(response["job_ids"], json!(["id-0", "id-1"]));
@@ -290,11 +319,33 @@ mod tests {
     #[test]
     fn a_salvaged_answer_lists_the_first_items_and_counts_the_rest() {
         let done: Vec<Effect> = (0..60_000).map(submitted).collect();
-        let answer = salvage(Failure::Deadline, &done);
+        let answer = conclude(Err(Failure::Deadline), &done);
         let response = answer.response().unwrap();
         assert_eq!(response["job_ids"].as_array().unwrap().len(), MAX_LISTED);
         assert_eq!(response["job_ids_not_listed"], 60_000 - MAX_LISTED);
         assert_eq!(response["job_id"], "id-59999");
+    }
+
+    #[test]
+    fn a_failure_after_claimed_calls_is_a_failure_so_that_lambda_retries_the_rest() {
+        let claimed = Effect::Submitted {
+            job_name: "m0_update_20200204_120000".into(),
+            job_id: "id-0".into(),
+            claimed: true,
+        };
+        assert_eq!(
+            conclude(Err(Failure::OutOfFuel), std::slice::from_ref(&claimed)),
+            Answer::Failed(Failure::OutOfFuel)
+        );
+        let not_attempted = Effect::Failed {
+            what: "job m1".into(),
+            error: AwsError::new(ErrorKind::NotAttempted, "NotAttempted", "no time"),
+        };
+        let answer = conclude(Ok(json!({"statusCode": 207})), &[claimed, not_attempted.clone()]);
+        assert_eq!(answer, Answer::Failed(Failure::CutShort { left: 1 }));
+        // Without claims a retry would submit m0 again: the guest's 207 stands.
+        let answer = conclude(Ok(json!({"statusCode": 207})), &[submitted(0), not_attempted]);
+        assert_eq!(answer, Answer::Guest(json!({"statusCode": 207})));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::action::Action;
-use crate::effects::local::{LocalBucket, LocalEffects};
+use crate::effects::local::{LocalBucket, LocalEffects, LocalLedger};
 use crate::engine::{EngineError, GuestRuntime};
 use crate::guests;
 use crate::outcome::{Failure, MAX_EVENT_BYTES};
@@ -43,6 +43,10 @@ pub struct ReplayRequest {
     pub components: PathBuf,
     /// How long the event may take, as Lambda's deadline would allow.
     pub deadline: Duration,
+    /// Lambda's request id for the event.
+    pub request_id: String,
+    /// Where claims are kept between runs; in memory, for this run, without.
+    pub ledger_dir: Option<PathBuf>,
 }
 
 /// Why a replay could not start (usage errors: exit status 2).
@@ -62,6 +66,8 @@ pub enum ReplayError {
     BadNow { value: String, reason: String },
     #[error("--bucket-dir {0} is not a directory")]
     BucketDirMissing(String),
+    #[error("--ledger-dir {path} cannot be used: {source}")]
+    LedgerDir { path: String, source: std::io::Error },
     #[error("bad setting: {0}")]
     Settings(#[from] SettingsError),
     #[error(transparent)]
@@ -209,13 +215,23 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
     let guest = GuestRuntime::new()?.load(&component_path(&request.components, handler.guest))?;
     let context = EventContext {
         function_name: handler.function.clone(),
-        request_id: REPLAY_REQUEST_ID.to_owned(),
+        request_id: request.request_id.clone(),
         deadline_ms: (now * 1000)
             .saturating_add(u64::try_from(request.deadline.as_millis()).unwrap_or(u64::MAX)),
         time_left: request.deadline,
         now,
     };
-    let effects = Arc::new(LocalEffects::new(bucket));
+    let ledger = match &request.ledger_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| ReplayError::LedgerDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            LocalLedger::Directory(dir.clone())
+        }
+        None => LocalLedger::default(),
+    };
+    let effects = Arc::new(LocalEffects::new(bucket).with_ledger(ledger));
     let HandlerOutcome { answer, actions, .. } =
         guest.handle(&event, &context, effects, Arc::new(settings)).await;
     Ok(ReplayReport {

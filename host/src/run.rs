@@ -15,7 +15,7 @@ use crate::action::Action;
 use crate::bindings::Context;
 use crate::effects::Effects;
 use crate::engine::LoadedGuest;
-use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, salvage};
+use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, conclude};
 use crate::settings::Settings;
 use crate::store::{FUEL_PER_EVENT, HostState, new_store};
 
@@ -98,12 +98,8 @@ impl LoadedGuest {
         let answer = self.call(&mut store, event, context).await;
         let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
         let state = store.into_data();
-        let answer = match answer {
-            Ok(response) => Answer::Guest(response),
-            Err(failure) => salvage(failure, &state.done),
-        };
         HandlerOutcome {
-            answer,
+            answer: conclude(answer, &state.done),
             actions: state.actions,
             fuel_used,
         }

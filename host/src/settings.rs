@@ -8,6 +8,7 @@
 use thiserror::Error;
 
 use crate::bindings::emmaa::pipeline::{environment, functions::InvocationType};
+use crate::ledger::Ledger;
 
 pub const BUCKET: &str = "EMMAA_BUCKET";
 pub const PROJECT: &str = "EMMAA_PROJECT";
@@ -20,6 +21,8 @@ pub const LARGE_JOB_DEFINITION: &str = "EMMAA_LARGE_JOB_DEFINITION";
 pub const FUNCTION_PREFIX: &str = "EMMAA_FUNCTION_PREFIX";
 pub const INVOCATION_TYPE: &str = "EMMAA_INVOCATION_TYPE";
 pub const MAX_IN_FLIGHT: &str = "EMMAA_MAX_IN_FLIGHT";
+pub const LEDGER: &str = "EMMAA_LEDGER";
+pub const LEDGER_PREFIX: &str = "EMMAA_LEDGER_PREFIX";
 
 /// The longest function name suffix (`test-update-pipeline`); a Lambda
 /// function name has at most 64 characters.
@@ -107,6 +110,18 @@ pub const VARIABLES: &[Variable] = &[
         accepts: "a whole number from 1 to 1000",
         meaning: "AWS calls of one batch the host performs at once",
     },
+    Variable {
+        name: LEDGER,
+        default: "on",
+        accepts: "on or off",
+        meaning: "claim each unit of work before doing it (exactly once)",
+    },
+    Variable {
+        name: LEDGER_PREFIX,
+        default: "ledger/",
+        accepts: "a key prefix ending in /, of A-Z a-z 0-9 ! - _ . * ' ( ) /, outside models/ and results/",
+        meaning: "where in the bucket the claims are kept",
+    },
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -136,6 +151,8 @@ pub struct Settings {
     pub pipeline: environment::Settings,
     /// How many AWS calls of one batch the host keeps in flight at once.
     pub max_in_flight: usize,
+    /// Where the claims are kept in the bucket; `None`: the ledger is off.
+    pub ledger_prefix: Option<String>,
 }
 
 /// The settings as a table, for `--help`.
@@ -181,9 +198,19 @@ impl Settings {
             function_prefix: get(FUNCTION_PREFIX).function_prefix()?,
             invocation_type: get(INVOCATION_TYPE).invocation_type()?,
         };
+        let ledger_prefix = get(LEDGER_PREFIX).ledger_prefix()?;
         Ok(Settings {
             pipeline,
             max_in_flight: get(MAX_IN_FLIGHT).max_in_flight()?,
+            ledger_prefix: get(LEDGER).on_or_off()?.then_some(ledger_prefix),
+        })
+    }
+
+    /// The ledger, when it is on.
+    pub fn ledger(&self) -> Option<Ledger> {
+        self.ledger_prefix.as_ref().map(|prefix| Ledger {
+            bucket: self.pipeline.bucket.clone(),
+            prefix: prefix.clone(),
         })
     }
 }
@@ -328,6 +355,29 @@ impl Setting {
             "RequestResponse" => Ok(InvocationType::RequestResponse),
             "Event" => Ok(InvocationType::Event),
             _ => self.refuse("is not an invocation type: use RequestResponse or Event"),
+        }
+    }
+
+    fn on_or_off(self) -> Result<bool, SettingsError> {
+        match self.value.as_str() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => self.refuse("must be on or off"),
+        }
+    }
+
+    /// A claim under `models/` would be listed as a model, one under
+    /// `results/` would fire a trigger.
+    fn ledger_prefix(self) -> Result<String, SettingsError> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()/".contains(c);
+        if !self.value.ends_with('/') || self.value.starts_with('/') || !self.value.chars().all(allowed) {
+            self.refuse("is not a key prefix: letters, digits and ! - _ . * ' ( ) /, ending in /")
+        } else if self.value.starts_with("models/") || self.value.starts_with("results/") {
+            self.refuse(
+                "is under models/ or results/, where a claim would be listed as a model or fire a trigger",
+            )
+        } else {
+            Ok(self.value)
         }
     }
 
@@ -536,6 +586,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_ledger_is_on_by_default_outside_models_and_results() {
+        let on = settings(&[]).unwrap();
+        assert_eq!(on.ledger().unwrap().prefix, "ledger/");
+        assert_eq!(on.ledger().unwrap().bucket, "emmaa");
+        assert_eq!(settings(&[(LEDGER, "off")]).unwrap().ledger(), None);
+        assert!(refused(LEDGER, "yes"));
+        for bad in ["models/ledger/", "results/", "ledger", "/ledger/", "led ger/", ""] {
+            assert!(refused(LEDGER_PREFIX, bad), "{bad:?}");
+        }
+        assert!(settings(&[(LEDGER_PREFIX, "ops/claims/")]).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 
 use crate::action::Action;
-use crate::effects::{AwsError, Effects};
+use crate::effects::{AwsError, Effects, ErrorKind};
 use crate::run::EventContext;
 use crate::settings::Settings;
 
@@ -102,19 +102,35 @@ impl ResourceLimiter for MemoryLimiter {
 /// What became of one invocation or submission the host made.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// `claimed`: under a claim in the ledger, so a retry does not repeat it.
     Invoked {
         function_name: String,
         payload: String,
+        claimed: bool,
     },
     Submitted {
         job_name: String,
         job_id: String,
+        claimed: bool,
     },
     /// `what` names the call (the job, or the function and payload).
-    Failed {
-        what: String,
-        error: AwsError,
-    },
+    Failed { what: String, error: AwsError },
+}
+
+impl Effect {
+    /// Whether it went through without a claim: a retry would repeat it.
+    pub fn unclaimed(&self) -> bool {
+        matches!(
+            self,
+            Effect::Invoked { claimed: false, .. } | Effect::Submitted { claimed: false, .. }
+        )
+    }
+
+    /// Whether the deadline kept it from being made, or from being answered.
+    pub fn cut_short(&self) -> bool {
+        matches!(self, Effect::Failed { error, .. }
+            if error.kind == ErrorKind::NotAttempted || error.code == "DeadlineReached")
+    }
 }
 
 /// The store's data: what the host functions need for one event, and what

@@ -42,9 +42,13 @@ pub fn bucket(objects: &[(&str, &str)]) -> LocalEffects {
     LocalEffects::new(LocalBucket::Memory(objects))
 }
 
-/// The settings with `vars` set and every other variable unset.
+/// The settings with `vars` set and every other variable unset, except
+/// that the ledger is off unless `vars` turns it on: most tests are about a
+/// handler's own actions, and the ledger's tests say so.
 pub fn settings(vars: &[(&str, &str)]) -> Settings {
-    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut vars: HashMap<String, String> =
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    vars.entry("EMMAA_LEDGER".into()).or_insert_with(|| "off".into());
     Settings::from_lookup(|name| vars.get(name).cloned()).expect("valid settings")
 }
 
@@ -77,9 +81,41 @@ pub async fn run_in_time(
     settings: Settings,
     time_left: Duration,
 ) -> HandlerOutcome {
+    deliver(guest_name, event, effects, settings, time_left, "test-request").await
+}
+
+/// Delivers `event` to `guest` as Lambda request `request_id`, with the
+/// ledger on.
+pub async fn run_as(
+    guest_name: &str,
+    event: &Value,
+    effects: &LocalEffects,
+    request_id: &str,
+) -> HandlerOutcome {
+    let settings = settings(&[("EMMAA_LEDGER", "on")]);
+    let effects = Arc::new(effects.clone());
+    deliver(
+        guest_name,
+        &event.to_string(),
+        effects,
+        settings,
+        Duration::from_secs(60),
+        request_id,
+    )
+    .await
+}
+
+async fn deliver(
+    guest_name: &str,
+    event: &str,
+    effects: Arc<dyn Effects>,
+    settings: Settings,
+    time_left: Duration,
+    request_id: &str,
+) -> HandlerOutcome {
     let context = EventContext {
         function_name: format!("test-{guest_name}"),
-        request_id: "test-request".into(),
+        request_id: request_id.into(),
         deadline_ms: NOW * 1000 + u64::try_from(time_left.as_millis()).unwrap(),
         time_left,
         now: NOW,

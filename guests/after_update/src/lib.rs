@@ -7,35 +7,41 @@ use emmaa_guest::batch_job::{JobKind, check_job_names};
 use emmaa_guest::fan_out::invoke_all;
 use emmaa_guest::host::{read_configs, settings};
 use emmaa_guest::s3_event::{model_manager_key, parse_records};
-use emmaa_guest::{Call, Report, Value, json};
+use emmaa_guest::work::part_of;
+use emmaa_guest::{Call, ModelName, Report, Value, json};
 
 emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     let settings = settings();
-    let models = report.keep_valid(parse_records(event, |field, key| {
+    let records = report.keep_valid(parse_records(event, |field, key| {
         let model = model_manager_key(field, key)?;
         check_job_names(&JobKind::PER_MODEL, &model, None).map_err(|refusal| refusal.reason)?;
         Ok(model)
     }));
-    let after_update_calls = models
+    let after_update_calls = records
         .iter()
-        .flat_map(|model| {
-            ["model-stats", "test-pipeline", "queries"]
-                .map(|function| Call::new(model.as_str(), function, json!({ "model": model.as_str() })))
+        .flat_map(|(model, work)| {
+            ["model-stats", "test-pipeline", "queries"].map(|function| {
+                Call::new(model.as_str(), function, json!({ "model": model.as_str() }))
+                    .claiming(part_of(work, function))
+            })
         })
         .collect();
     invoke_all(&settings, after_update_calls, report);
 
-    let test_update_calls = report
-        .keep_valid(read_configs(&settings, &models))
-        .into_iter()
-        .filter(|config| config.make_tests())
-        .map(|config| {
-            let model = config.model().as_str();
-            Call::new(model, "test-update", json!({ "model": model }))
-        })
-        .collect();
+    let models: Vec<ModelName> = records.iter().map(|(model, _)| model.clone()).collect();
+    let mut test_update_calls = Vec::new();
+    for (config, (model, work)) in read_configs(&settings, &models).into_iter().zip(&records) {
+        match config {
+            Ok(config) if config.make_tests() => test_update_calls.push(
+                Call::new(model.as_str(), "test-update", json!({ "model": model.as_str() }))
+                    .claiming(part_of(work, "test-update")),
+            ),
+            Ok(_) => {}
+            Err(refusal) => report.refuse(refusal),
+        }
+    }
     invoke_all(&settings, test_update_calls, report);
     Ok(())
 }

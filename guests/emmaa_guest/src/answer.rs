@@ -45,6 +45,9 @@ pub struct Report {
     went_through: usize,
     refused: Vec<Refusal>,
     fields: Map<String, Value>,
+    /// Lists of the answer (`already_submitted`, ...): each with its first
+    /// [`MAX_LISTED_REFUSALS`] items, and how many there were.
+    lists: Vec<(String, Vec<Value>, usize)>,
 }
 
 impl Report {
@@ -73,6 +76,23 @@ impl Report {
     /// Adds a field to the answer (`job_id`, `job_ids`).
     pub fn set(&mut self, field: &str, value: Value) {
         self.fields.insert(field.to_owned(), value);
+    }
+
+    /// Adds `item` to the list `field` of the answer; past
+    /// [`MAX_LISTED_REFUSALS`] items a list is counted, not listed.
+    pub fn append(&mut self, field: &str, item: Value) {
+        let at = match self.lists.iter().position(|(name, _, _)| name == field) {
+            Some(at) => at,
+            None => {
+                self.lists.push((field.to_owned(), Vec::new(), 0));
+                self.lists.len() - 1
+            }
+        };
+        let (_, items, count) = &mut self.lists[at];
+        *count += 1;
+        if items.len() < MAX_LISTED_REFUSALS {
+            items.push(item);
+        }
     }
 
     pub fn refused(&self) -> &[Refusal] {
@@ -110,6 +130,12 @@ impl Report {
             return Err(reasons.join("; "));
         }
         answer.extend(self.fields);
+        for (field, items, count) in self.lists {
+            if count > items.len() {
+                answer.insert(format!("{field}_not_listed"), json!(count - items.len()));
+            }
+            answer.insert(field, Value::Array(items));
+        }
         Ok(Value::Object(answer))
     }
 }
@@ -164,6 +190,23 @@ mod tests {
         assert_eq!(answer["refused"].as_array().unwrap().len(), MAX_LISTED_REFUSALS);
         assert_eq!(answer["refused_not_listed"], 60_000 - MAX_LISTED_REFUSALS);
         assert!(answer.to_string().len() < 20_000);
+    }
+
+    #[test]
+    fn a_list_of_the_answer_is_cut_and_counted_like_the_refusals() {
+        let mut report = Report::default();
+        report.went_through();
+        for n in 0..250 {
+            report.append("already_submitted", json!(n));
+        }
+        report.append("in_progress_elsewhere", json!("x"));
+        let answer = report.finish().unwrap();
+        assert_eq!(
+            answer["already_submitted"].as_array().unwrap().len(),
+            MAX_LISTED_REFUSALS
+        );
+        assert_eq!(answer["already_submitted_not_listed"], 50);
+        assert_eq!(answer["in_progress_elsewhere"], json!(["x"]));
     }
 
     #[test]

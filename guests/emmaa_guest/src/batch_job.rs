@@ -5,10 +5,11 @@
 
 use serde_json::json;
 
-use crate::bindings::emmaa::pipeline::batch::{self, Job};
+use crate::bindings::emmaa::pipeline::batch::{self, Job, Submission};
 use crate::host::{self, Settings};
 use crate::quote::quote;
 use crate::time::job_timestamp;
+use crate::work::{self, Work};
 use crate::{ModelName, Refusal, Report, TestCorpus};
 
 /// The most job ids an answer lists; the rest are counted
@@ -96,6 +97,11 @@ pub struct JobRequest {
 }
 
 impl JobRequest {
+    /// The job name without its `_{NOW}`: what the job is, whenever it runs.
+    pub fn name_stem(&self) -> String {
+        self.kind.name_stem(&self.model, self.corpus.as_ref())
+    }
+
     /// A job whose name holds only the model.
     pub fn for_model(kind: JobKind, model: ModelName, script: String) -> Self {
         JobRequest {
@@ -175,10 +181,9 @@ pub fn container_command(settings: &Settings, purpose: &str, script: &str) -> Ve
 }
 
 /// The Batch job for `request` at `now` (`YYYYMMDD_HHMMSS`), or why its
-/// name is refused.
-pub fn build_job(settings: &Settings, request: &JobRequest, now: &str) -> Result<Job, Refusal> {
-    let stem = request.kind.name_stem(&request.model, request.corpus.as_ref());
-    let name = format!("{stem}_{now}");
+/// name is refused. It claims `work` before it is submitted.
+pub fn build_job(settings: &Settings, request: &JobRequest, now: &str, work: Work) -> Result<Job, Refusal> {
+    let name = format!("{}_{now}", request.name_stem());
     if name.len() > MAX_JOB_NAME_LEN {
         return Err(too_long(&request.model, &name));
     }
@@ -194,35 +199,59 @@ pub fn build_job(settings: &Settings, request: &JobRequest, now: &str) -> Result
         definition: definition.clone(),
         command: container_command(settings, request.kind.purpose(), &request.script),
         depends_on: Vec::new(),
+        work,
     })
 }
 
-/// Submits one job per valid item, all in one batch, and records in
-/// `report` each item refused, each job that went through and each that
-/// failed. The answer carries `job_ids` and, as the original did, the last
-/// one as `job_id`.
+/// Submits one job per valid item, all in one batch, each claimed as its
+/// item's unit of work (or, for an item with none, as the job of this
+/// request), and records in `report` each item refused, each job that went
+/// through and each that failed. The answer carries `job_ids` (new and
+/// earlier submissions of this work) and, as the original did, the last one
+/// as `job_id`; work an earlier delivery did is named in
+/// `already_submitted`, work another request is doing in
+/// `in_progress_elsewhere`.
 pub fn submit_each<T>(
-    items: Vec<Result<T, Refusal>>,
+    items: Vec<Result<(T, Work), Refusal>>,
     report: &mut Report,
     job_for: impl Fn(T) -> JobRequest,
 ) {
     let settings = host::settings();
     let now = job_timestamp(host::now());
-    let requests = report.keep_valid(items).into_iter().map(job_for);
-    let jobs: Vec<Job> = report.keep_valid(
-        requests
-            .map(|request| build_job(&settings, &request, &now))
-            .collect(),
-    );
+    let jobs = report
+        .keep_valid(items)
+        .into_iter()
+        .map(|(item, work)| {
+            let request = job_for(item);
+            let work = work.or_else(|| work::in_request(&request.name_stem()));
+            build_job(&settings, &request, &now, work)
+        })
+        .collect();
+    let jobs: Vec<Job> = report.keep_valid(jobs);
     if jobs.is_empty() {
         return;
     }
     let mut job_ids = Vec::new();
     for (job, submitted) in jobs.iter().zip(batch::submit(&jobs)) {
         match submitted {
-            Ok(job_id) => {
+            Ok(Submission::Submitted(job_id)) => {
                 report.went_through();
                 job_ids.push(job_id);
+            }
+            Ok(Submission::AlreadySubmitted(job_id)) => {
+                report.went_through();
+                report.append(
+                    "already_submitted",
+                    json!({"job_name": job.name, "job_id": job_id}),
+                );
+                job_ids.push(job_id);
+            }
+            Ok(Submission::InProgress(request_id)) => {
+                report.went_through();
+                report.append(
+                    "in_progress_elsewhere",
+                    json!({"job_name": job.name, "request_id": request_id}),
+                );
             }
             Err(err) => report.refuse(Refusal::new(
                 job.name.as_str(),
@@ -304,12 +333,12 @@ mod tests {
 
     #[test]
     fn large_models_get_the_large_queue_and_definition() {
-        let job = build_job(&settings(""), &request("big"), "20200204_120000").unwrap();
+        let job = build_job(&settings(""), &request("big"), "20200204_120000", None).unwrap();
         assert_eq!(
             (job.queue.as_str(), job.definition.as_str()),
             ("emmaa-after-update", "emmaa_testing_jobs_def")
         );
-        let job = build_job(&settings(""), &request("aml"), "20200204_120000").unwrap();
+        let job = build_job(&settings(""), &request("aml"), "20200204_120000", None).unwrap();
         assert_eq!(
             (job.queue.as_str(), job.definition.as_str()),
             ("emmaa-models-update-test", "emmaa_jobdef")
@@ -321,9 +350,9 @@ mod tests {
     fn refuses_job_names_longer_than_batch_allows() {
         // `_update_20200204_120000` is 23 characters.
         let fits = "m".repeat(105);
-        assert!(build_job(&settings(""), &request(&fits), "20200204_120000").is_ok());
+        assert!(build_job(&settings(""), &request(&fits), "20200204_120000", None).is_ok());
         let long = "m".repeat(106);
-        let refusal = build_job(&settings(""), &request(&long), "20200204_120000").unwrap_err();
+        let refusal = build_job(&settings(""), &request(&long), "20200204_120000", None).unwrap_err();
         assert_eq!(refusal.item, long);
         assert!(
             refusal

@@ -17,6 +17,7 @@ mod properties;
 pub mod quote;
 pub mod s3_event;
 pub mod time;
+pub mod work;
 
 pub use answer::{Refusal, Report};
 pub use batch_job::JobRequest;
@@ -43,11 +44,12 @@ pub type HandlerFn = fn(&Value, &mut Report) -> Result<(), String>;
 
 /// Runs `handler` on one raw event and turns its report into the answer the
 /// host expects: a JSON document, or the reason nothing went through.
-pub fn run(event: &str, handler: HandlerFn) -> Result<String, String> {
+pub fn run(event: &str, context: &bindings::Context, handler: HandlerFn) -> Result<String, String> {
     // A guest has no standard error: a panic's message goes to the host's
     // log, which names it when it reports the trap that follows.
     std::panic::set_hook(Box::new(|panic| host::log_error(&format!("panicked: {panic}"))));
     let event: Value = serde_json::from_str(event).map_err(|err| format!("the event is not JSON: {err}"))?;
+    work::begin(&event, &context.request_id);
     let mut report = Report::default();
     handler(&event, &mut report)?;
     let refused = report.refused();
@@ -70,9 +72,9 @@ macro_rules! export_handler {
         impl $crate::bindings::Guest for Component {
             fn handle(
                 event: ::std::string::String,
-                _context: $crate::bindings::Context,
+                context: $crate::bindings::Context,
             ) -> ::std::result::Result<::std::string::String, ::std::string::String> {
-                $crate::run(&event, $handler)
+                $crate::run(&event, &context, $handler)
             }
         }
 

@@ -127,7 +127,7 @@ proptest! {
     fn every_record_refusal_names_its_field(event in s3_event()) {
         for parsed in parse_records(&event, results_key) {
             match parsed {
-                Ok((model, corpus)) => prop_assert!(is_safe(model.as_str()) && is_safe(corpus.as_str())),
+                Ok(((model, corpus), _)) => prop_assert!(is_safe(model.as_str()) && is_safe(corpus.as_str())),
                 Err(refusal) => prop_assert!(
                     refusal.reason.contains("Records"),
                     "{}", refusal.reason
@@ -183,7 +183,7 @@ proptest! {
         let script = format!("python scripts/run_model_tests_from_s3.py --model {model} --tests {corpus}");
         let request = JobRequest::for_corpus(JobKind::Tests, model.clone(), corpus.clone(), script);
         let fits = check_job_names(&JobKind::PER_CORPUS, &model, Some(&corpus)).is_ok();
-        match build_job(&settings(), &request, "20200204_120000") {
+        match build_job(&settings(), &request, "20200204_120000", None) {
             Ok(job) => {
                 prop_assert!(fits);
                 prop_assert!(is_safe(&job.name) && job.name.len() <= MAX_JOB_NAME_LEN, "{}", job.name);

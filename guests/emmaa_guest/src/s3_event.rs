@@ -1,20 +1,24 @@
 //! S3 event records. Each record is parsed on its own and needs only
 //! `s3.object.key`: the stand-in event update_pipeline sends has nothing
 //! else, and one broken record must not spoil the others. Keys arrive
-//! URL-encoded and are decoded before anything else looks at them.
+//! URL-encoded and are decoded before anything else looks at them. A
+//! record's `s3.object.sequencer`, when it has one, makes it a unit of work
+//! of its own (see [`crate::work`]).
 
 use serde_json::Value;
 
 use crate::quote::{self, quote};
+use crate::work::{self, Work};
 use crate::{ModelName, Refusal, TestCorpus};
 
-/// Applies `parse_key` to the decoded key of every record of `event`.
-/// A record whose key is missing, badly encoded or refused by `parse_key`
-/// becomes a refusal naming `Records[i].s3.object.key` and its value.
+/// Applies `parse_key` to the decoded key of every record of `event`, and
+/// gives each its unit of work. A record whose key is missing, badly
+/// encoded or refused by `parse_key` becomes a refusal naming
+/// `Records[i].s3.object.key` and its value.
 pub fn parse_records<T>(
     event: &Value,
     parse_key: impl Fn(&str, &str) -> Result<T, String>,
-) -> Vec<Result<T, Refusal>> {
+) -> Vec<Result<(T, Work), Refusal>> {
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
         return vec![Err(Refusal::new(
             "Records",
@@ -45,7 +49,9 @@ pub fn parse_records<T>(
             })?;
             let key =
                 decode_key(raw).map_err(|why| Refusal::new(raw, format!("{field} {} {why}", quote(raw))))?;
-            parse_key(&field, &key).map_err(|why| Refusal::new(key.as_str(), why))
+            let parsed = parse_key(&field, &key).map_err(|why| Refusal::new(key.as_str(), why))?;
+            let sequencer = record.pointer("/s3/object/sequencer").and_then(Value::as_str);
+            Ok((parsed, work::of_record(&key, sequencer)))
         })
         .collect()
 }
@@ -258,12 +264,31 @@ mod tests {
             "models/brca/model_2020-01-01-00-00-00.pkl",
         ]);
         let parsed = parse_records(&event, model_state_key);
-        assert_eq!(parsed[0].as_ref().unwrap().as_str(), "aml");
+        assert_eq!(parsed[0].as_ref().unwrap().0.as_str(), "aml");
         let refusal = parsed[1].as_ref().unwrap_err();
         assert_eq!(refusal.item, "models/a;b/model_2020-01-01-00-00-00.pkl");
         assert!(refusal.reason.contains("Records[1].s3.object.key"));
         assert!(refusal.reason.contains("\"a;b\""));
-        assert_eq!(parsed[2].as_ref().unwrap().as_str(), "brca");
+        assert_eq!(parsed[2].as_ref().unwrap().0.as_str(), "brca");
+    }
+
+    #[test]
+    fn a_record_with_a_sequencer_is_work_of_its_own() {
+        crate::work::begin(&json!({}), "r1");
+        let key = "models/aml/model_2020-01-01-00-00-00.pkl";
+        let event = json!({"Records": [
+            {"s3": {"object": {"key": key, "sequencer": "0A1B"}}},
+            {"s3": {"object": {"key": key}}}
+        ]});
+        let parsed = parse_records(&event, model_state_key);
+        assert_eq!(
+            parsed[0].as_ref().unwrap().1.as_deref(),
+            Some("s3:models/aml/model_2020-01-01-00-00-00.pkl@0A1B")
+        );
+        assert_eq!(
+            parsed[1].as_ref().unwrap().1.as_deref(),
+            Some("request:r1:models/aml/model_2020-01-01-00-00-00.pkl")
+        );
     }
 
     #[test]

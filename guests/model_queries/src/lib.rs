@@ -3,12 +3,17 @@
 
 use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::work::in_this_request;
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
 
 emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
-    submit_each(vec![emmaa_guest::event::model(event)], report, queries_job);
+    submit_each(
+        vec![in_this_request(emmaa_guest::event::model(event))],
+        report,
+        queries_job,
+    );
     Ok(())
 }
 

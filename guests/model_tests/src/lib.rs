@@ -4,12 +4,13 @@
 use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
 use emmaa_guest::event::model_and_tests;
+use emmaa_guest::work::in_this_request;
 use emmaa_guest::{JobRequest, ModelName, Report, TestCorpus, Value};
 
 emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
-    submit_each(vec![model_and_tests(event)], report, test_job);
+    submit_each(vec![in_this_request(model_and_tests(event))], report, test_job);
     Ok(())
 }
 

@@ -30,7 +30,7 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
         },
         "memory" => std::hint::black_box(vec![1_u8; 512 << 20]).len().to_string(),
         "submit-then-spin" | "submit-then-panic" => {
-            let model = ModelName::parse("model", "probe");
+            let model = emmaa_guest::work::in_this_request(ModelName::parse("model", "probe"));
             submit_each(vec![model], report, |model| {
                 JobRequest::for_model(JobKind::Update, model, "true".to_owned())
             });

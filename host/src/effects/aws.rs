@@ -19,7 +19,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::{AwsError, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
+use super::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
 
 /// Attempts per AWS call, the first one included: more than the SDK's
 /// default of 3, since a daily fan-out meets S3 `SlowDown` and Batch's
@@ -255,6 +255,91 @@ impl Effects for AwsEffects {
                 format!("AWS Batch accepted job {:?} but answered no job id", job.name),
             )
         })
+    }
+
+    async fn get_object_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        let object = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(object) => object,
+            Err(err) => {
+                let err = aws_error(err);
+                return if err.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let etag = object.e_tag().unwrap_or_default().to_owned();
+        let body = object.body.collect().await.map_err(|err| {
+            AwsError::new(
+                ErrorKind::Unavailable,
+                "ReadBody",
+                format!("reading s3://{bucket}/{key}: {err}"),
+            )
+        })?;
+        Ok(Some((body.into_bytes().to_vec(), etag)))
+    }
+
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<String, AwsError> {
+        let put = self.s3.put_object().bucket(bucket).key(key).body(body.into());
+        let put = match condition {
+            Condition::Absent => put.if_none_match("*"),
+            Condition::Matches(etag) => put.if_match(etag),
+        };
+        let output = put.send().await.map_err(aws_error)?;
+        Ok(output.e_tag().unwrap_or_default().to_owned())
+    }
+
+    async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        Ok(())
+    }
+
+    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
+        let filter = aws_sdk_batch::types::KeyValuesPair::builder()
+            .name("JOB_NAME")
+            .values(job_name)
+            .build();
+        let mut ids = Vec::new();
+        let mut next = None;
+        loop {
+            let page = self
+                .batch
+                .list_jobs()
+                .job_queue(queue)
+                .filters(filter.clone())
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(aws_error)?;
+            ids.extend(
+                page.job_summary_list()
+                    .iter()
+                    .filter(|job| job.job_name() == Some(job_name))
+                    .filter_map(|job| job.job_id().map(str::to_owned)),
+            );
+            match page.next_token() {
+                Some(token) => next = Some(token.to_owned()),
+                None => return Ok(ids),
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The local backend: the bucket is a directory (`--bucket-dir`), a map in
 //! memory, or empty; invocations and Batch submissions are not performed
 //! but answered with deterministic fake results (200 with `{}`; a job id made
-//! from the job name). Tests can make chosen calls fail.
+//! from the job name); the ledger's claims are kept in memory or in a
+//! directory of their own (`--ledger-dir`). Tests can make chosen calls fail.
 //!
 //! The directory stands in for S3, so it behaves like it: a key is a regular
 //! file inside the directory, nothing else. A key that leaves the directory
@@ -11,13 +12,15 @@
 //! by name, not dropped.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{ErrorKind as IoErrorKind, Read};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 
-use super::{AwsError, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
+use super::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
 
 /// Where the objects of the local bucket come from.
 #[derive(Debug, Clone, Default)]
@@ -31,9 +34,27 @@ pub enum LocalBucket {
     Memory(BTreeMap<String, Vec<u8>>),
 }
 
+/// Where the claims of the ledger are kept: never in the bucket directory,
+/// which replay only reads.
+#[derive(Debug, Clone)]
+pub enum LocalLedger {
+    /// In memory, for one run: replaying an event twice prints the same.
+    Memory(Arc<Mutex<BTreeMap<String, Vec<u8>>>>),
+    /// Files under a directory (`replay --ledger-dir`), kept between runs
+    /// to try redelivery; conditional writes are atomic across processes.
+    Directory(PathBuf),
+}
+
+impl Default for LocalLedger {
+    fn default() -> Self {
+        LocalLedger::Memory(Arc::default())
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LocalEffects {
     bucket: LocalBucket,
+    ledger: LocalLedger,
     failing_functions: BTreeMap<String, Failure>,
     failing_queues: BTreeMap<String, AwsError>,
     failing_keys: BTreeMap<String, AwsError>,
@@ -52,6 +73,12 @@ impl LocalEffects {
             bucket,
             ..Self::default()
         }
+    }
+
+    /// Keeps the ledger's claims in `ledger` instead of memory.
+    pub fn with_ledger(mut self, ledger: LocalLedger) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Makes every invocation of `function` fail with `error`.
@@ -185,6 +212,115 @@ fn read_file(bucket: &str, key: &str, path: &Path, max_size: u64) -> Result<Vec<
     }
 }
 
+/// The ETag of a local object: the SHA-256 of its bytes.
+fn etag_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn ledger_io(path: &Path, err: &std::io::Error) -> AwsError {
+    AwsError::new(
+        ErrorKind::Unavailable,
+        "LocalLedgerIo",
+        format!("the ledger at {}: {err}", path.display()),
+    )
+}
+
+impl LocalLedger {
+    fn path(dir: &Path, key: &str) -> Result<PathBuf, AwsError> {
+        let relative = Path::new(key);
+        if relative
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)))
+        {
+            Ok(dir.join(relative))
+        } else {
+            Err(refused(
+                "KeyOutsideBucket",
+                format!("ledger key {key:?} leaves the ledger directory"),
+            ))
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        match self {
+            LocalLedger::Memory(claims) => Ok(claims.lock().map_err(|_| poisoned())?.get(key).cloned()),
+            LocalLedger::Directory(dir) => {
+                let path = Self::path(dir, key)?;
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(err) if err.kind() == IoErrorKind::NotFound => Ok(None),
+                    Err(err) => Err(ledger_io(&path, &err)),
+                }
+            }
+        }
+    }
+
+    /// Writes `body` if `condition` holds; `None` to delete instead.
+    fn put(&self, key: &str, body: Option<Vec<u8>>, condition: &Condition) -> Result<String, AwsError> {
+        let holds = |current: Option<&Vec<u8>>| match (condition, current) {
+            (Condition::Absent, None) => true,
+            (Condition::Matches(etag), Some(bytes)) => etag_of(bytes) == *etag,
+            _ => false,
+        };
+        let etag = body.as_deref().map(etag_of).unwrap_or_default();
+        match self {
+            LocalLedger::Memory(claims) => {
+                let mut claims = claims.lock().map_err(|_| poisoned())?;
+                if !holds(claims.get(key)) {
+                    return Err(AwsError::precondition_failed(key));
+                }
+                match body {
+                    Some(body) => claims.insert(key.to_owned(), body),
+                    None => claims.remove(key),
+                };
+                Ok(etag)
+            }
+            LocalLedger::Directory(dir) => {
+                let path = Self::path(dir, key)?;
+                let parent = path.parent().unwrap_or(dir);
+                std::fs::create_dir_all(parent).map_err(|err| ledger_io(parent, &err))?;
+                // One writer at a time per claim, across processes.
+                let lock_path = path.with_extension("lock");
+                let lock = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|err| ledger_io(&lock_path, &err))?;
+                lock.lock().map_err(|err| ledger_io(&lock_path, &err))?;
+                let current = self.get(key)?;
+                if !holds(current.as_ref()) {
+                    return Err(AwsError::precondition_failed(key));
+                }
+                match body {
+                    // Written aside, then renamed: a reader sees the old
+                    // claim or the new one, never half of one.
+                    Some(body) => {
+                        let aside = path.with_extension(format!("{}.tmp", std::process::id()));
+                        File::create(&aside)
+                            .and_then(|mut file| file.write_all(&body))
+                            .and_then(|()| std::fs::rename(&aside, &path))
+                            .map_err(|err| ledger_io(&path, &err))?;
+                    }
+                    None => std::fs::remove_file(&path).map_err(|err| ledger_io(&path, &err))?,
+                }
+                Ok(etag)
+            }
+        }
+    }
+}
+
+fn poisoned() -> AwsError {
+    AwsError::new(
+        ErrorKind::Unavailable,
+        "LocalLedgerPoisoned",
+        "the in-memory ledger is unusable",
+    )
+}
+
 #[async_trait]
 impl Effects for LocalEffects {
     async fn list_prefixes(
@@ -284,6 +420,38 @@ impl Effects for LocalEffects {
             Some(error) => Err(error.clone()),
             None => Ok(format!("local-{}", job.name)),
         }
+    }
+
+    async fn get_object_tagged(
+        &self,
+        _bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        Ok(self.ledger.get(key)?.map(|bytes| {
+            let etag = etag_of(&bytes);
+            (bytes, etag)
+        }))
+    }
+
+    async fn put_object_if(
+        &self,
+        _bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<String, AwsError> {
+        self.ledger.put(key, Some(body), &condition)
+    }
+
+    async fn delete_object_if(&self, _bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
+        self.ledger
+            .put(key, None, &Condition::Matches(etag.to_owned()))
+            .map(drop)
+    }
+
+    /// Local jobs are not kept anywhere: there is none to find.
+    async fn find_jobs(&self, _queue: &str, _job_name: &str) -> Result<Vec<String>, AwsError> {
+        Ok(Vec::new())
     }
 }
 

@@ -12,6 +12,15 @@ pub use crate::bindings::emmaa::pipeline::batch::Job;
 pub use crate::bindings::emmaa::pipeline::errors::{AwsError, ErrorKind};
 pub use crate::bindings::emmaa::pipeline::functions::{Invocation, InvocationOutcome, InvocationType};
 
+/// The condition of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if there is no object (`If-None-Match: *`).
+    Absent,
+    /// Only if the object has this ETag (`If-Match`).
+    Matches(String),
+}
+
 /// One call each; the host batches and bounds them.
 #[async_trait]
 pub trait Effects: Send + Sync {
@@ -30,6 +39,28 @@ pub trait Effects: Send + Sync {
 
     /// Submits the job and answers its id.
     async fn submit_job(&self, job: &Job) -> Result<String, AwsError>;
+
+    /// The object and its ETag; `None` when there is none. (The ledger's
+    /// read: a claim is small.)
+    async fn get_object_tagged(&self, bucket: &str, key: &str)
+    -> Result<Option<(Vec<u8>, String)>, AwsError>;
+
+    /// Writes `body` at `key` if `condition` holds, and answers the new
+    /// ETag; a condition that does not hold is an error with code
+    /// `PreconditionFailed`.
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<String, AwsError>;
+
+    /// Deletes the object at `key` if it still has `etag`.
+    async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError>;
+
+    /// The ids of the jobs named `job_name` in `queue`.
+    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError>;
 }
 
 impl AwsError {
@@ -39,6 +70,15 @@ impl AwsError {
             code: code.into(),
             message: message.into(),
         }
+    }
+
+    /// A conditional write whose condition did not hold.
+    pub fn precondition_failed(key: &str) -> Self {
+        AwsError::new(
+            ErrorKind::Rejected,
+            "PreconditionFailed",
+            format!("the object at {key} is not in the state the write expected"),
+        )
     }
 
     /// An object of `size` bytes that is not read, being over `max_size`.
