@@ -1034,3 +1034,167 @@ async fn batch_faults_are_retried_or_reported_per_record_and_a_silent_endpoint_t
         assert_eq!(listed.job_summary_list().len(), 1, "{model}");
     }
 }
+
+// ---- exactly once, through the real bootstrap ---------------------------
+
+/// `moto.env()` with the AWS endpoint moved to `address` (a proxy) and
+/// one call in flight at a time, so a kill lands between two known calls.
+fn env_through(moto: &Moto, address: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = moto
+        .env()
+        .into_iter()
+        .filter(|(name, _)| name != "AWS_ENDPOINT_URL")
+        .collect();
+    env.push(("AWS_ENDPOINT_URL".into(), format!("http://{address}")));
+    env.push(("EMMAA_MAX_IN_FLIGHT".into(), "1".into()));
+    env
+}
+
+/// An S3 event of one `models/{model}/...pkl` record per model, with sequencers.
+fn model_states_event(models: &[String]) -> String {
+    let records: Vec<Value> = models
+        .iter()
+        .enumerate()
+        .map(|(n, model)| {
+            let key = format!("models/{model}/model_2020-02-04-12-00-00.pkl");
+            json!({"s3": {"object": {"key": key, "sequencer": format!("0C{n:04}")}}})
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
+
+/// The names of every job in the default queue, without their `_NOW`.
+async fn job_stems(config: &SdkConfig) -> Vec<String> {
+    let batch = aws_sdk_batch::Client::new(config);
+    let listed = batch.list_jobs().job_queue(QUEUE).send().await.unwrap();
+    let mut stems: Vec<String> = listed
+        .job_summary_list()
+        .iter()
+        .map(|job| {
+            let name = job.job_name().unwrap();
+            name[..name.len() - "_YYYYMMDD_HHMMSS".len()].to_owned()
+        })
+        .collect();
+    stems.sort();
+    stems
+}
+
+/// Waits until `proxy` has seen a request containing `needle`.
+fn wait_for(proxy: &FaultProxy, needle: &str) {
+    let started = std::time::Instant::now();
+    while proxy.seen(needle).is_empty() {
+        assert!(started.elapsed() < PATIENCE, "no request with {needle} came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_s3_event_delivered_twice_to_the_bootstrap_gets_one_job_per_record() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", Vec::new()).await;
+    create_batch_queue(&moto, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    unpacked_bundle("model_manager_update", dir.path());
+    let models: Vec<String> = ["aml", "brca", "covid19"].map(str::to_owned).to_vec();
+    let event = model_states_event(&models);
+    let api = RuntimeApi::start(vec![
+        ("delivery-1".into(), event.clone()),
+        ("delivery-2".into(), event),
+    ]);
+    let mut child = start_bootstrap(dir.path(), "emmaa-mm-update", &api, &moto.env());
+    let first = api.next_post(PATIENCE).expect("an answer to the first delivery");
+    let second = api.next_post(PATIENCE).expect("an answer to the second delivery");
+    let _ = child.kill();
+    let _ = child.wait();
+    let (first, second): (Value, Value) = (
+        serde_json::from_slice(&first.body).unwrap(),
+        serde_json::from_slice(&second.body).unwrap(),
+    );
+    assert_eq!(first["statusCode"], 200, "{first}");
+    assert_eq!(second["statusCode"], 200, "{second}");
+    assert_eq!(second["job_ids"], first["job_ids"]);
+    assert_eq!(second["already_submitted"].as_array().unwrap().len(), 3);
+    let expected: Vec<String> = models.iter().map(|model| format!("{model}_mm_update")).collect();
+    assert_eq!(job_stems(&config).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_killed_half_way_and_retried_leaves_exactly_one_job_per_record() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", Vec::new()).await;
+    create_batch_queue(&moto, &config).await;
+    let proxy = FaultProxy::start(&moto.address);
+    // The 21st submission reaches Batch, but its answer never comes back:
+    // the job exists, and the runtime dies before it can record it.
+    proxy.fail(r#""jobName":"m20_mm_update_"#, vec![Fault::Swallow]);
+    let dir = tempfile::tempdir().unwrap();
+    unpacked_bundle("model_manager_update", dir.path());
+    let models: Vec<String> = (0..40).map(|n| format!("m{n:02}")).collect();
+    let event = model_states_event(&models);
+    let env = env_through(&moto, &proxy.address);
+
+    let api = RuntimeApi::start(vec![("request-1".into(), event.clone())]);
+    let mut killed = start_bootstrap(dir.path(), "emmaa-mm-update", &api, &env);
+    wait_for(&proxy, r#""jobName":"m20_mm_update_"#);
+    killed.kill().unwrap();
+    let _ = killed.wait();
+    assert_eq!(
+        job_stems(&config).await.len(),
+        21,
+        "twenty jobs answered, one swallowed"
+    );
+
+    // Lambda retries the event with the same request id, in a fresh runtime.
+    let api = RuntimeApi::start(vec![("request-1".into(), event)]);
+    let mut retry = start_bootstrap(dir.path(), "emmaa-mm-update", &api, &env);
+    let answer = api.next_post(PATIENCE).expect("an answer to the retry");
+    let _ = retry.kill();
+    let _ = retry.wait();
+    let answer: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(
+        answer["already_submitted"].as_array().unwrap().len(),
+        21,
+        "{answer}"
+    );
+    let expected: Vec<String> = models.iter().map(|model| format!("{model}_mm_update")).collect();
+    assert_eq!(job_stems(&config).await, expected, "exactly one job per record");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_pipeline_killed_half_way_and_retried_invokes_each_daily_model_once() {
+    let moto = Moto::start();
+    let models: Vec<String> = (0..10).map(|n| format!("m{n:02}")).collect();
+    let names: Vec<&str> = models.iter().map(String::as_str).collect();
+    let proxy = daily_models_behind_a_proxy(&moto, &names, &[]).await;
+    // The sixth invocation never reaches Lambda; the runtime dies waiting.
+    proxy.fail(&update_payload("m05"), vec![Fault::Hold]);
+    let dir = tempfile::tempdir().unwrap();
+    unpacked_bundle("update_pipeline", dir.path());
+    let env = env_through(&moto, &proxy.address);
+
+    let api = RuntimeApi::start(vec![("schedule-1".into(), "{}".into())]);
+    let mut killed = start_bootstrap(dir.path(), "emmaa-update-pipeline", &api, &env);
+    wait_for(&proxy, &update_payload("m05"));
+    killed.kill().unwrap();
+    let _ = killed.wait();
+
+    let api = RuntimeApi::start(vec![("schedule-1".into(), "{}".into())]);
+    let mut retry = start_bootstrap(dir.path(), "emmaa-update-pipeline", &api, &env);
+    let answer = api.next_post(PATIENCE).expect("an answer to the retry");
+    let _ = retry.kill();
+    let _ = retry.wait();
+    let answer: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["already_invoked"].as_array().unwrap().len(), 5, "{answer}");
+    for model in &models {
+        let passed = proxy
+            .seen(&update_payload(model))
+            .iter()
+            .filter(|seen| seen.passed)
+            .count();
+        assert_eq!(passed, 1, "{model} was invoked {passed} times");
+    }
+}

@@ -18,16 +18,7 @@ use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::bindings::emmaa::pipeline::{batch, environment, errors, functions, storage};
 use crate::effects::{Effects, ErrorKind, Invocation, Job};
 use crate::ledger::{Claimant, Ledger, Outcome};
-use crate::store::{CALL_RESERVE, DEADLINE_MARGIN, Effect, HostState};
-
-/// The answer to a call the host did not start.
-fn not_attempted() -> AwsError {
-    AwsError::new(
-        ErrorKind::NotAttempted,
-        "NotAttempted",
-        "not attempted: too little time was left before the function's deadline",
-    )
-}
+use crate::store::{DEADLINE_MARGIN, Effect, HostState, LEDGER_OVERLAP, not_attempted};
 
 /// The answer to a call the deadline cut short.
 fn cut_short() -> AwsError {
@@ -42,10 +33,10 @@ fn cut_short() -> AwsError {
 type Done<R> = (Result<R, AwsError>, Vec<Action>);
 
 impl HostState {
-    /// Performs `calls` at most `max_in_flight` at a time; the answers come
-    /// back in the order of `calls`. A call is started only if at least
-    /// [`CALL_RESERVE`] is left before the interrupt point, and is cut short
-    /// at it; either way its actions are then the `planned` one.
+    /// Performs `calls`, each through the [`Gate`](crate::store::Gate) (at
+    /// most `max_in_flight` at a time, none without time left); the answers
+    /// come back in the order of `calls`. A call cut short at the interrupt
+    /// point, or not started, has the `planned` action.
     async fn bounded<T, R, F>(
         &self,
         calls: Vec<T>,
@@ -61,14 +52,11 @@ impl HostState {
         stream::iter(calls)
             .map(|item| async move {
                 let actions = vec![planned(&item)];
-                if Instant::now() + CALL_RESERVE > self.interrupt_at {
-                    return (Err(not_attempted()), actions);
-                }
                 tokio::time::timeout_at(interrupt_at, call(Arc::clone(effects), item))
                     .await
                     .unwrap_or_else(|_| (Err(cut_short()), actions))
             })
-            .buffered(self.settings.max_in_flight)
+            .buffered(self.settings.max_in_flight * LEDGER_OVERLAP)
             .collect()
             .await
     }
@@ -83,11 +71,18 @@ impl HostState {
         Claimant {
             ledger,
             effects,
+            gate: &self.gate,
             function: &self.context.function_name,
             request_id: &self.context.request_id,
             deadline_ms: now_ms.saturating_add(millis(time_left)),
             now_ms,
         }
+    }
+
+    /// Makes `call` once the gate lets it through.
+    async fn through_gate<R>(&self, call: impl Future<Output = Result<R, AwsError>>) -> Result<R, AwsError> {
+        let _place = self.gate.enter().await?;
+        call.await
     }
 
     /// Records the actions of `done`, in order, and answers the results.
@@ -111,14 +106,17 @@ impl storage::Host for HostState {
         max_size: u64,
     ) -> Vec<Result<Vec<u8>, AwsError>> {
         let bucket = &bucket;
+        let state: &HostState = self;
         let planned = |key: &String| Action::S3Get {
             bucket: bucket.clone(),
             key: key.clone(),
         };
-        let done = self
+        let done = state
             .bounded(keys, planned, |effects, key| async move {
-                let action = planned(&key);
-                (effects.get_object(bucket, &key, max_size).await, vec![action])
+                let read = state
+                    .through_gate(effects.get_object(bucket, &key, max_size))
+                    .await;
+                (read, vec![planned(&key)])
             })
             .await;
         self.record(done)
@@ -136,9 +134,12 @@ impl storage::Host for HostState {
             delimiter: delimiter.clone(),
         };
         let (bucket, prefix, delimiter) = (&bucket, &prefix, &delimiter);
-        let done = self
+        let state: &HostState = self;
+        let done = state
             .bounded(vec![()], planned, |effects, ()| async move {
-                let listed = effects.list_prefixes(bucket, prefix, delimiter).await;
+                let listed = state
+                    .through_gate(effects.list_prefixes(bucket, prefix, delimiter))
+                    .await;
                 (listed, vec![planned(&())])
             })
             .await;
@@ -166,8 +167,8 @@ impl functions::Host for HostState {
                             (invoked, actions)
                         }
                         _ => {
-                            let outcome = effects.invoke(&invocation).await.map(Invoked::Now);
-                            (outcome, vec![Action::invoke(&invocation)])
+                            let outcome = state.through_gate(effects.invoke(&invocation)).await;
+                            (outcome.map(Invoked::Now), vec![Action::invoke(&invocation)])
                         }
                     }
                 }
@@ -222,8 +223,8 @@ impl batch::Host for HostState {
                             (submission, actions)
                         }
                         _ => {
-                            let submitted = effects.submit_job(&job).await.map(Submission::Submitted);
-                            (submitted, vec![Action::submit(&job)])
+                            let submitted = state.through_gate(effects.submit_job(&job)).await;
+                            (submitted.map(Submission::Submitted), vec![Action::submit(&job)])
                         }
                     }
                 }

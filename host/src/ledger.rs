@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::action::Action;
 use crate::effects::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, Job};
+use crate::store::Gate;
 
 /// How long after its holder's Lambda deadline a pending claim is still
 /// respected: room for clocks that disagree.
@@ -72,6 +73,8 @@ struct Claim {
 pub struct Claimant<'a> {
     pub ledger: &'a Ledger,
     pub effects: &'a dyn Effects,
+    /// What the calls to Batch and Lambda (not the ledger's) pass through.
+    pub gate: &'a Gate,
     pub function: &'a str,
     pub request_id: &'a str,
     /// The request's deadline by the wall clock, ms since the epoch.
@@ -245,7 +248,11 @@ impl Claimant<'_> {
             Ok(Found::Stale(etag, held)) => {
                 // Its holder may have submitted before it died: look first.
                 if let Deed::Job { job_name, job_queue } = &held.deed {
-                    match self.effects.find_jobs(job_queue, job_name).await {
+                    let found = match self.gate.enter().await {
+                        Ok(_place) => self.effects.find_jobs(job_queue, job_name).await,
+                        Err(err) => Err(err),
+                    };
+                    match found {
                         Ok(ids) if !ids.is_empty() => {
                             let found = ids.into_iter().next();
                             let deed = held.deed.clone();
@@ -264,7 +271,11 @@ impl Claimant<'_> {
             }
         };
         actions.push(Action::submit(job));
-        match self.effects.submit_job(job).await {
+        let submitted = match self.gate.enter().await {
+            Ok(_place) => self.effects.submit_job(job).await,
+            Err(err) => Err(err),
+        };
+        match submitted {
             Ok(job_id) => {
                 self.mark_done(&key, &etag, work, deed, Some(job_id.clone()))
                     .await;
@@ -304,7 +315,11 @@ impl Claimant<'_> {
             },
         };
         actions.push(Action::invoke(invocation));
-        match self.effects.invoke(invocation).await {
+        let invoked = match self.gate.enter().await {
+            Ok(_place) => self.effects.invoke(invocation).await,
+            Err(err) => Err(err),
+        };
+        match invoked {
             Ok(outcome) if outcome.function_error.is_none() => {
                 self.mark_done(&key, &etag, work, deed, None).await;
                 (Ok(Outcome::Now(outcome)), actions)

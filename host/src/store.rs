@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 
 use crate::action::Action;
@@ -40,6 +41,50 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1_000);
 /// The least time an AWS call must have before the interrupt point for the
 /// host to start it; a call it does not start is answered `not-attempted`.
 pub const CALL_RESERVE: Duration = Duration::from_millis(500);
+
+/// How many more calls than `EMMAA_MAX_IN_FLIGHT` a batch keeps going when
+/// the ledger's claims are among them: claims do not count against the
+/// bound (see [`Gate`]), so they overlap the work they guard.
+pub const LEDGER_OVERLAP: usize = 4;
+
+/// The gate of the calls a guest's work makes to the services it uses
+/// (S3 reads, Lambda, Batch): at most `EMMAA_MAX_IN_FLIGHT` through at once,
+/// and none started with less than [`CALL_RESERVE`] left before the
+/// interrupt point. The ledger's own reads and writes do not pass it: S3
+/// takes thousands a second per prefix, and leaving them out lets a claim
+/// and its done mark overlap other items' work instead of holding a place.
+pub struct Gate {
+    permits: Semaphore,
+    interrupt_at: Instant,
+}
+
+impl Gate {
+    pub fn new(max_in_flight: usize, interrupt_at: Instant) -> Self {
+        Gate {
+            permits: Semaphore::new(max_in_flight),
+            interrupt_at,
+        }
+    }
+
+    /// A place for one call, or `not-attempted` when the time left before
+    /// the interrupt point cannot cover it.
+    pub async fn enter(&self) -> Result<SemaphorePermit<'_>, AwsError> {
+        let permit = self.permits.acquire().await.map_err(|_| not_attempted())?;
+        if Instant::now() + CALL_RESERVE > self.interrupt_at {
+            return Err(not_attempted());
+        }
+        Ok(permit)
+    }
+}
+
+/// The answer to a call the host did not start.
+pub fn not_attempted() -> AwsError {
+    AwsError::new(
+        ErrorKind::NotAttempted,
+        "NotAttempted",
+        "not attempted: too little time was left before the function's deadline",
+    )
+}
 
 /// The pooling allocator's size, shared by every guest of a host.
 pub fn pooling_config() -> PoolingAllocationConfig {
@@ -139,9 +184,10 @@ pub struct HostState {
     pub(crate) effects: Arc<dyn Effects>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) context: EventContext,
-    /// When the guest is interrupted; no call starts later than
-    /// [`CALL_RESERVE`] before it.
+    /// When the guest is interrupted.
     pub(crate) interrupt_at: Instant,
+    /// The calls to AWS services, bounded and timed.
+    pub(crate) gate: Gate,
     pub(crate) actions: Vec<Action>,
     /// Every invocation and submission, as it turned out.
     pub(crate) done: Vec<Effect>,
@@ -153,7 +199,9 @@ pub struct HostState {
 impl HostState {
     pub fn new(effects: Arc<dyn Effects>, settings: Arc<Settings>, context: EventContext) -> Self {
         let interrupt_at = interrupt_point(Instant::now(), context.time_left);
+        let gate = Gate::new(settings.max_in_flight, interrupt_at);
         HostState {
+            gate,
             effects,
             settings,
             context,

@@ -26,6 +26,9 @@ pub enum Fault {
     Reset,
     /// Keep the connection open and never answer.
     Hold,
+    /// Pass the request on, then never answer: it happened, but the
+    /// caller cannot know.
+    Swallow,
 }
 
 impl Fault {
@@ -176,6 +179,11 @@ impl FaultProxy {
                     return;
                 }
                 Some(Fault::Hold) => {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                    return;
+                }
+                Some(Fault::Swallow) => {
+                    forward(upstream, &request);
                     std::thread::sleep(std::time::Duration::from_secs(3600));
                     return;
                 }
