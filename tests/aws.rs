@@ -899,6 +899,19 @@ fn update_payload(model: &str) -> String {
     json!({ "model": model }).to_string()
 }
 
+/// Checks that each of `models` reached Lambda through `proxy` exactly once.
+fn assert_each_invoked_once(proxy: &FaultProxy, models: &[impl AsRef<str>]) {
+    for model in models {
+        let model = model.as_ref();
+        let passed = proxy
+            .seen(&update_payload(model))
+            .iter()
+            .filter(|seen| seen.passed)
+            .count();
+        assert_eq!(passed, 1, "{model} was invoked {passed} times");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_faults_are_retried_by_the_production_client_and_no_model_is_lost() {
     let moto = Moto::start();
@@ -926,14 +939,7 @@ async fn transient_faults_are_retried_by_the_production_client_and_no_model_is_l
     assert_eq!(proxy.seen("/models/aaa/config.json").len(), 5);
     assert_eq!(proxy.seen("/models/bbb/config.json").len(), 3);
     assert_eq!(proxy.seen(&update_payload("ccc")).len(), 5);
-    for model in models {
-        let passed = proxy
-            .seen(&update_payload(model))
-            .iter()
-            .filter(|seen| seen.passed)
-            .count();
-        assert_eq!(passed, 1, "{model} was invoked {passed} times");
-    }
+    assert_each_invoked_once(&proxy, &models);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1189,12 +1195,5 @@ async fn update_pipeline_killed_half_way_and_retried_invokes_each_daily_model_on
     let answer: Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(answer["already_invoked"].as_array().unwrap().len(), 5, "{answer}");
-    for model in &models {
-        let passed = proxy
-            .seen(&update_payload(model))
-            .iter()
-            .filter(|seen| seen.passed)
-            .count();
-        assert_eq!(passed, 1, "{model} was invoked {passed} times");
-    }
+    assert_each_invoked_once(&proxy, &models);
 }

@@ -5,7 +5,6 @@
 //! some of its calls had already gone through.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -17,22 +16,8 @@ use crate::effects::Effects;
 use crate::engine::LoadedGuest;
 use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, conclude};
 use crate::settings::Settings;
+pub use crate::store::EventContext;
 use crate::store::{FUEL_PER_EVENT, HostState, new_store};
-
-/// What Lambda tells a handler about the event.
-#[derive(Debug, Clone)]
-pub struct EventContext {
-    pub function_name: String,
-    pub request_id: String,
-    /// When Lambda stops the function, in milliseconds since the Unix
-    /// epoch, as the guest is told it.
-    pub deadline_ms: u64,
-    /// How long the host has for the event from now: the guest is
-    /// interrupted a margin before it runs out.
-    pub time_left: Duration,
-    /// The invocation's time, in seconds since the Unix epoch.
-    pub now: u64,
-}
 
 /// What the guest answered, and what it asked the host to do.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,6 @@ use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 
 use crate::action::Action;
 use crate::effects::{AwsError, Effects, ErrorKind};
-use crate::run::EventContext;
 use crate::settings::Settings;
 
 /// The most fuel (about one unit per wasm instruction) one event may burn.
@@ -142,6 +141,21 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(true)
     }
+}
+
+/// What Lambda tells a handler about the event.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    pub function_name: String,
+    pub request_id: String,
+    /// When Lambda stops the function, in milliseconds since the Unix
+    /// epoch, as the guest is told it.
+    pub deadline_ms: u64,
+    /// How long the host has for the event from now: the guest is
+    /// interrupted a margin before it runs out.
+    pub time_left: Duration,
+    /// The invocation's time, in seconds since the Unix epoch.
+    pub now: u64,
 }
 
 /// What became of one invocation or submission the host made.

@@ -11,7 +11,7 @@ use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use super::http::{Message, read_message};
+use super::http::{Message, read_message, write_response};
 
 /// What the proxy does with one matching request.
 #[derive(Debug, Clone)]
@@ -205,19 +205,7 @@ impl FaultProxy {
                     (status, response.headers, response.body)
                 }
             };
-            let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
-            for (name, value) in headers {
-                let hop = ["content-length", "transfer-encoding", "connection"];
-                if !hop.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
-                    head.push_str(&format!("{name}: {value}\r\n"));
-                }
-            }
-            head.push_str("\r\n");
-            if writer
-                .write_all(head.as_bytes())
-                .and_then(|()| writer.write_all(&body))
-                .is_err()
-            {
+            if write_response(&mut writer, status, &headers, &body).is_err() {
                 return;
             }
         }

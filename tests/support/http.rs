@@ -123,6 +123,26 @@ impl Reply {
     }
 }
 
+/// Writes a response, framed by its length; framing headers of `headers`
+/// (a response passed on from elsewhere) are left out.
+pub fn write_response(
+    writer: &mut impl Write,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        let framing = ["content-length", "transfer-encoding", "connection"];
+        if !framing.iter().any(|framing| name.eq_ignore_ascii_case(framing)) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(body)
+}
+
 /// Serves `handle` on a free loopback port, one thread per connection,
 /// keep-alive included; answers the address.
 pub fn serve(handle: impl Fn(Message) -> Reply + Send + Sync + 'static) -> String {
@@ -147,16 +167,7 @@ pub fn serve(handle: impl Fn(Message) -> Reply + Send + Sync + 'static) -> Strin
                             body,
                         } => (status, headers, body),
                     };
-                    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
-                    for (name, value) in headers {
-                        head.push_str(&format!("{name}: {value}\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    if writer
-                        .write_all(head.as_bytes())
-                        .and_then(|()| writer.write_all(&body))
-                        .is_err()
-                    {
+                    if write_response(&mut writer, status, &headers, &body).is_err() {
                         return;
                     }
                 }

@@ -8,28 +8,28 @@ use serde_json::Value;
 /// The most characters of a value a refusal quotes.
 pub const MAX_QUOTED_CHARS: usize = 200;
 
+/// The first [`MAX_QUOTED_CHARS`] characters of `value`, and what a cut
+/// value ends with (`... (N more characters)`; nothing when it is whole).
+fn split(value: &str) -> (&str, String) {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => {
+            let more = value[end..].chars().count();
+            (&value[..end], format!("... ({more} more characters)"))
+        }
+        None => (value, String::new()),
+    }
+}
+
 /// `value` cut to [`MAX_QUOTED_CHARS`] characters, with how much was cut.
 pub fn cut(value: &str) -> String {
-    match value.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((end, _)) => format!(
-            "{}... ({} more characters)",
-            &value[..end],
-            value[end..].chars().count()
-        ),
-        None => value.to_owned(),
-    }
+    let (head, more) = split(value);
+    format!("{head}{more}")
 }
 
 /// `value` as a Rust string literal (`"a b"`), cut.
 pub fn quote(value: &str) -> String {
-    match value.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((end, _)) => format!(
-            "{:?}... ({} more characters)",
-            &value[..end],
-            value[end..].chars().count()
-        ),
-        None => format!("{value:?}"),
-    }
+    let (head, more) = split(value);
+    format!("{head:?}{more}")
 }
 
 /// A JSON value as JSON text, cut.

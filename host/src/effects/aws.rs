@@ -14,6 +14,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_batch::types::{ContainerOverrides, JobDependency};
 use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -84,6 +85,18 @@ impl AwsEffects {
             batch: aws_sdk_batch::Client::new(config),
         }
     }
+}
+
+/// The bytes of an object's body.
+async fn read_body(body: ByteStream, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    let body = body.collect().await.map_err(|err| {
+        AwsError::new(
+            ErrorKind::Unavailable,
+            "ReadBody",
+            format!("reading s3://{bucket}/{key}: {err}"),
+        )
+    })?;
+    Ok(body.into_bytes().to_vec())
 }
 
 /// The timeouts of every call: a connection, and one attempt.
@@ -190,14 +203,7 @@ impl Effects for AwsEffects {
         if let Some(size) = size.filter(|&size| size > max_size) {
             return Err(AwsError::too_large(bucket, key, size, max_size));
         }
-        let body = object.body.collect().await.map_err(|err| {
-            AwsError::new(
-                ErrorKind::Unavailable,
-                "ReadBody",
-                format!("reading s3://{bucket}/{key}: {err}"),
-            )
-        })?;
-        let bytes = body.into_bytes().to_vec();
+        let bytes = read_body(object.body, bucket, key).await?;
         match u64::try_from(bytes.len()) {
             Ok(size) if size > max_size => Err(AwsError::too_large(bucket, key, size, max_size)),
             _ => Ok(bytes),
@@ -274,14 +280,7 @@ impl Effects for AwsEffects {
             }
         };
         let etag = object.e_tag().unwrap_or_default().to_owned();
-        let body = object.body.collect().await.map_err(|err| {
-            AwsError::new(
-                ErrorKind::Unavailable,
-                "ReadBody",
-                format!("reading s3://{bucket}/{key}: {err}"),
-            )
-        })?;
-        Ok(Some((body.into_bytes().to_vec(), etag)))
+        Ok(Some((read_body(object.body, bucket, key).await?, etag)))
     }
 
     async fn put_object_if(
