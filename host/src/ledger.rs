@@ -359,7 +359,7 @@ fn claim_failed(key: &str, err: &AwsError) -> AwsError {
         err.kind,
         err.code.clone(),
         format!(
-            "claiming the work at {key} failed, so it was not done: {}",
+            "{} (while claiming the work at {key}, so it was not done)",
             err.message
         ),
     )
