@@ -483,8 +483,8 @@ async fn every_bundle_answers_its_example_event_through_the_runtime_api() {
     create_bucket(&config, "emmaa", example_objects()).await;
     create_batch_queue(&moto, &config).await;
     let dir = tempfile::tempdir().unwrap();
-    for (guest, suffix) in emmaa_host::guests::GUESTS {
-        let function = format!("emmaa-{suffix}");
+    for entry in &emmaa_host::guests::GUESTS {
+        let (guest, function) = (entry.guest, format!("emmaa-{}", entry.function));
         let root = dir.path().join(guest);
         std::fs::create_dir(&root).unwrap();
         assert_eq!(unpacked_bundle(guest, &root).function, function);

@@ -1349,7 +1349,7 @@ proptest::proptest! {
         event in hostile_event(),
         index in 0..emmaa_host::guests::GUESTS.len(),
     ) {
-        let guest = emmaa_host::guests::GUESTS[index].0;
+        let guest = emmaa_host::guests::GUESTS[index].guest;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let effects = || bucket(&[
             ("models/aml/config.json", r#"{"run_daily_update": true, "make_tests": true}"#),
@@ -1677,4 +1677,43 @@ async fn two_runtimes_racing_on_one_event_over_a_directory_ledger_submit_one_job
     for outcome in [&a, &b] {
         assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
     }
+}
+
+// ---- reach: the host's allowlist ----------------------------------------
+
+#[tokio::test]
+async fn a_guest_asking_beyond_its_functions_reach_gets_a_permission_error_and_aws_sees_nothing() {
+    let outcome = run(
+        "sandbox_probe",
+        json!({"reach": "beyond-reach"}),
+        bucket(&[("secrets/key", "hunter2")]),
+    )
+    .await;
+    assert_eq!(
+        outcome.response().unwrap()["reached"],
+        "OutsideReach,OutsideReach,OutsideReach,OutsideReach",
+        "a read, a listing of another bucket, an invocation and a job to another queue"
+    );
+}
+
+#[tokio::test]
+async fn a_handler_given_another_functions_reach_is_refused_what_that_function_may_not_do() {
+    let queries = emmaa_host::guests::by_guest("model_queries").unwrap();
+    let guest = support::guest_serving("update_pipeline", queries);
+    let context = emmaa_host::EventContext {
+        function_name: "emmaa-queries".into(),
+        request_id: "reach".into(),
+        deadline_ms: 0,
+        time_left: Duration::from_secs(60),
+        now: support::NOW,
+    };
+    let effects = Arc::new(bucket(&[("models/aml/config.json", DAILY)]));
+    let outcome = guest
+        .handle("{}", &context, effects, Arc::new(settings(&[])))
+        .await;
+    assert_eq!(
+        outcome.error_message().unwrap(),
+        "listing the models in s3://emmaa/models/ failed: OutsideReach: emmaa-queries may not \
+         list s3://emmaa/models/: it may submit jobs to the configured queues and job definitions"
+    );
 }

@@ -100,7 +100,7 @@ fn every_example_event_replays_to_its_expected_actions() {
     let functions: Vec<String> = {
         let mut names: Vec<String> = emmaa_host::guests::GUESTS
             .iter()
-            .map(|(_, suffix)| format!("emmaa-{suffix}"))
+            .map(|entry| format!("emmaa-{}", entry.function))
             .collect();
         names.sort();
         names
@@ -363,7 +363,7 @@ proptest::proptest! {
         index in 0..emmaa_host::guests::GUESTS.len(),
         model in "[a-z]{1,8}|[a-z;%+ ]{1,8}",
     ) {
-        let function = format!("emmaa-{}", emmaa_host::guests::GUESTS[index].1);
+        let function = format!("emmaa-{}", emmaa_host::guests::GUESTS[index].function);
         let key = format!("results/{model}/model_manager_2020-02-04-12-00-00.pkl");
         let event = json!({"model": model, "tests": model, "Records": [{"s3": {"object": {"key": key}}}]});
         let run = || {

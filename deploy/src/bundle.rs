@@ -93,7 +93,7 @@ pub enum BundleError {
 fn guest_names() -> String {
     guests::GUESTS
         .iter()
-        .map(|(guest, _)| *guest)
+        .map(|entry| entry.guest)
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use emmaa_host::effects::local::{LocalBucket, LocalEffects};
 use emmaa_host::effects::{AwsError, Condition, Invocation, InvocationOutcome, Job};
-use emmaa_host::guests::GUEST_DIR;
+use emmaa_host::guests::{GUEST_DIR, GUESTS};
 use emmaa_host::{Effects, EventContext, GuestRuntime, Settings};
 
 const MODELS: usize = 1_000;
@@ -101,7 +101,8 @@ fn main() {
     let guest = GuestRuntime::new()
         .unwrap()
         .load(&Path::new(GUEST_DIR).join("update_pipeline.wasm"))
-        .unwrap();
+        .unwrap()
+        .serving(&GUESTS[0]);
     let objects: BTreeMap<String, Vec<u8>> = (0..MODELS)
         .map(|n| {
             let key = format!("models/model{n:04}/config.json");

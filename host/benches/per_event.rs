@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use emmaa_host::effects::local::{LocalBucket, LocalEffects};
 use emmaa_host::engine::precompile;
-use emmaa_host::guests::GUEST_DIR;
+use emmaa_host::guests::{GUEST_DIR, GUESTS};
 use emmaa_host::{EventContext, GuestRuntime, LoadedGuest, Settings};
 
 fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
@@ -81,7 +81,7 @@ fn main() {
         outcome
     };
 
-    let model_updates = engine.load(&cwasm_path).unwrap();
+    let model_updates = engine.load(&cwasm_path).unwrap().serving(&GUESTS[1]);
     let empty = Arc::new(LocalEffects::new(LocalBucket::Empty));
     run(&model_updates, r#"{"model": "aml"}"#, &empty);
     report(
@@ -100,7 +100,8 @@ fn main() {
     let bucket = Arc::new(LocalEffects::new(LocalBucket::Memory(objects)));
     let update_pipeline = engine
         .load(&Path::new(GUEST_DIR).join("update_pipeline.wasm"))
-        .unwrap();
+        .unwrap()
+        .serving(&GUESTS[0]);
     let outcome = run(&update_pipeline, "{}", &bucket);
     report(
         &format!("update_pipeline: 1,205 models, {} actions", outcome.actions.len()),

@@ -15,6 +15,7 @@ use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 
 use crate::bindings::{Handler, HandlerPre};
+use crate::guests::Guest;
 use crate::store::{HostState, pooling_config, start_epoch_ticker};
 
 /// What std's `HashMap` gets from `wasi:random/insecure-seed`.
@@ -80,6 +81,17 @@ pub struct GuestRuntime {
 /// A guest, linked and pre-instantiated; cheap to run once per event.
 pub struct LoadedGuest {
     pub(crate) pre: HandlerPre<HostState>,
+    /// What the function it serves may reach; with none, every call is
+    /// refused.
+    pub(crate) reach: Option<&'static Guest>,
+}
+
+impl LoadedGuest {
+    /// The guest, allowed the reach of the function `guest` describes.
+    pub fn serving(mut self, guest: &'static Guest) -> Self {
+        self.reach = Some(guest);
+        self
+    }
 }
 
 impl GuestRuntime {
@@ -152,6 +164,6 @@ impl GuestRuntime {
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = HandlerPre::new(pre).map_err(link_error)?;
-        Ok(LoadedGuest { pre })
+        Ok(LoadedGuest { pre, reach: None })
     }
 }

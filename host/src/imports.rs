@@ -17,6 +17,7 @@ use crate::bindings::emmaa::pipeline::errors::AwsError;
 use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::bindings::emmaa::pipeline::{batch, environment, errors, functions, storage};
 use crate::effects::{Effects, ErrorKind, Invocation, Job};
+use crate::guests::Guest;
 use crate::ledger::{Claimant, Ledger, Outcome};
 use crate::store::{DEADLINE_MARGIN, Effect, HostState, LEDGER_OVERLAP, not_attempted};
 
@@ -79,6 +80,39 @@ impl HostState {
         }
     }
 
+    /// Refuses a call outside the function's reach (`host/src/guests.rs`),
+    /// with a permission error naming the call and the reach.
+    fn permit(
+        &self,
+        allowed: impl FnOnce(&Guest) -> bool,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), AwsError> {
+        match self.reach {
+            Some(reach) if allowed(reach) => Ok(()),
+            reach => Err(AwsError::new(
+                ErrorKind::Denied,
+                "OutsideReach",
+                format!(
+                    "{} may not {}: it may {}",
+                    self.context.function_name,
+                    what(),
+                    reach.map_or_else(|| "reach nothing (no reach was given)".to_owned(), Guest::reach)
+                ),
+            )),
+        }
+    }
+
+    fn in_bucket(&self, bucket: &str) -> bool {
+        bucket == self.settings.pipeline.bucket
+    }
+
+    /// Whether `job` goes to the configured queues and definitions.
+    fn configured(&self, job: &Job) -> bool {
+        let pipeline = &self.settings.pipeline;
+        [&pipeline.job_queue, &pipeline.large_job_queue].contains(&&job.queue)
+            && [&pipeline.job_definition, &pipeline.large_job_definition].contains(&&job.definition)
+    }
+
     /// Makes `call` once the gate lets it through.
     async fn through_gate<R>(&self, call: impl Future<Output = Result<R, AwsError>>) -> Result<R, AwsError> {
         let _place = self.gate.enter().await?;
@@ -113,9 +147,15 @@ impl storage::Host for HostState {
         };
         let done = state
             .bounded(keys, planned, |effects, key| async move {
-                let read = state
-                    .through_gate(effects.get_object(bucket, &key, max_size))
-                    .await;
+                let allowed = |reach: &Guest| state.in_bucket(bucket) && reach.allows_read(&key);
+                let read = match state.permit(allowed, || format!("read s3://{bucket}/{key}")) {
+                    Ok(()) => {
+                        state
+                            .through_gate(effects.get_object(bucket, &key, max_size))
+                            .await
+                    }
+                    Err(err) => Err(err),
+                };
                 (read, vec![planned(&key)])
             })
             .await;
@@ -137,9 +177,15 @@ impl storage::Host for HostState {
         let state: &HostState = self;
         let done = state
             .bounded(vec![()], planned, |effects, ()| async move {
-                let listed = state
-                    .through_gate(effects.list_prefixes(bucket, prefix, delimiter))
-                    .await;
+                let allowed = |reach: &Guest| state.in_bucket(bucket) && reach.allows_list(prefix, delimiter);
+                let listed = match state.permit(allowed, || format!("list s3://{bucket}/{prefix}")) {
+                    Ok(()) => {
+                        state
+                            .through_gate(effects.list_prefixes(bucket, prefix, delimiter))
+                            .await
+                    }
+                    Err(err) => Err(err),
+                };
                 (listed, vec![planned(&())])
             })
             .await;
@@ -155,6 +201,12 @@ impl functions::Host for HostState {
             .bounded(invocations.clone(), Action::invoke, |effects, invocation| {
                 let ledger = ledger.clone();
                 async move {
+                    let prefix = &state.settings.pipeline.function_prefix;
+                    let allowed = |reach: &Guest| reach.allows_invoke(&invocation.function_name, prefix);
+                    if let Err(err) = state.permit(allowed, || format!("invoke {}", invocation.function_name))
+                    {
+                        return (Err(err), vec![Action::invoke(&invocation)]);
+                    }
                     match (&ledger, &invocation.work) {
                         (Some(ledger), Some(work)) => {
                             let claimant = state.claimant(ledger, effects.as_ref());
@@ -209,6 +261,16 @@ impl batch::Host for HostState {
             .bounded(jobs, Action::submit, |effects, job| {
                 let ledger = ledger.clone();
                 async move {
+                    let allowed = |reach: &Guest| reach.submits_jobs && state.configured(&job);
+                    let what = || {
+                        format!(
+                            "submit job {} to queue {} with {}",
+                            job.name, job.queue, job.definition
+                        )
+                    };
+                    if let Err(err) = state.permit(allowed, what) {
+                        return (Err(err), vec![Action::submit(&job)]);
+                    }
                     match (&ledger, &job.work) {
                         (Some(ledger), Some(work)) => {
                             let claimant = state.claimant(ledger, effects.as_ref());

@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use crate::effects::Effects;
 use crate::effects::aws::AwsEffects;
 use crate::engine::{GuestRuntime, LoadedGuest};
+use crate::guests;
 use crate::manifest::Manifest;
 use crate::outcome::{Answer, Failure};
 use crate::run::EventContext;
@@ -49,10 +50,17 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     })?;
     let settings =
         Arc::new(Settings::from_env().map_err(|err| startup_error(format!("bad setting: {err}")))?);
+    let reach = guests::by_guest(&entry.guest).ok_or_else(|| {
+        startup_error(format!(
+            "the manifest names guest {:?} for {function:?}, which is none of the pipeline's: {}",
+            entry.guest,
+            guests::known_names(&settings.pipeline.function_prefix)
+        ))
+    })?;
     let guest = GuestRuntime::new()
         .and_then(|runtime| runtime.load(&root.join(&entry.component)))
         .map_err(|err| startup_error(err.to_string()))?;
-    let guest = Arc::new(guest);
+    let guest = Arc::new(guest.serving(reach));
     let effects: Arc<dyn Effects> = Arc::new(AwsEffects::from_env().await);
     tracing::info!(function, guest = entry.guest, "ready");
 

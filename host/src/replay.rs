@@ -212,7 +212,13 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
     let now = request
         .now
         .unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
-    let guest = GuestRuntime::new()?.load(&component_path(&request.components, handler.guest))?;
+    let reach = guests::by_guest(handler.guest).ok_or_else(|| ReplayError::UnknownFunction {
+        name: request.function.clone(),
+        known: guests::known_names(prefix),
+    })?;
+    let guest = GuestRuntime::new()?
+        .load(&component_path(&request.components, handler.guest))?
+        .serving(reach);
     let context = EventContext {
         function_name: handler.function.clone(),
         request_id: request.request_id.clone(),

@@ -75,7 +75,7 @@ impl LoadedGuest {
         if let Err(failure) = check_event(event) {
             return HandlerOutcome::refused_by_host(failure);
         }
-        let state = HostState::new(effects, settings, context.clone());
+        let state = HostState::new(effects, settings, context.clone(), self.reach);
         let mut store = match new_store(self.pre.engine(), state) {
             Ok(store) => store,
             Err(err) => return HandlerOutcome::refused_by_host(Failure::NotInstantiated(format!("{err:#}"))),

@@ -12,6 +12,7 @@ use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 
 use crate::action::Action;
 use crate::effects::{AwsError, Effects, ErrorKind};
+use crate::guests::Guest;
 use crate::settings::Settings;
 
 /// The most fuel (about one unit per wasm instruction) one event may burn.
@@ -208,10 +209,17 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     /// The last error the guest logged (a panic's message, say).
     pub(crate) last_guest_error: Option<String>,
+    /// What the function may reach; `None`: nothing.
+    pub(crate) reach: Option<&'static Guest>,
 }
 
 impl HostState {
-    pub fn new(effects: Arc<dyn Effects>, settings: Arc<Settings>, context: EventContext) -> Self {
+    pub fn new(
+        effects: Arc<dyn Effects>,
+        settings: Arc<Settings>,
+        context: EventContext,
+        reach: Option<&'static Guest>,
+    ) -> Self {
         let interrupt_at = interrupt_point(Instant::now(), context.time_left);
         let gate = Gate::new(settings.max_in_flight, interrupt_at);
         HostState {
@@ -224,6 +232,7 @@ impl HostState {
             done: Vec::new(),
             limiter: MemoryLimiter::default(),
             last_guest_error: None,
+            reach,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use emmaa_host::effects::local::{LocalBucket, LocalEffects};
-use emmaa_host::guests::GUEST_DIR;
+use emmaa_host::guests::{GUEST_DIR, GUESTS, Guest};
 use emmaa_host::{Effects, EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
 use serde_json::Value;
 
@@ -23,12 +23,25 @@ fn runtime() -> &'static GuestRuntime {
     RUNTIME.get_or_init(|| GuestRuntime::new().expect("the engine starts"))
 }
 
+/// The reach the tests give `sandbox_probe`: what `model_updates` may do.
+pub const PROBE_REACH: &Guest = &GUESTS[1];
+
+/// The guest `name`, serving its own function's reach.
 pub fn guest(name: &str) -> Arc<LoadedGuest> {
-    static LOADED: OnceLock<Mutex<HashMap<String, Arc<LoadedGuest>>>> = OnceLock::new();
+    let reach = emmaa_host::guests::by_guest(name).unwrap_or(PROBE_REACH);
+    guest_serving(name, reach)
+}
+
+/// The guest `name`, allowed only `reach`.
+pub fn guest_serving(name: &str, reach: &'static Guest) -> Arc<LoadedGuest> {
+    /// Each guest once per reach it is loaded with.
+    type Loaded = HashMap<(String, &'static str), Arc<LoadedGuest>>;
+    static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
     let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
-    let guest = loaded.entry(name.to_owned()).or_insert_with(|| {
+    let guest = loaded.entry((name.to_owned(), reach.guest)).or_insert_with(|| {
         let path = std::path::Path::new(GUEST_DIR).join(format!("{name}.wasm"));
-        Arc::new(runtime().load(&path).unwrap_or_else(|err| panic!("{err}")))
+        let loaded = runtime().load(&path).unwrap_or_else(|err| panic!("{err}"));
+        Arc::new(loaded.serving(reach))
     });
     Arc::clone(guest)
 }

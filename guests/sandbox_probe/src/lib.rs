@@ -3,7 +3,9 @@
 //! and answers what it got. The host must make every attempt fail (a trap),
 //! except `hash-seed`, which must be the same in every instance. `spin` and
 //! `memory` try to run past the host's fuel, time and memory limits;
-//! `submit-then-spin` and `submit-then-panic` fail after a job went through.
+//! `submit-then-spin` and `submit-then-panic` fail after a job went through;
+//! `beyond-reach` asks the host for a read, a listing, an invocation and a
+//! job outside any function's reach, and answers the error codes it got.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -29,6 +31,7 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
             std::hint::black_box(what);
         },
         "memory" => std::hint::black_box(vec![1_u8; 512 << 20]).len().to_string(),
+        "beyond-reach" => beyond_reach(),
         "submit-then-spin" | "submit-then-panic" => {
             let model = emmaa_guest::work::in_this_request(ModelName::parse("model", "probe"));
             submit_each(vec![model], report, |model| {
@@ -45,4 +48,35 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     };
     report.set("reached", json!(reached));
     Ok(())
+}
+
+/// The error code of each request outside the reach, `granted` if one got through.
+fn beyond_reach() -> String {
+    use emmaa_guest::bindings::emmaa::pipeline::{batch, functions, storage};
+    let code = |result: Result<(), String>| result.err().unwrap_or_else(|| "granted".to_owned());
+    let read = storage::get_objects("emmaa", &["secrets/key".to_owned()], 100).remove(0);
+    let listed = storage::list_prefixes("another-bucket", "models/", "/");
+    let invocation = functions::Invocation {
+        function_name: "emmaa-delete-everything".into(),
+        invocation_type: functions::InvocationType::Event,
+        payload: "{}".into(),
+        work: None,
+    };
+    let invoked = functions::invoke(&[invocation]).remove(0);
+    let job = batch::Job {
+        name: "probe_elsewhere".into(),
+        queue: "another-queue".into(),
+        definition: "emmaa_jobdef".into(),
+        command: vec!["true".into()],
+        depends_on: Vec::new(),
+        work: None,
+    };
+    let submitted = batch::submit(&[job]).remove(0);
+    [
+        code(read.map(drop).map_err(|err| err.code)),
+        code(listed.map(drop).map_err(|err| err.code)),
+        code(invoked.map(drop).map_err(|err| err.code)),
+        code(submitted.map(drop).map_err(|err| err.code)),
+    ]
+    .join(",")
 }
