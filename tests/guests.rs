@@ -1300,7 +1300,15 @@ fn is_safe(text: &str) -> bool {
 /// Checks one guest's outcome on `event`: an answer or a refusal, never a
 /// trap; refusals name a field; only safe names reach jobs and invocations.
 fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_host::HandlerOutcome) -> Result<(), String> {
-    let fields = ["Records", "model", "tests", "event", "config.json", "job name"];
+    let fields = [
+        "Records",
+        "detail.object.key",
+        "model",
+        "tests",
+        "event",
+        "config.json",
+        "job name",
+    ];
     let names_a_field = |reason: &str| fields.iter().any(|field| reason.contains(field));
     match &outcome.answer {
         Answer::Guest(response) => {

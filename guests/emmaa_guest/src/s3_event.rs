@@ -1,9 +1,13 @@
-//! S3 event records. Each record is parsed on its own and needs only
-//! `s3.object.key`: the stand-in event update_pipeline sends has nothing
-//! else, and one broken record must not spoil the others. Keys arrive
-//! URL-encoded and are decoded before anything else looks at them. A
-//! record's `s3.object.sequencer`, when it has one, makes it a unit of work
-//! of its own (see [`crate::work`]).
+//! S3 events: a notification's records (`{"Records": [{"s3": {"object":
+//! ...}}]}`), or EventBridge's "Object Created" event (`{"detail-type":
+//! "Object Created", "source": "aws.s3", "detail": {"object": ...}}`, one
+//! object), which a bucket whose notifications go to EventBridge sends.
+//! Each object is parsed on its own and needs only its `key`: the stand-in
+//! event update_pipeline sends has nothing else, and one broken record must
+//! not spoil the others. Keys are URL-decoded before anything else looks at
+//! them (a valid EMMAA key holds neither `%` nor `+`, so decoding a key
+//! that arrived plain changes nothing). An object's `sequencer`, when it has
+//! one, makes it a unit of work of its own (see [`crate::work`]).
 
 use serde_json::Value;
 
@@ -11,14 +15,20 @@ use crate::quote::{self, quote};
 use crate::work::{self, Work};
 use crate::{ModelName, Refusal, TestCorpus};
 
-/// Applies `parse_key` to the decoded key of every record of `event`, and
-/// gives each its unit of work. A record whose key is missing, badly
-/// encoded or refused by `parse_key` becomes a refusal naming
-/// `Records[i].s3.object.key` and its value.
+/// Applies `parse_key` to the decoded key of every object of `event`, and
+/// gives each its unit of work. An object whose key is missing, badly
+/// encoded or refused by `parse_key` becomes a refusal naming its field
+/// (`Records[i].s3.object.key`, `detail.object.key`) and its value.
 pub fn parse_records<T>(
     event: &Value,
     parse_key: impl Fn(&str, &str) -> Result<T, String>,
 ) -> Vec<Result<(T, Work), Refusal>> {
+    let from_eventbridge = event.get("source") == Some(&Value::from("aws.s3"))
+        && event.get("detail-type") == Some(&Value::from("Object Created"));
+    if from_eventbridge {
+        let object = event.pointer("/detail/object").unwrap_or(&Value::Null);
+        return vec![parse_object("detail.object.key", object, &parse_key)];
+    }
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
         return vec![Err(Refusal::new(
             "Records",
@@ -39,21 +49,29 @@ pub fn parse_records<T>(
         .iter()
         .enumerate()
         .map(|(index, record)| {
-            let field = format!("Records[{index}].s3.object.key");
-            let raw = record
-                .pointer("/s3/object/key")
-                .ok_or_else(|| Refusal::new(field.clone(), format!("{field} is missing")))?;
-            let raw = raw.as_str().ok_or_else(|| {
-                let raw = quote::json(raw);
-                Refusal::new(&raw, format!("{field} must be a string, got {raw}"))
-            })?;
-            let key =
-                decode_key(raw).map_err(|why| Refusal::new(raw, format!("{field} {} {why}", quote(raw))))?;
-            let parsed = parse_key(&field, &key).map_err(|why| Refusal::new(key.as_str(), why))?;
-            let sequencer = record.pointer("/s3/object/sequencer").and_then(Value::as_str);
-            Ok((parsed, work::of_record(&key, sequencer)))
+            let object = record.pointer("/s3/object").unwrap_or(&Value::Null);
+            parse_object(&format!("Records[{index}].s3.object.key"), object, &parse_key)
         })
         .collect()
+}
+
+/// One object of an event: `parse_key` of its decoded key, and its work.
+fn parse_object<T>(
+    field: &str,
+    object: &Value,
+    parse_key: impl Fn(&str, &str) -> Result<T, String>,
+) -> Result<(T, Work), Refusal> {
+    let raw = object
+        .get("key")
+        .ok_or_else(|| Refusal::new(field, format!("{field} is missing")))?;
+    let raw = raw.as_str().ok_or_else(|| {
+        let raw = quote::json(raw);
+        Refusal::new(&raw, format!("{field} must be a string, got {raw}"))
+    })?;
+    let key = decode_key(raw).map_err(|why| Refusal::new(raw, format!("{field} {} {why}", quote(raw))))?;
+    let parsed = parse_key(field, &key).map_err(|why| Refusal::new(key.as_str(), why))?;
+    let sequencer = object.get("sequencer").and_then(Value::as_str);
+    Ok((parsed, work::of_record(&key, sequencer)))
 }
 
 /// Decodes an S3 event key: `+` is a space and `%XX` (exactly `%` and two
@@ -289,6 +307,35 @@ mod tests {
             parsed[1].as_ref().unwrap().1.as_deref(),
             Some("request:r1:models/aml/model_2020-01-01-00-00-00.pkl")
         );
+    }
+
+    #[test]
+    fn reads_eventbridges_object_created_event_as_one_record() {
+        crate::work::begin(&json!({}), "r1");
+        let event = json!({
+            "version": "0", "detail-type": "Object Created", "source": "aws.s3",
+            "detail": {"bucket": {"name": "emmaa"}, "object": {
+                "key": "models/aml/model_2020-02-04-12-00-00.pkl", "sequencer": "0064D3901D00059242"
+            }}
+        });
+        let parsed = parse_records(&event, model_state_key);
+        assert_eq!(parsed.len(), 1);
+        let (model, work) = parsed[0].as_ref().unwrap();
+        assert_eq!(model.as_str(), "aml");
+        assert_eq!(
+            work.as_deref(),
+            Some("s3:models/aml/model_2020-02-04-12-00-00.pkl@0064D3901D00059242")
+        );
+        let bad = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": "models/a;b/x.pkl"}}});
+        let refusal = parse_records(&bad, model_state_key).remove(0).unwrap_err();
+        assert!(
+            refusal.reason.starts_with("the model in detail.object.key"),
+            "{}",
+            refusal.reason
+        );
+        let empty = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}});
+        let refusal = parse_records(&empty, model_state_key).remove(0).unwrap_err();
+        assert_eq!(refusal.reason, "detail.object.key is missing");
     }
 
     #[test]
