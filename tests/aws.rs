@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,7 +17,7 @@ use aws_sdk_batch::types::{
     CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JqState, ResourceRequirement,
     ResourceType,
 };
-use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, build_bootstrap, bundle};
+use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, build_bootstrap, bundle};
 use emmaa_host::Effects;
 use emmaa_host::effects::aws::AwsEffects;
 use emmaa_host::effects::{ErrorKind, Invocation, InvocationType};
@@ -402,8 +403,10 @@ fn bootstrap() -> &'static Path {
 
 fn bundle_for(guest: &str, dir: &Path) -> Bundle {
     bundle(&BundleRequest {
-        guest: guest.into(),
-        function: None,
+        serves: Serves::One {
+            guest: guest.into(),
+            function: None,
+        },
         arch: Arch::X86_64,
         profile: "dev".into(),
         bootstrap: Some(bootstrap().to_owned()),
@@ -477,20 +480,31 @@ fn unpacked_bundle(guest: &str, dir: &Path) -> Bundle {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_bundle_answers_its_example_event_through_the_runtime_api() {
+async fn one_bundle_for_every_function_answers_each_functions_example_event_through_the_runtime_api() {
     let moto = Moto::start();
     let config = moto.sdk_config().await;
     create_bucket(&config, "emmaa", example_objects()).await;
     create_batch_queue(&moto, &config).await;
     let dir = tempfile::tempdir().unwrap();
-    for entry in &emmaa_host::guests::GUESTS {
-        let (guest, function) = (entry.guest, format!("emmaa-{}", entry.function));
-        let root = dir.path().join(guest);
-        std::fs::create_dir(&root).unwrap();
-        assert_eq!(unpacked_bundle(guest, &root).function, function);
+    let all = bundle(&BundleRequest {
+        serves: Serves::All,
+        arch: Arch::X86_64,
+        profile: "dev".into(),
+        bootstrap: Some(bootstrap().to_owned()),
+        out: Some(dir.path().join("pipeline.zip")),
+        function_prefix: "emmaa-".into(),
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    unzip(&all, dir.path());
+    let expected: BTreeMap<String, String> = emmaa_host::guests::GUESTS
+        .iter()
+        .map(|entry| (format!("emmaa-{}", entry.function), entry.guest.to_owned()))
+        .collect();
+    assert_eq!(all.functions, expected, "one zip serves all eleven functions");
+    for (function, guest) in &all.functions {
         let event =
             std::fs::read_to_string(workspace().join(format!("examples/events/{function}.json"))).unwrap();
-        let (posted, output) = answer_one_event(&root, &function, &event, &moto.env());
+        let (posted, output) = answer_one_event(dir.path(), function, &event, &moto.env());
         let posted = posted.unwrap_or_else(|| {
             panic!(
                 "{guest}: no answer; stderr: {}",

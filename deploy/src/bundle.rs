@@ -98,20 +98,29 @@ fn guest_names() -> String {
         .join(", ")
 }
 
+/// The functions a bundle serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serves {
+    /// One guest, for one function (default: the guest's own).
+    One { guest: String, function: Option<String> },
+    /// Every guest, each for its own function: one artifact for the
+    /// whole pipeline.
+    All,
+}
+
 /// What to bundle.
 #[derive(Debug, Clone)]
 pub struct BundleRequest {
-    pub guest: String,
-    /// The Lambda function the bundle serves (default: the guest's own).
-    pub function: Option<String>,
+    pub serves: Serves,
     pub arch: Arch,
     /// The cargo profile to build the bootstrap with (`release`, `dev`).
     pub profile: String,
     /// A bootstrap built already, instead of building one.
     pub bootstrap: Option<PathBuf>,
-    /// Where to write the zip (default: `target/bundles/<function>.zip`).
+    /// Where to write the zip (default: `target/bundles/<function>.zip`,
+    /// or `target/bundles/pipeline.zip` for all).
     pub out: Option<PathBuf>,
-    /// `EMMAA_FUNCTION_PREFIX`, for the default function name.
+    /// `EMMAA_FUNCTION_PREFIX`, for the default function names.
     pub function_prefix: String,
 }
 
@@ -119,13 +128,22 @@ pub struct BundleRequest {
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub path: PathBuf,
-    pub guest: String,
-    pub function: String,
+    /// Function name to the guest that serves it, as in the manifest.
+    pub functions: BTreeMap<String, String>,
     pub arch: Arch,
     pub zip: Vec<u8>,
 }
 
 impl Bundle {
+    /// The functions and their guests, for an operator.
+    pub fn describe_functions(&self) -> String {
+        self.functions
+            .iter()
+            .map(|(function, guest)| format!("{function} ({guest})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The zip's SHA-256, in hex.
     pub fn sha256_hex(&self) -> String {
         Sha256::digest(&self.zip)
@@ -191,9 +209,22 @@ fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
 
 /// Builds the bundle and writes it.
 pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
-    let default_function = guests::default_function(&request.guest, &request.function_prefix)
-        .ok_or_else(|| BundleError::UnknownGuest(request.guest.clone()))?;
-    let function = request.function.clone().unwrap_or(default_function);
+    let functions: BTreeMap<String, String> = match &request.serves {
+        Serves::One { guest, function } => {
+            let default_function = guests::default_function(guest, &request.function_prefix)
+                .ok_or_else(|| BundleError::UnknownGuest(guest.clone()))?;
+            BTreeMap::from([(function.clone().unwrap_or(default_function), guest.clone())])
+        }
+        Serves::All => guests::GUESTS
+            .iter()
+            .map(|entry| {
+                (
+                    format!("{}{}", request.function_prefix, entry.function),
+                    entry.guest.to_owned(),
+                )
+            })
+            .collect(),
+    };
     if request.arch.machine() != std::env::consts::ARCH {
         return Err(BundleError::ForeignArch(request.arch));
     }
@@ -211,35 +242,56 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
         });
     }
 
-    let wasm = read(&Path::new(GUEST_DIR).join(format!("{}.wasm", request.guest)))?;
-    let component = emmaa_host::engine::precompile(&wasm).map_err(|source| BundleError::Precompile {
-        guest: request.guest.clone(),
-        source,
-    })?;
-    let component_file = format!("{}.cwasm", request.guest);
+    let mut components = BTreeMap::new();
+    for guest in functions.values() {
+        if components.contains_key(guest) {
+            continue;
+        }
+        let wasm = read(&Path::new(GUEST_DIR).join(format!("{guest}.wasm")))?;
+        let component = emmaa_host::engine::precompile(&wasm).map_err(|source| BundleError::Precompile {
+            guest: guest.clone(),
+            source,
+        })?;
+        components.insert(guest.clone(), component);
+    }
+    let component_file = |guest: &str| format!("{guest}.cwasm");
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         arch: request.arch.lambda_name().to_owned(),
-        functions: BTreeMap::from([(
-            function.clone(),
-            ManifestEntry {
-                guest: request.guest.clone(),
-                component: component_file.clone(),
-            },
-        )]),
+        functions: functions
+            .iter()
+            .map(|(function, guest)| {
+                let entry = ManifestEntry {
+                    guest: guest.clone(),
+                    component: component_file(guest),
+                };
+                (function.clone(), entry)
+            })
+            .collect(),
     };
     let manifest = serde_json::to_vec_pretty(&manifest).map_err(|err| BundleError::Zip(err.to_string()))?;
 
-    let zip = zip_files(&[
-        ("bootstrap", &bootstrap, 0o755),
-        (MANIFEST_FILE, &manifest, 0o644),
-        (&component_file, &component, 0o644),
-    ])?;
+    let files: Vec<(String, &[u8], u32)> = [
+        ("bootstrap".to_owned(), bootstrap.as_slice(), 0o755),
+        (MANIFEST_FILE.to_owned(), manifest.as_slice(), 0o644),
+    ]
+    .into_iter()
+    .chain(
+        components
+            .iter()
+            .map(|(guest, component)| (component_file(guest), component.as_slice(), 0o644)),
+    )
+    .collect();
+    let zip = zip_files(&files)?;
+    let name = match &request.serves {
+        Serves::One { .. } => functions.keys().next().cloned().unwrap_or_default(),
+        Serves::All => "pipeline".to_owned(),
+    };
     let path = request.out.clone().unwrap_or_else(|| {
         workspace()
             .join("target")
             .join("bundles")
-            .join(format!("{function}.zip"))
+            .join(format!("{name}.zip"))
     });
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| BundleError::Write {
@@ -253,15 +305,14 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
     })?;
     Ok(Bundle {
         path,
-        guest: request.guest.clone(),
-        function,
+        functions,
         arch: request.arch,
         zip,
     })
 }
 
 /// A zip of `(name, contents, unix mode)`, with fixed timestamps.
-fn zip_files(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>, BundleError> {
+fn zip_files(files: &[(impl AsRef<str>, &[u8], u32)]) -> Result<Vec<u8>, BundleError> {
     let zip_error = |err: &dyn std::fmt::Display| BundleError::Zip(err.to_string());
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, contents, mode) in files {
@@ -269,7 +320,9 @@ fn zip_files(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>, BundleError> {
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(*mode);
-        writer.start_file(*name, options).map_err(|err| zip_error(&err))?;
+        writer
+            .start_file(name.as_ref(), options)
+            .map_err(|err| zip_error(&err))?;
         writer.write_all(contents).map_err(|err| zip_error(&err))?;
     }
     let cursor = writer.finish().map_err(|err| zip_error(&err))?;
@@ -304,8 +357,10 @@ mod tests {
     #[test]
     fn refuses_unknown_guests_and_foreign_architectures() {
         let request = BundleRequest {
-            guest: "sandbox_probe".into(),
-            function: None,
+            serves: Serves::One {
+                guest: "sandbox_probe".into(),
+                function: None,
+            },
             arch: Arch::X86_64,
             profile: "dev".into(),
             bootstrap: Some("/nonexistent".into()),
@@ -319,7 +374,10 @@ mod tests {
             Arch::X86_64
         };
         let request = BundleRequest {
-            guest: "model_updates".into(),
+            serves: Serves::One {
+                guest: "model_updates".into(),
+                function: None,
+            },
             arch: foreign,
             ..request
         };

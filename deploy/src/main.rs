@@ -1,13 +1,14 @@
-//! `deploy`: bundles the host with a guest's component for Lambda
-//! (`provided.al2023`) and uploads it: `deploy upload <guest> <function>`
-//! replaces `python update_lambda.py <script> <function>`.
+//! `deploy`: bundles the host with a guest's component (or every guest's)
+//! for Lambda (`provided.al2023`) and uploads it: `deploy upload <guest>
+//! <function>` replaces `python update_lambda.py <script> <function>`, and
+//! `deploy upload --all` updates every function of an installation.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, bundle};
+use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, bundle};
 use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
 
 #[derive(Parser)]
@@ -23,22 +24,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the zip for a guest: bootstrap, precompiled component, manifest.
+    /// Build the zip for a guest (or, with --all, every guest): bootstrap,
+    /// precompiled components, manifest.
     Bundle {
         /// The guest (update_pipeline, model_updates, ...).
-        guest: String,
+        #[arg(required_unless_present = "all")]
+        guest: Option<String>,
         /// The function the bundle serves (default: the guest's, with EMMAA_FUNCTION_PREFIX).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "all")]
         function: Option<String>,
+        /// One zip for every function: each picks its component by name.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         build: BuildOptions,
     },
-    /// Bundle a guest and replace the code of the existing Lambda function with it.
+    /// Bundle a guest and replace the code of the existing Lambda function with it;
+    /// with --all, replace the code of every function with one bundle.
     Upload {
         /// The guest (update_pipeline, model_updates, ...).
-        guest: String,
+        #[arg(required_unless_present = "all")]
+        guest: Option<String>,
         /// The Lambda function to replace (emmaa-model-update, ...).
-        function: String,
+        #[arg(required_unless_present = "all")]
+        function: Option<String>,
+        /// Every function (with EMMAA_FUNCTION_PREFIX), one bundle for all.
+        #[arg(long, conflicts_with_all = ["guest", "function"])]
+        all: bool,
         #[command(flatten)]
         build: BuildOptions,
         /// Write the zip and print what would be sent and changed, touching nothing.
@@ -66,11 +78,18 @@ struct BuildOptions {
     bootstrap: Option<PathBuf>,
 }
 
+/// What `guest`, `function` and `--all` ask for.
+fn serves(guest: Option<String>, function: Option<String>, all: bool) -> Serves {
+    match guest {
+        Some(guest) if !all => Serves::One { guest, function },
+        _ => Serves::All,
+    }
+}
+
 impl BuildOptions {
-    fn request(self, guest: String, function: Option<String>) -> BundleRequest {
+    fn request(self, serves: Serves) -> BundleRequest {
         BundleRequest {
-            guest,
-            function,
+            serves,
             arch: self.arch,
             profile: self.profile,
             bootstrap: self.bootstrap,
@@ -82,10 +101,9 @@ impl BuildOptions {
 
 fn describe(bundle: &Bundle) -> String {
     format!(
-        "bundle {}: guest {} for function {} ({}), {} bytes, sha256 {}",
+        "bundle {}: {} ({}), {} bytes, sha256 {}",
         bundle.path.display(),
-        bundle.guest,
-        bundle.function,
+        bundle.describe_functions(),
         bundle.arch.lambda_name(),
         bundle.zip.len(),
         bundle.sha256_hex()
@@ -97,51 +115,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle {
             guest,
             function,
+            all,
             build,
         } => {
-            let bundle = bundle(&build.request(guest, function))?;
+            let bundle = bundle(&build.request(serves(guest, function, all)))?;
             println!("{}", describe(&bundle));
         }
         Command::Upload {
             guest,
             function,
+            all,
             build,
             dry_run,
             publish,
         } => {
-            let bundle = bundle(&build.request(guest, Some(function.clone())))?;
+            let bundle = bundle(&build.request(serves(guest, function, all)))?;
             println!("{}", describe(&bundle));
             let lambda = AwsLambda::from_env().await;
-            let plan = plan(&lambda, &function)
-                .await
-                .with_context(|| format!("reading {function}"))?;
-            if dry_run {
-                println!(
-                    "dry run: would send {} bytes (CodeSha256 {}) to {function} with UpdateFunctionCode",
-                    bundle.zip.len(),
-                    bundle.code_sha256()
-                );
-                if plan.switch_runtime {
-                    println!("dry run: would switch {function}: {}", plan.describe_switch());
-                }
-                if publish {
-                    println!("dry run: would publish a version");
-                }
-                return Ok(());
+            for function in bundle.functions.keys() {
+                upload_one(&lambda, &bundle, function, dry_run, publish).await?;
             }
-            upload(
-                &lambda,
-                &bundle,
-                &plan,
-                publish,
-                Patience::default(),
-                &mut |line| println!("{line}"),
-            )
-            .await
-            .with_context(|| format!("uploading to {function}"))?;
         }
     }
     Ok(())
+}
+
+/// Replaces the code of `function` with `bundle` (or says what it would do).
+async fn upload_one(
+    lambda: &AwsLambda,
+    bundle: &Bundle,
+    function: &str,
+    dry_run: bool,
+    publish: bool,
+) -> anyhow::Result<()> {
+    let plan = plan(lambda, function)
+        .await
+        .with_context(|| format!("reading {function}"))?;
+    if dry_run {
+        println!(
+            "dry run: would send {} bytes (CodeSha256 {}) to {function} with UpdateFunctionCode",
+            bundle.zip.len(),
+            bundle.code_sha256()
+        );
+        if plan.switch_runtime {
+            println!("dry run: would switch {function}: {}", plan.describe_switch());
+        }
+        if publish {
+            println!("dry run: would publish a version");
+        }
+        return Ok(());
+    }
+    upload(
+        lambda,
+        bundle,
+        function,
+        &plan,
+        publish,
+        Patience::default(),
+        &mut |line| println!("{line}"),
+    )
+    .await
+    .with_context(|| format!("uploading to {function}"))
 }
 
 fn main() -> ExitCode {

@@ -123,16 +123,17 @@ pub async fn plan(control: &dyn LambdaControl, function: &str) -> Result<Plan, C
     })
 }
 
-/// Uploads `bundle` to its function. `say` gets one line per step.
+/// Uploads `bundle` to `function` (one it serves). `say` gets one line
+/// per step.
 pub async fn upload(
     control: &dyn LambdaControl,
     bundle: &Bundle,
+    function: &str,
     plan: &Plan,
     publish: bool,
     patience: Patience,
     say: &mut dyn FnMut(String),
 ) -> Result<(), UploadError> {
-    let function = bundle.function.as_str();
     let sent = bundle.code_sha256();
     say(format!(
         "sending {} to {function}: {} bytes, sha256 {} (CodeSha256 {sent}), architecture {}",
@@ -340,7 +341,7 @@ impl LambdaControl for AwsLambda {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{BTreeMap, VecDeque};
     use std::sync::Mutex;
 
     use super::*;
@@ -417,8 +418,7 @@ mod tests {
     fn bundle() -> Bundle {
         Bundle {
             path: "b.zip".into(),
-            guest: "model_updates".into(),
-            function: "emmaa-model-update".into(),
+            functions: BTreeMap::from([("emmaa-model-update".into(), "model_updates".into())]),
             arch: Arch::X86_64,
             zip: b"zip bytes".to_vec(),
         }
@@ -448,9 +448,15 @@ mod tests {
     async fn run_upload(lambda: &ScriptedLambda, publish: bool) -> (Result<(), UploadError>, Vec<String>) {
         let plan = plan(lambda, "emmaa-model-update").await.unwrap();
         let mut said = Vec::new();
-        let result = upload(lambda, &bundle(), &plan, publish, QUICK, &mut |line| {
-            said.push(line)
-        })
+        let result = upload(
+            lambda,
+            &bundle(),
+            "emmaa-model-update",
+            &plan,
+            publish,
+            QUICK,
+            &mut |line| said.push(line),
+        )
         .await;
         (result, said)
     }
@@ -533,9 +539,17 @@ mod tests {
             poll: Duration::from_millis(1),
             timeout: Duration::from_millis(20),
         };
-        let err = upload(&lambda, &bundle(), &plan, false, patience, &mut |_| ())
-            .await
-            .unwrap_err();
+        let err = upload(
+            &lambda,
+            &bundle(),
+            "emmaa-model-update",
+            &plan,
+            false,
+            patience,
+            &mut |_| (),
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("another update stayed in progress: still busy"),
