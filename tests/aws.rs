@@ -1211,3 +1211,37 @@ async fn update_pipeline_killed_half_way_and_retried_invokes_each_daily_model_on
     assert_eq!(answer["already_invoked"].as_array().unwrap().len(), 5, "{answer}");
     assert_each_invoked_once(&proxy, &models);
 }
+
+// ---- the pipeline as code -----------------------------------------------
+
+/// cfn-lint, installed into `target/cfn-lint-venv` (pinned, whatever the
+/// machine has).
+fn cfn_lint() -> PathBuf {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| support::moto::venv_tool("cfn-lint-venv", "cfn-lint", &["cfn-lint==1.58.0"]))
+        .clone()
+}
+
+fn lint(template: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, template).unwrap();
+    Command::new(cfn_lint()).arg(&path).output().unwrap()
+}
+
+#[test]
+fn the_pipeline_template_passes_cfn_lint() {
+    let template = emmaa_deploy::template::to_yaml(&emmaa_deploy::template::template());
+    let linted = lint(&template);
+    assert!(
+        linted.status.success(),
+        "cfn-lint: {}{}",
+        String::from_utf8_lossy(&linted.stdout),
+        String::from_utf8_lossy(&linted.stderr)
+    );
+    // The linter does read it: a runtime Lambda does not have fails.
+    let broken = lint(&template.replace("\"provided.al2023\"", "\"provided.al2099\""));
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("provided.al2099"));
+}

@@ -8,4 +8,5 @@
 
 pub mod bundle;
 pub mod glibc;
+pub mod template;
 pub mod upload;

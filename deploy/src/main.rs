@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, bundle};
+use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
 
 #[derive(Parser)]
@@ -38,6 +39,13 @@ enum Command {
         all: bool,
         #[command(flatten)]
         build: BuildOptions,
+    },
+    /// Write the CloudFormation template of the whole pipeline (YAML): the
+    /// functions, their roles, triggers, log groups and settings.
+    Template {
+        /// Where to write it (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Bundle a guest and replace the code of the existing Lambda function with it;
     /// with --all, replace the code of every function with one bundle.
@@ -120,6 +128,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let bundle = bundle(&build.request(serves(guest, function, all)))?;
             println!("{}", describe(&bundle));
+        }
+        Command::Template { out } => {
+            let yaml = to_yaml(&template());
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?
+                }
+                None => print!("{yaml}"),
+            }
         }
         Command::Upload {
             guest,

@@ -30,29 +30,30 @@ fn on_path(program: &str) -> Option<PathBuf> {
 fn moto_server() -> &'static Path {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
     PROGRAM.get_or_init(|| {
-        if let Some(found) = on_path("moto_server") {
-            return found;
-        }
-        let venv = workspace().join("target").join("moto-venv");
-        let installed = venv.join("bin").join("moto_server");
-        if !installed.is_file() {
-            let python =
-                on_path("python3").expect("python3 is needed to install moto for the end-to-end tests");
-            let status = Command::new(&python)
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap();
-            assert!(status.success(), "creating {} failed", venv.display());
-            let status = Command::new(venv.join("bin").join("pip"))
-                .args(["install", "--quiet"])
-                .args(MOTO_PACKAGES)
-                .status()
-                .unwrap();
-            assert!(status.success(), "pip install {MOTO_PACKAGES:?} failed");
-        }
-        installed
+        on_path("moto_server").unwrap_or_else(|| venv_tool("moto-venv", "moto_server", MOTO_PACKAGES))
     })
+}
+
+/// `program`, installed with `packages` into `target/<venv>` unless it is there.
+pub fn venv_tool(venv: &str, program: &str, packages: &[&str]) -> PathBuf {
+    let venv = workspace().join("target").join(venv);
+    let installed = venv.join("bin").join(program);
+    if !installed.is_file() {
+        let python = on_path("python3").expect("python3 is needed to install the tests' tools");
+        let status = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(status.success(), "creating {} failed", venv.display());
+        let status = Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet"])
+            .args(packages)
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install {packages:?} failed");
+    }
+    installed
 }
 
 fn free_port() -> u16 {

@@ -1,0 +1,489 @@
+//! The pipeline as code: a CloudFormation template made from the reach
+//! table (`emmaa_host::guests::GUESTS`) and the settings table
+//! (`emmaa_host::settings::VARIABLES`), so the roles, triggers and settings
+//! cannot drift from what the host enforces.
+//!
+//! It holds, per function: the function (`provided.al2023`, handler
+//! `bootstrap`, the one bundle of `deploy bundle --all` from an artifact
+//! bucket), a role allowed exactly its reach, a log group with a retention;
+//! the two daily schedules and the three S3 triggers as EventBridge rules
+//! (S3 → EventBridge needs no custom resource, and works for a bucket the
+//! stack makes as for an existing one); asynchronous-invocation settings
+//! (retries, an on-failure queue) for the functions invoked with `Event`;
+//! and every `EMMAA_*` setting as a parameter.
+
+use serde_json::{Map, Value, json};
+
+use emmaa_host::guests::{GUESTS, Guest, Trigger};
+use emmaa_host::settings::VARIABLES;
+
+/// `update_pipeline` → `UpdatePipeline`: a logical id.
+fn logical_id(snake: &str) -> String {
+    snake
+        .split(|c| c == '_' || c == '-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `EMMAA_JOB_QUEUE` → `JobQueue`: the parameter of a setting.
+pub fn parameter_of(variable: &str) -> String {
+    logical_id(&variable.trim_start_matches("EMMAA_").to_ascii_lowercase())
+}
+
+fn sub(text: &str) -> Value {
+    json!({ "Fn::Sub": text })
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "Ref": name })
+}
+
+/// The function's name, with the prefix parameter.
+fn function_name(entry: &Guest) -> Value {
+    sub(&format!("${{FunctionPrefix}}{}", entry.function))
+}
+
+fn function_arn(suffix: &str) -> Value {
+    sub(&format!(
+        "arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{FunctionPrefix}}{suffix}"
+    ))
+}
+
+fn bucket_arn(path: &str) -> Value {
+    sub(&format!("arn:${{AWS::Partition}}:s3:::${{Bucket}}{path}"))
+}
+
+/// The statements of `entry`'s role: logs, its reach, the ledger.
+fn statements(entry: &Guest) -> Vec<Value> {
+    let mut statements = vec![json!({
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": sub(&format!(
+            "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/${{FunctionPrefix}}{}:*",
+            entry.function
+        )),
+    })];
+    for prefix in entry.lists {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn(""),
+            "Condition": {"StringEquals": {"s3:prefix": prefix, "s3:delimiter": "/"}},
+        }));
+    }
+    if !entry.reads.is_empty() {
+        let keys: Vec<Value> = entry
+            .reads
+            .iter()
+            .map(|key| bucket_arn(&format!("/{key}")))
+            .collect();
+        statements.push(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": keys}));
+    }
+    if !entry.invokes.is_empty() {
+        let functions: Vec<Value> = entry.invokes.iter().map(|suffix| function_arn(suffix)).collect();
+        statements.push(json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": functions}));
+    }
+    if entry.submits_jobs {
+        let batch = |kind: &str, parameter: &str, revisions: &str| {
+            sub(&format!(
+                "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{{parameter}}}{revisions}"
+            ))
+        };
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": "batch:SubmitJob",
+            "Resource": [
+                batch("job-queue", "JobQueue", ""),
+                batch("job-queue", "LargeJobQueue", ""),
+                batch("job-definition", "JobDefinition", "*"),
+                batch("job-definition", "LargeJobDefinition", "*"),
+            ],
+        }));
+        // ListJobs has no resource-level permissions.
+        statements.push(json!({"Effect": "Allow", "Action": "batch:ListJobs", "Resource": "*"}));
+    }
+    statements.push(json!({
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Resource": bucket_arn(&format!("/${{LedgerPrefix}}${{FunctionPrefix}}{}/*", entry.function)),
+    }));
+    if entry.trigger == Trigger::Invoked {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["FailedEvents", "Arn"]},
+        }));
+    }
+    statements
+}
+
+/// Every `EMMAA_*` setting, from its parameter.
+fn environment() -> Value {
+    let variables: Map<String, Value> = VARIABLES
+        .iter()
+        .map(|variable| (variable.name.to_owned(), reference(&parameter_of(variable.name))))
+        .collect();
+    json!({ "Variables": variables })
+}
+
+fn parameters() -> Map<String, Value> {
+    let mut parameters = Map::new();
+    for variable in VARIABLES {
+        parameters.insert(
+            parameter_of(variable.name),
+            json!({
+                "Type": "String",
+                "Default": variable.default,
+                "Description": format!("{}: {} ({})", variable.name, variable.meaning, variable.accepts),
+            }),
+        );
+    }
+    let more = [
+        (
+            "CreateBucket",
+            json!({"Type": "String", "Default": "false", "AllowedValues": ["true", "false"],
+            "Description": "true: the stack makes the bucket, with EventBridge notifications on; false: the bucket exists (deploy stack switches EventBridge on for it)"}),
+        ),
+        (
+            "ArtifactBucket",
+            json!({"Type": "String", "Description": "The bucket holding the bundle of deploy bundle --all"}),
+        ),
+        (
+            "ArtifactKey",
+            json!({"Type": "String", "Description": "The bundle's key (it holds its sha256, so new code is a change)"}),
+        ),
+        (
+            "Architecture",
+            json!({"Type": "String", "Default": "x86_64", "AllowedValues": ["x86_64", "arm64"]}),
+        ),
+        (
+            "MemorySize",
+            json!({"Type": "Number", "Default": 256, "MinValue": 128, "MaxValue": 10240}),
+        ),
+        (
+            "Timeout",
+            json!({"Type": "Number", "Default": 300, "MinValue": 10, "MaxValue": 900,
+            "Description": "Seconds; the host interrupts a guest a second before"}),
+        ),
+        (
+            "UpdateSchedule",
+            json!({"Type": "String", "Default": "cron(0 5 * * ? *)",
+            "Description": "When emmaa-update-pipeline runs (UTC)"}),
+        ),
+        (
+            "TestUpdateSchedule",
+            json!({"Type": "String", "Default": "cron(0 4 * * ? *)",
+            "Description": "When emmaa-test-update-pipeline runs (UTC)"}),
+        ),
+        (
+            "LogRetentionDays",
+            json!({"Type": "Number", "Default": 30,
+            "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]}),
+        ),
+        (
+            "AsyncRetries",
+            json!({"Type": "Number", "Default": 2, "MinValue": 0, "MaxValue": 2,
+            "Description": "Lambda's retries of a failed Event invocation (claims make a retry do only what is left)"}),
+        ),
+    ];
+    for (name, parameter) in more {
+        parameters.insert(name.to_owned(), parameter);
+    }
+    parameters
+}
+
+/// The template, as a JSON value (CloudFormation's own structure).
+pub fn template() -> Value {
+    let mut resources = Map::new();
+    resources.insert(
+        "DataBucket".into(),
+        json!({
+            "Type": "AWS::S3::Bucket",
+            "Condition": "CreatesBucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketName": reference("Bucket"),
+                "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": true}},
+            },
+        }),
+    );
+    resources.insert(
+        "FailedEvents".into(),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"QueueName": sub("${FunctionPrefix}failed-events"), "MessageRetentionPeriod": 1_209_600},
+        }),
+    );
+    for entry in &GUESTS {
+        let id = logical_id(entry.guest);
+        resources.insert(
+            format!("{id}Logs"),
+            json!({
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {
+                    "LogGroupName": sub(&format!("/aws/lambda/${{FunctionPrefix}}{}", entry.function)),
+                    "RetentionInDays": reference("LogRetentionDays"),
+                },
+            }),
+        );
+        resources.insert(
+            format!("{id}Role"),
+            json!({
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                    },
+                    "Policies": [{
+                        "PolicyName": "reach",
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements(entry)},
+                    }],
+                },
+            }),
+        );
+        resources.insert(
+            format!("{id}Function"),
+            json!({
+                "Type": "AWS::Lambda::Function",
+                "DependsOn": [format!("{id}Logs")],
+                "Properties": {
+                    "FunctionName": function_name(entry),
+                    "Runtime": "provided.al2023",
+                    "Handler": "bootstrap",
+                    "Architectures": [reference("Architecture")],
+                    "MemorySize": reference("MemorySize"),
+                    "Timeout": reference("Timeout"),
+                    "Role": {"Fn::GetAtt": [format!("{id}Role"), "Arn"]},
+                    "Code": {"S3Bucket": reference("ArtifactBucket"), "S3Key": reference("ArtifactKey")},
+                    "Environment": environment(),
+                },
+            }),
+        );
+        let rule = |pattern_or_schedule: (&str, Value)| {
+            let mut properties = Map::new();
+            properties.insert(pattern_or_schedule.0.to_owned(), pattern_or_schedule.1);
+            properties.insert("State".into(), json!("ENABLED"));
+            properties.insert(
+                "Targets".into(),
+                json!([{"Id": id.clone(), "Arn": {"Fn::GetAtt": [format!("{id}Function"), "Arn"]}}]),
+            );
+            json!({"Type": "AWS::Events::Rule", "Properties": properties})
+        };
+        let trigger = match entry.trigger {
+            Trigger::Daily => {
+                let schedule = match entry.guest {
+                    "test_update_pipeline" => "TestUpdateSchedule",
+                    _ => "UpdateSchedule",
+                };
+                Some(rule(("ScheduleExpression", reference(schedule))))
+            }
+            Trigger::NewObject { prefix, suffix } => Some(rule((
+                "EventPattern",
+                json!({
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {
+                        "bucket": {"name": [reference("Bucket")]},
+                        "object": {"key": [{"wildcard": format!("{prefix}*{suffix}")}]},
+                    },
+                }),
+            ))),
+            Trigger::Invoked => {
+                resources.insert(
+                    format!("{id}Async"),
+                    json!({
+                        "Type": "AWS::Lambda::EventInvokeConfig",
+                        "Properties": {
+                            "FunctionName": {"Ref": format!("{id}Function")},
+                            "Qualifier": "$LATEST",
+                            "MaximumRetryAttempts": reference("AsyncRetries"),
+                            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["FailedEvents", "Arn"]}}},
+                        },
+                    }),
+                );
+                None
+            }
+        };
+        if let Some(rule) = trigger {
+            resources.insert(format!("{id}Trigger"), rule);
+            resources.insert(
+                format!("{id}TriggerPermission"),
+                json!({
+                    "Type": "AWS::Lambda::Permission",
+                    "Properties": {
+                        "FunctionName": {"Ref": format!("{id}Function")},
+                        "Action": "lambda:InvokeFunction",
+                        "Principal": "events.amazonaws.com",
+                        "SourceArn": {"Fn::GetAtt": [format!("{id}Trigger"), "Arn"]},
+                    },
+                }),
+            );
+        }
+    }
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "The EMMAA model-update pipeline: eleven functions, their triggers and their rights (made by deploy template from host/src/guests.rs)",
+        "Parameters": parameters(),
+        "Conditions": {"CreatesBucket": {"Fn::Equals": [reference("CreateBucket"), "true"]}},
+        "Resources": resources,
+    })
+}
+
+/// `value` as YAML, block style; every string double-quoted (JSON's
+/// escapes are YAML's), so no value is read as another type.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    write_yaml(value, 0, &mut out);
+    out
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => Value::String(text.clone()).to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn write_yaml(value: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, item) in map {
+                let key = scalar(&Value::String(key.clone()));
+                match item {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        write_yaml(item, indent + 2, out);
+                    }
+                    Value::Array(items) if !items.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        write_yaml(item, indent, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", flow(item))),
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                match item {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        let mut nested = String::new();
+                        write_yaml(item, indent + 2, &mut nested);
+                        out.push_str(&format!("{pad}- {}", &nested[indent + 2..]));
+                    }
+                    Value::Array(inner) if !inner.is_empty() => {
+                        out.push_str(&format!("{pad}-\n"));
+                        write_yaml(item, indent + 2, out);
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", flow(item))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", flow(other))),
+    }
+}
+
+/// A scalar, or an empty list or map, on one line.
+fn flow(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        other => scalar(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parameters_and_resources_in_camel_case() {
+        assert_eq!(parameter_of("EMMAA_JOB_QUEUE"), "JobQueue");
+        assert_eq!(parameter_of("EMMAA_BUCKET"), "Bucket");
+        assert_eq!(logical_id("update_pipeline"), "UpdatePipeline");
+    }
+
+    #[test]
+    fn every_function_has_a_role_a_log_group_and_its_trigger() {
+        let template = template();
+        let resources = template["Resources"].as_object().unwrap();
+        let of_type = |kind: &str| resources.values().filter(|r| r["Type"] == kind).count();
+        assert_eq!(of_type("AWS::Lambda::Function"), 11);
+        assert_eq!(of_type("AWS::IAM::Role"), 11);
+        assert_eq!(of_type("AWS::Logs::LogGroup"), 11);
+        assert_eq!(
+            of_type("AWS::Events::Rule"),
+            5,
+            "two schedules, three S3 triggers"
+        );
+        assert_eq!(of_type("AWS::Lambda::EventInvokeConfig"), 6);
+        let schedule = &resources["UpdatePipelineTrigger"]["Properties"]["ScheduleExpression"];
+        assert_eq!(schedule, &json!({"Ref": "UpdateSchedule"}));
+        let pattern = &resources["TestStatsTrigger"]["Properties"]["EventPattern"];
+        assert_eq!(
+            pattern["detail"]["object"]["key"],
+            json!([{"wildcard": "results/*.json"}])
+        );
+    }
+
+    #[test]
+    fn a_role_allows_its_reach_and_nothing_else() {
+        let template = template();
+        let policy = |id: &str| {
+            template["Resources"][format!("{id}Role")]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].clone()
+        };
+        let actions = |id: &str| -> Vec<Value> {
+            policy(id)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["Action"].clone())
+                .collect()
+        };
+        let queries = actions("ModelQueries");
+        assert!(queries.contains(&json!("batch:SubmitJob")));
+        assert!(!queries.contains(&json!("lambda:InvokeFunction")));
+        assert!(!queries.contains(&json!("s3:ListBucket")));
+        let pipeline = policy("UpdatePipeline");
+        let invoke = pipeline
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == "lambda:InvokeFunction")
+            .unwrap();
+        assert_eq!(invoke["Resource"].as_array().unwrap().len(), 2);
+        assert!(!actions("UpdatePipeline").contains(&json!("batch:SubmitJob")));
+    }
+
+    #[test]
+    fn every_setting_is_a_parameter_reaching_every_function() {
+        let template = template();
+        for variable in VARIABLES {
+            let parameter = parameter_of(variable.name);
+            assert_eq!(
+                template["Parameters"][&parameter]["Default"], variable.default,
+                "{parameter}"
+            );
+            let set = &template["Resources"]["ModelUpdatesFunction"]["Properties"]["Environment"]["Variables"]
+                [variable.name];
+            assert_eq!(set, &json!({"Ref": parameter}));
+        }
+    }
+
+    #[test]
+    fn yaml_keeps_nesting_lists_and_quoting() {
+        let value = json!({"A": {"B": ["x", {"C": 1, "D": [true]}], "E": {}}, "F": "a: b"});
+        assert_eq!(
+            to_yaml(&value),
+            "\"A\":\n  \"B\":\n  - \"x\"\n  - \"C\": 1\n    \"D\":\n    - true\n  \"E\": {}\n\"F\": \"a: b\"\n"
+        );
+    }
+}
