@@ -20,7 +20,7 @@ use emmaa_host::settings::VARIABLES;
 /// `update_pipeline` → `UpdatePipeline`: a logical id.
 fn logical_id(snake: &str) -> String {
     snake
-        .split(|c| c == '_' || c == '-')
+        .split(['_', '-'])
         .map(|word| {
             let mut chars = word.chars();
             chars
