@@ -1725,3 +1725,82 @@ async fn a_handler_given_another_functions_reach_is_refused_what_that_function_m
          list s3://emmaa/models/: it may submit jobs to the configured queues and job definitions"
     );
 }
+
+/// The local backend, but the ledger refuses every write (a role that
+/// predates the ledger).
+struct LedgerDenied(LocalEffects);
+
+#[async_trait::async_trait]
+impl emmaa_host::Effects for LedgerDenied {
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        self.0.list_prefixes(bucket, prefix, delimiter).await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+        self.0.get_object(bucket, key, max_size).await
+    }
+
+    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
+        self.0.invoke(invocation).await
+    }
+
+    async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
+        self.0.submit_job(job).await
+    }
+
+    async fn get_object_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        self.0.get_object_tagged(bucket, key).await
+    }
+
+    async fn put_object_if(&self, _: &str, _: &str, _: Vec<u8>, _: Condition) -> Result<String, AwsError> {
+        Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"))
+    }
+
+    async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
+        self.0.delete_object_if(bucket, key, etag).await
+    }
+
+    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
+        self.0.find_jobs(queue, job_name).await
+    }
+}
+
+#[tokio::test]
+async fn a_role_that_may_not_write_the_ledger_still_gets_its_work_done_unclaimed() {
+    let effects = Arc::new(LedgerDenied(bucket(&[])));
+    let settings = settings(&[("EMMAA_LEDGER", "on")]);
+    let outcome = run_in_time(
+        "model_updates",
+        r#"{"model": "aml"}"#,
+        effects.clone(),
+        settings,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+    assert_eq!(submitted(&outcome).len(), 1);
+    // Unclaimed, a failure after it is answered 207 (a retry would repeat it).
+    let settings = support::settings(&[("EMMAA_LEDGER", "on")]);
+    let spun = run_in_time(
+        "sandbox_probe",
+        r#"{"reach": "submit-then-spin"}"#,
+        effects,
+        settings,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        matches!(spun.answer, Answer::Salvaged { .. }),
+        "{:?}",
+        spun.answer
+    );
+}

@@ -212,15 +212,17 @@ impl functions::Host for HostState {
                             let claimant = state.claimant(ledger, effects.as_ref());
                             let (outcome, actions) = claimant.invoke(&invocation, work).await;
                             let invoked = outcome.map(|outcome| match outcome {
-                                Outcome::Now(outcome) => Invoked::Now(outcome),
-                                Outcome::Already(_) => Invoked::Already,
-                                Outcome::InProgress(request_id) => Invoked::InProgress(request_id),
+                                Outcome::Now(outcome) => (Invoked::Now(outcome), true),
+                                Outcome::Unclaimed(outcome) => (Invoked::Now(outcome), false),
+                                Outcome::Already(_) => (Invoked::Already, true),
+                                Outcome::InProgress(request_id) => (Invoked::InProgress(request_id), true),
                             });
                             (invoked, actions)
                         }
                         _ => {
                             let outcome = state.through_gate(effects.invoke(&invocation)).await;
-                            (outcome.map(Invoked::Now), vec![Action::invoke(&invocation)])
+                            let invoked = outcome.map(|outcome| (Invoked::Now(outcome), false));
+                            (invoked, vec![Action::invoke(&invocation)])
                         }
                     }
                 }
@@ -229,12 +231,12 @@ impl functions::Host for HostState {
         let results = self.record(done);
         for (invocation, result) in invocations.into_iter().zip(&results) {
             let effect = match result {
-                Ok(Invoked::Now(_)) => Effect::Invoked {
-                    claimed: ledger.is_some() && invocation.work.is_some(),
+                Ok((Invoked::Now(_), claimed)) => Effect::Invoked {
+                    claimed: *claimed,
                     function_name: invocation.function_name,
                     payload: invocation.payload,
                 },
-                Ok(Invoked::Already | Invoked::InProgress(_)) => continue,
+                Ok((Invoked::Already | Invoked::InProgress(_), _)) => continue,
                 Err(error) => Effect::Failed {
                     what: format!(
                         "invoking {} with {}",
@@ -246,16 +248,16 @@ impl functions::Host for HostState {
             self.done.push(effect);
         }
         results
+            .into_iter()
+            .map(|result| result.map(|(invoked, _)| invoked))
+            .collect()
     }
 }
 
 impl batch::Host for HostState {
     async fn submit(&mut self, jobs: Vec<Job>) -> Vec<Result<Submission, AwsError>> {
         let ledger = self.settings.ledger();
-        let names: Vec<(String, bool)> = jobs
-            .iter()
-            .map(|job| (job.name.clone(), ledger.is_some() && job.work.is_some()))
-            .collect();
+        let names: Vec<String> = jobs.iter().map(|job| job.name.clone()).collect();
         let state: &HostState = self;
         let done = state
             .bounded(jobs, Action::submit, |effects, job| {
@@ -276,31 +278,33 @@ impl batch::Host for HostState {
                             let claimant = state.claimant(ledger, effects.as_ref());
                             let (outcome, actions) = claimant.submit(&job, work).await;
                             let submission = outcome.map(|outcome| match outcome {
-                                Outcome::Now(job_id) => Submission::Submitted(job_id),
+                                Outcome::Now(job_id) => (Submission::Submitted(job_id), true),
+                                Outcome::Unclaimed(job_id) => (Submission::Submitted(job_id), false),
                                 Outcome::Already(job_id) => {
-                                    Submission::AlreadySubmitted(job_id.unwrap_or_default())
+                                    (Submission::AlreadySubmitted(job_id.unwrap_or_default()), true)
                                 }
-                                Outcome::InProgress(request_id) => Submission::InProgress(request_id),
+                                Outcome::InProgress(request_id) => (Submission::InProgress(request_id), true),
                             });
                             (submission, actions)
                         }
                         _ => {
                             let submitted = state.through_gate(effects.submit_job(&job)).await;
-                            (submitted.map(Submission::Submitted), vec![Action::submit(&job)])
+                            let submitted = submitted.map(|job_id| (Submission::Submitted(job_id), false));
+                            (submitted, vec![Action::submit(&job)])
                         }
                     }
                 }
             })
             .await;
         let results = self.record(done);
-        for ((job_name, claimed), result) in names.into_iter().zip(&results) {
+        for (job_name, result) in names.into_iter().zip(&results) {
             let effect = match result {
-                Ok(Submission::Submitted(job_id)) => Effect::Submitted {
+                Ok((Submission::Submitted(job_id), claimed)) => Effect::Submitted {
                     job_name,
                     job_id: job_id.clone(),
-                    claimed,
+                    claimed: *claimed,
                 },
-                Ok(Submission::AlreadySubmitted(_) | Submission::InProgress(_)) => continue,
+                Ok((Submission::AlreadySubmitted(_) | Submission::InProgress(_), _)) => continue,
                 Err(error) => Effect::Failed {
                     what: format!("job {job_name}"),
                     error: error.clone(),
@@ -309,6 +313,9 @@ impl batch::Host for HostState {
             self.done.push(effect);
         }
         results
+            .into_iter()
+            .map(|result| result.map(|(submission, _)| submission))
+            .collect()
     }
 }
 

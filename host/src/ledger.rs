@@ -88,6 +88,9 @@ pub struct Claimant<'a> {
 pub enum Outcome<T> {
     /// Done now, under this request's claim.
     Now(T),
+    /// Done now without a claim: the role may not write the ledger (a retry
+    /// would do it again).
+    Unclaimed(T),
     /// Done before, for an earlier delivery: the job id, if it was a job.
     Already(Option<String>),
     /// Another request is doing it: that request's id.
@@ -98,6 +101,9 @@ pub enum Outcome<T> {
 enum Found {
     /// The claim is ours: its ETag.
     Ours(String),
+    /// The ledger refused the write (`AccessDenied`): an installation whose
+    /// roles predate the ledger. The work is done unclaimed, not lost.
+    Unclaimable(AwsError),
     Done(Option<String>),
     Live(String),
     /// A pending claim whose holder died: its ETag and what it held.
@@ -149,6 +155,7 @@ impl Claimant<'_> {
             match self.put(key, pending, Condition::Absent).await {
                 Ok(etag) => return Ok(Found::Ours(etag)),
                 Err(err) if is_precondition(&err) => {}
+                Err(err) if err.kind == ErrorKind::Denied => return Ok(Found::Unclaimable(err)),
                 Err(err) => return Err(claim_failed(key, &err)),
             }
             let Some((bytes, etag)) = self
@@ -242,7 +249,8 @@ impl Claimant<'_> {
         let mut actions = vec![claim_action(&key, work)];
         let etag = match self.find(&key, work, &deed).await {
             Err(err) => return (Err(err), actions),
-            Ok(Found::Ours(etag)) => etag,
+            Ok(Found::Ours(etag)) => Some(etag),
+            Ok(Found::Unclaimable(err)) => unclaimable(&key, &err),
             Ok(Found::Done(job_id)) => return (Ok(Outcome::Already(job_id)), actions),
             Ok(Found::Live(request_id)) => return (Ok(Outcome::InProgress(request_id)), actions),
             Ok(Found::Stale(etag, held)) => {
@@ -264,7 +272,7 @@ impl Claimant<'_> {
                     }
                 }
                 match self.take_over(&key, &etag, work, &deed).await {
-                    Ok(Some(etag)) => etag,
+                    Ok(Some(etag)) => Some(etag),
                     Ok(None) => return (Ok(Outcome::InProgress("another request".into())), actions),
                     Err(err) => return (Err(err), actions),
                 }
@@ -275,14 +283,15 @@ impl Claimant<'_> {
             Ok(_place) => self.effects.submit_job(job).await,
             Err(err) => Err(err),
         };
-        match submitted {
-            Ok(job_id) => {
+        match (submitted, etag) {
+            (Ok(job_id), Some(etag)) => {
                 self.mark_done(&key, &etag, work, deed, Some(job_id.clone()))
                     .await;
                 (Ok(Outcome::Now(job_id)), actions)
             }
-            Err(err) => {
-                if refused_for_sure(&err) {
+            (Ok(job_id), None) => (Ok(Outcome::Unclaimed(job_id)), actions),
+            (Err(err), etag) => {
+                if let Some(etag) = etag.filter(|_| refused_for_sure(&err)) {
                     self.release(&key, &etag).await;
                 }
                 (Err(err), actions)
@@ -304,12 +313,13 @@ impl Claimant<'_> {
         let mut actions = vec![claim_action(&key, work)];
         let etag = match self.find(&key, work, &deed).await {
             Err(err) => return (Err(err), actions),
-            Ok(Found::Ours(etag)) => etag,
+            Ok(Found::Ours(etag)) => Some(etag),
+            Ok(Found::Unclaimable(err)) => unclaimable(&key, &err),
             Ok(Found::Done(_)) => return (Ok(Outcome::Already(None)), actions),
             Ok(Found::Live(request_id)) => return (Ok(Outcome::InProgress(request_id)), actions),
             // An invocation leaves nothing to look for: do it again.
             Ok(Found::Stale(etag, _)) => match self.take_over(&key, &etag, work, &deed).await {
-                Ok(Some(etag)) => etag,
+                Ok(Some(etag)) => Some(etag),
                 Ok(None) => return (Ok(Outcome::InProgress("another request".into())), actions),
                 Err(err) => return (Err(err), actions),
             },
@@ -318,6 +328,9 @@ impl Claimant<'_> {
         let invoked = match self.gate.enter().await {
             Ok(_place) => self.effects.invoke(invocation).await,
             Err(err) => Err(err),
+        };
+        let Some(etag) = etag else {
+            return (invoked.map(Outcome::Unclaimed), actions);
         };
         match invoked {
             Ok(outcome) if outcome.function_error.is_none() => {
@@ -338,6 +351,18 @@ impl Claimant<'_> {
             }
         }
     }
+}
+
+/// Says why work goes ahead without a claim; answers no ETag.
+fn unclaimable(key: &str, err: &AwsError) -> Option<String> {
+    tracing::warn!(
+        key,
+        code = err.code,
+        message = err.message,
+        "the ledger may not be written: acting without a claim (a redelivery would act again); \
+         allow the role s3:GetObject, s3:PutObject and s3:DeleteObject on the ledger prefix, or set EMMAA_LEDGER=off"
+    );
+    None
 }
 
 /// Whether a failed call surely did nothing (so its claim can go): AWS
