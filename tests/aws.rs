@@ -1099,6 +1099,10 @@ async fn job_stems(config: &SdkConfig) -> Vec<String> {
     stems
 }
 
+/// How long a runtime about to be killed gets to finish what is in flight
+/// besides the call that never returns.
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// Waits until `proxy` has seen a request containing `needle`.
 fn wait_for(proxy: &FaultProxy, needle: &str) {
     let started = std::time::Instant::now();
@@ -1158,13 +1162,15 @@ async fn a_runtime_killed_half_way_and_retried_leaves_exactly_one_job_per_record
     let api = RuntimeApi::start(vec![("request-1".into(), event.clone())]);
     let mut killed = start_bootstrap(dir.path(), "emmaa-mm-update", &api, &env);
     wait_for(&proxy, r#""jobName":"m20_mm_update_"#);
+    // Let what was answered be marked done, then kill it long before the
+    // swallowed call's 10 s attempt timeout would make the SDK send it again.
+    std::thread::sleep(SETTLE);
     killed.kill().unwrap();
     let _ = killed.wait();
-    assert_eq!(
-        job_stems(&config).await.len(),
-        21,
-        "twenty jobs answered, one swallowed"
-    );
+    // Those before m20 and m20 itself, which Batch got: claims overlap the
+    // work, so which records went first is not fixed, only that some did.
+    let before = job_stems(&config).await.len();
+    assert!((1..40).contains(&before), "{before} jobs before the retry");
 
     // Lambda retries the event with the same request id, in a fresh runtime.
     let api = RuntimeApi::start(vec![("request-1".into(), event)]);
@@ -1176,8 +1182,8 @@ async fn a_runtime_killed_half_way_and_retried_leaves_exactly_one_job_per_record
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(
         answer["already_submitted"].as_array().unwrap().len(),
-        21,
-        "{answer}"
+        before,
+        "every job there before the retry, the swallowed one found by ListJobs: {answer}"
     );
     let expected: Vec<String> = models.iter().map(|model| format!("{model}_mm_update")).collect();
     assert_eq!(job_stems(&config).await, expected, "exactly one job per record");
@@ -1198,8 +1204,15 @@ async fn update_pipeline_killed_half_way_and_retried_invokes_each_daily_model_on
     let api = RuntimeApi::start(vec![("schedule-1".into(), "{}".into())]);
     let mut killed = start_bootstrap(dir.path(), "emmaa-update-pipeline", &api, &env);
     wait_for(&proxy, &update_payload("m05"));
+    std::thread::sleep(SETTLE);
     killed.kill().unwrap();
     let _ = killed.wait();
+    let invoked_before = |model: &String| proxy.seen(&update_payload(model)).iter().any(|seen| seen.passed);
+    let before = models.iter().filter(|model| invoked_before(model)).count();
+    assert!(
+        (5..10).contains(&before),
+        "{before} models invoked before the retry"
+    );
 
     let api = RuntimeApi::start(vec![("schedule-1".into(), "{}".into())]);
     let mut retry = start_bootstrap(dir.path(), "emmaa-update-pipeline", &api, &env);
@@ -1208,7 +1221,11 @@ async fn update_pipeline_killed_half_way_and_retried_invokes_each_daily_model_on
     let _ = retry.wait();
     let answer: Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(answer["statusCode"], 200, "{answer}");
-    assert_eq!(answer["already_invoked"].as_array().unwrap().len(), 5, "{answer}");
+    assert_eq!(
+        answer["already_invoked"].as_array().unwrap().len(),
+        before,
+        "{answer}"
+    );
     assert_each_invoked_once(&proxy, &models);
 }
 
