@@ -837,11 +837,14 @@ async fn the_same_event_gives_the_same_actions_and_answer() {
 // ---- bounded concurrency ------------------------------------------------
 
 /// Effects whose invocations and submissions take `delay_of(item)` each,
-/// counting how many overlap; invocations of `failing` models fail.
+/// counting how many overlap; invocations of `failing` models fail, and
+/// with `ledger_denied` every ledger write is refused (a role that
+/// predates the ledger).
 struct Slow {
     inner: emmaa_host::effects::local::LocalEffects,
     delay_of: fn(&str) -> Duration,
     failing: &'static [&'static str],
+    ledger_denied: bool,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
 }
@@ -852,6 +855,7 @@ impl Slow {
             inner,
             delay_of,
             failing: &[],
+            ledger_denied: false,
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
         }
@@ -916,6 +920,9 @@ impl emmaa_host::Effects for Slow {
         body: Vec<u8>,
         condition: emmaa_host::effects::Condition,
     ) -> Result<String, AwsError> {
+        if self.ledger_denied {
+            return Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"));
+        }
         self.inner.put_object_if(bucket, key, body, condition).await
     }
 
@@ -1726,57 +1733,11 @@ async fn a_handler_given_another_functions_reach_is_refused_what_that_function_m
     );
 }
 
-/// The local backend, but the ledger refuses every write (a role that
-/// predates the ledger).
-struct LedgerDenied(LocalEffects);
-
-#[async_trait::async_trait]
-impl emmaa_host::Effects for LedgerDenied {
-    async fn list_prefixes(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        delimiter: &str,
-    ) -> Result<Vec<String>, AwsError> {
-        self.0.list_prefixes(bucket, prefix, delimiter).await
-    }
-
-    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
-        self.0.get_object(bucket, key, max_size).await
-    }
-
-    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
-        self.0.invoke(invocation).await
-    }
-
-    async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
-        self.0.submit_job(job).await
-    }
-
-    async fn get_object_tagged(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
-        self.0.get_object_tagged(bucket, key).await
-    }
-
-    async fn put_object_if(&self, _: &str, _: &str, _: Vec<u8>, _: Condition) -> Result<String, AwsError> {
-        Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"))
-    }
-
-    async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
-        self.0.delete_object_if(bucket, key, etag).await
-    }
-
-    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
-        self.0.find_jobs(queue, job_name).await
-    }
-}
-
 #[tokio::test]
 async fn a_role_that_may_not_write_the_ledger_still_gets_its_work_done_unclaimed() {
-    let effects = Arc::new(LedgerDenied(bucket(&[])));
+    let mut effects = Slow::new(bucket(&[]), |_| Duration::ZERO);
+    effects.ledger_denied = true;
+    let effects = Arc::new(effects);
     let settings = settings(&[("EMMAA_LEDGER", "on")]);
     let outcome = run_in_time(
         "model_updates",
