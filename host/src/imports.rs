@@ -113,12 +113,6 @@ impl HostState {
             && [&pipeline.job_definition, &pipeline.large_job_definition].contains(&&job.definition)
     }
 
-    /// Makes `call` once the gate lets it through.
-    async fn through_gate<R>(&self, call: impl Future<Output = Result<R, AwsError>>) -> Result<R, AwsError> {
-        let _place = self.gate.enter().await?;
-        call.await
-    }
-
     /// Records the actions of `done`, in order, and answers the results.
     fn record<R>(&mut self, done: Vec<Done<R>>) -> Vec<Result<R, AwsError>> {
         done.into_iter()
@@ -151,7 +145,8 @@ impl storage::Host for HostState {
                 let read = match state.permit(allowed, || format!("read s3://{bucket}/{key}")) {
                     Ok(()) => {
                         state
-                            .through_gate(effects.get_object(bucket, &key, max_size))
+                            .gate
+                            .through(effects.get_object(bucket, &key, max_size))
                             .await
                     }
                     Err(err) => Err(err),
@@ -181,7 +176,8 @@ impl storage::Host for HostState {
                 let listed = match state.permit(allowed, || format!("list s3://{bucket}/{prefix}")) {
                     Ok(()) => {
                         state
-                            .through_gate(effects.list_prefixes(bucket, prefix, delimiter))
+                            .gate
+                            .through(effects.list_prefixes(bucket, prefix, delimiter))
                             .await
                     }
                     Err(err) => Err(err),
@@ -220,7 +216,7 @@ impl functions::Host for HostState {
                             (invoked, actions)
                         }
                         _ => {
-                            let outcome = state.through_gate(effects.invoke(&invocation)).await;
+                            let outcome = state.gate.through(effects.invoke(&invocation)).await;
                             let invoked = outcome.map(|outcome| (Invoked::Now(outcome), false));
                             (invoked, vec![Action::invoke(&invocation)])
                         }
@@ -288,7 +284,7 @@ impl batch::Host for HostState {
                             (submission, actions)
                         }
                         _ => {
-                            let submitted = state.through_gate(effects.submit_job(&job)).await;
+                            let submitted = state.gate.through(effects.submit_job(&job)).await;
                             let submitted = submitted.map(|job_id| (Submission::Submitted(job_id), false));
                             (submitted, vec![Action::submit(&job)])
                         }

@@ -256,10 +256,10 @@ impl Claimant<'_> {
             Ok(Found::Stale(etag, held)) => {
                 // Its holder may have submitted before it died: look first.
                 if let Deed::Job { job_name, job_queue } = &held.deed {
-                    let found = match self.gate.enter().await {
-                        Ok(_place) => self.effects.find_jobs(job_queue, job_name).await,
-                        Err(err) => Err(err),
-                    };
+                    let found = self
+                        .gate
+                        .through(self.effects.find_jobs(job_queue, job_name))
+                        .await;
                     match found {
                         Ok(ids) if !ids.is_empty() => {
                             let found = ids.into_iter().next();
@@ -279,10 +279,7 @@ impl Claimant<'_> {
             }
         };
         actions.push(Action::submit(job));
-        let submitted = match self.gate.enter().await {
-            Ok(_place) => self.effects.submit_job(job).await,
-            Err(err) => Err(err),
-        };
+        let submitted = self.gate.through(self.effects.submit_job(job)).await;
         match (submitted, etag) {
             (Ok(job_id), Some(etag)) => {
                 self.mark_done(&key, &etag, work, deed, Some(job_id.clone()))
@@ -325,10 +322,7 @@ impl Claimant<'_> {
             },
         };
         actions.push(Action::invoke(invocation));
-        let invoked = match self.gate.enter().await {
-            Ok(_place) => self.effects.invoke(invocation).await,
-            Err(err) => Err(err),
-        };
+        let invoked = self.gate.through(self.effects.invoke(invocation)).await;
         let Some(etag) = etag else {
             return (invoked.map(Outcome::Unclaimed), actions);
         };

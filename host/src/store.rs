@@ -75,6 +75,12 @@ impl Gate {
         }
         Ok(permit)
     }
+
+    /// Makes `call` once the gate lets it through.
+    pub async fn through<R>(&self, call: impl Future<Output = Result<R, AwsError>>) -> Result<R, AwsError> {
+        let _place = self.enter().await?;
+        call.await
+    }
 }
 
 /// The answer to a call the host did not start.
