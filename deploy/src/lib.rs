@@ -4,9 +4,12 @@
 //!   `bootstrap` (built without a compiler), the guest's component
 //!   precompiled for the architecture, and the manifest naming the function;
 //! - [`upload`]: UpdateFunctionCode with every check an operator would make
-//!   by hand (the code hash, the update status, the runtime).
+//!   by hand (the code hash, the update status, the runtime);
+//! - [`template`] and [`stack`]: the whole pipeline as a CloudFormation
+//!   stack, made from the reach table.
 
 pub mod bundle;
 pub mod glibc;
+pub mod stack;
 pub mod template;
 pub mod upload;

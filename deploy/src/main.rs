@@ -5,10 +5,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, bundle};
+use emmaa_deploy::stack::{AwsStack, StackRequest, deploy_stack};
 use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
 
@@ -47,6 +49,33 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Stand up or update the whole pipeline as a CloudFormation stack: upload
+    /// the one bundle and the template, make a change set, print it, execute
+    /// it and wait.
+    Stack {
+        /// The stack's name.
+        #[arg(long, default_value = "emmaa-pipeline")]
+        stack_name: String,
+        /// The bucket for the bundle and the template (made if missing).
+        #[arg(long)]
+        artifact_bucket: String,
+        /// Where in the artifact bucket.
+        #[arg(long, default_value = "artifacts/")]
+        artifact_prefix: String,
+        /// A template parameter, Name=Value (repeat it); others keep the
+        /// stack's current value, or the template's default.
+        #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = name_value)]
+        parameters: Vec<(String, String)>,
+        #[command(flatten)]
+        build: BuildOptions,
+        /// Upload the (content-addressed) artifacts, make the change set and
+        /// print it, then delete it: the stack and the data bucket are left alone.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds between polls of CloudFormation.
+        #[arg(long, default_value_t = 5.0)]
+        poll: f64,
+    },
     /// Bundle a guest and replace the code of the existing Lambda function with it;
     /// with --all, replace the code of every function with one bundle.
     Upload {
@@ -84,6 +113,13 @@ struct BuildOptions {
     /// Use this bootstrap executable instead of building one.
     #[arg(long, value_name = "FILE")]
     bootstrap: Option<PathBuf>,
+}
+
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 /// What `guest`, `function` and `--all` ask for.
@@ -137,6 +173,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => print!("{yaml}"),
             }
+        }
+        Command::Stack {
+            stack_name,
+            artifact_bucket,
+            artifact_prefix,
+            parameters,
+            build,
+            dry_run,
+            poll,
+        } => {
+            let request = StackRequest {
+                stack: stack_name,
+                artifact_bucket,
+                artifact_prefix,
+                parameters: parameters.into_iter().collect(),
+                arch: build.arch,
+                dry_run,
+                poll: Duration::from_secs_f64(poll.max(0.05)),
+                timeout: Duration::from_secs(3600),
+            };
+            let control = AwsStack::from_env().await;
+            let mut build = Some(build);
+            let mut bundle_for = |prefix: &str| {
+                let build = build.take().ok_or("the bundle is built once")?;
+                let mut request = build.request(Serves::All);
+                request.function_prefix = prefix.to_owned();
+                let bundle = bundle(&request).map_err(|err| err.to_string())?;
+                println!("{}", describe(&bundle));
+                Ok(bundle)
+            };
+            deploy_stack(&control, &request, &template(), &mut bundle_for, &mut |line| {
+                println!("{line}")
+            })
+            .await?;
         }
         Command::Upload {
             guest,

@@ -159,6 +159,11 @@ fn parameters() -> Map<String, Value> {
             json!({"Type": "String", "Description": "The bundle's key (it holds its sha256, so new code is a change)"}),
         ),
         (
+            "Triggers",
+            json!({"Type": "String", "Default": "ENABLED", "AllowedValues": ["ENABLED", "DISABLED"],
+            "Description": "The state of the two schedules and three S3 triggers: DISABLED lets a stack stand beside a hand-made installation without both acting"}),
+        ),
+        (
             "Architecture",
             json!({"Type": "String", "Default": "x86_64", "AllowedValues": ["x86_64", "arm64"]}),
         ),
@@ -270,7 +275,7 @@ pub fn template() -> Value {
         let rule = |pattern_or_schedule: (&str, Value)| {
             let mut properties = Map::new();
             properties.insert(pattern_or_schedule.0.to_owned(), pattern_or_schedule.1);
-            properties.insert("State".into(), json!("ENABLED"));
+            properties.insert("State".into(), reference("Triggers"));
             properties.insert(
                 "Targets".into(),
                 json!([{"Id": id.clone(), "Arn": {"Fn::GetAtt": [format!("{id}Function"), "Arn"]}}]),

@@ -14,7 +14,11 @@ use serde_json::Value;
 
 use super::http;
 
-const MOTO_PACKAGES: &[&str] = &["moto[s3,awslambda,batch]==5.2.1", "flask", "flask-cors"];
+const MOTO_PACKAGES: &[&str] = &[
+    "moto[s3,awslambda,batch,cloudformation,events,logs,sqs,iam]==5.2.1",
+    "flask",
+    "flask-cors",
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -72,7 +76,22 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// A server ready for Lambda and Batch without Docker.
     pub fn start() -> Moto {
+        let moto = Moto::start_unconfigured();
+        let config = br#"{"lambda": {"use_docker": false}, "batch": {"use_docker": false}}"#;
+        let answer = http::request(&moto.address, "POST", "/moto-api/config", &[], config);
+        assert!(
+            (200..300).contains(&http::status(&answer)),
+            "{}",
+            answer.body_text()
+        );
+        moto
+    }
+
+    /// A server as moto starts: with `use_docker: false`, moto keeps the
+    /// functions CloudFormation makes out of the Lambda API.
+    pub fn start_unconfigured() -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let recording = dir.path().join("recording.jsonl");
         let port = free_port();
@@ -98,13 +117,6 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let config = br#"{"lambda": {"use_docker": false}, "batch": {"use_docker": false}}"#;
-        let answer = http::request(&moto.address, "POST", "/moto-api/config", &[], config);
-        assert!(
-            (200..300).contains(&http::status(&answer)),
-            "{}",
-            answer.body_text()
-        );
         moto
     }
 
@@ -167,6 +179,50 @@ impl Moto {
             .filter(|line| !line.trim().is_empty())
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    fn authorization(service: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        )
+    }
+
+    /// A call to a JSON-protocol service (Events, Logs, SQS): its answer.
+    pub fn json_call(&self, service: &str, target: &str, body: Value) -> Value {
+        let content_type = match service {
+            "sqs" => "application/x-amz-json-1.0",
+            _ => "application/x-amz-json-1.1",
+        };
+        let answer = http::request(
+            &self.address,
+            "POST",
+            "/",
+            &[
+                ("Content-Type", content_type),
+                ("X-Amz-Target", target),
+                ("Authorization", &Moto::authorization(service)),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(http::status(&answer), 200, "{target}: {}", answer.body_text());
+        serde_json::from_slice(&answer.body).unwrap()
+    }
+
+    /// A call to a query-protocol service (IAM): its XML answer.
+    pub fn query_call(&self, service: &str, query: &str) -> String {
+        let authorization = Moto::authorization(service);
+        let answer = http::request(
+            &self.address,
+            "POST",
+            "/",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Authorization", &authorization),
+            ],
+            query.as_bytes(),
+        );
+        assert_eq!(http::status(&answer), 200, "{query}: {}", answer.body_text());
+        answer.body_text()
     }
 
     /// Creates an IAM role (Lambda and Batch need one) and answers its ARN.

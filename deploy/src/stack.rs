@@ -1,0 +1,1148 @@
+//! `deploy stack`: the whole pipeline from code. It uploads the one bundle
+//! and the template to an artifact bucket under keys holding their sha256
+//! (so a change set sees new code as a change), creates or updates the
+//! stack through a change set, waits, and prints what changed or, on
+//! failure, the failing resource and AWS's reason. For a bucket the stack
+//! does not make, it switches the bucket's EventBridge notifications on by
+//! reading its notification configuration and writing it back with
+//! EventBridge added (the write replaces the whole configuration).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::bundle::{Arch, Bundle};
+
+/// Parameters `deploy stack` sets itself.
+const SET_BY_DEPLOY: [&str; 3] = ["ArtifactBucket", "ArtifactKey", "Architecture"];
+
+/// A stack as DescribeStacks answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StackState {
+    pub status: String,
+    pub reason: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// One line of a change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceChange {
+    /// `Add`, `Modify`, `Remove`, ...
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `True`, `False` or `Conditional`, for `Modify`.
+    pub replacement: Option<String>,
+}
+
+impl std::fmt::Display for ResourceChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<7} {} ({})",
+            self.action, self.logical_id, self.resource_type
+        )?;
+        match self.replacement.as_deref() {
+            Some("True") => write!(f, ", replaced"),
+            Some("Conditional") => write!(f, ", maybe replaced"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A change set as DescribeChangeSet answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeSetState {
+    /// `CREATE_PENDING`, `CREATE_IN_PROGRESS`, `CREATE_COMPLETE`, `FAILED`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub changes: Vec<ResourceChange>,
+}
+
+/// A resource that failed, from the stack's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedResource {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FailedResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}) {}: {}",
+            self.logical_id, self.resource_type, self.status, self.reason
+        )
+    }
+}
+
+/// What a bucket's notification configuration holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notifications {
+    pub eventbridge: bool,
+    /// Topic, queue and Lambda notifications: kept by the write-back.
+    pub others: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct CloudError(pub String);
+
+/// The CloudFormation and S3 calls `deploy stack` makes.
+#[async_trait]
+pub trait StackControl: Send + Sync {
+    /// None when the stack does not exist.
+    async fn describe_stack(&self, stack: &str) -> Result<Option<StackState>, CloudError>;
+    /// Makes the bucket unless it exists; answers whether it made it.
+    async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError>;
+    /// Puts the object unless a key holds it already; answers whether it put it.
+    async fn put_if_absent(&self, bucket: &str, key: &str, body: &[u8]) -> Result<bool, CloudError>;
+    /// The URL CloudFormation reads a template at.
+    fn object_url(&self, bucket: &str, key: &str) -> String;
+    async fn create_change_set(&self, request: &ChangeSetRequest) -> Result<String, CloudError>;
+    async fn describe_change_set(&self, id: &str) -> Result<ChangeSetState, CloudError>;
+    async fn execute_change_set(&self, id: &str) -> Result<(), CloudError>;
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError>;
+    async fn delete_stack(&self, stack: &str) -> Result<(), CloudError>;
+    /// The stack's resources that failed since `since` (seconds since the
+    /// epoch), oldest first.
+    async fn failures_since(&self, stack: &str, since: f64) -> Result<Vec<FailedResource>, CloudError>;
+    async fn notifications(&self, bucket: &str) -> Result<Notifications, CloudError>;
+    /// Reads the bucket's notification configuration and writes it back
+    /// with EventBridge on.
+    async fn enable_eventbridge(&self, bucket: &str) -> Result<Notifications, CloudError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSetRequest {
+    pub stack: String,
+    pub name: String,
+    pub create: bool,
+    pub template_url: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What `deploy stack` is asked to do.
+#[derive(Debug, Clone)]
+pub struct StackRequest {
+    pub stack: String,
+    pub artifact_bucket: String,
+    /// Where in the artifact bucket (ends with `/`).
+    pub artifact_prefix: String,
+    /// `--parameter Name=Value`, as given.
+    pub parameters: BTreeMap<String, String>,
+    pub arch: Arch,
+    pub dry_run: bool,
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Error)]
+pub enum StackError {
+    #[error("--parameter {0:?}: the template has no such parameter (it has: {1})")]
+    UnknownParameter(String, String),
+    #[error("--parameter {0}: deploy stack sets it itself ({1})")]
+    SetByDeploy(String, &'static str),
+    #[error(
+        "stack {stack} is {status}{reason}: it cannot be updated; delete it first \
+         (aws cloudformation delete-stack --stack-name {stack})"
+    )]
+    Unusable {
+        stack: String,
+        status: String,
+        reason: String,
+    },
+    #[error("stack {stack} is {status}: another operation is running; wait for it to end")]
+    Busy { stack: String, status: String },
+    #[error("the change set for {stack} failed: {reason}")]
+    ChangeSetFailed { stack: String, reason: String },
+    #[error("{}", describe_failure(.stack, .status, .failures))]
+    Failed {
+        stack: String,
+        status: String,
+        failures: Vec<FailedResource>,
+    },
+    #[error("gave up after {seconds} s: {what}")]
+    TimedOut { seconds: u64, what: String },
+    #[error("building the bundle: {0}")]
+    Bundle(String),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+fn describe_failure(stack: &str, status: &str, failures: &[FailedResource]) -> String {
+    let mut text = format!("stack {stack} ended {status}");
+    match failures.split_first() {
+        None => text.push_str(" (its events name no failed resource)"),
+        Some((first, rest)) => {
+            text.push_str(&format!("; the first resource to fail: {first}"));
+            for other in rest {
+                text.push_str(&format!("\n  then: {other}"));
+            }
+        }
+    }
+    text
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackOutcome {
+    /// The change set was executed; the stack's final status.
+    Done {
+        status: String,
+        changes: Vec<ResourceChange>,
+    },
+    /// The template, code and parameters are those the stack has.
+    Unchanged,
+    /// `--dry-run`: the changes that would be made.
+    DryRun { changes: Vec<ResourceChange> },
+}
+
+/// The template's parameters and their defaults.
+pub fn template_parameters(template: &Value) -> BTreeMap<String, Option<String>> {
+    template["Parameters"]
+        .as_object()
+        .map(|parameters| {
+            parameters
+                .iter()
+                .map(|(name, parameter)| {
+                    let default = match &parameter["Default"] {
+                        Value::Null => None,
+                        Value::String(text) => Some(text.clone()),
+                        other => Some(other.to_string()),
+                    };
+                    (name.clone(), default)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The parameters the stack gets, before the artifact's: the template's
+/// defaults, overridden by what the stack has now (so a second run keeps
+/// earlier choices), overridden by what is given.
+pub fn merge_parameters(
+    template: &Value,
+    current: Option<&StackState>,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, StackError> {
+    let known = template_parameters(template);
+    for name in given.keys() {
+        if let Some(set) = SET_BY_DEPLOY.iter().find(|set| *set == name) {
+            let why = match *set {
+                "Architecture" => "use --arch",
+                _ => "the bundle's location",
+            };
+            return Err(StackError::SetByDeploy(name.clone(), why));
+        }
+        if !known.contains_key(name) {
+            let names: Vec<&str> = known.keys().map(String::as_str).collect();
+            return Err(StackError::UnknownParameter(name.clone(), names.join(", ")));
+        }
+    }
+    let mut merged = BTreeMap::new();
+    for (name, default) in &known {
+        if SET_BY_DEPLOY.contains(&name.as_str()) {
+            continue;
+        }
+        let value = given
+            .get(name)
+            .or_else(|| current.and_then(|stack| stack.parameters.get(name)))
+            .or(default.as_ref());
+        if let Some(value) = value {
+            merged.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(merged)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn is_no_change(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// Stands up or updates the stack. `bundle_for` builds the one bundle for
+/// the function prefix the stack will use; `say` gets a line per step.
+pub async fn deploy_stack(
+    control: &dyn StackControl,
+    request: &StackRequest,
+    template: &Value,
+    bundle_for: &mut dyn FnMut(&str) -> Result<Bundle, String>,
+    say: &mut dyn FnMut(String),
+) -> Result<StackOutcome, StackError> {
+    let stack = &request.stack;
+    let current = control.describe_stack(stack).await?;
+    let create = match &current {
+        None => true,
+        Some(state) if state.status == "REVIEW_IN_PROGRESS" => true,
+        Some(state) if state.status.ends_with("_IN_PROGRESS") => {
+            return Err(StackError::Busy {
+                stack: stack.clone(),
+                status: state.status.clone(),
+            });
+        }
+        Some(state)
+            if matches!(
+                state.status.as_str(),
+                "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "DELETE_FAILED"
+            ) =>
+        {
+            return Err(StackError::Unusable {
+                stack: stack.clone(),
+                status: state.status.clone(),
+                reason: state
+                    .reason
+                    .as_ref()
+                    .map(|reason| format!(" ({reason})"))
+                    .unwrap_or_default(),
+            });
+        }
+        Some(_) => false,
+    };
+    let kept = if create { None } else { current.as_ref() };
+    let mut parameters = merge_parameters(template, kept, &request.parameters)?;
+    let prefix = parameters.get("FunctionPrefix").cloned().unwrap_or_default();
+
+    let bundle = bundle_for(&prefix).map_err(StackError::Bundle)?;
+    let yaml = crate::template::to_yaml(template);
+    let bucket = &request.artifact_bucket;
+    let bundle_key = format!("{}pipeline-{}.zip", request.artifact_prefix, bundle.sha256_hex());
+    let template_key = format!(
+        "{}template-{}.yaml",
+        request.artifact_prefix,
+        hex(yaml.as_bytes())
+    );
+    if control.ensure_bucket(bucket).await? {
+        say(format!("made the artifact bucket {bucket}"));
+    }
+    for (key, body) in [
+        (&bundle_key, bundle.zip.as_slice()),
+        (&template_key, yaml.as_bytes()),
+    ] {
+        let put = control.put_if_absent(bucket, key, body).await?;
+        say(format!(
+            "{} s3://{bucket}/{key} ({} bytes)",
+            if put { "uploaded" } else { "already there:" },
+            body.len()
+        ));
+    }
+    parameters.insert("ArtifactBucket".into(), bucket.clone());
+    parameters.insert("ArtifactKey".into(), bundle_key.clone());
+    parameters.insert("Architecture".into(), request.arch.lambda_name().into());
+
+    let started = now_seconds();
+    let name = format!("deploy-{}-{}", &bundle.sha256_hex()[..12], started as u64);
+    let id = control
+        .create_change_set(&ChangeSetRequest {
+            stack: stack.clone(),
+            name: name.clone(),
+            create,
+            template_url: control.object_url(bucket, &template_key),
+            parameters: parameters.clone(),
+        })
+        .await?;
+    say(format!(
+        "change set {name}: {} stack {stack}",
+        if create { "creating" } else { "updating" }
+    ));
+    let change_set = poll(request, "the change set stayed pending", || async {
+        let state = control.describe_change_set(&id).await?;
+        let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
+        Ok((!pending).then_some(state))
+    })
+    .await?;
+    let bucket_is_ours = parameters.get("CreateBucket").map(String::as_str) == Some("true");
+    let data_bucket = parameters.get("Bucket").cloned().unwrap_or_default();
+    if change_set.status == "FAILED" {
+        let reason = change_set.reason.unwrap_or_else(|| "AWS gave no reason".into());
+        if is_no_change(&reason) {
+            control.delete_change_set(&id).await?;
+            say(format!(
+                "no changes: stack {stack} already has this code, template and parameters"
+            ));
+            if !request.dry_run && !bucket_is_ours {
+                eventbridge_on(control, &data_bucket, say).await?;
+            }
+            return Ok(StackOutcome::Unchanged);
+        }
+        return Err(StackError::ChangeSetFailed {
+            stack: stack.clone(),
+            reason,
+        });
+    }
+    say(format!("{} changes:", change_set.changes.len()));
+    for change in &change_set.changes {
+        say(format!("  {change}"));
+    }
+
+    if request.dry_run {
+        control.delete_change_set(&id).await?;
+        if create && current.is_none() {
+            control.delete_stack(stack).await?;
+        }
+        if !bucket_is_ours {
+            let notifications = control.notifications(&data_bucket).await?;
+            if !notifications.eventbridge {
+                say(format!(
+                    "dry run: would switch EventBridge notifications on for bucket {data_bucket}, \
+                     writing back its {} other notifications",
+                    notifications.others
+                ));
+            }
+        }
+        say("dry run: the change set was deleted, not executed".into());
+        return Ok(StackOutcome::DryRun {
+            changes: change_set.changes,
+        });
+    }
+
+    control.execute_change_set(&id).await?;
+    say(format!("executing {name}"));
+    let state = poll(request, "the stack stayed in progress", || async {
+        let state = control.describe_stack(stack).await?;
+        Ok(state.filter(|state| !state.status.ends_with("_IN_PROGRESS")))
+    })
+    .await?;
+    if !matches!(state.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE") {
+        let failures = control.failures_since(stack, started - 1.0).await?;
+        return Err(StackError::Failed {
+            stack: stack.clone(),
+            status: state.status,
+            failures,
+        });
+    }
+    say(format!("stack {stack}: {}", state.status));
+    if !bucket_is_ours {
+        eventbridge_on(control, &data_bucket, say).await?;
+    }
+    Ok(StackOutcome::Done {
+        status: state.status,
+        changes: change_set.changes,
+    })
+}
+
+/// Switches EventBridge notifications on for a bucket the stack does not
+/// make, saying what the whole-configuration write kept.
+async fn eventbridge_on(
+    control: &dyn StackControl,
+    bucket: &str,
+    say: &mut dyn FnMut(String),
+) -> Result<(), StackError> {
+    let before = control.notifications(bucket).await?;
+    if before.eventbridge {
+        say(format!("bucket {bucket}: EventBridge notifications already on"));
+        return Ok(());
+    }
+    let after = control.enable_eventbridge(bucket).await?;
+    say(format!(
+        "bucket {bucket}: switched EventBridge notifications on (S3 replaces the whole \
+         notification configuration: its {} other notifications were read and written back; \
+         now {})",
+        before.others, after.others
+    ));
+    Ok(())
+}
+
+/// Calls `check` every `request.poll` until it answers something.
+async fn poll<T, F, Fut>(request: &StackRequest, what: &str, mut check: F) -> Result<T, StackError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, StackError>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await? {
+            return Ok(found);
+        }
+        if started.elapsed() >= request.timeout {
+            return Err(StackError::TimedOut {
+                seconds: request.timeout.as_secs(),
+                what: what.into(),
+            });
+        }
+        tokio::time::sleep(request.poll).await;
+    }
+}
+
+// ---- the AWS side -----------------------------------------------------------
+
+/// CloudFormation and S3 through the AWS SDK.
+pub struct AwsStack {
+    cloudformation: aws_sdk_cloudformation::Client,
+    s3: aws_sdk_s3::Client,
+    region: String,
+}
+
+impl AwsStack {
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        AwsStack {
+            cloudformation: aws_sdk_cloudformation::Client::new(&config),
+            s3: aws_sdk_s3::Client::new(&config),
+            region: config
+                .region()
+                .map(|region| region.to_string())
+                .unwrap_or_else(|| "us-east-1".into()),
+        }
+    }
+}
+
+fn cloud<E>(what: &str, err: aws_sdk_cloudformation::error::SdkError<E>) -> CloudError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    CloudError(format!(
+        "{what}: {}",
+        aws_smithy_types::error::display::DisplayErrorContext(&err)
+    ))
+}
+
+#[async_trait]
+impl StackControl for AwsStack {
+    async fn describe_stack(&self, stack: &str) -> Result<Option<StackState>, CloudError> {
+        let answer = self
+            .cloudformation
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(err)
+                if err.code() == Some("ValidationError")
+                    && err.message().unwrap_or("").contains("does not exist") =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(cloud("DescribeStacks", err)),
+        };
+        Ok(output.stacks().first().map(|found| StackState {
+            status: found
+                .stack_status()
+                .map(|status| status.as_str().to_owned())
+                .unwrap_or_default(),
+            reason: found.stack_status_reason().map(str::to_owned),
+            parameters: found
+                .parameters()
+                .iter()
+                .filter_map(|parameter| {
+                    Some((
+                        parameter.parameter_key()?.to_owned(),
+                        parameter.parameter_value()?.to_owned(),
+                    ))
+                })
+                .collect(),
+        }))
+    }
+
+    async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError> {
+        match self.s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => return Ok(false),
+            Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(404) => {}
+            Err(err) => return Err(cloud("HeadBucket", err)),
+        }
+        let mut create = self.s3.create_bucket().bucket(bucket);
+        if self.region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        self.region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        create.send().await.map_err(|err| cloud("CreateBucket", err))?;
+        Ok(true)
+    }
+
+    async fn put_if_absent(&self, bucket: &str, key: &str, body: &[u8]) -> Result<bool, CloudError> {
+        let answer = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(body.to_vec().into())
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(412) => Ok(false),
+            Err(err) => Err(cloud("PutObject", err)),
+        }
+    }
+
+    fn object_url(&self, bucket: &str, key: &str) -> String {
+        format!("https://{bucket}.s3.{}.amazonaws.com/{key}", self.region)
+    }
+
+    async fn create_change_set(&self, request: &ChangeSetRequest) -> Result<String, CloudError> {
+        let parameters = request
+            .parameters
+            .iter()
+            .map(|(name, value)| {
+                Parameter::builder()
+                    .parameter_key(name)
+                    .parameter_value(value)
+                    .build()
+            })
+            .collect();
+        let output = self
+            .cloudformation
+            .create_change_set()
+            .stack_name(&request.stack)
+            .change_set_name(&request.name)
+            .change_set_type(if request.create {
+                ChangeSetType::Create
+            } else {
+                ChangeSetType::Update
+            })
+            .template_url(&request.template_url)
+            .set_parameters(Some(parameters))
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+            .map_err(|err| cloud("CreateChangeSet", err))?;
+        output
+            .id()
+            .map(str::to_owned)
+            .ok_or_else(|| CloudError("CreateChangeSet answered no id".into()))
+    }
+
+    async fn describe_change_set(&self, id: &str) -> Result<ChangeSetState, CloudError> {
+        let mut state = ChangeSetState::default();
+        let mut next = None;
+        loop {
+            let output = self
+                .cloudformation
+                .describe_change_set()
+                .change_set_name(id)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|err| cloud("DescribeChangeSet", err))?;
+            state.status = output
+                .status()
+                .map(|status| status.as_str().to_owned())
+                .unwrap_or_default();
+            state.reason = output.status_reason().map(str::to_owned);
+            state.changes.extend(output.changes().iter().filter_map(|change| {
+                let resource = change.resource_change()?;
+                Some(ResourceChange {
+                    action: resource.action()?.as_str().to_owned(),
+                    logical_id: resource.logical_resource_id()?.to_owned(),
+                    resource_type: resource.resource_type().unwrap_or("").to_owned(),
+                    replacement: resource
+                        .replacement()
+                        .map(|replacement| replacement.as_str().to_owned()),
+                })
+            }));
+            next = output.next_token().map(str::to_owned);
+            if next.is_none() {
+                return Ok(state);
+            }
+        }
+    }
+
+    async fn execute_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.cloudformation
+            .execute_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+            .map_err(|err| cloud("ExecuteChangeSet", err))?;
+        Ok(())
+    }
+
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.cloudformation
+            .delete_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+            .map_err(|err| cloud("DeleteChangeSet", err))?;
+        Ok(())
+    }
+
+    async fn delete_stack(&self, stack: &str) -> Result<(), CloudError> {
+        self.cloudformation
+            .delete_stack()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|err| cloud("DeleteStack", err))?;
+        Ok(())
+    }
+
+    async fn failures_since(&self, stack: &str, since: f64) -> Result<Vec<FailedResource>, CloudError> {
+        let mut failures = Vec::new();
+        let mut next = None;
+        'pages: loop {
+            let output = self
+                .cloudformation
+                .describe_stack_events()
+                .stack_name(stack)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|err| cloud("DescribeStackEvents", err))?;
+            // Newest first.
+            for event in output.stack_events() {
+                let at = event.timestamp().map(|at| at.as_secs_f64()).unwrap_or_default();
+                if at < since {
+                    break 'pages;
+                }
+                let status = event
+                    .resource_status()
+                    .map(|status| status.as_str())
+                    .unwrap_or("");
+                let logical_id = event.logical_resource_id().unwrap_or("");
+                if status.ends_with("_FAILED") && logical_id != stack {
+                    failures.push(FailedResource {
+                        logical_id: logical_id.to_owned(),
+                        resource_type: event.resource_type().unwrap_or("").to_owned(),
+                        status: status.to_owned(),
+                        reason: event
+                            .resource_status_reason()
+                            .unwrap_or("AWS gave no reason")
+                            .to_owned(),
+                    });
+                }
+            }
+            next = output.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        failures.reverse();
+        Ok(failures)
+    }
+
+    async fn notifications(&self, bucket: &str) -> Result<Notifications, CloudError> {
+        let output = self
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|err| cloud("GetBucketNotificationConfiguration", err))?;
+        Ok(Notifications {
+            eventbridge: output.event_bridge_configuration().is_some(),
+            others: output.topic_configurations().len()
+                + output.queue_configurations().len()
+                + output.lambda_function_configurations().len(),
+        })
+    }
+
+    async fn enable_eventbridge(&self, bucket: &str) -> Result<Notifications, CloudError> {
+        let current = self
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|err| cloud("GetBucketNotificationConfiguration", err))?;
+        let configuration = aws_sdk_s3::types::NotificationConfiguration::builder()
+            .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+            .set_queue_configurations(Some(current.queue_configurations().to_vec()))
+            .set_lambda_function_configurations(Some(current.lambda_function_configurations().to_vec()))
+            .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
+            .build();
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(configuration)
+            .send()
+            .await
+            .map_err(|err| cloud("PutBucketNotificationConfiguration", err))?;
+        self.notifications(bucket).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// CloudFormation and S3 as scripted answers; every call is logged.
+    struct Fake {
+        stack: Mutex<Option<StackState>>,
+        change_set: ChangeSetState,
+        /// The status the stack ends in once executed.
+        ends: String,
+        failures: Vec<FailedResource>,
+        eventbridge: Mutex<bool>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn new(stack: Option<StackState>, change_set: ChangeSetState, ends: &str) -> Fake {
+            Fake {
+                stack: Mutex::new(stack),
+                change_set,
+                ends: ends.into(),
+                failures: Vec::new(),
+                eventbridge: Mutex::new(false),
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn log(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl StackControl for Fake {
+        async fn describe_stack(&self, _: &str) -> Result<Option<StackState>, CloudError> {
+            Ok(self.stack.lock().unwrap().clone())
+        }
+        async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError> {
+            self.log(format!("ensure_bucket {bucket}"));
+            Ok(false)
+        }
+        async fn put_if_absent(&self, _: &str, key: &str, _: &[u8]) -> Result<bool, CloudError> {
+            self.log(format!("put {key}"));
+            Ok(true)
+        }
+        fn object_url(&self, bucket: &str, key: &str) -> String {
+            format!("https://{bucket}/{key}")
+        }
+        async fn create_change_set(&self, request: &ChangeSetRequest) -> Result<String, CloudError> {
+            self.log(format!(
+                "create_change_set create={} prefix={} key={}",
+                request.create, request.parameters["FunctionPrefix"], request.parameters["ArtifactKey"]
+            ));
+            Ok("change-set-1".into())
+        }
+        async fn describe_change_set(&self, _: &str) -> Result<ChangeSetState, CloudError> {
+            Ok(self.change_set.clone())
+        }
+        async fn execute_change_set(&self, _: &str) -> Result<(), CloudError> {
+            self.log("execute".into());
+            *self.stack.lock().unwrap() = Some(StackState {
+                status: self.ends.clone(),
+                ..StackState::default()
+            });
+            Ok(())
+        }
+        async fn delete_change_set(&self, _: &str) -> Result<(), CloudError> {
+            self.log("delete_change_set".into());
+            Ok(())
+        }
+        async fn delete_stack(&self, stack: &str) -> Result<(), CloudError> {
+            self.log(format!("delete_stack {stack}"));
+            Ok(())
+        }
+        async fn failures_since(&self, _: &str, _: f64) -> Result<Vec<FailedResource>, CloudError> {
+            Ok(self.failures.clone())
+        }
+        async fn notifications(&self, _: &str) -> Result<Notifications, CloudError> {
+            Ok(Notifications {
+                eventbridge: *self.eventbridge.lock().unwrap(),
+                others: 2,
+            })
+        }
+        async fn enable_eventbridge(&self, bucket: &str) -> Result<Notifications, CloudError> {
+            self.log(format!("enable_eventbridge {bucket}"));
+            *self.eventbridge.lock().unwrap() = true;
+            self.notifications(bucket).await
+        }
+    }
+
+    fn template() -> Value {
+        json!({"Parameters": {
+            "FunctionPrefix": {"Type": "String", "Default": "emmaa-"},
+            "Bucket": {"Type": "String", "Default": "emmaa"},
+            "CreateBucket": {"Type": "String", "Default": "false"},
+            "MemorySize": {"Type": "Number", "Default": 256},
+            "ArtifactBucket": {"Type": "String"},
+            "ArtifactKey": {"Type": "String"},
+            "Architecture": {"Type": "String", "Default": "x86_64"},
+        }})
+    }
+
+    fn request(parameters: &[(&str, &str)], dry_run: bool) -> StackRequest {
+        StackRequest {
+            stack: "emmaa-pipeline".into(),
+            artifact_bucket: "artifacts".into(),
+            artifact_prefix: "deploy/".into(),
+            parameters: parameters
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            arch: Arch::X86_64,
+            dry_run,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn adds() -> ChangeSetState {
+        ChangeSetState {
+            status: "CREATE_COMPLETE".into(),
+            reason: None,
+            changes: vec![ResourceChange {
+                action: "Add".into(),
+                logical_id: "UpdatePipelineFunction".into(),
+                resource_type: "AWS::Lambda::Function".into(),
+                replacement: None,
+            }],
+        }
+    }
+
+    fn existing(status: &str, prefix: &str) -> Option<StackState> {
+        Some(StackState {
+            status: status.into(),
+            reason: None,
+            parameters: [("FunctionPrefix".to_string(), prefix.to_string())].into(),
+        })
+    }
+
+    /// Runs `deploy_stack`: its result, the prefixes the bundle was asked
+    /// for, and what it said.
+    async fn run(
+        fake: &Fake,
+        request: &StackRequest,
+    ) -> (Result<StackOutcome, StackError>, Vec<String>, Vec<String>) {
+        let mut prefixes = Vec::new();
+        let mut lines = Vec::new();
+        let result = deploy_stack(
+            fake,
+            request,
+            &template(),
+            &mut |prefix| {
+                prefixes.push(prefix.to_owned());
+                Ok(Bundle {
+                    path: "pipeline.zip".into(),
+                    functions: BTreeMap::new(),
+                    arch: Arch::X86_64,
+                    zip: b"zip".to_vec(),
+                })
+            },
+            &mut |line| lines.push(line),
+        )
+        .await;
+        (result, prefixes, lines)
+    }
+
+    #[test]
+    fn parameters_given_beat_the_stacks_which_beat_the_defaults() {
+        let current = existing("UPDATE_COMPLETE", "emmaa-next-");
+        let given = [("MemorySize".to_string(), "512".to_string())].into();
+        let merged = merge_parameters(&template(), current.as_ref(), &given).unwrap();
+        assert_eq!(merged["FunctionPrefix"], "emmaa-next-");
+        assert_eq!(merged["MemorySize"], "512");
+        assert_eq!(merged["Bucket"], "emmaa");
+        assert!(!merged.contains_key("ArtifactKey"), "deploy sets it");
+    }
+
+    #[test]
+    fn an_unknown_or_reserved_parameter_is_named() {
+        let given = [("MemorySise".to_string(), "512".to_string())].into();
+        let err = merge_parameters(&template(), None, &given)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--parameter \"MemorySise\": the template has no such parameter"),
+            "{err}"
+        );
+        let given = [("ArtifactKey".to_string(), "x".to_string())].into();
+        let err = merge_parameters(&template(), None, &given)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--parameter ArtifactKey: deploy stack sets it itself"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_stack_is_created_and_eventbridge_switched_on_after_it() {
+        let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        let (result, prefixes, lines) = run(&fake, &request(&[], false)).await;
+        assert!(matches!(result.unwrap(), StackOutcome::Done { status, .. } if status == "CREATE_COMPLETE"));
+        assert_eq!(prefixes, ["emmaa-"]);
+        let calls = fake.calls();
+        assert!(calls[1].starts_with("put deploy/pipeline-"), "{calls:?}");
+        assert!(calls[3].starts_with("create_change_set create=true prefix=emmaa- key=deploy/pipeline-"));
+        assert_eq!(
+            calls[4..],
+            ["execute".to_string(), "enable_eventbridge emmaa".to_string()]
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line == "  Add     UpdatePipelineFunction (AWS::Lambda::Function)")
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("its 2 other notifications were read and written back"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_keeps_the_stacks_prefix_for_the_bundle() {
+        let fake = Fake::new(
+            existing("UPDATE_COMPLETE", "emmaa-next-"),
+            adds(),
+            "UPDATE_COMPLETE",
+        );
+        let (result, prefixes, _) = run(&fake, &request(&[], false)).await;
+        result.unwrap();
+        assert_eq!(prefixes, ["emmaa-next-"]);
+        assert!(fake.calls()[3].starts_with("create_change_set create=false prefix=emmaa-next-"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_stack_names_the_first_resource_to_fail_and_awss_reason() {
+        let mut fake = Fake::new(
+            existing("UPDATE_COMPLETE", "emmaa-"),
+            adds(),
+            "UPDATE_ROLLBACK_COMPLETE",
+        );
+        fake.failures = vec![
+            FailedResource {
+                logical_id: "ModelUpdatesFunction".into(),
+                resource_type: "AWS::Lambda::Function".into(),
+                status: "UPDATE_FAILED".into(),
+                reason: "Error occurred while GetObject. S3 Error Code: NoSuchKey".into(),
+            },
+            FailedResource {
+                logical_id: "TestStatsFunction".into(),
+                resource_type: "AWS::Lambda::Function".into(),
+                status: "UPDATE_FAILED".into(),
+                reason: "Resource update cancelled".into(),
+            },
+        ];
+        let (result, _, _) = run(&fake, &request(&[], false)).await;
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "stack emmaa-pipeline ended UPDATE_ROLLBACK_COMPLETE; the first resource to fail: \
+                 ModelUpdatesFunction (AWS::Lambda::Function) UPDATE_FAILED: Error occurred while GetObject"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("\n  then: TestStatsFunction"), "{err}");
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|call| call.starts_with("enable_eventbridge"))
+        );
+    }
+
+    #[tokio::test]
+    async fn no_changes_executes_nothing() {
+        let unchanged = ChangeSetState {
+            status: "FAILED".into(),
+            reason: Some("The submitted information didn't contain changes. Submit different information to create a change set.".into()),
+            changes: Vec::new(),
+        };
+        let fake = Fake::new(
+            existing("UPDATE_COMPLETE", "emmaa-"),
+            unchanged,
+            "UPDATE_COMPLETE",
+        );
+        *fake.eventbridge.lock().unwrap() = true;
+        let (result, _, lines) = run(&fake, &request(&[], false)).await;
+        assert_eq!(result.unwrap(), StackOutcome::Unchanged);
+        assert!(!fake.calls().contains(&"execute".to_string()));
+        assert!(fake.calls().contains(&"delete_change_set".to_string()));
+        assert!(lines.iter().any(|line| line.starts_with("no changes")));
+    }
+
+    #[tokio::test]
+    async fn a_failed_change_set_says_awss_reason() {
+        let failed = ChangeSetState {
+            status: "FAILED".into(),
+            reason: Some("Parameter 'MemorySize' must be a number.".into()),
+            changes: Vec::new(),
+        };
+        let fake = Fake::new(None, failed, "CREATE_COMPLETE");
+        let (result, _, _) = run(&fake, &request(&[], false)).await;
+        let err = result.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the change set for emmaa-pipeline failed: Parameter 'MemorySize' must be a number."
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_prints_the_changes_and_leaves_stack_and_bucket_alone() {
+        let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        let (result, _, lines) = run(&fake, &request(&[], true)).await;
+        assert!(matches!(result.unwrap(), StackOutcome::DryRun { changes } if changes.len() == 1));
+        let calls = fake.calls();
+        assert!(!calls.contains(&"execute".to_string()), "{calls:?}");
+        assert!(calls.contains(&"delete_change_set".to_string()));
+        assert!(
+            calls.contains(&"delete_stack emmaa-pipeline".to_string()),
+            "the review stack goes too"
+        );
+        assert!(!calls.iter().any(|call| call.starts_with("enable_eventbridge")));
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("would switch EventBridge notifications on for bucket emmaa"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stack_whose_creation_rolled_back_must_be_deleted_first() {
+        let fake = Fake::new(existing("ROLLBACK_COMPLETE", "emmaa-"), adds(), "CREATE_COMPLETE");
+        let (result, prefixes, _) = run(&fake, &request(&[], false)).await;
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("is ROLLBACK_COMPLETE: it cannot be updated; delete it first"),
+            "{err}"
+        );
+        assert!(
+            prefixes.is_empty(),
+            "nothing is built for a stack that cannot take it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bucket_the_stack_makes_is_not_written_to() {
+        let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        let (result, _, _) = run(&fake, &request(&[("CreateBucket", "true")], false)).await;
+        result.unwrap();
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|call| call.starts_with("enable_eventbridge"))
+        );
+    }
+}
