@@ -1,5 +1,5 @@
 //! Builds every guest under `guests/` as a WebAssembly component
-//! (`wasm32-wasip2`, release) so that replay, the tests and `deploy` find
+//! (`wasm32-wasip2`, the workspace's `guest` profile: release, built for size) so that replay, the tests and `deploy` find
 //! them in `EMMAA_GUEST_DIR`. Only with the `jit` feature: the Lambda
 //! bootstrap loads precompiled components from its bundle instead.
 //!
@@ -44,7 +44,14 @@ fn main() {
     let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(&workspace)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for guest in guest_crates(&workspace.join("guests")) {
         cargo.args(["-p", &guest]);
@@ -64,7 +71,7 @@ fn main() {
     }
     println!(
         "cargo:rustc-env=EMMAA_GUEST_DIR={}",
-        target_dir.join("wasm32-wasip2").join("release").display()
+        target_dir.join("wasm32-wasip2").join("guest").display()
     );
 }
 

@@ -743,6 +743,13 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
         out.contains("AWS answered: runtime provided.al2023, handler bootstrap"),
         "{out}"
     );
+    let window = out
+        .lines()
+        .find_map(|line| line.strip_prefix("the switch ended "))
+        .and_then(|rest| rest.split_once(" ms"))
+        .map(|(ms, _)| ms.parse::<u64>().unwrap())
+        .unwrap_or_else(|| panic!("the upload says how long the switch took: {out}"));
+    eprintln!("runtime switch window against moto: {window} ms");
     assert!(out.contains("published emmaa-model-update version"), "{out}");
 
     let after = configuration().await;

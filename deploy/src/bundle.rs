@@ -318,6 +318,9 @@ fn zip_files(files: &[(impl AsRef<str>, &[u8], u32)]) -> Result<Vec<u8>, BundleE
     for (name, contents, mode) in files {
         let options = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
+            // The strongest deflate Lambda unpacks: the one zip of every
+            // function must stay under 10 MB.
+            .compression_level(Some(9))
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(*mode);
         writer

@@ -16,6 +16,9 @@ use crate::bundle::Bundle;
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
 
+/// The first pause while an update is in progress.
+const FIRST_POLL: Duration = Duration::from_millis(100);
+
 /// What the upload needs to know about the function.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FunctionState {
@@ -155,6 +158,10 @@ pub async fn upload(
     let state = wait_for_update(control, function, patience, say).await?;
 
     if plan.switch_runtime {
+        // From here until the switch is done the function serves the new
+        // zip under the old runtime, which finds no handler in it: ask for
+        // the switch at once and poll its end closely.
+        let landed = Instant::now();
         say(format!("switching {function}: {}", plan.describe_switch()));
         retry_conflicts(patience, say, || {
             control.update_runtime(function, RUNTIME, HANDLER)
@@ -165,6 +172,12 @@ pub async fn upload(
             "AWS answered: runtime {}, handler {}",
             state.runtime.as_deref().unwrap_or("(none)"),
             state.handler.as_deref().unwrap_or("(none)")
+        ));
+        say(format!(
+            "the switch ended {} ms after the new code was seen in place: in between, a call found \
+             the new code under the old runtime and failed (Runtime.ImportModuleError; Lambda \
+             retries an asynchronous event)",
+            landed.elapsed().as_millis()
         ));
     } else {
         say(format!(
@@ -217,12 +230,16 @@ async fn wait_for_update(
     say: &mut dyn FnMut(String),
 ) -> Result<FunctionState, UploadError> {
     let started = Instant::now();
+    // Close polls first (most updates end within a second or two), then
+    // `patience.poll` apart.
+    let mut pause = patience.poll.min(FIRST_POLL);
     loop {
         let state = control.get_configuration(function).await?;
         match state.last_update_status.as_deref() {
             Some("InProgress") => {
                 patience.check(started, || format!("the update of {function} stayed InProgress"))?;
-                tokio::time::sleep(patience.poll).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(patience.poll);
             }
             Some("Failed") => {
                 return Err(UploadError::UpdateFailed {
