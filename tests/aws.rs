@@ -398,7 +398,10 @@ async fn a_missing_config_is_named_by_model() {
 /// The bootstrap, built once per test run in the tests' own profile.
 fn bootstrap() -> &'static Path {
     static BOOTSTRAP: OnceLock<PathBuf> = OnceLock::new();
-    BOOTSTRAP.get_or_init(|| build_bootstrap("dev").unwrap_or_else(|err| panic!("{err}")))
+    BOOTSTRAP.get_or_init(|| {
+        build_bootstrap("dev", Arch::X86_64, &mut |line| eprintln!("{line}"))
+            .unwrap_or_else(|err| panic!("{err}"))
+    })
 }
 
 fn bundle_for(guest: &str, dir: &Path) -> Bundle {
@@ -439,7 +442,19 @@ fn start_bootstrap(
     api: &RuntimeApi,
     env: &[(String, String)],
 ) -> std::process::Child {
-    Command::new(root.join("bootstrap"))
+    start_bootstrap_with(Command::new(root.join("bootstrap")), root, function, api, env)
+}
+
+/// Starts `command` (the bootstrap, or an emulator running it) the way
+/// Lambda starts a bootstrap, for `function`.
+fn start_bootstrap_with(
+    mut command: Command,
+    root: &Path,
+    function: &str,
+    api: &RuntimeApi,
+    env: &[(String, String)],
+) -> std::process::Child {
+    command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", root)
@@ -1675,4 +1690,83 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         "{names:?}"
     );
     assert_eq!(names.len(), GUESTS.len());
+}
+
+/// The arm64 bundle, cross-built here (bootstrap by cargo-zigbuild against
+/// glibc 2.34, components precompiled for aarch64), answers an event under
+/// qemu's user-mode emulation: Runtime API, S3 and Batch through moto.
+/// Slow (the cross build takes minutes), so the README's test command skips
+/// it and `.ci/run` runs it, after installing qemu-user-static and the
+/// arm64 C library from Debian.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "cross-builds the arm64 bootstrap and needs qemu-user-static: .ci/run runs it"]
+async fn the_arm64_bundle_answers_an_event_under_qemu() {
+    let qemu = ["/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .expect("qemu-user-static is installed (.ci/run installs it)");
+    let sysroot = Path::new("/usr/aarch64-linux-gnu");
+    assert!(
+        sysroot.join("lib/ld-linux-aarch64.so.1").is_file(),
+        "the arm64 C library is installed (Debian libc6-arm64-cross; .ci/run installs it)"
+    );
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", example_objects()).await;
+    create_batch_queue(&moto, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let arm = bundle(&BundleRequest {
+        serves: Serves::All,
+        arch: Arch::Arm64,
+        profile: "release".into(),
+        bootstrap: None,
+        out: Some(dir.path().join("pipeline-arm64.zip")),
+        function_prefix: "emmaa-".into(),
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    unzip(&arm, dir.path());
+    let bootstrap = std::fs::read(dir.path().join("bootstrap")).unwrap();
+    assert_eq!(emmaa_deploy::cross::elf_arch(&bootstrap), Some(Arch::Arm64));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["arch"], "arm64");
+
+    for function in ["emmaa-model-update", "emmaa-update-pipeline"] {
+        let event =
+            std::fs::read_to_string(workspace().join(format!("examples/events/{function}.json"))).unwrap();
+        let api = RuntimeApi::start(vec![("request-1".into(), event)]);
+        let mut command = Command::new(&qemu);
+        command.arg("-L").arg(sysroot).arg(dir.path().join("bootstrap"));
+        let mut child = start_bootstrap_with(command, dir.path(), function, &api, &moto.env());
+        let posted = api.next_post(PATIENCE);
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        let posted = posted.unwrap_or_else(|| {
+            panic!(
+                "{function}: no answer; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(
+            posted.start.contains("/runtime/invocation/request-1/response"),
+            "{function}: {} {}",
+            posted.start,
+            posted.body_text()
+        );
+        let answer: Value = serde_json::from_slice(&posted.body).unwrap();
+        assert_eq!(answer["statusCode"], 200, "{function}: {answer}");
+    }
+    // The job model_updates submitted from the arm64 bootstrap is in Batch.
+    let batch = aws_sdk_batch::Client::new(&config);
+    let listed = batch.list_jobs().job_queue(QUEUE).send().await.unwrap();
+    let names: Vec<&str> = listed
+        .job_summary_list()
+        .iter()
+        .filter_map(|job| job.job_name())
+        .collect();
+    assert!(
+        names.iter().any(|name| name.starts_with("aml")),
+        "the arm64 bootstrap's job for aml reached Batch: {names:?}"
+    );
 }

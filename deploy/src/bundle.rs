@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zip::write::SimpleFileOptions;
 
+use crate::cross::{CrossToolchain, elf_arch, rust_target};
 use crate::glibc::{AL2023_GLIBC, newest_glibc_version};
 
 /// The architectures Lambda runs.
@@ -35,7 +36,7 @@ impl Arch {
     }
 
     /// Rust's name for it (`std::env::consts::ARCH`).
-    fn machine(self) -> &'static str {
+    pub fn machine(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Arm64 => "aarch64",
@@ -62,13 +63,15 @@ pub enum BundleError {
     #[error("unknown guest {0:?}: use one of {known}", known = guest_names())]
     UnknownGuest(String),
     #[error(
-        "cannot build an {requested} bundle on this {machine} machine: the bootstrap and the \
-         precompiled component must be built for the architecture they run on, and this project \
-         does not cross-compile (run `deploy` on an {requested} machine, or deploy x86_64)",
-        requested = .0.lambda_name(),
-        machine = std::env::consts::ARCH
+        "{path} is {found}, but the bundle is for {wanted}: Lambda could not start it",
+        found = .found.map(Arch::lambda_name).unwrap_or("not a 64-bit Linux executable"),
+        wanted = .wanted.lambda_name()
     )]
-    ForeignArch(Arch),
+    WrongArch {
+        path: String,
+        found: Option<Arch>,
+        wanted: Arch,
+    },
     #[error("building the bootstrap failed ({command}): {detail}")]
     BuildBootstrap { command: String, detail: String },
     #[error("cannot read {path}: {source}")]
@@ -166,15 +169,26 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the bootstrap: the host without the `jit` feature, in a target
-/// directory of its own (features must not unify with the compiler's build).
-pub fn build_bootstrap(profile: &str) -> Result<PathBuf, BundleError> {
+/// Builds the bootstrap for `arch`: the host without the `jit` feature, in a
+/// target directory of its own (features must not unify with the
+/// compiler's build). This machine's architecture is built by cargo; the
+/// other one by cargo-zigbuild against glibc 2.34 (see [`crate::cross`]).
+pub fn build_bootstrap(
+    profile: &str,
+    arch: Arch,
+    say: &mut dyn FnMut(String),
+) -> Result<PathBuf, BundleError> {
     let target_dir = workspace().join("target").join("lambda");
-    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let native = arch.machine() == std::env::consts::ARCH;
+    let mut cargo = if native {
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo.current_dir(workspace()).arg("build");
+        cargo
+    } else {
+        CrossToolchain::ready(&workspace(), arch, say)?.command(&workspace(), arch)
+    };
     cargo
-        .current_dir(workspace())
         .args([
-            "build",
             "-p",
             "emmaa-host",
             "--bin",
@@ -197,7 +211,12 @@ pub fn build_bootstrap(profile: &str) -> Result<PathBuf, BundleError> {
         });
     }
     let profile_dir = if profile == "dev" { "debug" } else { profile };
-    Ok(target_dir.join(profile_dir).join("host"))
+    let built = if native {
+        target_dir.join(profile_dir)
+    } else {
+        target_dir.join(rust_target(arch)).join(profile_dir)
+    };
+    Ok(built.join("host"))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
@@ -225,15 +244,19 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
             })
             .collect(),
     };
-    if request.arch.machine() != std::env::consts::ARCH {
-        return Err(BundleError::ForeignArch(request.arch));
-    }
-
     let bootstrap_path = match &request.bootstrap {
         Some(path) => path.clone(),
-        None => build_bootstrap(&request.profile)?,
+        None => build_bootstrap(&request.profile, request.arch, &mut |line| eprintln!("{line}"))?,
     };
     let bootstrap = read(&bootstrap_path)?;
+    let found = elf_arch(&bootstrap);
+    if found != Some(request.arch) {
+        return Err(BundleError::WrongArch {
+            path: bootstrap_path.display().to_string(),
+            found,
+            wanted: request.arch,
+        });
+    }
     if let Some((major, minor)) = newest_glibc_version(&bootstrap).filter(|&version| version > AL2023_GLIBC) {
         return Err(BundleError::GlibcTooNew {
             path: bootstrap_path.display().to_string(),
@@ -248,10 +271,15 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
             continue;
         }
         let wasm = read(&Path::new(GUEST_DIR).join(format!("{guest}.wasm")))?;
-        let component = emmaa_host::engine::precompile(&wasm).map_err(|source| BundleError::Precompile {
-            guest: guest.clone(),
-            source,
-        })?;
+        // Always for the named target, never this machine's own CPU: its
+        // extensions may be missing where Lambda runs the function.
+        let component =
+            emmaa_host::engine::precompile_for(&wasm, Some(request.arch.machine())).map_err(|source| {
+                BundleError::Precompile {
+                    guest: guest.clone(),
+                    source,
+                }
+            })?;
         components.insert(guest.clone(), component);
     }
     let component_file = |guest: &str| format!("{guest}.cwasm");
@@ -371,22 +399,36 @@ mod tests {
             function_prefix: "emmaa-".into(),
         };
         assert!(matches!(bundle(&request), Err(BundleError::UnknownGuest(_))));
+        // A bootstrap of the wrong architecture is refused before anything
+        // is written: here a shell script, and this machine's own executable
+        // offered as the other architecture's.
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("bootstrap");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
         let foreign = if std::env::consts::ARCH == "x86_64" {
             Arch::Arm64
         } else {
             Arch::X86_64
         };
-        let request = BundleRequest {
-            serves: Serves::One {
-                guest: "model_updates".into(),
-                function: None,
-            },
-            arch: foreign,
-            ..request
-        };
-        let err = bundle(&request).unwrap_err();
-        assert!(matches!(err, BundleError::ForeignArch(_)));
-        assert!(err.to_string().contains("does not cross-compile"), "{err}");
+        for (bootstrap, arch) in [
+            (script, Arch::X86_64),
+            (std::env::current_exe().unwrap(), foreign),
+        ] {
+            let request = BundleRequest {
+                serves: Serves::One {
+                    guest: "model_updates".into(),
+                    function: None,
+                },
+                arch,
+                bootstrap: Some(bootstrap),
+                out: Some(dir.path().join("out.zip")),
+                ..request.clone()
+            };
+            let err = bundle(&request).unwrap_err();
+            assert!(matches!(err, BundleError::WrongArch { .. }), "{err}");
+            assert!(err.to_string().contains("Lambda could not start it"), "{err}");
+            assert!(!dir.path().join("out.zip").exists());
+        }
     }
 
     #[test]

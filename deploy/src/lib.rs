@@ -9,6 +9,7 @@
 //!   stack, made from the reach table.
 
 pub mod bundle;
+pub mod cross;
 pub mod glibc;
 pub mod stack;
 pub mod template;

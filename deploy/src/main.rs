@@ -101,7 +101,8 @@ enum Command {
 
 #[derive(Args)]
 struct BuildOptions {
-    /// The Lambda architecture: x86_64 or arm64 (only this machine's own can be built).
+    /// The Lambda architecture: x86_64 or arm64 (the other one than this
+    /// machine's is cross-built with cargo-zigbuild, installed into target/cross).
     #[arg(long, default_value = "x86_64")]
     arch: Arch,
     /// Where to write the zip (default: target/bundles/<function>.zip).

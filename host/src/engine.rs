@@ -70,7 +70,21 @@ pub fn engine_config() -> Config {
 /// bytes of a `.cwasm` that a host without a compiler can load.
 #[cfg(feature = "jit")]
 pub fn precompile(wasm: &[u8]) -> Result<Vec<u8>, EngineError> {
-    let engine = Engine::new(&engine_config()).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
+    precompile_for(wasm, None)
+}
+
+/// As [`precompile`], for the Linux machine `arch` names (`x86_64`,
+/// `aarch64`; None: this machine): what a bootstrap of that architecture
+/// loads.
+#[cfg(feature = "jit")]
+pub fn precompile_for(wasm: &[u8], arch: Option<&str>) -> Result<Vec<u8>, EngineError> {
+    let mut config = engine_config();
+    if let Some(arch) = arch {
+        config
+            .target(&format!("{arch}-unknown-linux-gnu"))
+            .map_err(|err| EngineError::Engine(format!("{err:#}")))?;
+    }
+    let engine = Engine::new(&config).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
     engine
         .precompile_component(wasm)
         .map_err(|err| EngineError::load("(precompiling)", &err))
