@@ -508,6 +508,21 @@ impl AwsStack {
     }
 }
 
+impl AwsStack {
+    async fn notification_configuration(
+        &self,
+        bucket: &str,
+    ) -> Result<aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput, CloudError>
+    {
+        self.s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|err| cloud("GetBucketNotificationConfiguration", err))
+    }
+}
+
 fn cloud<E>(what: &str, err: aws_sdk_cloudformation::error::SdkError<E>) -> CloudError
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -740,13 +755,7 @@ impl StackControl for AwsStack {
     }
 
     async fn notifications(&self, bucket: &str) -> Result<Notifications, CloudError> {
-        let output = self
-            .s3
-            .get_bucket_notification_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|err| cloud("GetBucketNotificationConfiguration", err))?;
+        let output = self.notification_configuration(bucket).await?;
         Ok(Notifications {
             eventbridge: output.event_bridge_configuration().is_some(),
             others: output.topic_configurations().len()
@@ -756,13 +765,7 @@ impl StackControl for AwsStack {
     }
 
     async fn enable_eventbridge(&self, bucket: &str) -> Result<Notifications, CloudError> {
-        let current = self
-            .s3
-            .get_bucket_notification_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|err| cloud("GetBucketNotificationConfiguration", err))?;
+        let current = self.notification_configuration(bucket).await?;
         let configuration = aws_sdk_s3::types::NotificationConfiguration::builder()
             .set_topic_configurations(Some(current.topic_configurations().to_vec()))
             .set_queue_configurations(Some(current.queue_configurations().to_vec()))

@@ -6,6 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cascade::Followed;
 use crate::effects::{Invocation, Job};
 use crate::settings::invocation_type_name;
 
@@ -27,6 +28,10 @@ pub enum Action {
         /// The payload as JSON, or as a string when the guest sent something
         /// that is not JSON.
         payload: Value,
+        /// With `replay --follow` and in `simulate`: what the invoked
+        /// function did, run here.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run: Option<Box<Followed>>,
     },
     #[serde(rename = "batch.submit")]
     BatchSubmit {
@@ -59,6 +64,7 @@ impl Action {
             invocation_type: invocation_type_name(invocation.invocation_type).to_owned(),
             payload: serde_json::from_str(&invocation.payload)
                 .unwrap_or_else(|_| Value::String(invocation.payload.clone())),
+            run: None,
         }
     }
 }

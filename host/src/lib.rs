@@ -9,9 +9,11 @@
 //! - [`imports`]: the guest's requests, recorded, bounded and performed;
 //! - [`ledger`]: claims that make each unit of work happen once;
 //! - [`run`]: one event through one guest; [`outcome`]: how it ended;
-//! - [`replay`] and [`lambda`]: the two entry points.
+//! - [`replay`] and [`lambda`]: the two entry points; [`cascade`]: runs
+//!   that follow invocations from function to function.
 
 pub mod action;
+pub mod cascade;
 pub mod effects;
 pub mod engine;
 pub mod guests;

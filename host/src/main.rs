@@ -59,6 +59,11 @@ enum Command {
         /// Keep the ledger's claims in DIR between runs, to try redelivery (default: in memory).
         #[arg(long, value_name = "DIR")]
         ledger_dir: Option<PathBuf>,
+        /// Run every function the handler invokes here too, recursively: each
+        /// run is nested under its invocation ("run": {...}), a RequestResponse
+        /// caller gets its real answer, and a cycle is reported, not followed.
+        #[arg(long)]
+        follow: bool,
     },
 }
 
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
             deadline,
             request_id,
             ledger_dir,
+            follow,
         }) => {
             tracing_subscriber::fmt()
                 .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
                     deadline: parse_deadline(&deadline)?,
                     request_id,
                     ledger_dir,
+                    follow,
                 })
             });
             let report = request.and_then(|request| {

@@ -7,18 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::Value;
 use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::action::Action;
+use crate::cascade::{Cascade, CascadeError, RunReport};
 use crate::effects::local::{LocalBucket, LocalEffects, LocalLedger};
-use crate::engine::{EngineError, GuestRuntime};
+use crate::engine::EngineError;
 use crate::guests;
 use crate::outcome::{Failure, MAX_EVENT_BYTES};
-use crate::run::{EventContext, HandlerOutcome};
 use crate::settings::{Settings, SettingsError};
 
 /// The request id replays give the guest.
@@ -47,6 +44,9 @@ pub struct ReplayRequest {
     pub request_id: String,
     /// Where claims are kept between runs; in memory, for this run, without.
     pub ledger_dir: Option<PathBuf>,
+    /// Run every invoked function here too, nesting its run under the
+    /// invoking action.
+    pub follow: bool,
 }
 
 /// Why a replay could not start (usage errors: exit status 2).
@@ -75,32 +75,7 @@ pub enum ReplayError {
 }
 
 /// The JSON document `host replay` prints (the replay contract).
-#[derive(Debug, Serialize)]
-pub struct ReplayReport {
-    pub function: String,
-    pub guest: String,
-    pub response: Option<Value>,
-    pub error: Option<ErrorReport>,
-    pub actions: Vec<Action>,
-}
-
-/// Why the guest gave no answer of its own: `kind` as in [`Failure::kind`].
-#[derive(Debug, Serialize)]
-pub struct ErrorReport {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl ReplayReport {
-    /// 0 when everything went through; 1 for a partial answer or a failure.
-    pub fn exit_code(&self) -> i32 {
-        let status = self
-            .response
-            .as_ref()
-            .and_then(|response| response.get("statusCode")?.as_u64());
-        if status == Some(200) { 0 } else { 1 }
-    }
-}
+pub type ReplayReport = RunReport;
 
 /// Parses `--deadline`: a whole number with `ms`, `s` or `m`.
 pub fn parse_deadline(value: &str) -> Result<Duration, ReplayError> {
@@ -186,23 +161,14 @@ fn read_event(path: Option<&Path>) -> Result<String, ReplayError> {
     Ok(text)
 }
 
-/// The component file of `guest` in `dir`: precompiled if there is one.
-fn component_path(dir: &Path, guest: &str) -> PathBuf {
-    let precompiled = dir.join(format!("{guest}.cwasm"));
-    if precompiled.is_file() {
-        precompiled
-    } else {
-        dir.join(format!("{guest}.wasm"))
-    }
-}
-
 /// Runs the replay and answers the report to print.
 pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<ReplayReport, ReplayError> {
-    let prefix = &settings.pipeline.function_prefix;
-    let handler = guests::find(&request.function, prefix).ok_or_else(|| ReplayError::UnknownFunction {
+    let prefix = settings.pipeline.function_prefix.clone();
+    let unknown = || ReplayError::UnknownFunction {
         name: request.function.clone(),
-        known: guests::known_names(prefix),
-    })?;
+        known: guests::known_names(&prefix),
+    };
+    let handler = guests::find(&request.function, &prefix).ok_or_else(unknown)?;
     let event = read_event(request.event.as_deref())?;
     let bucket = match &request.bucket_dir {
         Some(dir) if dir.is_dir() => LocalBucket::Directory(dir.clone()),
@@ -212,21 +178,6 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
     let now = request
         .now
         .unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
-    let reach = guests::by_guest(handler.guest).ok_or_else(|| ReplayError::UnknownFunction {
-        name: request.function.clone(),
-        known: guests::known_names(prefix),
-    })?;
-    let guest = GuestRuntime::new()?
-        .load(&component_path(&request.components, handler.guest))?
-        .serving(reach);
-    let context = EventContext {
-        function_name: handler.function.clone(),
-        request_id: request.request_id.clone(),
-        deadline_ms: (now * 1000)
-            .saturating_add(u64::try_from(request.deadline.as_millis()).unwrap_or(u64::MAX)),
-        time_left: request.deadline,
-        now,
-    };
     let ledger = match &request.ledger_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| ReplayError::LedgerDir {
@@ -237,19 +188,24 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
         }
         None => LocalLedger::default(),
     };
-    let effects = Arc::new(LocalEffects::new(bucket).with_ledger(ledger));
-    let HandlerOutcome { answer, actions, .. } =
-        guest.handle(&event, &context, effects, Arc::new(settings)).await;
-    Ok(ReplayReport {
-        function: handler.function,
-        guest: handler.guest.to_owned(),
-        response: answer.response().cloned(),
-        error: answer.failure().map(|failure| ErrorReport {
-            kind: failure.kind(),
-            message: failure.to_string(),
-        }),
-        actions,
-    })
+    let effects = LocalEffects::new(bucket).with_ledger(ledger);
+    let cascade = Arc::new(
+        Cascade::new(
+            request.components.clone(),
+            settings,
+            now,
+            request.deadline,
+            effects,
+        )?
+        .following(request.follow),
+    );
+    cascade
+        .run(&handler.function, &event, &request.request_id)
+        .await
+        .map_err(|err| match err {
+            CascadeError::UnknownFunction(_) => unknown(),
+            CascadeError::Engine(err) => ReplayError::Engine(err),
+        })
 }
 
 #[cfg(test)]

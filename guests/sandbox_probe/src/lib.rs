@@ -5,7 +5,8 @@
 //! `memory` try to run past the host's fuel, time and memory limits;
 //! `submit-then-spin` and `submit-then-panic` fail after a job went through;
 //! `beyond-reach` asks the host for a read, a listing, an invocation and a
-//! job outside any function's reach, and answers the error codes it got.
+//! job outside any function's reach, and answers the error codes it got;
+//! `relay` invokes the functions it is sent, each relaying to the next.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -32,6 +33,7 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
         },
         "memory" => std::hint::black_box(vec![1_u8; 512 << 20]).len().to_string(),
         "beyond-reach" => beyond_reach(),
+        "relay" => relay(event),
         "submit-then-spin" | "submit-then-panic" => {
             let model = emmaa_guest::work::in_this_request(ModelName::parse("model", "probe"));
             submit_each(vec![model], report, |model| {
@@ -48,6 +50,41 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     };
     report.set("reached", json!(reached));
     Ok(())
+}
+
+/// Sent `{"reach": "relay", "to": [F, G, ...]}`: invokes F (waiting for
+/// its answer) with `{"reach": "relay", "to": [G, ..., F]}`, and answers
+/// what F answered: functions relaying to each other form a cycle.
+fn relay(event: &Value) -> String {
+    use emmaa_guest::bindings::emmaa::pipeline::functions;
+    let to: Vec<String> = event["to"]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|name| name.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some((first, rest)) = to.split_first() else {
+        return "nobody to relay to".to_owned();
+    };
+    let mut next = rest.to_vec();
+    next.push(first.clone());
+    let invocation = functions::Invocation {
+        function_name: first.clone(),
+        invocation_type: functions::InvocationType::RequestResponse,
+        payload: json!({"reach": "relay", "to": next}).to_string(),
+        work: None,
+    };
+    match functions::invoke(&[invocation]).remove(0) {
+        Ok(functions::Invoked::Now(outcome)) => match outcome.function_error {
+            Some(error) => format!("{first} failed ({error}): {}", outcome.payload),
+            None => format!("{first} answered {}", outcome.payload),
+        },
+        Ok(other) => format!("{first}: {other:?}"),
+        Err(err) => format!("{first}: {}", err.code),
+    }
 }
 
 /// The error code of each request outside the reach, `granted` if one got through.

@@ -1,0 +1,429 @@
+//! Following a run across functions, on this machine: every invocation a
+//! guest makes runs the invoked function's guest here (its whole run nested
+//! under the invoking action), and a `RequestResponse` caller gets that
+//! run's real answer, as on Lambda (an `Event` caller gets 202). A cycle
+//! between functions is reported and not followed. `host replay --follow`
+//! is one such run; `host simulate` (the `simulate` module) starts runs from
+//! the daily schedules and from the files Batch jobs would write.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::action::Action;
+use crate::effects::local::LocalEffects;
+use crate::effects::{
+    AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job,
+};
+use crate::engine::{EngineError, GuestRuntime, LoadedGuest};
+use crate::guests::{GUESTS, Guest};
+use crate::run::{EventContext, HandlerOutcome};
+use crate::settings::Settings;
+
+/// What one function did with one event: the replay contract's document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    pub function: String,
+    pub guest: String,
+    pub response: Option<Value>,
+    pub error: Option<ErrorReport>,
+    pub actions: Vec<Action>,
+}
+
+/// Why the guest gave no answer of its own: `kind` as in
+/// [`crate::outcome::Failure::kind`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorReport {
+    pub kind: &'static str,
+    pub message: String,
+    /// Lambda's `errorType` for it.
+    #[serde(skip)]
+    pub error_type: &'static str,
+}
+
+impl RunReport {
+    /// 0 when everything went through; 1 for a partial answer or a failure.
+    pub fn exit_code(&self) -> i32 {
+        let status = self
+            .response
+            .as_ref()
+            .and_then(|response| response.get("statusCode")?.as_u64());
+        if status == Some(200) { 0 } else { 1 }
+    }
+
+    pub fn of(function: &str, guest: &str, outcome: HandlerOutcome) -> RunReport {
+        RunReport {
+            function: function.to_owned(),
+            guest: guest.to_owned(),
+            response: outcome.answer.response().cloned(),
+            error: outcome.answer.failure().map(|failure| ErrorReport {
+                kind: failure.kind(),
+                message: failure.to_string(),
+                error_type: failure.error_type(),
+            }),
+            actions: outcome.actions,
+        }
+    }
+
+    /// What Lambda answers a caller of this run.
+    fn outcome(&self, invocation_type: InvocationType) -> InvocationOutcome {
+        match (invocation_type, &self.response, &self.error) {
+            (InvocationType::Event, _, _) => InvocationOutcome {
+                status_code: 202,
+                payload: String::new(),
+                function_error: None,
+            },
+            (InvocationType::RequestResponse, Some(response), _) => InvocationOutcome {
+                status_code: 200,
+                payload: response.to_string(),
+                function_error: None,
+            },
+            (InvocationType::RequestResponse, None, error) => {
+                let (error_type, message) = error
+                    .as_ref()
+                    .map(|error| (error.error_type, error.message.clone()))
+                    .unwrap_or(("Unknown", "the function gave no answer".into()));
+                InvocationOutcome {
+                    status_code: 200,
+                    payload: json!({"errorType": error_type, "errorMessage": message}).to_string(),
+                    function_error: Some("Unhandled".into()),
+                }
+            }
+        }
+    }
+}
+
+/// What became of an invocation that was followed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Followed {
+    /// The invoked function ran here.
+    Ran(Box<RunReport>),
+    /// The invoked function is already running further up this chain of
+    /// invocations: following it would never end.
+    Cycle { cycle: Vec<String> },
+}
+
+/// Why a cascade cannot run a function.
+#[derive(Debug, thiserror::Error)]
+pub enum CascadeError {
+    #[error("unknown function {0:?}")]
+    UnknownFunction(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A job the guests submitted, seen by whoever runs the cascade.
+pub trait JobWatcher: Send + Sync {
+    /// `job` was submitted by `function`; answers its id.
+    fn submitted(&self, function: &str, job: &Job) -> String;
+}
+
+/// Runs functions and follows their invocations.
+pub struct Cascade {
+    runtime: GuestRuntime,
+    components: PathBuf,
+    /// The functions (names without the prefix) and the guests serving them.
+    functions: &'static [Guest],
+    settings: Arc<Settings>,
+    now: u64,
+    deadline: Duration,
+    effects: Arc<LocalEffects>,
+    /// Each function's guest, loaded once (by function: two functions may
+    /// run one guest with different reaches).
+    loaded: Mutex<HashMap<&'static str, Arc<LoadedGuest>>>,
+    jobs: Option<Arc<dyn JobWatcher>>,
+    /// Whether invocations run the invoked function (else the local
+    /// backend answers them, as a plain replay does).
+    follow: bool,
+}
+
+impl Cascade {
+    pub fn new(
+        components: PathBuf,
+        settings: Settings,
+        now: u64,
+        deadline: Duration,
+        effects: LocalEffects,
+    ) -> Result<Self, EngineError> {
+        Ok(Cascade {
+            runtime: GuestRuntime::new()?,
+            components,
+            functions: &GUESTS,
+            settings: Arc::new(settings),
+            now,
+            deadline,
+            effects: Arc::new(effects),
+            loaded: Mutex::default(),
+            jobs: None,
+            follow: true,
+        })
+    }
+
+    /// Whether to follow invocations (the default) or let the local
+    /// backend answer them.
+    pub fn following(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// Serves other functions than the pipeline's (test fixtures).
+    pub fn with_functions(mut self, functions: &'static [Guest]) -> Self {
+        self.functions = functions;
+        self
+    }
+
+    /// Hands every submitted job to `watcher` instead of the local backend.
+    pub fn with_jobs(mut self, watcher: Arc<dyn JobWatcher>) -> Self {
+        self.jobs = Some(watcher);
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The entry serving `function` (a function name with the prefix, or a
+    /// guest name).
+    pub fn entry(&self, function: &str) -> Option<(&'static Guest, String)> {
+        let prefix = &self.settings.pipeline.function_prefix;
+        self.functions.iter().find_map(|entry| {
+            let name = format!("{prefix}{}", entry.function);
+            (function == name || function == entry.guest).then_some((entry, name))
+        })
+    }
+
+    fn guest(&self, entry: &'static Guest) -> Result<Arc<LoadedGuest>, CascadeError> {
+        let mut loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(guest) = loaded.get(entry.function) {
+            return Ok(guest.clone());
+        }
+        let precompiled = self.components.join(format!("{}.cwasm", entry.guest));
+        let path = if precompiled.is_file() {
+            precompiled
+        } else {
+            self.components.join(format!("{}.wasm", entry.guest))
+        };
+        let guest = Arc::new(self.runtime.load(&path)?.serving(entry));
+        loaded.insert(entry.function, guest.clone());
+        Ok(guest)
+    }
+
+    /// Runs `function` on `event` as request `request_id`, following every
+    /// invocation it makes.
+    pub async fn run(
+        self: &Arc<Self>,
+        function: &str,
+        event: &str,
+        request_id: &str,
+    ) -> Result<RunReport, CascadeError> {
+        self.run_in_chain(function, event, request_id, Vec::new()).await
+    }
+
+    async fn run_in_chain(
+        self: &Arc<Self>,
+        function: &str,
+        event: &str,
+        request_id: &str,
+        mut chain: Vec<String>,
+    ) -> Result<RunReport, CascadeError> {
+        let (entry, name) = self
+            .entry(function)
+            .ok_or_else(|| CascadeError::UnknownFunction(function.to_owned()))?;
+        let guest = self.guest(entry)?;
+        chain.push(name.clone());
+        let effects = Arc::new(Following {
+            cascade: self.clone(),
+            chain,
+            request_id: request_id.to_owned(),
+            runs: Mutex::default(),
+        });
+        let context = EventContext {
+            function_name: name.clone(),
+            request_id: request_id.to_owned(),
+            deadline_ms: (self.now * 1000)
+                .saturating_add(u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX)),
+            time_left: self.deadline,
+            now: self.now,
+        };
+        let outcome = guest
+            .handle(event, &context, effects.clone(), self.settings.clone())
+            .await;
+        let mut report = RunReport::of(&name, entry.guest, outcome);
+        effects.attach(&mut report.actions);
+        Ok(report)
+    }
+}
+
+/// The effects of one run: the local backend's, except that invocations
+/// run the invoked function here.
+struct Following {
+    cascade: Arc<Cascade>,
+    /// The functions running, outermost first; the last is this run's.
+    chain: Vec<String>,
+    request_id: String,
+    /// The runs of the invocations made, by function and payload, in the
+    /// order they were made.
+    runs: Mutex<BTreeMap<(String, String), VecDeque<Followed>>>,
+}
+
+/// An invocation's key: the function and its payload as the action shows it.
+fn run_key(function: &str, payload: &Value) -> (String, String) {
+    (function.to_owned(), payload.to_string())
+}
+
+impl Following {
+    fn record(&self, invocation: &Invocation, followed: Followed) {
+        let Action::LambdaInvoke { payload, .. } = Action::invoke(invocation) else {
+            return;
+        };
+        self.runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(run_key(&invocation.function_name, &payload))
+            .or_default()
+            .push_back(followed);
+    }
+
+    /// Puts each run under the action that invoked it.
+    fn attach(&self, actions: &mut [Action]) {
+        let mut runs = self.runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for action in actions {
+            if let Action::LambdaInvoke {
+                function_name,
+                payload,
+                run,
+                ..
+            } = action
+            {
+                *run = runs
+                    .get_mut(&run_key(function_name, payload))
+                    .and_then(VecDeque::pop_front)
+                    .map(Box::new);
+            }
+        }
+    }
+
+    /// A request id for the invoked run that is the same every time the
+    /// same event is replayed.
+    fn child_request_id(&self, invocation: &Invocation) -> String {
+        let digest = Sha256::digest(
+            [
+                self.request_id.as_bytes(),
+                invocation.function_name.as_bytes(),
+                invocation.payload.as_bytes(),
+            ]
+            .join(&0u8),
+        );
+        let short: String = digest[..6].iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("{}/{short}", self.request_id)
+    }
+}
+
+#[async_trait]
+impl Effects for Following {
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        self.cascade
+            .effects
+            .list_prefixes(bucket, prefix, delimiter)
+            .await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+        self.cascade.effects.get_object(bucket, key, max_size).await
+    }
+
+    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
+        if !self.cascade.follow {
+            return self.cascade.effects.invoke(invocation).await;
+        }
+        let function = &invocation.function_name;
+        if self.cascade.entry(function).is_none() {
+            return Err(AwsError::new(
+                ErrorKind::NotFound,
+                "ResourceNotFoundException",
+                format!("Function not found: {function}"),
+            ));
+        }
+        if self.chain.iter().any(|running| running == function) {
+            let mut cycle = self.chain.clone();
+            cycle.push(function.clone());
+            let message = format!("not followed: a cycle {}", cycle.join(" -> "));
+            self.record(invocation, Followed::Cycle { cycle });
+            return Ok(match invocation.invocation_type {
+                InvocationType::Event => InvocationOutcome {
+                    status_code: 202,
+                    payload: String::new(),
+                    function_error: None,
+                },
+                InvocationType::RequestResponse => InvocationOutcome {
+                    status_code: 200,
+                    payload: json!({"errorType": "Cycle", "errorMessage": message}).to_string(),
+                    function_error: Some("Unhandled".into()),
+                },
+            });
+        }
+        let request_id = self.child_request_id(invocation);
+        let run = Box::pin(self.cascade.run_in_chain(
+            function,
+            &invocation.payload,
+            &request_id,
+            self.chain.clone(),
+        ))
+        .await
+        .map_err(|err| AwsError::new(ErrorKind::Unavailable, "ServiceException", err.to_string()))?;
+        let outcome = run.outcome(invocation.invocation_type);
+        self.record(invocation, Followed::Ran(Box::new(run)));
+        Ok(outcome)
+    }
+
+    async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
+        match &self.cascade.jobs {
+            Some(watcher) => Ok(watcher.submitted(self.chain.last().map(String::as_str).unwrap_or(""), job)),
+            None => self.cascade.effects.submit_job(job).await,
+        }
+    }
+
+    async fn get_object_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        self.cascade.effects.get_object_tagged(bucket, key).await
+    }
+
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<String, AwsError> {
+        self.cascade
+            .effects
+            .put_object_if(bucket, key, body, condition)
+            .await
+    }
+
+    async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
+        self.cascade.effects.delete_object_if(bucket, key, etag).await
+    }
+
+    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
+        self.cascade.effects.find_jobs(queue, job_name).await
+    }
+}
