@@ -226,7 +226,21 @@ impl Cascade {
         event: &str,
         request_id: &str,
     ) -> Result<RunReport, CascadeError> {
-        self.run_in_chain(function, event, request_id, Vec::new()).await
+        self.run_in_chain(function, event, request_id, self.now, Vec::new())
+            .await
+    }
+
+    /// As [`Cascade::run`], with the clock at `now` for this run and the
+    /// runs it leads to.
+    pub async fn run_at(
+        self: &Arc<Self>,
+        function: &str,
+        event: &str,
+        request_id: &str,
+        now: u64,
+    ) -> Result<RunReport, CascadeError> {
+        self.run_in_chain(function, event, request_id, now, Vec::new())
+            .await
     }
 
     async fn run_in_chain(
@@ -234,6 +248,7 @@ impl Cascade {
         function: &str,
         event: &str,
         request_id: &str,
+        now: u64,
         mut chain: Vec<String>,
     ) -> Result<RunReport, CascadeError> {
         let (entry, name) = self
@@ -245,15 +260,16 @@ impl Cascade {
             cascade: self.clone(),
             chain,
             request_id: request_id.to_owned(),
+            now,
             runs: Mutex::default(),
         });
         let context = EventContext {
             function_name: name.clone(),
             request_id: request_id.to_owned(),
-            deadline_ms: (self.now * 1000)
+            deadline_ms: (now * 1000)
                 .saturating_add(u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX)),
             time_left: self.deadline,
-            now: self.now,
+            now,
         };
         let outcome = guest
             .handle(event, &context, effects.clone(), self.settings.clone())
@@ -271,6 +287,8 @@ struct Following {
     /// The functions running, outermost first; the last is this run's.
     chain: Vec<String>,
     request_id: String,
+    /// The clock of this run and those it leads to.
+    now: u64,
     /// The runs of the invocations made, by function and payload, in the
     /// order they were made.
     runs: Mutex<BTreeMap<(String, String), VecDeque<Followed>>>,
@@ -382,6 +400,7 @@ impl Effects for Following {
             function,
             &invocation.payload,
             &request_id,
+            self.now,
             self.chain.clone(),
         ))
         .await

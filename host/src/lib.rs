@@ -25,6 +25,7 @@ pub mod outcome;
 pub mod replay;
 pub mod run;
 pub mod settings;
+pub mod simulate;
 pub mod store;
 
 /// The host's side of `wit/emmaa.wit`.

@@ -1,5 +1,6 @@
 //! `host`: the Lambda bootstrap (no arguments, inside Lambda) and
-//! `host replay`, which runs an event through a guest on this machine.
+//! `host replay`, which runs an event through a guest on this machine, and
+//! `host simulate`, which runs a whole day of the pipeline here.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use emmaa_host::replay::{
     DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayRequest, parse_deadline, parse_now, replay,
 };
 use emmaa_host::settings::settings_help;
+use emmaa_host::simulate::{Graph, SimulateRequest, simulate};
 use emmaa_host::{Settings, lambda};
 use tracing_subscriber::EnvFilter;
 
@@ -65,6 +67,34 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Simulate a whole day here: the two daily schedules, every invocation,
+    /// each Batch job writing the file the handler contract names, and the
+    /// function each new file triggers, until nothing is left.
+    ///
+    /// The bucket directory is not changed (new files go to an overlay in
+    /// memory). Prints every run with its event and answer, every job with
+    /// the files it would write and the functions they fire, and a summary;
+    /// or the day as a graph (--format mermaid or dot). Exit status: 0 when
+    /// every run answered 200, 1 when one did not, 2 for usage errors.
+    #[command(after_long_help = settings_help())]
+    Simulate {
+        /// A directory standing for the bucket (as replay's --bucket-dir).
+        #[arg(long, value_name = "DIR")]
+        bucket_dir: PathBuf,
+        /// When the day starts, RFC 3339 (default: now); each run started
+        /// after it sees the clock one second later.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// json (everything), mermaid or dot (the graph).
+        #[arg(long, default_value = "json", value_parser = ["json", "mermaid", "dot"])]
+        format: String,
+        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
+        components: PathBuf,
+        /// Each function's deadline (30s, 1500ms, 2m; at most 15m).
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
+        deadline: String,
+    },
 }
 
 #[cfg(feature = "jit")]
@@ -93,6 +123,20 @@ fn main() -> ExitCode {
         None => {
             eprintln!("host: not running in Lambda (AWS_LAMBDA_RUNTIME_API is not set); see `host --help`");
             ExitCode::from(2)
+        }
+        Some(Command::Simulate {
+            bucket_dir,
+            now,
+            format,
+            components,
+            deadline,
+        }) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
+            run_simulate(&runtime, bucket_dir, now, &format, components, &deadline)
         }
         Some(Command::Replay {
             function,
@@ -145,6 +189,59 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `host simulate`: prints the day in the format asked for.
+fn run_simulate(
+    runtime: &tokio::runtime::Runtime,
+    bucket_dir: PathBuf,
+    now: Option<String>,
+    format: &str,
+    components: PathBuf,
+    deadline: &str,
+) -> ExitCode {
+    let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
+        Ok(SimulateRequest {
+            bucket_dir,
+            now: now.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|elapsed| elapsed.as_secs())
+                    .unwrap_or_default()
+            }),
+            components,
+            deadline: parse_deadline(deadline)?,
+        })
+    });
+    let simulation = request.map_err(|err| err.to_string()).and_then(|request| {
+        let settings = Settings::from_env().map_err(|err| format!("bad setting: {err}"))?;
+        runtime
+            .block_on(simulate(&request, settings))
+            .map_err(|err| err.to_string())
+    });
+    let simulation = match simulation {
+        Ok(simulation) => simulation,
+        Err(err) => {
+            eprintln!("host simulate: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match format {
+        "mermaid" => Ok(Graph::of(&simulation).mermaid()),
+        "dot" => Ok(Graph::of(&simulation).dot()),
+        _ => serde_json::to_string_pretty(&simulation).map(|json| json + "\n"),
+    };
+    let printed = text
+        .map_err(std::io::Error::other)
+        .and_then(|text| std::io::stdout().lock().write_all(text.as_bytes()));
+    match printed {
+        Ok(()) if simulation.runs.iter().all(|run| run.run.exit_code() == 0) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("host simulate: cannot print: {err}");
+            ExitCode::from(2)
         }
     }
 }

@@ -32,6 +32,12 @@ pub enum LocalBucket {
     Directory(PathBuf),
     /// Key to bytes.
     Memory(BTreeMap<String, Vec<u8>>),
+    /// A directory, with objects written over it in memory (`simulate`):
+    /// they are read and listed first; the directory is never changed.
+    Overlay {
+        dir: PathBuf,
+        written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    },
 }
 
 /// Where the claims of the ledger are kept: never in the bucket directory,
@@ -313,6 +319,64 @@ impl LocalLedger {
     }
 }
 
+/// The common prefixes of a directory bucket: its subdirectories.
+fn directory_prefixes(dir: &Path, prefix: &str, delimiter: &str) -> Result<Vec<String>, AwsError> {
+    if delimiter != "/" || !(prefix.is_empty() || prefix.ends_with('/')) {
+        return Err(AwsError::new(
+            ErrorKind::Rejected,
+            "Unsupported",
+            format!(
+                "a directory bucket lists only whole directories, not prefix {prefix:?} with delimiter {delimiter:?}"
+            ),
+        ));
+    }
+    let Some(listed) = resolve(dir, prefix.trim_end_matches('/'))? else {
+        return Ok(Vec::new());
+    };
+    let entries = match std::fs::read_dir(&listed) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == IoErrorKind::NotADirectory => return Ok(Vec::new()),
+        Err(err) => return Err(local_io(&listed, &err)),
+    };
+    let mut prefixes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|err| local_io(&listed, &err))?;
+        // A regular file is an object, not a prefix. Anything else is
+        // listed, so whatever cannot be served is refused by name when a
+        // handler reads under it.
+        let is_object = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if !is_object {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            prefixes.push(format!("{prefix}{name}/"));
+        }
+    }
+    prefixes.sort();
+    Ok(prefixes)
+}
+
+fn directory_object(dir: &Path, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+    match resolve(dir, key)? {
+        Some(path) => read_file(bucket, key, &path, max_size),
+        None => Err(no_such_key(key)),
+    }
+}
+
+/// The object at `key` in memory, if there is one.
+fn memory_object(
+    objects: &BTreeMap<String, Vec<u8>>,
+    bucket: &str,
+    key: &str,
+    max_size: u64,
+) -> Option<Result<Vec<u8>, AwsError>> {
+    let object = objects.get(key)?;
+    let size = object.len() as u64;
+    Some(if size > max_size {
+        Err(AwsError::too_large(bucket, key, size, max_size))
+    } else {
+        Ok(object.clone())
+    })
+}
+
 fn poisoned() -> AwsError {
     AwsError::new(
         ErrorKind::Unavailable,
@@ -335,37 +399,13 @@ impl Effects for LocalEffects {
         match &self.bucket {
             LocalBucket::Empty => Ok(Vec::new()),
             LocalBucket::Memory(objects) => Ok(Self::memory_prefixes(objects, prefix, delimiter)),
-            LocalBucket::Directory(dir) => {
-                if delimiter != "/" || !(prefix.is_empty() || prefix.ends_with('/')) {
-                    return Err(AwsError::new(
-                        ErrorKind::Rejected,
-                        "Unsupported",
-                        format!(
-                            "a directory bucket lists only whole directories, not prefix {prefix:?} with delimiter {delimiter:?}"
-                        ),
-                    ));
-                }
-                let Some(listed) = resolve(dir, prefix.trim_end_matches('/'))? else {
-                    return Ok(Vec::new());
-                };
-                let entries = match std::fs::read_dir(&listed) {
-                    Ok(entries) => entries,
-                    Err(err) if err.kind() == IoErrorKind::NotADirectory => return Ok(Vec::new()),
-                    Err(err) => return Err(local_io(&listed, &err)),
-                };
-                let mut prefixes = Vec::new();
-                for entry in entries {
-                    let entry = entry.map_err(|err| local_io(&listed, &err))?;
-                    // A regular file is an object, not a prefix. Anything
-                    // else is listed, so whatever cannot be served is
-                    // refused by name when a handler reads under it.
-                    let is_object = entry.file_type().is_ok_and(|kind| kind.is_file());
-                    if !is_object {
-                        let name = entry.file_name().to_string_lossy().into_owned();
-                        prefixes.push(format!("{prefix}{name}/"));
-                    }
-                }
+            LocalBucket::Directory(dir) => directory_prefixes(dir, prefix, delimiter),
+            LocalBucket::Overlay { dir, written } => {
+                let mut prefixes = directory_prefixes(dir, prefix, delimiter)?;
+                let written = written.lock().map_err(|_| poisoned())?;
+                prefixes.extend(Self::memory_prefixes(&written, prefix, delimiter));
                 prefixes.sort();
+                prefixes.dedup();
                 Ok(prefixes)
             }
         }
@@ -378,17 +418,14 @@ impl Effects for LocalEffects {
         match &self.bucket {
             LocalBucket::Empty => Err(no_such_key(key)),
             LocalBucket::Memory(objects) => {
-                let object = objects.get(key).ok_or_else(|| no_such_key(key))?;
-                let size = object.len() as u64;
-                if size > max_size {
-                    return Err(AwsError::too_large(bucket, key, size, max_size));
-                }
-                Ok(object.clone())
+                memory_object(objects, bucket, key, max_size).unwrap_or_else(|| Err(no_such_key(key)))
             }
-            LocalBucket::Directory(dir) => match resolve(dir, key)? {
-                Some(path) => read_file(bucket, key, &path, max_size),
-                None => Err(no_such_key(key)),
-            },
+            LocalBucket::Directory(dir) => directory_object(dir, bucket, key, max_size),
+            LocalBucket::Overlay { dir, written } => {
+                let written = written.lock().map_err(|_| poisoned())?;
+                memory_object(&written, bucket, key, max_size)
+                    .unwrap_or_else(|| directory_object(dir, bucket, key, max_size))
+            }
         }
     }
 

@@ -1,0 +1,609 @@
+//! `host simulate`: a whole day of the pipeline, here. It starts from the
+//! two daily schedules, follows every invocation (as `replay --follow`),
+//! treats each Batch job as writing the file the handler contract says it
+//! writes (a model state, a model manager, test results) into an overlay of
+//! the bucket directory, and runs the function whose S3 trigger matches
+//! each new file, until nothing is left. The bucket directory is not
+//! changed.
+//!
+//! Virtual time: the run started k-th sees the clock at `now` + k seconds,
+//! so the names of jobs and files of different runs never collide.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::action::Action;
+use crate::cascade::{Cascade, CascadeError, Followed, JobWatcher, RunReport};
+use crate::effects::Job;
+use crate::effects::local::{LocalBucket, LocalEffects};
+use crate::engine::EngineError;
+use crate::guests::{GUESTS, Trigger};
+use crate::settings::Settings;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimulateRequest {
+    pub bucket_dir: PathBuf,
+    /// When the day starts (seconds since the epoch).
+    pub now: u64,
+    pub components: PathBuf,
+    /// Each function's deadline.
+    pub deadline: Duration,
+}
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Start {
+    /// A daily schedule (its template parameter).
+    Schedule { schedule: String },
+    /// A new object, written by a job, matched the function's S3 trigger.
+    File { key: String, written_by: String },
+}
+
+/// One function started by a schedule or a file, with every run it led to
+/// nested under its invocations.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulatedRun {
+    pub start: Start,
+    /// The clock the run saw (RFC 3339).
+    pub at: String,
+    pub event: Value,
+    pub run: RunReport,
+}
+
+/// A Batch job and what it would write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimulatedJob {
+    pub name: String,
+    pub queue: String,
+    pub definition: String,
+    pub submitted_by: String,
+    /// The model (`--model`), when the command names one.
+    pub model: Option<String>,
+    /// The keys the job writes, by the contract.
+    pub writes: Vec<String>,
+    /// The functions those keys trigger.
+    pub fires: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Runs per function, invoked ones included.
+    pub functions: BTreeMap<String, usize>,
+    pub runs: usize,
+    pub invocations: usize,
+    pub jobs: usize,
+    pub files: usize,
+    /// Items a handler refused (its answers' `refused` lists) and runs that
+    /// failed.
+    pub refusals: usize,
+    pub cycles: usize,
+    /// Per model, its jobs in the order they were submitted.
+    pub models: BTreeMap<String, Vec<String>>,
+}
+
+/// The day, as `host simulate` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Simulation {
+    pub now: String,
+    pub runs: Vec<SimulatedRun>,
+    pub jobs: Vec<SimulatedJob>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("--bucket-dir {0} is not a directory")]
+    BucketDirMissing(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Cascade(#[from] CascadeError),
+}
+
+/// `2020-02-04T12:00:00Z`.
+fn rfc3339(seconds: u64) -> String {
+    OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).unwrap_or(i64::MAX))
+        .map(|time| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                time.year(),
+                u8::from(time.month()),
+                time.day(),
+                time.hour(),
+                time.minute(),
+                time.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The contract's `{date}`: `YYYY-MM-DD-HH-MM-SS`.
+fn key_date(seconds: u64) -> String {
+    rfc3339(seconds).trim_end_matches('Z').replace(['T', ':'], "-")
+}
+
+/// The files a job writes, by the script its command runs (the contract's
+/// table of keys): a model update writes a model state, a model manager
+/// update a model manager, a model test its corpus's results. Other jobs
+/// write nothing the contract names.
+pub fn files_written(job: &Job, at: u64) -> (Option<String>, Vec<String>) {
+    let core = job.command.last().map(String::as_str).unwrap_or("");
+    let words: Vec<&str> = core.split_whitespace().collect();
+    let argument = |flag: &str| {
+        words
+            .iter()
+            .position(|word| *word == flag)
+            .and_then(|at| words.get(at + 1))
+            .map(|value| value.to_string())
+    };
+    let model = argument("--model");
+    let date = key_date(at);
+    let script = words
+        .iter()
+        .find(|word| word.starts_with("scripts/") && word.ends_with(".py"))
+        .copied()
+        .unwrap_or("");
+    let writes = match (script, &model) {
+        ("scripts/run_model_update.py", Some(model)) => vec![format!("models/{model}/model_{date}.pkl")],
+        ("scripts/update_model_manager.py", Some(model)) => {
+            vec![format!("results/{model}/model_manager_{date}.pkl")]
+        }
+        ("scripts/run_model_tests_from_s3.py", Some(model)) => match argument("--tests") {
+            Some(tests) => vec![format!("results/{model}/results_{tests}_{date}.json")],
+            None => vec![format!("results/{model}/results_{date}.json")],
+        },
+        _ => Vec::new(),
+    };
+    (model, writes)
+}
+
+/// The functions whose S3 trigger matches `key`.
+pub fn triggered_by(key: &str, prefix: &str) -> Vec<String> {
+    GUESTS
+        .iter()
+        .filter(|entry| match entry.trigger {
+            Trigger::NewObject {
+                prefix: key_prefix,
+                suffix,
+            } => key.starts_with(key_prefix) && key.ends_with(suffix),
+            _ => false,
+        })
+        .map(|entry| format!("{prefix}{}", entry.function))
+        .collect()
+}
+
+/// The S3 notification Lambda gets for a new object.
+fn s3_event(bucket: &str, key: &str, sequencer: usize, at: u64) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": rfc3339(at),
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 0, "sequencer": format!("{sequencer:016X}")},
+        },
+    }]})
+}
+
+/// The event a daily schedule sends (EventBridge's "Scheduled Event").
+fn scheduled_event(rule: &str, at: u64) -> Value {
+    json!({
+        "version": "0",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": rfc3339(at),
+        "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/{rule}")],
+        "detail": {},
+    })
+}
+
+/// The jobs of the run in progress, and the files they leave.
+#[derive(Default)]
+struct Day {
+    /// The clock of the run in progress.
+    at: u64,
+    prefix: String,
+    jobs: Vec<SimulatedJob>,
+    written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+}
+
+struct Watcher(Mutex<Day>);
+
+impl JobWatcher for Watcher {
+    fn submitted(&self, function: &str, job: &Job) -> String {
+        let mut day = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (model, writes) = files_written(job, day.at);
+        let fires = writes
+            .iter()
+            .flat_map(|key| triggered_by(key, &day.prefix))
+            .collect();
+        if let Ok(mut written) = day.written.lock() {
+            for key in &writes {
+                written.insert(key.clone(), Vec::new());
+            }
+        }
+        day.jobs.push(SimulatedJob {
+            name: job.name.clone(),
+            queue: job.queue.clone(),
+            definition: job.definition.clone(),
+            submitted_by: function.to_owned(),
+            model,
+            writes,
+            fires,
+        });
+        format!("sim-{}", job.name)
+    }
+}
+
+/// The two daily schedules in the order they fire by default (the
+/// template's `TestUpdateSchedule` at 04:00, `UpdateSchedule` at 05:00).
+const SCHEDULES: [(&str, &str); 2] = [
+    ("TestUpdateSchedule", "test_update_pipeline"),
+    ("UpdateSchedule", "update_pipeline"),
+];
+
+/// Simulates the day.
+pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<Simulation, SimulateError> {
+    if !request.bucket_dir.is_dir() {
+        return Err(SimulateError::BucketDirMissing(
+            request.bucket_dir.display().to_string(),
+        ));
+    }
+    let written: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    let watcher = Arc::new(Watcher(Mutex::new(Day {
+        at: request.now,
+        prefix: settings.pipeline.function_prefix.clone(),
+        jobs: Vec::new(),
+        written: written.clone(),
+    })));
+    let bucket = LocalBucket::Overlay {
+        dir: request.bucket_dir.clone(),
+        written,
+    };
+    let prefix = settings.pipeline.function_prefix.clone();
+    let bucket_name = settings.pipeline.bucket.clone();
+    let mut pending: VecDeque<(Start, String, Value)> = SCHEDULES
+        .iter()
+        .map(|(schedule, guest)| {
+            let function = crate::guests::default_function(guest, &prefix).unwrap_or_default();
+            let start = Start::Schedule {
+                schedule: (*schedule).to_owned(),
+            };
+            (start, function, Value::Null)
+        })
+        .collect();
+    let cascade = Arc::new(
+        Cascade::new(
+            request.components.clone(),
+            settings,
+            request.now,
+            request.deadline,
+            LocalEffects::new(bucket),
+        )?
+        .with_jobs(watcher.clone()),
+    );
+    let mut runs = Vec::new();
+    let mut jobs = Vec::new();
+    let mut sequencer = 0;
+    while let Some((start, function, event)) = pending.pop_front() {
+        let at = request.now + runs.len() as u64;
+        let event = match (&start, event) {
+            (Start::Schedule { schedule }, _) => scheduled_event(schedule, at),
+            (_, event) => event,
+        };
+        watcher
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .at = at;
+        let request_id = format!("simulate-{}", runs.len());
+        let run = cascade
+            .run_at(&function, &event.to_string(), &request_id, at)
+            .await?;
+        let mut submitted = std::mem::take(
+            &mut watcher
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .jobs,
+        );
+        // The host may submit a fan-out's jobs concurrently: in the order
+        // the guests asked for them, so the day reads the same every time.
+        let order = submissions(&run);
+        submitted.sort_by_key(|job| order.iter().position(|name| *name == job.name));
+        for job in &submitted {
+            for key in &job.writes {
+                for fired in triggered_by(key, &prefix) {
+                    sequencer += 1;
+                    let start = Start::File {
+                        key: key.clone(),
+                        written_by: job.name.clone(),
+                    };
+                    pending.push_back((start, fired, s3_event(&bucket_name, key, sequencer, at)));
+                }
+            }
+        }
+        jobs.extend(submitted);
+        runs.push(SimulatedRun {
+            start,
+            at: rfc3339(at),
+            event,
+            run,
+        });
+    }
+    let summary = summarize(&runs, &jobs);
+    Ok(Simulation {
+        now: rfc3339(request.now),
+        runs,
+        jobs,
+        summary,
+    })
+}
+
+/// The jobs a run and the runs it led to submitted, in the order the
+/// guests asked for them.
+fn submissions(report: &RunReport) -> Vec<String> {
+    let mut names = Vec::new();
+    for action in &report.actions {
+        match action {
+            Action::BatchSubmit { job_name, .. } => names.push(job_name.clone()),
+            Action::LambdaInvoke { run: Some(run), .. } => {
+                if let Followed::Ran(inner) = run.as_ref() {
+                    names.extend(submissions(inner));
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Counts what the day did.
+fn summarize(runs: &[SimulatedRun], jobs: &[SimulatedJob]) -> Summary {
+    let mut summary = Summary {
+        runs: runs.len(),
+        jobs: jobs.len(),
+        files: jobs.iter().map(|job| job.writes.len()).sum(),
+        ..Summary::default()
+    };
+    fn count(report: &RunReport, summary: &mut Summary) {
+        *summary.functions.entry(report.function.clone()).or_default() += 1;
+        let refused = report
+            .response
+            .as_ref()
+            .and_then(|response| response.get("refused")?.as_array().map(Vec::len))
+            .unwrap_or(0);
+        summary.refusals += refused + usize::from(report.error.is_some());
+        for action in &report.actions {
+            if let Action::LambdaInvoke { run, .. } = action {
+                summary.invocations += 1;
+                match run.as_deref() {
+                    Some(Followed::Ran(inner)) => count(inner, summary),
+                    Some(Followed::Cycle { .. }) => summary.cycles += 1,
+                    None => {}
+                }
+            }
+        }
+    }
+    for run in runs {
+        count(&run.run, &mut summary);
+    }
+    for job in jobs {
+        if let Some(model) = &job.model {
+            summary
+                .models
+                .entry(model.clone())
+                .or_default()
+                .push(job.name.clone());
+        }
+    }
+    summary
+}
+
+// ---- pictures ---------------------------------------------------------------
+
+/// The day as a graph: schedules, functions, jobs, files and the edges
+/// between them (an invocation, a submission, a write, a trigger).
+#[derive(Debug, Default)]
+pub struct Graph {
+    /// Id to (kind, label); kinds: schedule, function, job, file.
+    pub nodes: BTreeMap<String, (&'static str, String)>,
+    /// (from, to, label), each once.
+    pub edges: Vec<(String, String, String)>,
+}
+
+impl Graph {
+    fn node(&mut self, kind: &'static str, name: &str) -> String {
+        let id = format!(
+            "{}_{}",
+            match kind {
+                "schedule" => "schedule",
+                "function" => "fn",
+                "job" => "job",
+                _ => "file",
+            },
+            name.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        );
+        self.nodes.entry(id.clone()).or_insert((kind, name.to_owned()));
+        id
+    }
+
+    fn edge(&mut self, from: &str, to: &str, label: &str) {
+        let edge = (from.to_owned(), to.to_owned(), label.to_owned());
+        if !self.edges.contains(&edge) {
+            self.edges.push(edge);
+        }
+    }
+
+    pub fn of(simulation: &Simulation) -> Graph {
+        let mut graph = Graph::default();
+        let jobs_by_name: BTreeMap<&str, &SimulatedJob> = simulation
+            .jobs
+            .iter()
+            .map(|job| (job.name.as_str(), job))
+            .collect();
+        for run in &simulation.runs {
+            let function = graph.node("function", &run.run.function);
+            match &run.start {
+                Start::Schedule { schedule } => {
+                    let schedule = graph.node("schedule", schedule);
+                    graph.edge(&schedule, &function, "daily");
+                }
+                Start::File { key, .. } => {
+                    let file = graph.node("file", key);
+                    graph.edge(&file, &function, "S3 trigger");
+                }
+            }
+            graph.add_run(&run.run, &function, &jobs_by_name);
+        }
+        graph
+    }
+
+    fn add_run(&mut self, report: &RunReport, function: &str, jobs: &BTreeMap<&str, &SimulatedJob>) {
+        for action in &report.actions {
+            match action {
+                Action::LambdaInvoke {
+                    function_name,
+                    payload,
+                    run,
+                    ..
+                } => {
+                    let invoked = self.node("function", function_name);
+                    let label = payload["model"].as_str().unwrap_or("invoke");
+                    self.edge(function, &invoked, label);
+                    if let Some(Followed::Ran(inner)) = run.as_deref() {
+                        self.add_run(inner, &invoked, jobs);
+                    }
+                }
+                Action::BatchSubmit { job_name, .. } => {
+                    let job = self.node("job", job_name);
+                    self.edge(function, &job, "submit");
+                    for key in jobs
+                        .get(job_name.as_str())
+                        .map(|job| job.writes.as_slice())
+                        .unwrap_or(&[])
+                    {
+                        let file = self.node("file", key);
+                        self.edge(&job, &file, "writes");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Mermaid's flowchart.
+    pub fn mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for (id, (kind, label)) in &self.nodes {
+            let shape = match *kind {
+                "schedule" => format!("{id}([\"{label}\"])"),
+                "function" => format!("{id}[\"{label}\"]"),
+                "job" => format!("{id}[[\"{label}\"]]"),
+                _ => format!("{id}[/\"{label}\"/]"),
+            };
+            let _ = writeln!(out, "    {shape}");
+        }
+        for (from, to, label) in &self.edges {
+            let _ = writeln!(out, "    {from} -->|{label}| {to}");
+        }
+        out
+    }
+
+    /// Graphviz's DOT.
+    pub fn dot(&self) -> String {
+        let mut out = String::from(
+            "digraph pipeline {\n    rankdir=LR;\n    node [fontname=\"Helvetica\", fontsize=10];\n    edge [fontname=\"Helvetica\", fontsize=9];\n",
+        );
+        for (id, (kind, label)) in &self.nodes {
+            let style = match *kind {
+                "schedule" => "shape=ellipse, style=filled, fillcolor=\"#fde68a\"",
+                "function" => "shape=box, style=\"rounded,filled\", fillcolor=\"#bfdbfe\"",
+                "job" => "shape=box3d, style=filled, fillcolor=\"#e5e7eb\"",
+                _ => "shape=note, style=filled, fillcolor=\"#dcfce7\"",
+            };
+            let _ = writeln!(out, "    {id} [label={}, {style}];", Value::String(label.clone()));
+        }
+        for (from, to, label) in &self.edges {
+            let _ = writeln!(
+                out,
+                "    {from} -> {to} [label={}];",
+                Value::String(label.clone())
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(core: &str) -> Job {
+        Job {
+            name: "x".into(),
+            queue: "q".into(),
+            definition: "d".into(),
+            command: vec!["python".into(), core.into()],
+            depends_on: Vec::new(),
+            work: None,
+        }
+    }
+
+    #[test]
+    fn each_job_writes_the_file_the_contract_names() {
+        let at = 1_580_817_600; // 2020-02-04T12:00:00Z
+        let update =
+            job("bash scripts/git_and_run.sh --branch b python scripts/run_model_update.py --model aml");
+        assert_eq!(update.command.len(), 2);
+        assert_eq!(
+            files_written(&update, at),
+            (
+                Some("aml".into()),
+                vec!["models/aml/model_2020-02-04-12-00-00.pkl".into()]
+            )
+        );
+        let manager = job("bash scripts/git_and_run.sh python scripts/update_model_manager.py --model aml");
+        assert_eq!(
+            files_written(&manager, at).1,
+            ["results/aml/model_manager_2020-02-04-12-00-00.pkl"]
+        );
+        let tests = job("python scripts/run_model_tests_from_s3.py --model aml --tests large_corpus_tests");
+        assert_eq!(
+            files_written(&tests, at).1,
+            ["results/aml/results_large_corpus_tests_2020-02-04-12-00-00.json"]
+        );
+        let stats = job("python scripts/run_model_stats_from_s3.py --model aml --stats_mode model");
+        assert_eq!(files_written(&stats, at), (Some("aml".into()), Vec::new()));
+    }
+
+    #[test]
+    fn a_new_file_fires_the_function_whose_trigger_matches_it() {
+        assert_eq!(
+            triggered_by("models/aml/model_2020.pkl", "emmaa-"),
+            ["emmaa-mm-update"]
+        );
+        assert_eq!(
+            triggered_by("results/aml/model_manager_2020.pkl", "emmaa-"),
+            ["emmaa-after-update"]
+        );
+        assert_eq!(
+            triggered_by("results/aml/results_x_2020.json", "emmaa-"),
+            ["emmaa-test-stats"]
+        );
+        assert!(triggered_by("models/aml/config.json", "emmaa-").is_empty());
+    }
+}
