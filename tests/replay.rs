@@ -836,3 +836,37 @@ fn the_day_draws_as_mermaid_and_dot_with_one_models_whole_path() {
         }
     }
 }
+
+#[test]
+fn one_models_picture_holds_its_path_and_no_other_model() {
+    let output = simulate(&[
+        "--bucket-dir",
+        "examples/bucket",
+        "--now",
+        NOW,
+        "--format",
+        "mermaid",
+        "--model",
+        "aml",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    for other in ["brca", "covid19", "marm_model", "rasmodel", "TestUpdateSchedule"] {
+        assert!(!text.contains(other), "{other} in aml's picture:\n{text}");
+    }
+    for edge in [
+        "schedule_UpdateSchedule -->|daily| fn_emmaa_update_pipeline",
+        "fn_emmaa_update_pipeline -->|aml| fn_emmaa_model_update",
+        "file_results_aml_model_manager_2020_02_04_12_00_02_pkl -->|S3 trigger| fn_emmaa_after_update",
+        "fn_emmaa_test_stats -->|submit| job_aml_large_corpus_tests_stats_20200204_120010",
+    ] {
+        assert!(text.contains(edge), "no {edge}:\n{text}");
+    }
+    // Six jobs, three files: aml's whole day.
+    assert_eq!(text.matches("[[\"aml_").count(), 6, "{text}");
+    assert_eq!(text.matches("[/\"").count(), 3, "{text}");
+}

@@ -88,6 +88,9 @@ enum Command {
         /// json (everything), mermaid or dot (the graph).
         #[arg(long, default_value = "json", value_parser = ["json", "mermaid", "dot"])]
         format: String,
+        /// With mermaid or dot: draw only what concerns this model.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
         /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
         #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
         components: PathBuf,
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
             bucket_dir,
             now,
             format,
+            model,
             components,
             deadline,
         }) => {
@@ -136,7 +140,15 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            run_simulate(&runtime, bucket_dir, now, &format, components, &deadline)
+            run_simulate(
+                &runtime,
+                bucket_dir,
+                now,
+                &format,
+                model.as_deref(),
+                components,
+                &deadline,
+            )
         }
         Some(Command::Replay {
             function,
@@ -199,6 +211,7 @@ fn run_simulate(
     bucket_dir: PathBuf,
     now: Option<String>,
     format: &str,
+    model: Option<&str>,
     components: PathBuf,
     deadline: &str,
 ) -> ExitCode {
@@ -228,9 +241,16 @@ fn run_simulate(
             return ExitCode::from(2);
         }
     };
+    let graph = || {
+        let graph = Graph::of(&simulation);
+        match model {
+            Some(model) => graph.for_model(model),
+            None => graph,
+        }
+    };
     let text = match format {
-        "mermaid" => Ok(Graph::of(&simulation).mermaid()),
-        "dot" => Ok(Graph::of(&simulation).dot()),
+        "mermaid" => Ok(graph().mermaid()),
+        "dot" => Ok(graph().dot()),
         _ => serde_json::to_string_pretty(&simulation).map(|json| json + "\n"),
     };
     let printed = text

@@ -481,7 +481,13 @@ impl Graph {
                     ..
                 } => {
                     let invoked = self.node("function", function_name);
-                    let label = payload["model"].as_str().unwrap_or("invoke");
+                    // The model: named in the payload, or the second
+                    // segment of a stand-in S3 record's key.
+                    let key = payload["Records"][0]["s3"]["object"]["key"].as_str();
+                    let label = payload["model"]
+                        .as_str()
+                        .or_else(|| key.and_then(|key| key.split('/').nth(1)))
+                        .unwrap_or("invoke");
                     self.edge(function, &invoked, label);
                     if let Some(Followed::Ran(inner)) = run.as_deref() {
                         self.add_run(inner, &invoked, jobs);
@@ -502,6 +508,42 @@ impl Graph {
                 _ => {}
             }
         }
+    }
+
+    /// Only what concerns `model`: its invocations, jobs and files, and the
+    /// schedules and triggers that lead to them.
+    pub fn for_model(&self, model: &str) -> Graph {
+        let concerns = |id: &str| match self.nodes.get(id) {
+            Some(("job", name)) => name.starts_with(&format!("{model}_")),
+            Some(("file", key)) => key.split('/').nth(1) == Some(model),
+            _ => false,
+        };
+        let mut kept: Vec<(String, String, String)> = self
+            .edges
+            .iter()
+            .filter(|(from, to, label)| label == model || concerns(from) || concerns(to))
+            .cloned()
+            .collect();
+        let reached: Vec<String> = kept
+            .iter()
+            .flat_map(|(from, to, _)| [from.clone(), to.clone()])
+            .collect();
+        kept.extend(
+            self.edges
+                .iter()
+                .filter(|(from, to, _)| from.starts_with("schedule_") && reached.contains(to))
+                .cloned(),
+        );
+        let mut graph = Graph::default();
+        for (from, to, label) in self.edges.iter().filter(|edge| kept.contains(edge)) {
+            for id in [from, to] {
+                if let Some(node) = self.nodes.get(id) {
+                    graph.nodes.insert(id.clone(), node.clone());
+                }
+            }
+            graph.edge(from, to, label);
+        }
+        graph
     }
 
     /// Mermaid's flowchart.
