@@ -870,3 +870,56 @@ fn one_models_picture_holds_its_path_and_no_other_model() {
     assert_eq!(text.matches("[[\"aml_").count(), 6, "{text}");
     assert_eq!(text.matches("[/\"").count(), 3, "{text}");
 }
+
+/// Replay keeps each compiled component in its cache and reuses it; a
+/// damaged cache entry is compiled again, never trusted.
+#[test]
+fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("components");
+    let cache_arg = cache_dir.to_str().unwrap();
+    let run = || {
+        let output = replay(
+            &[
+                "emmaa-model-update",
+                "examples/events/emmaa-model-update.json",
+                "--now",
+                NOW,
+            ],
+            &[("EMMAA_COMPILE_CACHE", cache_arg)],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+    };
+    let first = run();
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|ext| ext == "cwasm"));
+    let compiled = std::fs::read(&entries[0]).unwrap();
+    assert_eq!(run(), first, "the cached component answers the same");
+    std::fs::write(&entries[0], b"not a component").unwrap();
+    assert_eq!(run(), first, "a damaged entry is compiled again");
+    assert_eq!(
+        std::fs::read(&entries[0]).unwrap().len(),
+        compiled.len(),
+        "and rewritten"
+    );
+    // EMMAA_COMPILE_CACHE empty: no cache at all.
+    let output = replay(
+        &[
+            "emmaa-model-update",
+            "examples/events/emmaa-model-update.json",
+            "--now",
+            NOW,
+        ],
+        &[("EMMAA_COMPILE_CACHE", "")],
+    );
+    assert!(output.status.success());
+}

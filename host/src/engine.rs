@@ -90,6 +90,34 @@ pub fn precompile_for(wasm: &[u8], arch: Option<&str>) -> Result<Vec<u8>, Engine
         .map_err(|err| EngineError::load("(precompiling)", &err))
 }
 
+/// Where compiled components are kept between runs of `replay` and
+/// `simulate`: `EMMAA_COMPILE_CACHE` (empty: no cache), else
+/// `$XDG_CACHE_HOME/emmaa/components`, else `~/.cache/emmaa/components`.
+/// Made (owner only) when first used; None when it cannot be.
+#[cfg(feature = "jit")]
+pub fn compile_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let dir = match std::env::var_os("EMMAA_COMPILE_CACHE") {
+        Some(dir) if dir.is_empty() => return None,
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?
+            .join("emmaa")
+            .join("components"),
+    };
+    if !dir.is_dir() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .ok()?;
+    }
+    Some(dir)
+}
+
 /// The engine, ready to load guests.
 pub struct GuestRuntime {
     engine: Engine,
@@ -142,9 +170,41 @@ impl GuestRuntime {
         self.link(component, &shown)
     }
 
+    /// Compiles `wasm`, or loads what an earlier compile of the same bytes
+    /// by a compatible engine left in the cache (`compile_cache_dir`).
     #[cfg(feature = "jit")]
     fn compile(&self, wasm: &[u8], shown: &str) -> Result<Component, EngineError> {
-        Component::new(&self.engine, wasm).map_err(|err| EngineError::load(shown, &err))
+        let cached = compile_cache_dir().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(wasm))));
+        if let Some(bytes) = cached.as_ref().and_then(|path| std::fs::read(path).ok()) {
+            // SAFETY: the file is in the user's own cache directory, written
+            // below by this function from this engine's compilation of the
+            // same bytes (its name holds their hash and the engine's);
+            // wasmtime checks its version and settings again.
+            if let Ok(component) = unsafe { Component::deserialize(&self.engine, &bytes) } {
+                return Ok(component);
+            }
+        }
+        let component = Component::new(&self.engine, wasm).map_err(|err| EngineError::load(shown, &err))?;
+        if let (Some(path), Ok(serialized)) = (cached, component.serialize()) {
+            // Best effort: a cache that cannot be written only costs time.
+            let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+            if std::fs::write(&temporary, serialized).is_ok() && std::fs::rename(&temporary, &path).is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+        }
+        Ok(component)
+    }
+
+    /// The component's bytes and this engine's compatibility, hashed.
+    #[cfg(feature = "jit")]
+    fn cache_key(&self, wasm: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        use std::hash::{Hash, Hasher};
+        let mut engine = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut engine);
+        let digest = Sha256::digest(wasm);
+        let wasm: String = digest[..16].iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("{wasm}-{:016x}", engine.finish())
     }
 
     #[cfg(not(feature = "jit"))]
