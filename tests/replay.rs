@@ -302,7 +302,7 @@ fn a_replay_past_its_deadline_is_stopped_and_says_so() {
     match error["kind"].as_str().unwrap() {
         "deadline" => assert!(message.starts_with("the guest was stopped"), "{message}"),
         "refused" => assert!(message.contains("NotAttempted"), "{message}"),
-        other => panic!("{other}: {message}"),
+        other => panic!("{other}: {message}\n{report:#}"),
     }
     assert_eq!(report["response"], Value::Null);
 }
