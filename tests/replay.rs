@@ -923,3 +923,29 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
     );
     assert!(output.status.success());
 }
+
+/// `--models N`: the made-up bucket's day, counted from its mix by hand:
+/// three in four models updated daily, the rest curated; one in ten makes
+/// tests; even models test one corpus, odd ones two.
+#[test]
+fn a_day_over_made_up_models_counts_every_job() {
+    let output = simulate(&["--models", "200", "--now", NOW]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = stdout_json(&output)["summary"].clone();
+    let (models, updated, makers, corpora) = (200, 150, 20, 100 + 2 * 100);
+    let jobs = updated // model updates
+        + models // manager updates (files, and the curated models directly)
+        + 2 * models // model stats and queries, after every update
+        + corpora // model tests
+        + corpora // test statistics
+        + 2 * makers; // test updates: at 04:00 and after the update
+    assert_eq!(summary["jobs"], jobs);
+    assert_eq!(summary["files"], updated + models + corpora);
+    assert_eq!(summary["runs"], 2 + updated + models + corpora);
+    assert_eq!(summary["refusals"], 0);
+    assert_eq!(summary["models"].as_object().unwrap().len(), models);
+}

@@ -11,7 +11,7 @@ use emmaa_host::replay::{
     DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayRequest, parse_deadline, parse_now, replay,
 };
 use emmaa_host::settings::settings_help;
-use emmaa_host::simulate::{Graph, SimulateRequest, simulate};
+use emmaa_host::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
 use emmaa_host::{Settings, lambda};
 use tracing_subscriber::EnvFilter;
 
@@ -79,8 +79,17 @@ enum Command {
     #[command(after_long_help = settings_help())]
     Simulate {
         /// A directory standing for the bucket (as replay's --bucket-dir).
-        #[arg(long, value_name = "DIR")]
-        bucket_dir: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "models",
+            conflicts_with = "models"
+        )]
+        bucket_dir: Option<PathBuf>,
+        /// Instead of a bucket directory: N made-up models (three in four
+        /// updated daily, the rest curated; one in ten making tests).
+        #[arg(long, value_name = "N")]
+        models: Option<usize>,
         /// When the day starts, RFC 3339 (default: now); each run started
         /// after it sees the clock one second later.
         #[arg(long, value_name = "TIME")]
@@ -129,6 +138,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Simulate {
             bucket_dir,
+            models,
             now,
             format,
             model,
@@ -140,9 +150,13 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
+            let bucket = match (bucket_dir, models) {
+                (Some(dir), _) => SimulatedBucket::Directory(dir),
+                (None, models) => SimulatedBucket::Synthetic(models.unwrap_or_default()),
+            };
             run_simulate(
                 &runtime,
-                bucket_dir,
+                bucket,
                 now,
                 &format,
                 model.as_deref(),
@@ -208,7 +222,7 @@ fn main() -> ExitCode {
 /// `host simulate`: prints the day in the format asked for.
 fn run_simulate(
     runtime: &tokio::runtime::Runtime,
-    bucket_dir: PathBuf,
+    bucket: SimulatedBucket,
     now: Option<String>,
     format: &str,
     model: Option<&str>,
@@ -217,7 +231,7 @@ fn run_simulate(
 ) -> ExitCode {
     let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
         Ok(SimulateRequest {
-            bucket_dir,
+            bucket,
             now: now.unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

@@ -96,17 +96,17 @@ impl LoadedGuest {
         event: &str,
         context: &EventContext,
     ) -> Result<Value, Failure> {
-        let handler = self
-            .pre
-            .instantiate_async(&mut *store)
-            .await
-            .map_err(|err| match err.downcast_ref::<wasmtime::Trap>() {
+        let handler = self.pre.instantiate_async(&mut *store).await.map_err(|err| {
+            match err.downcast_ref::<wasmtime::Trap>() {
                 // The deadline (or the fuel) can run out while the guest's
                 // start-up code runs: that is the deadline, not a broken
                 // component.
-                Some(wasmtime::Trap::Interrupt | wasmtime::Trap::OutOfFuel) => Failure::from_trap(&err, None, None),
+                Some(wasmtime::Trap::Interrupt | wasmtime::Trap::OutOfFuel) => {
+                    Failure::from_trap(&err, None, None)
+                }
                 _ => Failure::NotInstantiated(err.root_cause().to_string()),
-            })?;
+            }
+        })?;
         let guest_context = Context {
             function_name: context.function_name.clone(),
             request_id: context.request_id.clone(),

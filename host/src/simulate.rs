@@ -27,10 +27,40 @@ use crate::engine::EngineError;
 use crate::guests::{GUESTS, Trigger};
 use crate::settings::Settings;
 
+/// The bucket a day runs over.
+#[derive(Debug, Clone)]
+pub enum SimulatedBucket {
+    /// A directory, as replay's `--bucket-dir`.
+    Directory(PathBuf),
+    /// `--models N`: N made-up models ([`synthetic_bucket`]).
+    Synthetic(usize),
+}
+
+/// N models' configs, a fixed mix: three in four updated daily (the rest
+/// curated, their managers rebuilt), one in ten making tests, half with
+/// one test corpus and half with two.
+pub fn synthetic_bucket(models: usize) -> BTreeMap<String, Vec<u8>> {
+    (0..models)
+        .map(|index| {
+            let corpora = ["large_corpus_tests", "simple_model_tests"];
+            let config = json!({
+                "run_daily_update": index % 4 != 3,
+                "run_daily_tests": index % 4 == 3,
+                "make_tests": index % 10 == 0,
+                "test": {"test_corpus": corpora[..1 + index % 2]},
+            });
+            (
+                format!("models/model{index:05}/config.json"),
+                config.to_string().into_bytes(),
+            )
+        })
+        .collect()
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct SimulateRequest {
-    pub bucket_dir: PathBuf,
+    pub bucket: SimulatedBucket,
     /// When the day starts (seconds since the epoch).
     pub now: u64,
     pub components: PathBuf,
@@ -254,10 +284,10 @@ const SCHEDULES: [(&str, &str); 2] = [
 
 /// Simulates the day.
 pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<Simulation, SimulateError> {
-    if !request.bucket_dir.is_dir() {
-        return Err(SimulateError::BucketDirMissing(
-            request.bucket_dir.display().to_string(),
-        ));
+    if let SimulatedBucket::Directory(dir) = &request.bucket
+        && !dir.is_dir()
+    {
+        return Err(SimulateError::BucketDirMissing(dir.display().to_string()));
     }
     let written: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
     let watcher = Arc::new(Watcher(Mutex::new(Day {
@@ -266,8 +296,12 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
         jobs: Vec::new(),
         written: written.clone(),
     })));
+    let base = match &request.bucket {
+        SimulatedBucket::Directory(dir) => LocalBucket::Directory(dir.clone()),
+        SimulatedBucket::Synthetic(models) => LocalBucket::Memory(synthetic_bucket(*models)),
+    };
     let bucket = LocalBucket::Overlay {
-        dir: request.bucket_dir.clone(),
+        base: Box::new(base),
         written,
     };
     let prefix = settings.pipeline.function_prefix.clone();

@@ -32,12 +32,46 @@ pub enum LocalBucket {
     Directory(PathBuf),
     /// Key to bytes.
     Memory(BTreeMap<String, Vec<u8>>),
-    /// A directory, with objects written over it in memory (`simulate`):
-    /// they are read and listed first; the directory is never changed.
+    /// Another bucket, with objects written over it in memory
+    /// (`simulate`): they are read and listed first; the bucket under them
+    /// is never changed.
     Overlay {
-        dir: PathBuf,
+        base: Box<LocalBucket>,
         written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     },
+}
+
+impl LocalBucket {
+    fn prefixes(&self, prefix: &str, delimiter: &str) -> Result<Vec<String>, AwsError> {
+        match self {
+            LocalBucket::Empty => Ok(Vec::new()),
+            LocalBucket::Memory(objects) => Ok(LocalEffects::memory_prefixes(objects, prefix, delimiter)),
+            LocalBucket::Directory(dir) => directory_prefixes(dir, prefix, delimiter),
+            LocalBucket::Overlay { base, written } => {
+                let mut prefixes = base.prefixes(prefix, delimiter)?;
+                let written = written.lock().map_err(|_| poisoned())?;
+                prefixes.extend(LocalEffects::memory_prefixes(&written, prefix, delimiter));
+                prefixes.sort();
+                prefixes.dedup();
+                Ok(prefixes)
+            }
+        }
+    }
+
+    fn object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+        match self {
+            LocalBucket::Empty => Err(no_such_key(key)),
+            LocalBucket::Memory(objects) => {
+                memory_object(objects, bucket, key, max_size).unwrap_or_else(|| Err(no_such_key(key)))
+            }
+            LocalBucket::Directory(dir) => directory_object(dir, bucket, key, max_size),
+            LocalBucket::Overlay { base, written } => {
+                let written = written.lock().map_err(|_| poisoned())?;
+                let found = memory_object(&written, bucket, key, max_size);
+                found.unwrap_or_else(|| base.object(bucket, key, max_size))
+            }
+        }
+    }
 }
 
 /// Where the claims of the ledger are kept: never in the bucket directory,
@@ -396,37 +430,14 @@ impl Effects for LocalEffects {
         if let Some(error) = self.failing_keys.get(prefix) {
             return Err(error.clone());
         }
-        match &self.bucket {
-            LocalBucket::Empty => Ok(Vec::new()),
-            LocalBucket::Memory(objects) => Ok(Self::memory_prefixes(objects, prefix, delimiter)),
-            LocalBucket::Directory(dir) => directory_prefixes(dir, prefix, delimiter),
-            LocalBucket::Overlay { dir, written } => {
-                let mut prefixes = directory_prefixes(dir, prefix, delimiter)?;
-                let written = written.lock().map_err(|_| poisoned())?;
-                prefixes.extend(Self::memory_prefixes(&written, prefix, delimiter));
-                prefixes.sort();
-                prefixes.dedup();
-                Ok(prefixes)
-            }
-        }
+        self.bucket.prefixes(prefix, delimiter)
     }
 
     async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
         if let Some(error) = self.failing_keys.get(key) {
             return Err(error.clone());
         }
-        match &self.bucket {
-            LocalBucket::Empty => Err(no_such_key(key)),
-            LocalBucket::Memory(objects) => {
-                memory_object(objects, bucket, key, max_size).unwrap_or_else(|| Err(no_such_key(key)))
-            }
-            LocalBucket::Directory(dir) => directory_object(dir, bucket, key, max_size),
-            LocalBucket::Overlay { dir, written } => {
-                let written = written.lock().map_err(|_| poisoned())?;
-                memory_object(&written, bucket, key, max_size)
-                    .unwrap_or_else(|| directory_object(dir, bucket, key, max_size))
-            }
-        }
+        self.bucket.object(bucket, key, max_size)
     }
 
     async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
