@@ -949,3 +949,57 @@ fn a_day_over_made_up_models_counts_every_job() {
     assert_eq!(summary["refusals"], 0);
     assert_eq!(summary["models"].as_object().unwrap().len(), models);
 }
+
+/// S3 notifications are at-least-once: `--redeliver` delivers each twice.
+/// With the ledger's claims the day is the same 33 jobs and nothing is
+/// duplicated; with the ledger off, the same day counts duplicates (the
+/// counter can fail).
+#[test]
+fn a_redelivered_day_duplicates_nothing_with_the_ledger_and_counts_duplicates_without() {
+    let day = |ledger: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+        command.current_dir(workspace()).args([
+            "simulate",
+            "--bucket-dir",
+            "examples/bucket",
+            "--now",
+            NOW,
+            "--redeliver",
+        ]);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("EMMAA_") {
+                command.env_remove(name);
+            }
+        }
+        let output = command.env("EMMAA_LEDGER", ledger).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+    };
+    let claimed = day("on");
+    let summary = &claimed["summary"];
+    assert_eq!(summary["redelivered"], 14, "every file's notification twice");
+    assert_eq!(summary["runs"], 2 + 2 * 14);
+    assert_eq!(summary["jobs"], 33, "the same jobs as one delivery");
+    assert_eq!(summary["duplicated"], 0);
+    // A second delivery finds its work claimed and says so.
+    let again = claimed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["start"]["redelivery"] == true && run["run"]["function"] == "emmaa-mm-update")
+        .unwrap();
+    assert_eq!(again["run"]["response"]["statusCode"], 200, "{again}");
+    assert!(
+        again["run"]["response"].to_string().contains("already_submitted"),
+        "{again}"
+    );
+
+    let unclaimed = day("off");
+    let duplicated = unclaimed["summary"]["duplicated"].as_u64().unwrap();
+    assert!(duplicated > 0, "without claims a redelivery does the work again");
+    assert!(unclaimed["summary"]["jobs"].as_u64().unwrap() > 33);
+}

@@ -91,7 +91,10 @@ impl CrossToolchain {
                 "installing Zig (PyPI ziglang=={ZIGLANG}) and cargo-zigbuild {CARGO_ZIGBUILD} (PyPI) into {}",
                 venv.display()
             ));
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+            run(
+                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+                "python3 -m venv",
+            )?;
             run(
                 Command::new(venv.join("bin").join("pip")).args([
                     "install",

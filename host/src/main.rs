@@ -97,6 +97,10 @@ enum Command {
         /// json (everything), mermaid or dot (the graph).
         #[arg(long, default_value = "json", value_parser = ["json", "mermaid", "dot"])]
         format: String,
+        /// Deliver every S3 notification twice, as S3 may: with the ledger on
+        /// (EMMAA_LEDGER), the summary's "duplicated" stays 0.
+        #[arg(long)]
+        redeliver: bool,
         /// With mermaid or dot: draw only what concerns this model.
         #[arg(long, value_name = "MODEL")]
         model: Option<String>,
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
             now,
             format,
             model,
+            redeliver,
             components,
             deadline,
         }) => {
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
                 now,
                 &format,
                 model.as_deref(),
+                redeliver,
                 components,
                 &deadline,
             )
@@ -226,6 +232,7 @@ fn run_simulate(
     now: Option<String>,
     format: &str,
     model: Option<&str>,
+    redeliver: bool,
     components: PathBuf,
     deadline: &str,
 ) -> ExitCode {
@@ -240,6 +247,7 @@ fn run_simulate(
             }),
             components,
             deadline: parse_deadline(deadline)?,
+            redeliver,
         })
     });
     let simulation = request.map_err(|err| err.to_string()).and_then(|request| {

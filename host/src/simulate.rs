@@ -66,6 +66,8 @@ pub struct SimulateRequest {
     pub components: PathBuf,
     /// Each function's deadline.
     pub deadline: Duration,
+    /// Deliver every S3 notification twice.
+    pub redeliver: bool,
 }
 
 /// What started a run.
@@ -75,7 +77,14 @@ pub enum Start {
     /// A daily schedule (its template parameter).
     Schedule { schedule: String },
     /// A new object, written by a job, matched the function's S3 trigger.
-    File { key: String, written_by: String },
+    File {
+        key: String,
+        written_by: String,
+        /// A second delivery of the same notification (`--redeliver`: S3
+        /// notifications are at-least-once).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        redelivery: bool,
+    },
 }
 
 /// One function started by a schedule or a file, with every run it led to
@@ -116,6 +125,11 @@ pub struct Summary {
     /// failed.
     pub refusals: usize,
     pub cycles: usize,
+    /// Notifications delivered a second time (`--redeliver`).
+    pub redelivered: usize,
+    /// Jobs submitted again for the same start (0 is the goal: the ledger's
+    /// claims make a redelivery do nothing twice).
+    pub duplicated: usize,
     /// Per model, its jobs in the order they were submitted.
     pub models: BTreeMap<String, Vec<String>>,
 }
@@ -242,9 +256,22 @@ fn scheduled_event(rule: &str, at: u64) -> Value {
 struct Day {
     /// The clock of the run in progress.
     at: u64,
+    /// What the run in progress was started by: a schedule, or a file
+    /// (whichever delivery of its notification).
+    root: String,
     prefix: String,
     jobs: Vec<SimulatedJob>,
     written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    /// Each job (its name without the time) per start it came from.
+    seen: std::collections::BTreeSet<(String, String)>,
+    /// Jobs submitted again for a start that had already led to them.
+    duplicated: usize,
+}
+
+/// A job's name without its `_YYYYMMDD_HHMMSS` time: the same work on
+/// another day, or in another delivery of the same event, has the same stem.
+fn stem(name: &str) -> &str {
+    name.rsplitn(3, '_').nth(2).unwrap_or(name)
 }
 
 struct Watcher(Mutex<Day>);
@@ -252,6 +279,10 @@ struct Watcher(Mutex<Day>);
 impl JobWatcher for Watcher {
     fn submitted(&self, function: &str, job: &Job) -> String {
         let mut day = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seen = (day.root.clone(), stem(&job.name).to_owned());
+        if !day.seen.insert(seen) {
+            day.duplicated += 1;
+        }
         let (model, writes) = files_written(job, day.at);
         let fires = writes
             .iter()
@@ -292,6 +323,9 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
     let written: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
     let watcher = Arc::new(Watcher(Mutex::new(Day {
         at: request.now,
+        root: String::new(),
+        seen: Default::default(),
+        duplicated: 0,
         prefix: settings.pipeline.function_prefix.clone(),
         jobs: Vec::new(),
         written: written.clone(),
@@ -335,11 +369,14 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
             (Start::Schedule { schedule }, _) => scheduled_event(schedule, at),
             (_, event) => event,
         };
-        watcher
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .at = at;
+        {
+            let mut day = watcher.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            day.at = at;
+            day.root = match &start {
+                Start::Schedule { schedule } => schedule.clone(),
+                Start::File { key, .. } => key.clone(),
+            };
+        }
         let request_id = format!("simulate-{}", runs.len());
         let run = cascade
             .run_at(&function, &event.to_string(), &request_id, at)
@@ -359,11 +396,15 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
             for key in &job.writes {
                 for fired in triggered_by(key, &prefix) {
                     sequencer += 1;
-                    let start = Start::File {
-                        key: key.clone(),
-                        written_by: job.name.clone(),
-                    };
-                    pending.push_back((start, fired, s3_event(&bucket_name, key, sequencer, at)));
+                    let event = s3_event(&bucket_name, key, sequencer, at);
+                    for redelivery in [false, true].into_iter().take(1 + usize::from(request.redeliver)) {
+                        let start = Start::File {
+                            key: key.clone(),
+                            written_by: job.name.clone(),
+                            redelivery,
+                        };
+                        pending.push_back((start, fired.clone(), event.clone()));
+                    }
                 }
             }
         }
@@ -375,7 +416,16 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
             run,
         });
     }
-    let summary = summarize(&runs, &jobs);
+    let mut summary = summarize(&runs, &jobs);
+    summary.duplicated = watcher
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .duplicated;
+    summary.redelivered = runs
+        .iter()
+        .filter(|run| matches!(run.start, Start::File { redelivery: true, .. }))
+        .count();
     Ok(Simulation {
         now: rfc3339(request.now),
         runs,
