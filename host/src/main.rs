@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use emmaa_host::replay::{
-    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayRequest, parse_deadline, parse_now, replay,
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, parse_deadline, parse_now, replay,
 };
 use emmaa_host::settings::settings_help;
 use emmaa_host::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
@@ -159,16 +159,21 @@ fn main() -> ExitCode {
                 (Some(dir), _) => SimulatedBucket::Directory(dir),
                 (None, models) => SimulatedBucket::Synthetic(models.unwrap_or_default()),
             };
-            run_simulate(
-                &runtime,
-                bucket,
-                now,
-                &format,
-                model.as_deref(),
-                redeliver,
-                components,
-                &deadline,
-            )
+            let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
+                Ok(SimulateRequest {
+                    bucket,
+                    now: now.unwrap_or_else(|| {
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|elapsed| elapsed.as_secs())
+                            .unwrap_or_default()
+                    }),
+                    components,
+                    deadline: parse_deadline(&deadline)?,
+                    redeliver,
+                })
+            });
+            run_simulate(&runtime, request, &format, model.as_deref())
         }
         Some(Command::Replay {
             function,
@@ -228,28 +233,10 @@ fn main() -> ExitCode {
 /// `host simulate`: prints the day in the format asked for.
 fn run_simulate(
     runtime: &tokio::runtime::Runtime,
-    bucket: SimulatedBucket,
-    now: Option<String>,
+    request: Result<SimulateRequest, ReplayError>,
     format: &str,
     model: Option<&str>,
-    redeliver: bool,
-    components: PathBuf,
-    deadline: &str,
 ) -> ExitCode {
-    let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
-        Ok(SimulateRequest {
-            bucket,
-            now: now.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|elapsed| elapsed.as_secs())
-                    .unwrap_or_default()
-            }),
-            components,
-            deadline: parse_deadline(deadline)?,
-            redeliver,
-        })
-    });
     let simulation = request.map_err(|err| err.to_string()).and_then(|request| {
         let settings = Settings::from_env().map_err(|err| format!("bad setting: {err}"))?;
         runtime
