@@ -587,7 +587,8 @@ async fn a_cycle_between_functions_is_reported_and_not_followed() {
 
 // ---- simulate -------------------------------------------------------------
 
-fn simulate(args: &[&str]) -> Output {
+/// `host simulate ARGS` with only the EMMAA_* settings given.
+fn simulate_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
     command.current_dir(workspace()).arg("simulate").args(args);
     for (name, _) in std::env::vars() {
@@ -595,7 +596,11 @@ fn simulate(args: &[&str]) -> Output {
             command.env_remove(name);
         }
     }
-    command.output().unwrap()
+    command.envs(envs.iter().copied()).output().unwrap()
+}
+
+fn simulate(args: &[&str]) -> Output {
+    simulate_with(args, &[])
 }
 
 /// A job's name without its `_YYYYMMDD_HHMMSS` time.
@@ -957,21 +962,10 @@ fn a_day_over_made_up_models_counts_every_job() {
 #[test]
 fn a_redelivered_day_duplicates_nothing_with_the_ledger_and_counts_duplicates_without() {
     let day = |ledger: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
-        command.current_dir(workspace()).args([
-            "simulate",
-            "--bucket-dir",
-            "examples/bucket",
-            "--now",
-            NOW,
-            "--redeliver",
-        ]);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("EMMAA_") {
-                command.env_remove(name);
-            }
-        }
-        let output = command.env("EMMAA_LEDGER", ledger).output().unwrap();
+        let output = simulate_with(
+            &["--bucket-dir", "examples/bucket", "--now", NOW, "--redeliver"],
+            &[("EMMAA_LEDGER", ledger)],
+        );
         assert!(
             output.status.success(),
             "{}",

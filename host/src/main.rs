@@ -150,11 +150,7 @@ fn main() -> ExitCode {
             components,
             deadline,
         }) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            log_to_stderr();
             let bucket = match (bucket_dir, models) {
                 (Some(dir), _) => SimulatedBucket::Directory(dir),
                 (None, models) => SimulatedBucket::Synthetic(models.unwrap_or_default()),
@@ -186,11 +182,7 @@ fn main() -> ExitCode {
             ledger_dir,
             follow,
         }) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            log_to_stderr();
             let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
                 Ok(ReplayRequest {
                     function,
@@ -228,6 +220,16 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Local commands log warnings (or `RUST_LOG`) to standard error, leaving
+/// standard output to their JSON.
+fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// `host simulate`: prints the day in the format asked for.
