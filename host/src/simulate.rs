@@ -520,8 +520,23 @@ impl Graph {
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect::<String>()
         );
-        self.nodes.entry(id.clone()).or_insert((kind, name.to_owned()));
-        id
+        // Two names that differ only where the id has `_` (`a-b`, `a_b`)
+        // get ids of their own.
+        let mut unique = id.clone();
+        let mut suffix = 1;
+        loop {
+            match self.nodes.get(&unique) {
+                Some((found_kind, found)) if *found_kind == kind && found == name => return unique,
+                Some(_) => {
+                    suffix += 1;
+                    unique = format!("{id}_{suffix}");
+                }
+                None => {
+                    self.nodes.insert(unique.clone(), (kind, name.to_owned()));
+                    return unique;
+                }
+            }
+        }
     }
 
     fn edge(&mut self, from: &str, to: &str, label: &str) {
@@ -714,6 +729,20 @@ mod tests {
         );
         let stats = job("python scripts/run_model_stats_from_s3.py --model aml --stats_mode model");
         assert_eq!(files_written(&stats, at), (Some("aml".into()), Vec::new()));
+    }
+
+    #[test]
+    fn names_that_differ_only_in_punctuation_are_two_nodes() {
+        let mut graph = Graph::default();
+        let dash = graph.node("job", "a-b_update");
+        let underscore = graph.node("job", "a_b_update");
+        assert_ne!(dash, underscore);
+        assert_eq!(
+            graph.node("job", "a-b_update"),
+            dash,
+            "the same name, the same node"
+        );
+        assert_eq!(graph.nodes.len(), 2);
     }
 
     #[test]

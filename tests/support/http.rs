@@ -77,8 +77,19 @@ pub fn read_message(reader: &mut impl BufRead) -> Option<Message> {
 
 /// Sends one request on a fresh connection and reads the answer.
 pub fn request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Message {
-    let mut stream =
-        TcpStream::connect(address).unwrap_or_else(|err| panic!("connecting to {address}: {err}"));
+    try_request(address, method, path, headers, body)
+        .unwrap_or_else(|err| panic!("{method} {path} to {address}: {err}"))
+}
+
+/// As [`request`], saying why there is no answer instead of panicking.
+pub fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Message, String> {
+    let mut stream = TcpStream::connect(address).map_err(|err| format!("connecting: {err}"))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -87,9 +98,11 @@ pub fn request(address: &str, method: &str, path: &str, headers: &[(&str, &str)]
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    read_message(&mut BufReader::new(stream)).unwrap_or_else(|| panic!("no answer to {method} {path}"))
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .map_err(|err| format!("sending: {err}"))?;
+    read_message(&mut BufReader::new(stream)).ok_or_else(|| "no answer".to_owned())
 }
 
 /// The status code of a response.

@@ -109,11 +109,13 @@ impl Moto {
             recording,
             _dir: dir,
         };
+        // Ready once it answers a request: a busy machine can accept
+        // connections some time before moto serves them.
         let started = Instant::now();
-        while std::net::TcpStream::connect(&moto.address).is_err() {
+        while let Err(err) = http::try_request(&moto.address, "GET", "/moto-api/config", &[], b"") {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "moto did not start within a minute"
+                "moto did not answer within a minute: {err}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
