@@ -53,6 +53,16 @@ fn deeds(report: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// The JSON a command printed, having checked that it succeeded.
+fn succeeded(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout_json(output)
+}
+
 fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
         panic!(
@@ -631,12 +641,7 @@ fn the_simulated_day_over_the_example_bucket_has_every_job_file_and_trigger_and_
     let bucket = workspace().join("examples/bucket");
     let before = snapshot(&bucket);
     let output = simulate(&["--bucket-dir", "examples/bucket", "--now", NOW]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let day = stdout_json(&output);
+    let day = succeeded(&output);
     assert_eq!(snapshot(&bucket), before, "the bucket directory is not changed");
 
     // aml, brca, covid19 update daily; marm_model is curated (its manager
@@ -775,23 +780,23 @@ fn the_simulated_day_over_the_example_bucket_has_every_job_file_and_trigger_and_
     );
 }
 
+/// The example bucket's day drawn as `args` ask.
+fn picture(args: &[&str]) -> String {
+    let mut all = vec!["--bucket-dir", "examples/bucket", "--now", NOW];
+    all.extend_from_slice(args);
+    let output = simulate(&all);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[test]
 fn the_day_draws_as_mermaid_and_dot_with_one_models_whole_path() {
     for format in ["mermaid", "dot"] {
-        let output = simulate(&[
-            "--bucket-dir",
-            "examples/bucket",
-            "--now",
-            NOW,
-            "--format",
-            format,
-        ]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8(output.stdout).unwrap();
+        let text = picture(&["--format", format]);
         let arrow = if format == "dot" { "->" } else { "-->" };
         // aml, from the schedule to its test statistics.
         let path = [
@@ -844,22 +849,7 @@ fn the_day_draws_as_mermaid_and_dot_with_one_models_whole_path() {
 
 #[test]
 fn one_models_picture_holds_its_path_and_no_other_model() {
-    let output = simulate(&[
-        "--bucket-dir",
-        "examples/bucket",
-        "--now",
-        NOW,
-        "--format",
-        "mermaid",
-        "--model",
-        "aml",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = picture(&["--format", "mermaid", "--model", "aml"]);
     for other in ["brca", "covid19", "marm_model", "rasmodel", "TestUpdateSchedule"] {
         assert!(!text.contains(other), "{other} in aml's picture:\n{text}");
     }
@@ -893,12 +883,7 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
             ],
             &[("EMMAA_COMPILE_CACHE", cache_arg)],
         );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout_json(&output)
+        succeeded(&output)
     };
     let first = run();
     let entries: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
@@ -935,12 +920,7 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
 #[test]
 fn a_day_over_made_up_models_counts_every_job() {
     let output = simulate(&["--models", "200", "--now", NOW]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = stdout_json(&output)["summary"].clone();
+    let summary = succeeded(&output)["summary"].clone();
     let (models, updated, makers, corpora) = (200, 150, 20, 100 + 2 * 100);
     let jobs = updated // model updates
         + models // manager updates (files, and the curated models directly)
@@ -966,12 +946,7 @@ fn a_redelivered_day_duplicates_nothing_with_the_ledger_and_counts_duplicates_wi
             &["--bucket-dir", "examples/bucket", "--now", NOW, "--redeliver"],
             &[("EMMAA_LEDGER", ledger)],
         );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout_json(&output)
+        succeeded(&output)
     };
     let claimed = day("on");
     let summary = &claimed["summary"];
