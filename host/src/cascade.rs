@@ -74,11 +74,7 @@ impl RunReport {
     /// What Lambda answers a caller of this run.
     fn outcome(&self, invocation_type: InvocationType) -> InvocationOutcome {
         match (invocation_type, &self.response, &self.error) {
-            (InvocationType::Event, _, _) => InvocationOutcome {
-                status_code: 202,
-                payload: String::new(),
-                function_error: None,
-            },
+            (InvocationType::Event, _, _) => accepted(),
             (InvocationType::RequestResponse, Some(response), _) => InvocationOutcome {
                 status_code: 200,
                 payload: response.to_string(),
@@ -89,13 +85,27 @@ impl RunReport {
                     .as_ref()
                     .map(|error| (error.error_type, error.message.clone()))
                     .unwrap_or(("Unknown", "the function gave no answer".into()));
-                InvocationOutcome {
-                    status_code: 200,
-                    payload: json!({"errorType": error_type, "errorMessage": message}).to_string(),
-                    function_error: Some("Unhandled".into()),
-                }
+                function_error(error_type, &message)
             }
         }
+    }
+}
+
+/// Lambda's answer to an `Event` invocation: queued.
+fn accepted() -> InvocationOutcome {
+    InvocationOutcome {
+        status_code: 202,
+        payload: String::new(),
+        function_error: None,
+    }
+}
+
+/// Lambda's answer to a `RequestResponse` caller of a function that failed.
+fn function_error(error_type: &str, message: &str) -> InvocationOutcome {
+    InvocationOutcome {
+        status_code: 200,
+        payload: json!({"errorType": error_type, "errorMessage": message}).to_string(),
+        function_error: Some("Unhandled".into()),
     }
 }
 
@@ -383,16 +393,8 @@ impl Effects for Following {
             let message = format!("not followed: a cycle {}", cycle.join(" -> "));
             self.record(invocation, Followed::Cycle { cycle });
             return Ok(match invocation.invocation_type {
-                InvocationType::Event => InvocationOutcome {
-                    status_code: 202,
-                    payload: String::new(),
-                    function_error: None,
-                },
-                InvocationType::RequestResponse => InvocationOutcome {
-                    status_code: 200,
-                    payload: json!({"errorType": "Cycle", "errorMessage": message}).to_string(),
-                    function_error: Some("Unhandled".into()),
-                },
+                InvocationType::Event => accepted(),
+                InvocationType::RequestResponse => function_error("Cycle", &message),
             });
         }
         let request_id = self.child_request_id(invocation);

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use emmaa_host::replay::{
-    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, parse_deadline, parse_now, replay,
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, clock_now, parse_deadline, parse_now,
+    replay,
 };
 use emmaa_host::settings::settings_help;
 use emmaa_host::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
@@ -158,12 +159,7 @@ fn main() -> ExitCode {
             let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
                 Ok(SimulateRequest {
                     bucket,
-                    now: now.unwrap_or_else(|| {
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|elapsed| elapsed.as_secs())
-                            .unwrap_or_default()
-                    }),
+                    now: now.unwrap_or_else(clock_now),
                     components,
                     deadline: parse_deadline(&deadline)?,
                     redeliver,

@@ -103,6 +103,11 @@ pub fn parse_deadline(value: &str) -> Result<Duration, ReplayError> {
     }
 }
 
+/// The real time, in seconds since the epoch: `--now`'s default.
+pub fn clock_now() -> u64 {
+    OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
 /// Parses `--now`: an RFC 3339 time, converted to UTC seconds.
 pub fn parse_now(value: &str) -> Result<u64, ReplayError> {
     let bad = |reason: String| ReplayError::BadNow {
@@ -175,9 +180,7 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
         Some(dir) => return Err(ReplayError::BucketDirMissing(dir.display().to_string())),
         None => LocalBucket::Empty,
     };
-    let now = request
-        .now
-        .unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
+    let now = request.now.unwrap_or_else(clock_now);
     let ledger = match &request.ledger_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| ReplayError::LedgerDir {

@@ -259,7 +259,6 @@ struct Day {
     /// What the run in progress was started by: a schedule, or a file
     /// (whichever delivery of its notification).
     root: String,
-    prefix: String,
     jobs: Vec<SimulatedJob>,
     written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     /// Each job (its name without the time) per start it came from.
@@ -284,10 +283,6 @@ impl JobWatcher for Watcher {
             day.duplicated += 1;
         }
         let (model, writes) = files_written(job, day.at);
-        let fires = writes
-            .iter()
-            .flat_map(|key| triggered_by(key, &day.prefix))
-            .collect();
         if let Ok(mut written) = day.written.lock() {
             for key in &writes {
                 written.insert(key.clone(), Vec::new());
@@ -300,7 +295,8 @@ impl JobWatcher for Watcher {
             submitted_by: function.to_owned(),
             model,
             writes,
-            fires,
+            // Filled in once the run is over, with the starts it queues.
+            fires: Vec::new(),
         });
         format!("sim-{}", job.name)
     }
@@ -326,7 +322,6 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
         root: String::new(),
         seen: Default::default(),
         duplicated: 0,
-        prefix: settings.pipeline.function_prefix.clone(),
         jobs: Vec::new(),
         written: written.clone(),
     })));
@@ -392,9 +387,11 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
         // the guests asked for them, so the day reads the same every time.
         let order = submissions(&run);
         submitted.sort_by_key(|job| order.iter().position(|name| *name == job.name));
-        for job in &submitted {
+        for job in &mut submitted {
             for key in &job.writes {
-                for fired in triggered_by(key, &prefix) {
+                let fires = triggered_by(key, &prefix);
+                job.fires.extend(fires.iter().cloned());
+                for fired in fires {
                     sequencer += 1;
                     let event = s3_event(&bucket_name, key, sequencer, at);
                     for redelivery in [false, true].into_iter().take(1 + usize::from(request.redeliver)) {
