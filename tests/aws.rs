@@ -979,7 +979,7 @@ async fn transient_faults_are_retried_by_the_production_client_and_no_model_is_l
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn permanent_faults_are_reported_per_model_and_the_rest_go_through() {
+async fn throttling_past_the_retries_is_waited_out_and_permanent_faults_are_reported_per_model() {
     let moto = Moto::start();
     let proxy = daily_models_behind_a_proxy(&moto, &["bbb", "ccc", "ddd"], &["aaa"]).await;
     proxy
@@ -992,30 +992,18 @@ async fn permanent_faults_are_reported_per_model_and_the_rest_go_through() {
         .response()
         .unwrap_or_else(|| panic!("{:?}", outcome.error_message()));
     assert_eq!(response["statusCode"], 207);
-    let refused: Vec<(&str, &str)> = response["refused"]
+    let items: Vec<&str> = response["refused"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["item"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .map(|refused| refused["item"].as_str().unwrap())
         .collect();
-    let items: Vec<&str> = refused.iter().map(|(item, _)| *item).collect();
-    assert_eq!(items, ["aaa", "bbb", "ccc"]);
-    assert!(refused[0].1.contains("NoSuchKey"), "{}", refused[0].1);
-    assert!(
-        refused[1].1.contains("failed in the function (Unhandled)"),
-        "{}",
-        refused[1].1
-    );
-    assert!(
-        refused[2].1.contains("TooManyRequestsException"),
-        "{}",
-        refused[2].1
-    );
-    assert_eq!(
-        proxy.seen(&update_payload("ccc")).len(),
-        5,
-        "every attempt was made"
-    );
+    assert_eq!(items, ["aaa", "bbb"], "{response:#}");
+    // ccc's five 429s outlast the SDK's attempts; the host pauses and
+    // calls again, and the sixth goes through.
+    let ccc = proxy.seen(&update_payload("ccc"));
+    assert_eq!(ccc.len(), 6);
+    assert_eq!(ccc.iter().filter(|seen| seen.passed).count(), 1);
     let passed = proxy
         .seen(&update_payload("ddd"))
         .iter()

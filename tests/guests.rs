@@ -72,10 +72,6 @@ fn job_success(job_ids: &[&str]) -> Value {
     json!({"statusCode": 200, "result": "SUCCESS", "job_id": job_ids.last().unwrap(), "job_ids": job_ids})
 }
 
-fn throttled() -> AwsError {
-    AwsError::new(ErrorKind::Throttled, "TooManyRequestsException", "Rate exceeded")
-}
-
 // ---- update_pipeline ----------------------------------------------------
 
 #[tokio::test]
@@ -195,7 +191,14 @@ async fn update_pipeline_reports_each_failed_invocation_and_keeps_the_others() {
         ("models/aml/config.json", DAILY),
         ("models/brca/config.json", DAILY_TESTS),
     ])
-    .failing_function("emmaa-mm-update", throttled());
+    .failing_function(
+        "emmaa-mm-update",
+        AwsError::new(
+            ErrorKind::Denied,
+            "AccessDeniedException",
+            "not authorized to perform: lambda:InvokeFunction",
+        ),
+    );
     let outcome = run("update_pipeline", json!({}), effects).await;
     let refused = refused(&outcome);
     assert_eq!(refused.len(), 1);
@@ -210,7 +213,7 @@ async fn update_pipeline_reports_each_failed_invocation_and_keeps_the_others() {
     assert!(
         refused[0]
             .1
-            .ends_with("failed: TooManyRequestsException: Rate exceeded"),
+            .ends_with("failed: AccessDeniedException: not authorized to perform: lambda:InvokeFunction"),
         "{}",
         refused[0].1
     );

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::action::Action;
 use crate::effects::local::LocalEffects;
@@ -23,6 +24,7 @@ use crate::effects::{
 };
 use crate::engine::{EngineError, GuestRuntime, LoadedGuest};
 use crate::guests::{GUESTS, Guest};
+use crate::quota::{Account, Environment, Limit};
 use crate::run::{EventContext, HandlerOutcome};
 use crate::settings::Settings;
 
@@ -129,10 +131,24 @@ pub enum CascadeError {
     Engine(#[from] EngineError),
 }
 
-/// A job the guests submitted, seen by whoever runs the cascade.
-pub trait JobWatcher: Send + Sync {
-    /// `job` was submitted by `function`; answers its id.
-    fn submitted(&self, function: &str, job: &Job) -> String;
+/// What the cascade hands to whoever runs it (`host simulate`): the jobs
+/// the guests submit, and, under a model of AWS's limits, the asynchronous
+/// events they send.
+pub trait Watcher: Send + Sync {
+    /// `job` was submitted by `function`, in request `request_id` (a run
+    /// started by a delivery, or one nested under it), with the clock at
+    /// `at`; answers its id.
+    fn submitted(&self, function: &str, request_id: &str, at: u64, job: &Job) -> String;
+
+    /// The ids of the jobs named `job_name` in `queue` (Batch `ListJobs`).
+    fn find_jobs(&self, queue: &str, job_name: &str) -> Vec<String>;
+
+    /// Takes an `Event` invocation to deliver on its own, as Lambda queues
+    /// it, and answers true; false (the default): the cascade follows it
+    /// in place.
+    fn queue_event(&self, _caller: &str, _invocation: &Invocation, _request_id: &str) -> bool {
+        false
+    }
 }
 
 /// Runs functions and follows their invocations.
@@ -148,7 +164,9 @@ pub struct Cascade {
     /// Each function's guest, loaded once (by function: two functions may
     /// run one guest with different reaches).
     loaded: Mutex<HashMap<&'static str, Arc<LoadedGuest>>>,
-    jobs: Option<Arc<dyn JobWatcher>>,
+    watcher: Option<Arc<dyn Watcher>>,
+    /// AWS's limits, in virtual time (`host simulate --quotas`).
+    account: Option<Arc<Account>>,
     /// Whether invocations run the invoked function (else the local
     /// backend answers them, as a plain replay does).
     follow: bool,
@@ -171,7 +189,8 @@ impl Cascade {
             deadline,
             effects: Arc::new(effects),
             loaded: Mutex::default(),
-            jobs: None,
+            watcher: None,
+            account: None,
             follow: true,
         })
     }
@@ -189,9 +208,24 @@ impl Cascade {
         self
     }
 
+    /// Runs the guests in `runtime` (made before any guest is loaded).
+    pub fn with_runtime(mut self, runtime: GuestRuntime) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
     /// Hands every submitted job to `watcher` instead of the local backend.
-    pub fn with_jobs(mut self, watcher: Arc<dyn JobWatcher>) -> Self {
-        self.jobs = Some(watcher);
+    pub fn with_watcher(mut self, watcher: Arc<dyn Watcher>) -> Self {
+        self.watcher = Some(watcher);
+        self
+    }
+
+    /// Counts every call against `account`'s limits, in its time: a
+    /// latency, throttling and the client's retries; each run in an
+    /// execution environment of its function, holding a place in the
+    /// account's concurrency.
+    pub fn with_account(mut self, account: Arc<Account>) -> Self {
+        self.account = Some(account);
         self
     }
 
@@ -253,6 +287,35 @@ impl Cascade {
             .await
     }
 
+    /// Delivers an asynchronous event (a schedule's, an S3 notification, an
+    /// `Event` invocation) as Lambda does: under a model of AWS's limits,
+    /// once a place in the account's concurrency is free, and again with
+    /// the same request id after the function failed, as often as Lambda
+    /// retries; answers the last run.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        function: &str,
+        event: &str,
+        request_id: &str,
+    ) -> Result<RunReport, CascadeError> {
+        let Some(account) = &self.account else {
+            return self.run(function, event, request_id).await;
+        };
+        let mut tries = 0;
+        loop {
+            let place = account.queue_for_concurrency().await;
+            let report = self
+                .run_in_chain(function, event, request_id, self.now, Vec::new())
+                .await?;
+            drop(place);
+            tries += 1;
+            if report.error.is_none() || !account.retries_async(tries) {
+                return Ok(report);
+            }
+            account.before_async_retry(tries - 1).await;
+        }
+    }
+
     async fn run_in_chain(
         self: &Arc<Self>,
         function: &str,
@@ -266,12 +329,17 @@ impl Cascade {
             .ok_or_else(|| CascadeError::UnknownFunction(function.to_owned()))?;
         let guest = self.guest(entry)?;
         chain.push(name.clone());
+        let now = match &self.account {
+            Some(account) => self.now + account.elapsed().as_secs(),
+            None => now,
+        };
         let effects = Arc::new(Following {
             cascade: self.clone(),
             chain,
             request_id: request_id.to_owned(),
             now,
             runs: Mutex::default(),
+            environment: self.account.as_ref().map(|account| account.environment(&name)),
         });
         let context = EventContext {
             function_name: name.clone(),
@@ -286,6 +354,9 @@ impl Cascade {
             .await;
         let mut report = RunReport::of(&name, entry.guest, outcome);
         effects.attach(&mut report.actions);
+        if let (Some(account), Some(environment)) = (&self.account, &effects.environment) {
+            account.release(environment.clone());
+        }
         Ok(report)
     }
 }
@@ -302,6 +373,9 @@ struct Following {
     /// The runs of the invocations made, by function and payload, in the
     /// order they were made.
     runs: Mutex<BTreeMap<(String, String), VecDeque<Followed>>>,
+    /// The execution environment it runs in, under a model of AWS's
+    /// limits; taken back when the run ends.
+    environment: Option<Environment>,
 }
 
 /// An invocation's key: the function and its payload as the action shows it.
@@ -310,6 +384,16 @@ fn run_key(function: &str, payload: &Value) -> (String, String) {
 }
 
 impl Following {
+    /// Counts a call against the account's `limit` (for S3: the prefix of
+    /// `key`), when the cascade has one; a synchronous invocation answers
+    /// its place in the account's concurrency.
+    async fn limited(&self, limit: Limit, key: &str) -> Result<Option<OwnedSemaphorePermit>, AwsError> {
+        match (&self.cascade.account, &self.environment) {
+            (Some(account), Some(environment)) => account.call(environment, limit, key).await,
+            _ => Ok(None),
+        }
+    }
+
     fn record(&self, invocation: &Invocation, followed: Followed) {
         let Action::LambdaInvoke { payload, .. } = Action::invoke(invocation) else {
             return;
@@ -365,13 +449,19 @@ impl Effects for Following {
         prefix: &str,
         delimiter: &str,
     ) -> Result<Vec<String>, AwsError> {
-        self.cascade
+        let prefixes = self
+            .cascade
             .effects
             .list_prefixes(bucket, prefix, delimiter)
-            .await
+            .await?;
+        for _page in 0..Account::list_pages(prefixes.len()) {
+            self.limited(Limit::S3Read, prefix).await?;
+        }
+        Ok(prefixes)
     }
 
     async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+        self.limited(Limit::S3Read, key).await?;
         self.cascade.effects.get_object(bucket, key, max_size).await
     }
 
@@ -398,6 +488,20 @@ impl Effects for Following {
             });
         }
         let request_id = self.child_request_id(invocation);
+        if invocation.invocation_type == InvocationType::Event
+            && let Some(watcher) = &self.cascade.watcher
+            && self.cascade.account.is_some()
+        {
+            self.limited(Limit::Latency, function).await?;
+            let caller = self.chain.last().map(String::as_str).unwrap_or("");
+            if watcher.queue_event(caller, invocation, &request_id) {
+                return Ok(accepted());
+            }
+        }
+        let place = match invocation.invocation_type {
+            InvocationType::RequestResponse => self.limited(Limit::Invoke, function).await?,
+            InvocationType::Event => None,
+        };
         let run = Box::pin(self.cascade.run_in_chain(
             function,
             &invocation.payload,
@@ -407,14 +511,19 @@ impl Effects for Following {
         ))
         .await
         .map_err(|err| AwsError::new(ErrorKind::Unavailable, "ServiceException", err.to_string()))?;
+        drop(place);
         let outcome = run.outcome(invocation.invocation_type);
         self.record(invocation, Followed::Ran(Box::new(run)));
         Ok(outcome)
     }
 
     async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
-        match &self.cascade.jobs {
-            Some(watcher) => Ok(watcher.submitted(self.chain.last().map(String::as_str).unwrap_or(""), job)),
+        self.limited(Limit::SubmitJob, &job.name).await?;
+        match &self.cascade.watcher {
+            Some(watcher) => {
+                let function = self.chain.last().map(String::as_str).unwrap_or("");
+                Ok(watcher.submitted(function, &self.request_id, self.now, job))
+            }
             None => self.cascade.effects.submit_job(job).await,
         }
     }
@@ -424,6 +533,7 @@ impl Effects for Following {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        self.limited(Limit::S3Read, key).await?;
         self.cascade.effects.get_object_tagged(bucket, key).await
     }
 
@@ -434,6 +544,7 @@ impl Effects for Following {
         body: Vec<u8>,
         condition: Condition,
     ) -> Result<String, AwsError> {
+        self.limited(Limit::S3Write, key).await?;
         self.cascade
             .effects
             .put_object_if(bucket, key, body, condition)
@@ -441,10 +552,15 @@ impl Effects for Following {
     }
 
     async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
+        self.limited(Limit::S3Write, key).await?;
         self.cascade.effects.delete_object_if(bucket, key, etag).await
     }
 
     async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
-        self.cascade.effects.find_jobs(queue, job_name).await
+        self.limited(Limit::Latency, job_name).await?;
+        match &self.cascade.watcher {
+            Some(watcher) => Ok(watcher.find_jobs(queue, job_name)),
+            None => self.cascade.effects.find_jobs(queue, job_name).await,
+        }
     }
 }

@@ -150,6 +150,16 @@ impl GuestRuntime {
         Ok(GuestRuntime { engine })
     }
 
+    /// An engine that allocates each instance when it is needed, without a
+    /// pool: for `host simulate --quotas`, where one process runs as many
+    /// guests at once as Lambda would run functions (each in an execution
+    /// environment, with a pool of its own).
+    pub fn on_demand() -> Result<Self, EngineError> {
+        let engine = Engine::new(&engine_config()).map_err(|err| EngineError::Engine(format!("{err:#}")))?;
+        start_epoch_ticker(&engine);
+        Ok(GuestRuntime { engine })
+    }
+
     /// Loads a component file: a `.cwasm` precompiled by `deploy`, or (with
     /// the `jit` feature) a `.wasm` compiled here.
     pub fn load(&self, path: &Path) -> Result<LoadedGuest, EngineError> {

@@ -7,7 +7,9 @@
 //! then fails).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
@@ -48,7 +50,7 @@ impl HostState {
         F: Future<Output = Done<R>>,
     {
         let effects = &self.effects;
-        let interrupt_at = tokio::time::Instant::from_std(self.interrupt_at);
+        let interrupt_at = self.interrupt_at;
         let (call, planned) = (&call, &planned);
         stream::iter(calls)
             .map(|item| async move {
@@ -227,6 +229,12 @@ impl functions::Host for HostState {
         let results = self.record(done);
         for (invocation, result) in invocations.into_iter().zip(&results) {
             let effect = match result {
+                Ok((Invoked::Now(outcome), true)) if outcome.function_error.is_some() => {
+                    Effect::InvokedFailed {
+                        function_name: invocation.function_name,
+                        payload: invocation.payload,
+                    }
+                }
                 Ok((Invoked::Now(_), claimed)) => Effect::Invoked {
                     claimed: *claimed,
                     function_name: invocation.function_name,

@@ -10,7 +10,8 @@
 //! - [`ledger`]: claims that make each unit of work happen once;
 //! - [`run`]: one event through one guest; [`outcome`]: how it ended;
 //! - [`replay`] and [`lambda`]: the two entry points; [`cascade`]: runs
-//!   that follow invocations from function to function.
+//!   that follow invocations from function to function; [`simulate`]: a
+//!   whole day of them, with [`quota`]'s model of AWS's limits.
 
 pub mod action;
 pub mod cascade;
@@ -22,6 +23,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod manifest;
 pub mod outcome;
+pub mod quota;
 pub mod replay;
 pub mod run;
 pub mod settings;

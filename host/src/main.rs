@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use emmaa_host::effects::aws::MAX_ATTEMPTS;
+use emmaa_host::quota::{Limits, Storm};
 use emmaa_host::replay::{
     DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, clock_now, parse_deadline, parse_now,
     replay,
@@ -95,8 +97,9 @@ enum Command {
         /// after it sees the clock one second later.
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
-        /// json (everything), mermaid or dot (the graph).
-        #[arg(long, default_value = "json", value_parser = ["json", "mermaid", "dot"])]
+        /// json (everything), summary (the counts, and --quotas' scale), mermaid
+        /// or dot (the graph).
+        #[arg(long, default_value = "json", value_parser = ["json", "summary", "mermaid", "dot"])]
         format: String,
         /// Deliver every S3 notification twice, as S3 may: with the ledger on
         /// (EMMAA_LEDGER), the summary's "duplicated" stays 0.
@@ -108,10 +111,58 @@ enum Command {
         /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
         #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
         components: PathBuf,
-        /// Each function's deadline (30s, 1500ms, 2m; at most 15m).
-        #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
+        /// Each function's deadline (30s, 1500ms, 2m; at most 15m): by default
+        /// the template's Timeout.
+        #[arg(long, value_name = "DURATION", default_value = "300s")]
         deadline: String,
+        /// Run the day under AWS's limits, in virtual time: both schedules
+        /// fire at once, every call takes --latency-ms, Lambda runs at most
+        /// --lambda-concurrency functions at once, Batch takes --submit-rate
+        /// SubmitJob a second, S3 5,500 reads and 3,500 writes a second per
+        /// prefix; throttled calls are retried as the host's AWS client
+        /// retries them, failed asynchronous events as Lambda retries them.
+        /// The summary's "scale" says when the last job was submitted against
+        /// the bound the quotas set, and what was throttled, retried, lost
+        /// and duplicated (against the same day with no limits).
+        #[arg(long)]
+        quotas: bool,
+        /// With --quotas: every call's round trip.
+        #[arg(long, value_name = "MS", default_value_t = 20, requires = "quotas")]
+        latency_ms: u64,
+        /// With --quotas: how long a Batch job runs before its files appear.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0, requires = "quotas")]
+        job_time_s: u64,
+        /// With --quotas: Batch throttles every SubmitJob from FROM seconds into
+        /// the day for LASTS seconds (60+30, say).
+        #[arg(long, value_name = "FROM+LASTS", value_parser = parse_storm, requires = "quotas")]
+        storm: Option<Storm>,
+        /// With --quotas: off makes the AWS client give up at the first throttle.
+        #[arg(long, default_value = "on", value_parser = ["on", "off"], requires = "quotas")]
+        client_retries: String,
+        /// With --quotas: Lambda's retries of a failed asynchronous event
+        /// (the template's AsyncRetries).
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=2), requires = "quotas")]
+        async_retries: u32,
+        /// With --quotas: Lambda's concurrent executions in the account.
+        #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
+        lambda_concurrency: u32,
+        /// With --quotas: Batch SubmitJob calls a second in the account.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
+        submit_rate: u32,
+        /// With --quotas: the seed of the retries' jitter.
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "quotas")]
+        seed: u64,
     },
+}
+
+/// `--storm FROM+LASTS`, in seconds.
+fn parse_storm(value: &str) -> Result<Storm, String> {
+    let bad = || format!("{value:?} is not FROM+LASTS in whole seconds (60+30, say)");
+    let (from, lasts) = value.split_once('+').ok_or_else(bad)?;
+    Ok(Storm {
+        from_s: from.trim().parse().map_err(|_| bad())?,
+        lasts_s: lasts.trim().parse().map_err(|_| bad())?,
+    })
 }
 
 #[cfg(feature = "jit")]
@@ -150,8 +201,28 @@ fn main() -> ExitCode {
             redeliver,
             components,
             deadline,
+            quotas,
+            latency_ms,
+            job_time_s,
+            storm,
+            client_retries,
+            async_retries,
+            lambda_concurrency,
+            submit_rate,
+            seed,
         }) => {
             log_to_stderr();
+            let quotas = quotas.then(|| Limits {
+                lambda_concurrency: lambda_concurrency as usize,
+                submit_per_second: submit_rate,
+                latency_ms,
+                max_attempts: if client_retries == "off" { 1 } else { MAX_ATTEMPTS },
+                async_retries,
+                job_time_s,
+                storm,
+                seed,
+                ..Limits::default()
+            });
             let bucket = match (bucket_dir, models) {
                 (Some(dir), _) => SimulatedBucket::Directory(dir),
                 (None, models) => SimulatedBucket::Synthetic(models.unwrap_or_default()),
@@ -163,6 +234,7 @@ fn main() -> ExitCode {
                     components,
                     deadline: parse_deadline(&deadline)?,
                     redeliver,
+                    quotas,
                 })
             });
             run_simulate(&runtime, request, &format, model.as_deref())
@@ -258,6 +330,12 @@ fn run_simulate(
     let text = match format {
         "mermaid" => Ok(graph().mermaid()),
         "dot" => Ok(graph().dot()),
+        "summary" => serde_json::to_string_pretty(&serde_json::json!({
+            "now": simulation.now,
+            "summary": simulation.summary.counts(),
+            "scale": simulation.scale,
+        }))
+        .map(|json| json + "\n"),
         _ => serde_json::to_string_pretty(&simulation).map(|json| json + "\n"),
     };
     let printed = text

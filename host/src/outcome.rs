@@ -63,6 +63,11 @@ pub enum Failure {
          what went through is claimed, so a retry of the event does only what is left"
     )]
     CutShort { left: usize },
+    #[error(
+        "{failed} of the functions the event invoked failed; what went through is claimed, \
+         so a retry of the event invokes them again and does only what is left"
+    )]
+    InvokedFailed { failed: usize },
 }
 
 impl Failure {
@@ -80,6 +85,7 @@ impl Failure {
             Failure::Trapped { .. } => "trapped",
             Failure::BadAnswer { .. } => "bad-answer",
             Failure::CutShort { .. } => "cut-short",
+            Failure::InvokedFailed { .. } => "invoked-failed",
         }
     }
 
@@ -97,6 +103,7 @@ impl Failure {
             Failure::Trapped { .. } => "EmmaaGuestTrapped",
             Failure::BadAnswer { .. } => "EmmaaGuestBadAnswer",
             Failure::CutShort { .. } => "EmmaaEventCutShort",
+            Failure::InvokedFailed { .. } => "EmmaaInvokedFunctionFailed",
         }
     }
 
@@ -192,17 +199,23 @@ impl Answer {
 ///   what is left); else a 207 listing what went through, what failed, and
 ///   why the rest was not done.
 /// - A guest that answered, but the deadline kept some calls from being
-///   made: with everything that went through claimed, a failure, so that
-///   the retry makes them; else the guest's answer (they are named in it).
+///   made, or a function it invoked failed (throttled past its own
+///   deadline, say): with everything that went through claimed, a failure,
+///   so that the retry makes them; else the guest's answer (they are named
+///   in it).
 pub fn conclude(answer: Result<Value, Failure>, done: &[Effect]) -> Answer {
     let retry_repeats_nothing = !done.iter().any(Effect::unclaimed);
     match answer {
         Ok(response) => {
             let left = done.iter().filter(|effect| effect.cut_short()).count();
-            if left > 0 && retry_repeats_nothing {
-                Answer::Failed(Failure::CutShort { left })
-            } else {
-                Answer::Guest(response)
+            let failed = done
+                .iter()
+                .filter(|effect| matches!(effect, Effect::InvokedFailed { .. }))
+                .count();
+            match (left, failed) {
+                (1.., _) if retry_repeats_nothing => Answer::Failed(Failure::CutShort { left }),
+                (0, 1..) if retry_repeats_nothing => Answer::Failed(Failure::InvokedFailed { failed }),
+                _ => Answer::Guest(response),
             }
         }
         Err(failure) if retry_repeats_nothing => Answer::Failed(failure),
@@ -230,6 +243,13 @@ fn salvage(failure: Failure, done: &[Effect]) -> Answer {
             Effect::Failed { what, error } => refused.push(json!({
                 "item": what,
                 "reason": format!("{what} failed: {}: {}", error.code, error.message),
+            })),
+            Effect::InvokedFailed {
+                function_name,
+                payload,
+            } => refused.push(json!({
+                "item": format!("invoking {function_name} with {payload}"),
+                "reason": format!("{function_name} ran and failed"),
             })),
         }
     }
@@ -365,5 +385,27 @@ mod tests {
             Failure::EventTooLarge { size: 31_400_000 }.to_string(),
             "the event is 31.4 MB (31400000 bytes); Lambda accepts at most 6 MB (6291456 bytes)"
         );
+    }
+
+    #[test]
+    fn a_failed_invoked_function_fails_the_event_when_everything_else_is_claimed() {
+        let failed = Effect::InvokedFailed {
+            function_name: "emmaa-model-stats".into(),
+            payload: "{}".into(),
+        };
+        let claimed = Effect::Submitted {
+            job_name: "m0_model_stats_20200204_120000".into(),
+            job_id: "id-0".into(),
+            claimed: true,
+        };
+        let answer = conclude(Ok(json!({"statusCode": 207})), &[claimed, failed.clone()]);
+        assert_eq!(answer, Answer::Failed(Failure::InvokedFailed { failed: 1 }));
+        let unclaimed = Effect::Invoked {
+            function_name: "emmaa-queries".into(),
+            payload: "{}".into(),
+            claimed: false,
+        };
+        let answer = conclude(Ok(json!({"statusCode": 207})), &[unclaimed, failed]);
+        assert_eq!(answer, Answer::Guest(json!({"statusCode": 207})));
     }
 }

@@ -9,7 +9,7 @@
 //! Virtual time: the run started k-th sees the clock at `now` + k seconds,
 //! so the names of jobs and files of different runs never collide.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,13 +18,16 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::action::Action;
-use crate::cascade::{Cascade, CascadeError, Followed, JobWatcher, RunReport};
-use crate::effects::Job;
+use crate::cascade::{Cascade, CascadeError, Followed, RunReport, Watcher};
 use crate::effects::local::{LocalBucket, LocalEffects};
-use crate::engine::EngineError;
+use crate::effects::{Invocation, Job};
+use crate::engine::{EngineError, GuestRuntime};
 use crate::guests::{GUESTS, Trigger};
+use crate::quota::{Account, Counters, Limits};
 use crate::settings::Settings;
 
 /// The bucket a day runs over.
@@ -68,6 +71,8 @@ pub struct SimulateRequest {
     pub deadline: Duration,
     /// Deliver every S3 notification twice.
     pub redeliver: bool,
+    /// Run the day under these limits, in virtual time.
+    pub quotas: Option<Limits>,
 }
 
 /// What started a run.
@@ -85,6 +90,9 @@ pub enum Start {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         redelivery: bool,
     },
+    /// A guest's `Event` invocation, which Lambda queued (under a model of
+    /// AWS's limits).
+    Invocation { by: String },
 }
 
 /// One function started by a schedule or a file, with every run it led to
@@ -131,7 +139,72 @@ pub struct Summary {
     /// claims make a redelivery do nothing twice).
     pub duplicated: usize,
     /// Per model, its jobs in the order they were submitted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, Vec<String>>,
+}
+
+/// The day under AWS's limits (`--quotas`), against the same day with none.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scale {
+    pub limits: Limits,
+    /// Jobs the day submits with no limits.
+    pub expected_jobs: usize,
+    /// The least time the quotas allow for them: jobs ÷ `SubmitJob`'s rate.
+    pub bound_s: f64,
+    /// When the last job was submitted, as a multiple of the bound (the
+    /// goal: at most 1.2).
+    pub of_bound: f64,
+    /// Expected jobs never submitted.
+    pub lost: usize,
+    /// Jobs submitted more often than the day with no limits submits them.
+    pub duplicated: usize,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+impl Scale {
+    fn new(limits: Limits, counters: Counters) -> Self {
+        Scale {
+            limits,
+            expected_jobs: 0,
+            bound_s: 0.0,
+            of_bound: 0.0,
+            lost: 0,
+            duplicated: 0,
+            counters,
+        }
+    }
+
+    /// Compares the jobs `done` with those `expected`, by name without the
+    /// time (a day's work is the same whenever it runs).
+    fn compare(&mut self, expected: &[SimulatedJob], done: &[SimulatedJob]) {
+        let mut balance: BTreeMap<&str, i64> = BTreeMap::new();
+        for job in expected {
+            *balance.entry(stem(&job.name)).or_default() += 1;
+        }
+        for job in done {
+            *balance.entry(stem(&job.name)).or_default() -= 1;
+        }
+        let count =
+            |keep: fn(i64) -> i64| balance.values().map(|n| keep(*n)).sum::<i64>().unsigned_abs() as usize;
+        self.lost = count(|n| n.max(0));
+        self.duplicated = count(|n| n.min(0));
+        self.expected_jobs = expected.len();
+        self.bound_s = expected.len() as f64 / f64::from(self.limits.submit_per_second.max(1));
+        if self.bound_s > 0.0 {
+            self.of_bound = self.counters.last_submitted_s / self.bound_s;
+        }
+    }
+}
+
+impl Summary {
+    /// The counts without the per-model lists (`--format summary`).
+    pub fn counts(&self) -> Summary {
+        Summary {
+            models: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
 }
 
 /// The day, as `host simulate` prints it.
@@ -141,6 +214,33 @@ pub struct Simulation {
     pub runs: Vec<SimulatedRun>,
     pub jobs: Vec<SimulatedJob>,
     pub summary: Summary,
+    /// Under AWS's limits (`--quotas`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
+}
+
+impl Simulation {
+    fn of(
+        now: u64,
+        runs: Vec<SimulatedRun>,
+        jobs: Vec<SimulatedJob>,
+        duplicated: usize,
+        scale: Option<Scale>,
+    ) -> Self {
+        let mut summary = summarize(&runs, &jobs);
+        summary.duplicated = duplicated;
+        summary.redelivered = runs
+            .iter()
+            .filter(|run| matches!(run.start, Start::File { redelivery: true, .. }))
+            .count();
+        Simulation {
+            now: rfc3339(now),
+            runs,
+            jobs,
+            summary,
+            scale,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +251,8 @@ pub enum SimulateError {
     Engine(#[from] EngineError),
     #[error("{0}")]
     Cascade(#[from] CascadeError),
+    #[error("the simulation's runtime: {0}")]
+    Runtime(String),
 }
 
 /// `2020-02-04T12:00:00Z`.
@@ -251,18 +353,18 @@ fn scheduled_event(rule: &str, at: u64) -> Value {
     })
 }
 
-/// The jobs of the run in progress, and the files they leave.
+/// What a delivery stands for: the start it came from. A redelivery of a
+/// notification, or Lambda's retry of an event, stands for the same one.
 #[derive(Default)]
 struct Day {
-    /// The clock of the run in progress.
-    at: u64,
-    /// What the run in progress was started by: a schedule, or a file
-    /// (whichever delivery of its notification).
-    root: String,
+    /// The start key of each delivery's request id.
+    starts: BTreeMap<String, String>,
+    /// The jobs submitted since the driver last took them.
     jobs: Vec<SimulatedJob>,
-    written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    /// Each job's id, by queue and name (Batch `ListJobs`).
+    ids: BTreeMap<(String, String), Vec<String>>,
     /// Each job (its name without the time) per start it came from.
-    seen: std::collections::BTreeSet<(String, String)>,
+    seen: BTreeSet<(String, String)>,
     /// Jobs submitted again for a start that had already led to them.
     duplicated: usize,
 }
@@ -273,32 +375,100 @@ fn stem(name: &str) -> &str {
     name.rsplitn(3, '_').nth(2).unwrap_or(name)
 }
 
-struct Watcher(Mutex<Day>);
+/// What the timed driver is told while runs go on.
+enum Delivery {
+    /// A job was submitted: the files it writes fire their triggers.
+    Job(SimulatedJob),
+    /// A guest sent an `Event` invocation: Lambda queues it.
+    Event {
+        caller: String,
+        function: String,
+        payload: String,
+        request_id: String,
+    },
+}
 
-impl JobWatcher for Watcher {
-    fn submitted(&self, function: &str, job: &Job) -> String {
-        let mut day = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let seen = (day.root.clone(), stem(&job.name).to_owned());
-        if !day.seen.insert(seen) {
-            day.duplicated += 1;
-        }
-        let (model, writes) = files_written(job, day.at);
-        if let Ok(mut written) = day.written.lock() {
+/// The cascade's watcher: keeps the jobs, writes their files into the
+/// overlay, and (timed) tells the driver.
+struct DayWatcher {
+    day: Mutex<Day>,
+    written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    driver: Option<mpsc::UnboundedSender<Delivery>>,
+}
+
+impl DayWatcher {
+    fn day(&self) -> std::sync::MutexGuard<'_, Day> {
+        self.day.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `request_id`'s deliveries stand for `start`.
+    fn register(&self, request_id: &str, start: &Start) {
+        let key = match start {
+            Start::Schedule { schedule } => schedule.clone(),
+            Start::File { key, .. } => key.clone(),
+            Start::Invocation { .. } => return,
+        };
+        self.day().starts.insert(request_id.to_owned(), key);
+    }
+}
+
+impl Watcher for DayWatcher {
+    fn submitted(&self, function: &str, request_id: &str, at: u64, job: &Job) -> String {
+        let (model, writes) = files_written(job, at);
+        if let Ok(mut written) = self.written.lock() {
             for key in &writes {
                 written.insert(key.clone(), Vec::new());
             }
         }
-        day.jobs.push(SimulatedJob {
+        let submitted = SimulatedJob {
             name: job.name.clone(),
             queue: job.queue.clone(),
             definition: job.definition.clone(),
             submitted_by: function.to_owned(),
             model,
             writes,
-            // Filled in once the run is over, with the starts it queues.
+            // Filled in by the driver, with the starts it queues.
             fires: Vec::new(),
-        });
-        format!("sim-{}", job.name)
+        };
+        let id = format!("sim-{}", job.name);
+        let mut day = self.day();
+        let root = request_id.split('/').next().unwrap_or(request_id);
+        let start = day.starts.get(root).cloned().unwrap_or_else(|| root.to_owned());
+        if !day.seen.insert((start, stem(&job.name).to_owned())) {
+            day.duplicated += 1;
+        }
+        day.ids
+            .entry((job.queue.clone(), job.name.clone()))
+            .or_default()
+            .push(id.clone());
+        match &self.driver {
+            Some(driver) => {
+                let _ = driver.send(Delivery::Job(submitted));
+            }
+            None => day.jobs.push(submitted),
+        }
+        id
+    }
+
+    fn find_jobs(&self, queue: &str, job_name: &str) -> Vec<String> {
+        self.day()
+            .ids
+            .get(&(queue.to_owned(), job_name.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn queue_event(&self, caller: &str, invocation: &Invocation, request_id: &str) -> bool {
+        self.driver.as_ref().is_some_and(|driver| {
+            driver
+                .send(Delivery::Event {
+                    caller: caller.to_owned(),
+                    function: invocation.function_name.clone(),
+                    payload: invocation.payload.clone(),
+                    request_id: request_id.to_owned(),
+                })
+                .is_ok()
+        })
     }
 }
 
@@ -309,22 +479,23 @@ const SCHEDULES: [(&str, &str); 2] = [
     ("UpdateSchedule", "update_pipeline"),
 ];
 
-/// Simulates the day.
-pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<Simulation, SimulateError> {
+/// The day's cascade over an overlay of the bucket, and its watcher.
+fn day_cascade(
+    request: &SimulateRequest,
+    settings: Settings,
+    driver: Option<mpsc::UnboundedSender<Delivery>>,
+) -> Result<(Cascade, Arc<DayWatcher>), SimulateError> {
     if let SimulatedBucket::Directory(dir) = &request.bucket
         && !dir.is_dir()
     {
         return Err(SimulateError::BucketDirMissing(dir.display().to_string()));
     }
     let written: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
-    let watcher = Arc::new(Watcher(Mutex::new(Day {
-        at: request.now,
-        root: String::new(),
-        seen: Default::default(),
-        duplicated: 0,
-        jobs: Vec::new(),
+    let watcher = Arc::new(DayWatcher {
+        day: Mutex::default(),
         written: written.clone(),
-    })));
+        driver,
+    });
     let base = match &request.bucket {
         SimulatedBucket::Directory(dir) => LocalBucket::Directory(dir.clone()),
         SimulatedBucket::Synthetic(models) => LocalBucket::Memory(synthetic_bucket(*models)),
@@ -333,77 +504,136 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
         base: Box::new(base),
         written,
     };
-    let prefix = settings.pipeline.function_prefix.clone();
-    let bucket_name = settings.pipeline.bucket.clone();
-    let mut pending: VecDeque<(Start, String, Value)> = SCHEDULES
+    let cascade = Cascade::new(
+        request.components.clone(),
+        settings,
+        request.now,
+        request.deadline,
+        LocalEffects::new(bucket),
+    )?
+    .with_watcher(watcher.clone());
+    Ok((cascade, watcher))
+}
+
+/// The schedules' starts: each function with the event its rule sends.
+fn schedule_starts(prefix: &str, at: u64) -> Vec<(Start, String, Value)> {
+    SCHEDULES
         .iter()
         .map(|(schedule, guest)| {
-            let function = crate::guests::default_function(guest, &prefix).unwrap_or_default();
+            let function = crate::guests::default_function(guest, prefix).unwrap_or_default();
             let start = Start::Schedule {
                 schedule: (*schedule).to_owned(),
             };
-            (start, function, Value::Null)
+            (start, function, scheduled_event(schedule, at))
         })
-        .collect();
-    let cascade = Arc::new(
-        Cascade::new(
-            request.components.clone(),
-            settings,
-            request.now,
-            request.deadline,
-            LocalEffects::new(bucket),
-        )?
-        .with_jobs(watcher.clone()),
-    );
+        .collect()
+}
+
+/// The starts the files `job` writes lead to (each notification twice
+/// with `redeliver`), filling in the functions the job fires.
+fn file_starts(
+    job: &mut SimulatedJob,
+    bucket: &str,
+    prefix: &str,
+    sequencer: &mut usize,
+    at: u64,
+    redeliver: bool,
+) -> Vec<(Start, String, Value)> {
+    let mut starts = Vec::new();
+    for key in &job.writes {
+        for fired in triggered_by(key, prefix) {
+            job.fires.push(fired.clone());
+            *sequencer += 1;
+            let event = s3_event(bucket, key, *sequencer, at);
+            for redelivery in [false, true].into_iter().take(1 + usize::from(redeliver)) {
+                let start = Start::File {
+                    key: key.clone(),
+                    written_by: job.name.clone(),
+                    redelivery,
+                };
+                starts.push((start, fired.clone(), event.clone()));
+            }
+        }
+    }
+    starts
+}
+
+/// Simulates the day: one run at a time (the k-th sees the clock k
+/// seconds after `now`), or, with `request.quotas`, every run when AWS
+/// would start it, under the quotas, in virtual time.
+pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<Simulation, SimulateError> {
+    let Some(limits) = request.quotas.clone() else {
+        return simulate_in_order(request, settings).await;
+    };
+    // The day with no limits: the work that must happen, each once.
+    let expected = simulate_in_order(
+        &SimulateRequest {
+            redeliver: false,
+            ..request.clone()
+        },
+        settings.clone(),
+    )
+    .await?;
+    // The timed day runs on a clock of its own: a paused one, which jumps
+    // to the next timer whenever every run is waiting.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let timed = request.clone();
+    std::thread::spawn(move || {
+        let day = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .map_err(|err| SimulateError::Runtime(err.to_string()))
+            .and_then(|runtime| runtime.block_on(simulate_timed(&timed, settings, limits)));
+        let _ = answer.send(day);
+    });
+    let mut simulation = answered
+        .await
+        .map_err(|_| SimulateError::Runtime("the simulation's thread ended without an answer".into()))??;
+    if let Some(scale) = &mut simulation.scale {
+        scale.compare(&expected.jobs, &simulation.jobs);
+    }
+    Ok(simulation)
+}
+
+/// The day, one run at a time.
+async fn simulate_in_order(
+    request: &SimulateRequest,
+    settings: Settings,
+) -> Result<Simulation, SimulateError> {
+    let prefix = settings.pipeline.function_prefix.clone();
+    let bucket_name = settings.pipeline.bucket.clone();
+    let (cascade, watcher) = day_cascade(request, settings, None)?;
+    let cascade = Arc::new(cascade);
+    let mut pending: VecDeque<(Start, String, Value)> = schedule_starts(&prefix, request.now).into();
     let mut runs = Vec::new();
     let mut jobs = Vec::new();
     let mut sequencer = 0;
     while let Some((start, function, event)) = pending.pop_front() {
         let at = request.now + runs.len() as u64;
-        let event = match (&start, event) {
-            (Start::Schedule { schedule }, _) => scheduled_event(schedule, at),
-            (_, event) => event,
+        let event = match &start {
+            Start::Schedule { schedule } => scheduled_event(schedule, at),
+            _ => event,
         };
-        {
-            let mut day = watcher.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            day.at = at;
-            day.root = match &start {
-                Start::Schedule { schedule } => schedule.clone(),
-                Start::File { key, .. } => key.clone(),
-            };
-        }
         let request_id = format!("simulate-{}", runs.len());
+        watcher.register(&request_id, &start);
         let run = cascade
             .run_at(&function, &event.to_string(), &request_id, at)
             .await?;
-        let mut submitted = std::mem::take(
-            &mut watcher
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .jobs,
-        );
+        let mut submitted = std::mem::take(&mut watcher.day().jobs);
         // The host may submit a fan-out's jobs concurrently: in the order
         // the guests asked for them, so the day reads the same every time.
         let order = submissions(&run);
         submitted.sort_by_key(|job| order.iter().position(|name| *name == job.name));
         for job in &mut submitted {
-            for key in &job.writes {
-                let fires = triggered_by(key, &prefix);
-                job.fires.extend(fires.iter().cloned());
-                for fired in fires {
-                    sequencer += 1;
-                    let event = s3_event(&bucket_name, key, sequencer, at);
-                    for redelivery in [false, true].into_iter().take(1 + usize::from(request.redeliver)) {
-                        let start = Start::File {
-                            key: key.clone(),
-                            written_by: job.name.clone(),
-                            redelivery,
-                        };
-                        pending.push_back((start, fired.clone(), event.clone()));
-                    }
-                }
-            }
+            pending.extend(file_starts(
+                job,
+                &bucket_name,
+                &prefix,
+                &mut sequencer,
+                at,
+                request.redeliver,
+            ));
         }
         jobs.extend(submitted);
         runs.push(SimulatedRun {
@@ -413,22 +643,86 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
             run,
         });
     }
-    let mut summary = summarize(&runs, &jobs);
-    summary.duplicated = watcher
-        .0
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .duplicated;
-    summary.redelivered = runs
-        .iter()
-        .filter(|run| matches!(run.start, Start::File { redelivery: true, .. }))
-        .count();
-    Ok(Simulation {
-        now: rfc3339(request.now),
-        runs,
-        jobs,
-        summary,
-    })
+    let duplicated = watcher.day().duplicated;
+    Ok(Simulation::of(request.now, runs, jobs, duplicated, None))
+}
+
+/// The day under AWS's limits, in virtual time: both schedules fire at
+/// `now`, every asynchronous event waits for a place in the account's
+/// concurrency, and each job's files appear `job_time_s` after it is
+/// submitted.
+async fn simulate_timed(
+    request: &SimulateRequest,
+    settings: Settings,
+    limits: Limits,
+) -> Result<Simulation, SimulateError> {
+    let prefix = settings.pipeline.function_prefix.clone();
+    let bucket_name = settings.pipeline.bucket.clone();
+    let (sender, mut deliveries) = mpsc::unbounded_channel();
+    let (cascade, watcher) = day_cascade(request, settings, Some(sender))?;
+    let account = Account::new(limits.clone());
+    let cascade = Arc::new(
+        cascade
+            .with_runtime(GuestRuntime::on_demand()?)
+            .with_account(account.clone()),
+    );
+    let job_time = Duration::from_secs(limits.job_time_s);
+    let clock = |account: &Account| request.now + account.elapsed().as_secs();
+    let mut tasks = JoinSet::new();
+    let mut delivered = 0;
+    let mut deliver = |tasks: &mut JoinSet<_>,
+                       (start, function, event): (Start, String, Value),
+                       request_id: Option<String>,
+                       delay: Duration| {
+        let request_id = request_id.unwrap_or_else(|| format!("simulate-{delivered}"));
+        delivered += 1;
+        watcher.register(&request_id, &start);
+        let (cascade, account, now) = (cascade.clone(), account.clone(), request.now);
+        tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let at = now + account.elapsed().as_secs();
+            let run = cascade
+                .deliver(&function, &event.to_string(), &request_id)
+                .await?;
+            Ok::<_, CascadeError>(SimulatedRun {
+                start,
+                at: rfc3339(at),
+                event,
+                run,
+            })
+        });
+    };
+    for start in schedule_starts(&prefix, request.now) {
+        deliver(&mut tasks, start, None, Duration::ZERO);
+    }
+    let (mut runs, mut jobs, mut sequencer) = (Vec::new(), Vec::new(), 0);
+    loop {
+        tokio::select! {
+            biased;
+            Some(delivery) = deliveries.recv() => match delivery {
+                Delivery::Job(mut job) => {
+                    let at = clock(&account) + limits.job_time_s;
+                    for start in file_starts(&mut job, &bucket_name, &prefix, &mut sequencer, at, request.redeliver) {
+                        deliver(&mut tasks, start, None, job_time);
+                    }
+                    jobs.push(job);
+                }
+                Delivery::Event { caller, function, payload, request_id } => {
+                    let event = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
+                    let start = (Start::Invocation { by: caller }, function, event);
+                    deliver(&mut tasks, start, Some(request_id), Duration::ZERO);
+                }
+            },
+            joined = tasks.join_next() => match joined {
+                Some(Ok(run)) => runs.push(run?),
+                Some(Err(err)) => return Err(SimulateError::Runtime(format!("a run ended abnormally: {err}"))),
+                None => break,
+            },
+        }
+    }
+    let duplicated = watcher.day().duplicated;
+    let scale = Scale::new(limits, account.counters());
+    Ok(Simulation::of(request.now, runs, jobs, duplicated, Some(scale)))
 }
 
 /// The jobs a run and the runs it led to submitted, in the order the
@@ -560,6 +854,10 @@ impl Graph {
                 Start::File { key, .. } => {
                     let file = graph.node("file", key);
                     graph.edge(&file, &function, "S3 trigger");
+                }
+                Start::Invocation { by } => {
+                    let caller = graph.node("function", by);
+                    graph.edge(&caller, &function, "Event");
                 }
             }
             graph.add_run(&run.run, &function, &jobs_by_name);

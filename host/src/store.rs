@@ -5,12 +5,16 @@
 //! rest, in one place.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+// tokio's clock: the real one on Lambda, a virtual one in `host simulate
+// --quotas`, where the deadline must pass in the simulation's time.
+use tokio::time::Instant;
 use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 
 use crate::action::Action;
+use crate::effects::patient::Patient;
 use crate::effects::{AwsError, Effects, ErrorKind};
 use crate::guests::Guest;
 use crate::settings::Settings;
@@ -179,6 +183,9 @@ pub enum Effect {
         job_id: String,
         claimed: bool,
     },
+    /// The invoked function ran and failed; its claim was released, so a
+    /// retry of the event invokes it again.
+    InvokedFailed { function_name: String, payload: String },
     /// `what` names the call (the job, or the function and payload).
     Failed { what: String, error: AwsError },
 }
@@ -228,6 +235,11 @@ impl HostState {
     ) -> Self {
         let interrupt_at = interrupt_point(Instant::now(), context.time_left);
         let gate = Gate::new(settings.max_in_flight, interrupt_at);
+        let effects = Arc::new(Patient::new(
+            effects,
+            interrupt_at - CALL_RESERVE,
+            &context.request_id,
+        ));
         HostState {
             gate,
             effects,

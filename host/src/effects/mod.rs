@@ -1,10 +1,12 @@
 //! The S3 reads, Lambda invocations and Batch submissions a guest asks for,
 //! behind one trait. [`aws::AwsEffects`] performs them; [`local::LocalEffects`]
 //! reads a directory (or memory) as the bucket and answers the rest with
-//! deterministic fake results.
+//! deterministic fake results. [`patient::Patient`] waits out throttling
+//! in front of either.
 
 pub mod aws;
 pub mod local;
+pub mod patient;
 
 use async_trait::async_trait;
 
