@@ -893,7 +893,7 @@ async fn an_s3_slow_down_is_retried_until_it_goes_through() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn throttling_that_outlasts_the_retries_reaches_the_guest_as_throttled() {
+async fn throttling_that_outlasts_the_sdks_attempts_is_answered_as_throttled_for_the_host_to_wait_out() {
     let (address, calls) = throttling_endpoint(usize::MAX, slow_down, || Reply::json(200, "{}"));
     let err = effects_for(&address)
         .await
@@ -1497,6 +1497,14 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         let variables = function.environment().unwrap().variables().unwrap();
         assert_eq!(variables["EMMAA_FUNCTION_PREFIX"], "emmaa-next-", "{name}");
         assert_eq!(variables["EMMAA_LEDGER"], "on", "{name}");
+        assert_eq!(variables["EMMAA_INVOCATION_TYPE"], "Event", "{name}");
+        let reserved = lambda
+            .get_function_concurrency()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reserved.reserved_concurrent_executions(), Some(10), "{name}");
         // IAM: the role holds exactly the template's statements for it.
         let id: String = entry
             .guest

@@ -15,7 +15,7 @@
 use serde_json::{Map, Value, json};
 
 use emmaa_host::guests::{GUESTS, Guest, Trigger};
-use emmaa_host::settings::VARIABLES;
+use emmaa_host::settings::{self, VARIABLES, Variable};
 
 /// `update_pipeline` → `UpdatePipeline`: a logical id.
 fn logical_id(snake: &str) -> String {
@@ -123,6 +123,21 @@ fn statements(entry: &Guest) -> Vec<Value> {
     statements
 }
 
+/// Where the stack's default differs from the host's: on AWS the fan-out
+/// invokes asynchronously. Measured with `host simulate --quotas`: at
+/// 10,000 models a synchronous fan-out runs out of its deadline waiting for
+/// Batch's 50 submissions a second, while queued invocations lose nothing
+/// (a failed one goes to the FailedEvents queue after Lambda's retries).
+const STACK_DEFAULTS: [(&str, &str); 1] = [(settings::INVOCATION_TYPE, "Event")];
+
+/// The stack's default for `variable`.
+fn stack_default(variable: &Variable) -> &'static str {
+    STACK_DEFAULTS
+        .iter()
+        .find(|(name, _)| *name == variable.name)
+        .map_or(variable.default, |(_, default)| default)
+}
+
 /// Every `EMMAA_*` setting, from its parameter.
 fn environment() -> Value {
     let variables: Map<String, Value> = VARIABLES
@@ -139,7 +154,7 @@ fn parameters() -> Map<String, Value> {
             parameter_of(variable.name),
             json!({
                 "Type": "String",
-                "Default": variable.default,
+                "Default": stack_default(variable),
                 "Description": format!("{}: {} ({})", variable.name, variable.meaning, variable.accepts),
             }),
         );
@@ -166,6 +181,11 @@ fn parameters() -> Map<String, Value> {
         (
             "Architecture",
             json!({"Type": "String", "Default": "x86_64", "AllowedValues": ["x86_64", "arm64"]}),
+        ),
+        (
+            "FunctionConcurrency",
+            json!({"Type": "Number", "Default": 10, "MinValue": 0, "MaxValue": 80,
+            "Description": "Each function's reserved concurrency: it paces the day at Batch's 50 SubmitJob a second (host simulate --quotas: 10 keeps 10,000 models within 1.02 times that bound, with 79 executions at most instead of the account's 1,000); 0: no reservation"}),
         ),
         (
             "MemorySize",
@@ -266,6 +286,9 @@ pub fn template() -> Value {
                     "Architectures": [reference("Architecture")],
                     "MemorySize": reference("MemorySize"),
                     "Timeout": reference("Timeout"),
+                    "ReservedConcurrentExecutions": {
+                        "Fn::If": ["ReservesConcurrency", reference("FunctionConcurrency"), {"Ref": "AWS::NoValue"}],
+                    },
                     "Role": {"Fn::GetAtt": [format!("{id}Role"), "Arn"]},
                     "Code": {"S3Bucket": reference("ArtifactBucket"), "S3Key": reference("ArtifactKey")},
                     "Environment": environment(),
@@ -337,7 +360,10 @@ pub fn template() -> Value {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "The EMMAA model-update pipeline: eleven functions, their triggers and their rights (made by deploy template from host/src/guests.rs)",
         "Parameters": parameters(),
-        "Conditions": {"CreatesBucket": {"Fn::Equals": [reference("CreateBucket"), "true"]}},
+        "Conditions": {
+            "CreatesBucket": {"Fn::Equals": [reference("CreateBucket"), "true"]},
+            "ReservesConcurrency": {"Fn::Not": [{"Fn::Equals": [reference("FunctionConcurrency"), 0]}]},
+        },
         "Resources": resources,
     })
 }
@@ -474,12 +500,32 @@ mod tests {
         for variable in VARIABLES {
             let parameter = parameter_of(variable.name);
             assert_eq!(
-                template["Parameters"][&parameter]["Default"], variable.default,
+                template["Parameters"][&parameter]["Default"],
+                stack_default(variable),
                 "{parameter}"
             );
             let set = &template["Resources"]["ModelUpdatesFunction"]["Properties"]["Environment"]["Variables"]
                 [variable.name];
             assert_eq!(set, &json!({"Ref": parameter}));
+        }
+    }
+
+    #[test]
+    fn the_stack_paces_the_day_with_queued_invocations_and_reserved_concurrency() {
+        let template = template();
+        assert_eq!(template["Parameters"]["InvocationType"]["Default"], "Event");
+        assert_eq!(template["Parameters"]["FunctionConcurrency"]["Default"], 10);
+        let resources = template["Resources"].as_object().unwrap();
+        let functions: Vec<&Value> = resources
+            .values()
+            .filter(|resource| resource["Type"] == "AWS::Lambda::Function")
+            .collect();
+        assert_eq!(functions.len(), 11);
+        for function in functions {
+            assert_eq!(
+                function["Properties"]["ReservedConcurrentExecutions"]["Fn::If"][1],
+                json!({"Ref": "FunctionConcurrency"})
+            );
         }
     }
 

@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::action::Action;
 use crate::effects::local::LocalEffects;
@@ -24,7 +23,7 @@ use crate::effects::{
 };
 use crate::engine::{EngineError, GuestRuntime, LoadedGuest};
 use crate::guests::{GUESTS, Guest};
-use crate::quota::{Account, Environment, Limit};
+use crate::quota::{Account, Environment, Limit, Place};
 use crate::run::{EventContext, HandlerOutcome};
 use crate::settings::Settings;
 
@@ -303,7 +302,7 @@ impl Cascade {
         };
         let mut tries = 0;
         loop {
-            let place = account.queue_for_concurrency().await;
+            let place = account.queue_for_concurrency(function).await;
             let report = self
                 .run_in_chain(function, event, request_id, self.now, Vec::new())
                 .await?;
@@ -387,10 +386,10 @@ impl Following {
     /// Counts a call against the account's `limit` (for S3: the prefix of
     /// `key`), when the cascade has one; a synchronous invocation answers
     /// its place in the account's concurrency.
-    async fn limited(&self, limit: Limit, key: &str) -> Result<Option<OwnedSemaphorePermit>, AwsError> {
+    async fn limited(&self, limit: Limit, key: &str) -> Result<Place, AwsError> {
         match (&self.cascade.account, &self.environment) {
             (Some(account), Some(environment)) => account.call(environment, limit, key).await,
-            _ => Ok(None),
+            _ => Ok(Place::default()),
         }
     }
 
@@ -500,7 +499,7 @@ impl Effects for Following {
         }
         let place = match invocation.invocation_type {
             InvocationType::RequestResponse => self.limited(Limit::Invoke, function).await?,
-            InvocationType::Event => None,
+            InvocationType::Event => Place::default(),
         };
         let run = Box::pin(self.cascade.run_in_chain(
             function,

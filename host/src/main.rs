@@ -146,6 +146,10 @@ enum Command {
         /// With --quotas: Lambda's concurrent executions in the account.
         #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
         lambda_concurrency: u32,
+        /// With --quotas: each function's reserved concurrency (the template's
+        /// FunctionConcurrency; default: none, only the account's limit).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
+        function_concurrency: Option<u32>,
         /// With --quotas: Batch SubmitJob calls a second in the account.
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
         submit_rate: u32,
@@ -208,12 +212,14 @@ fn main() -> ExitCode {
             client_retries,
             async_retries,
             lambda_concurrency,
+            function_concurrency,
             submit_rate,
             seed,
         }) => {
             log_to_stderr();
             let quotas = quotas.then(|| Limits {
                 lambda_concurrency: lambda_concurrency as usize,
+                function_concurrency: function_concurrency.map(|places| places as usize),
                 submit_per_second: submit_rate,
                 latency_ms,
                 max_attempts: if client_retries == "off" { 1 } else { MAX_ATTEMPTS },

@@ -51,6 +51,10 @@ pub struct Storm {
 pub struct Limits {
     /// Lambda's concurrent executions in the account (1,000 by default).
     pub lambda_concurrency: usize,
+    /// Each function's reserved concurrency (the template's
+    /// `FunctionConcurrency`): at most this many of its executions at once;
+    /// `None`, only the account's limit.
+    pub function_concurrency: Option<usize>,
     /// Batch `SubmitJob` per second in the account (50; a burst of as many).
     pub submit_per_second: u32,
     /// S3 GET and LIST per second per prefix (5,500).
@@ -76,6 +80,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             lambda_concurrency: 1_000,
+            function_concurrency: None,
             submit_per_second: 50,
             s3_reads_per_second: 5_500,
             s3_writes_per_second: 3_500,
@@ -189,6 +194,8 @@ struct State {
     rng: u64,
     /// Idle environments per function.
     idle: HashMap<String, Vec<Environment>>,
+    /// Each function's reserved concurrency, once it runs.
+    reserved: HashMap<String, Arc<Semaphore>>,
     counters: Counters,
 }
 
@@ -209,6 +216,7 @@ impl Account {
                 buckets: HashMap::new(),
                 rng: limits.seed.max(1),
                 idle: HashMap::new(),
+                reserved: HashMap::new(),
                 counters: Counters::default(),
             }),
             start: Instant::now(),
@@ -252,17 +260,39 @@ impl Account {
             .push(environment);
     }
 
-    /// A place for an asynchronous event (a schedule, an S3 notification,
-    /// an `Event` invocation): Lambda keeps the event until one is free.
-    pub async fn queue_for_concurrency(&self) -> OwnedSemaphorePermit {
-        let permit = self
+    /// `function`'s reserved concurrency, when it has one.
+    fn reserved(&self, function: &str) -> Option<Arc<Semaphore>> {
+        let places = self.limits.function_concurrency?;
+        let mut state = self.state();
+        Some(
+            state
+                .reserved
+                .entry(function.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(places)))
+                .clone(),
+        )
+    }
+
+    /// A place for an asynchronous event of `function` (a schedule's, an S3
+    /// notification, an `Event` invocation): Lambda keeps the event until
+    /// the function and the account have one free.
+    pub async fn queue_for_concurrency(&self, function: &str) -> Place {
+        let closed = |_| unreachable!("the concurrency semaphores are never closed");
+        let reserved = match self.reserved(function) {
+            Some(places) => Some(places.acquire_owned().await.unwrap_or_else(closed)),
+            None => None,
+        };
+        let account = self
             .concurrency
             .clone()
             .acquire_owned()
             .await
-            .unwrap_or_else(|_| unreachable!("the account's semaphore is never closed"));
+            .unwrap_or_else(closed);
         self.note_concurrency();
-        permit
+        Place {
+            _account: Some(account),
+            _reserved: reserved,
+        }
     }
 
     fn note_concurrency(&self) {
@@ -288,15 +318,11 @@ impl Account {
         prefixes.div_ceil(LIST_PAGE).max(1)
     }
 
-    /// One call counted against `limit` (for S3, the prefix of `key`),
-    /// retried as the SDK retries it; a synchronous invocation answers its
-    /// place in the account's concurrency, to hold while the function runs.
-    pub async fn call(
-        &self,
-        environment: &Environment,
-        limit: Limit,
-        key: &str,
-    ) -> Result<Option<OwnedSemaphorePermit>, AwsError> {
+    /// One call counted against `limit` (for S3, the prefix of `key`; for a
+    /// synchronous invocation, the function), retried as the SDK retries
+    /// it; a synchronous invocation answers its place in the concurrency,
+    /// to hold while the function runs.
+    pub async fn call(&self, environment: &Environment, limit: Limit, key: &str) -> Result<Place, AwsError> {
         let mut attempts = 0;
         let mut holds_retry_tokens = false;
         loop {
@@ -315,7 +341,7 @@ impl Account {
                         state.counters.submitted += 1;
                         state.counters.last_submitted_s = state.counters.last_submitted_s.max(at);
                     }
-                    if place.is_some() {
+                    if place._account.is_some() {
                         self.note_concurrency();
                     }
                     return Ok(place);
@@ -343,7 +369,7 @@ impl Account {
     }
 
     /// One attempt: admitted, or AWS's throttling answer.
-    fn attempt(&self, limit: Limit, key: &str) -> Result<Option<OwnedSemaphorePermit>, AwsError> {
+    fn attempt(&self, limit: Limit, key: &str) -> Result<Place, AwsError> {
         let now = Instant::now();
         let in_storm = self.limits.storm.is_some_and(|storm| {
             let elapsed = self.elapsed().as_secs();
@@ -355,9 +381,16 @@ impl Account {
             Limit::Latency => true,
             Limit::Invoke => {
                 drop(state);
-                return match self.concurrency.clone().try_acquire_owned() {
-                    Ok(place) => Ok(Some(place)),
-                    Err(_) => {
+                let reserved = match self.reserved(key) {
+                    Some(places) => places.try_acquire_owned().map(Some),
+                    None => Ok(None),
+                };
+                return match (reserved, self.concurrency.clone().try_acquire_owned()) {
+                    (Ok(reserved), Ok(account)) => Ok(Place {
+                        _account: Some(account),
+                        _reserved: reserved,
+                    }),
+                    _ => {
                         self.state().counters.throttled += 1;
                         Err(throttled(limit))
                     }
@@ -387,12 +420,20 @@ impl Account {
             }
         };
         if admitted {
-            Ok(None)
+            Ok(Place::default())
         } else {
             state.counters.throttled += 1;
             Err(throttled(limit))
         }
     }
+}
+
+/// A function's place in Lambda's concurrency, held while it runs (empty
+/// for calls that hold none).
+#[derive(Debug, Default)]
+pub struct Place {
+    _account: Option<OwnedSemaphorePermit>,
+    _reserved: Option<OwnedSemaphorePermit>,
 }
 
 /// AWS's answer past a limit, as the host's AWS backend reports it.
@@ -508,11 +549,36 @@ mod tests {
                 ..Limits::default()
             });
             let environment = account.environment("f");
-            let held = account.call(&environment, Limit::Invoke, "g").await;
-            assert!(matches!(held, Ok(Some(_))));
+            let held = account.call(&environment, Limit::Invoke, "g").await.unwrap();
+            assert!(held._account.is_some());
             let second = account.call(&environment, Limit::Invoke, "g").await;
             assert_eq!(second.err().map(|err| err.kind), Some(ErrorKind::Throttled));
             assert_eq!(account.counters().peak_concurrency, 1);
+            drop(held);
+            assert!(account.call(&environment, Limit::Invoke, "g").await.is_ok());
+        });
+    }
+
+    #[test]
+    fn a_function_runs_no_more_than_its_reserved_concurrency() {
+        paused().block_on(async {
+            let account = Account::new(Limits {
+                function_concurrency: Some(2),
+                max_attempts: 1,
+                ..Limits::default()
+            });
+            let environment = account.environment("caller");
+            let first = account.queue_for_concurrency("f").await;
+            let second = account.call(&environment, Limit::Invoke, "f").await.unwrap();
+            assert!(account.call(&environment, Limit::Invoke, "f").await.is_err());
+            assert!(
+                account.call(&environment, Limit::Invoke, "g").await.is_ok(),
+                "another function's own"
+            );
+            drop(first);
+            // Lambda's queue hands the freed place to the waiting event.
+            let third = account.queue_for_concurrency("f").await;
+            drop((second, third));
         });
     }
 

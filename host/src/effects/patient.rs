@@ -141,3 +141,149 @@ impl Effects for Patient {
         self.patiently(|| self.inner.find_jobs(queue, job_name)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A backend that fails the first `failures` calls with an error of `kind`.
+    struct Throttling {
+        failures: usize,
+        kind: ErrorKind,
+        calls: AtomicUsize,
+    }
+
+    impl Throttling {
+        fn answer<R: Default>(&self) -> Result<R, AwsError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                Err(AwsError::new(
+                    self.kind,
+                    "TooManyRequestsException",
+                    "Too Many Requests",
+                ))
+            } else {
+                Ok(R::default())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Effects for Throttling {
+        async fn list_prefixes(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>, AwsError> {
+            self.answer()
+        }
+        async fn get_object(&self, _: &str, _: &str, _: u64) -> Result<Vec<u8>, AwsError> {
+            self.answer()
+        }
+        async fn invoke(&self, _: &Invocation) -> Result<InvocationOutcome, AwsError> {
+            self.answer::<()>().map(|()| InvocationOutcome {
+                status_code: 202,
+                payload: String::new(),
+                function_error: None,
+            })
+        }
+        async fn submit_job(&self, _: &Job) -> Result<String, AwsError> {
+            self.answer()
+        }
+        async fn get_object_tagged(&self, _: &str, _: &str) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+            self.answer()
+        }
+        async fn put_object_if(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<u8>,
+            _: Condition,
+        ) -> Result<String, AwsError> {
+            self.answer()
+        }
+        async fn delete_object_if(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+            self.answer()
+        }
+        async fn find_jobs(&self, _: &str, _: &str) -> Result<Vec<String>, AwsError> {
+            self.answer()
+        }
+    }
+
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime")
+    }
+
+    fn throttling(failures: usize) -> Arc<Throttling> {
+        Arc::new(Throttling {
+            failures,
+            kind: ErrorKind::Throttled,
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    #[test]
+    fn a_throttled_call_is_made_again_after_a_pause_until_it_goes_through() {
+        paused().block_on(async {
+            let inner = throttling(3);
+            let patient = Patient::new(inner.clone(), Instant::now() + Duration::from_secs(300), "r");
+            let started = Instant::now();
+            assert!(patient.get_object("b", "k", 1).await.is_ok());
+            assert_eq!(inner.calls.load(Ordering::SeqCst), 4);
+            let waited = started.elapsed();
+            assert!(
+                waited >= MAX_PAUSE.mul_f64(0.3) && waited <= MAX_PAUSE * 3,
+                "{waited:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_call_still_throttled_at_the_deadline_is_answered_as_not_done() {
+        paused().block_on(async {
+            let inner = throttling(usize::MAX);
+            let patient = Patient::new(inner.clone(), Instant::now() + Duration::from_secs(60), "r");
+            let err = patient.submit_job(&job()).await.unwrap_err();
+            assert_eq!(
+                (err.kind, err.code.as_str()),
+                (ErrorKind::NotAttempted, "ThrottledUntilDeadline")
+            );
+            assert!(
+                err.message.contains("TooManyRequestsException"),
+                "{}",
+                err.message
+            );
+            assert!(Instant::now() <= patient.until);
+            assert!(inner.calls.load(Ordering::SeqCst) >= 3);
+        });
+    }
+
+    #[test]
+    fn other_errors_are_answered_at_once() {
+        paused().block_on(async {
+            let inner = Arc::new(Throttling {
+                failures: 1,
+                kind: ErrorKind::Denied,
+                calls: AtomicUsize::new(0),
+            });
+            let patient = Patient::new(inner.clone(), Instant::now() + Duration::from_secs(300), "r");
+            let started = Instant::now();
+            let err = patient.find_jobs("q", "j").await.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Denied);
+            assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+            assert_eq!(started.elapsed(), Duration::ZERO);
+        });
+    }
+
+    fn job() -> Job {
+        Job {
+            name: "m_update_20200204_120000".into(),
+            queue: "q".into(),
+            definition: "d".into(),
+            command: Vec::new(),
+            depends_on: Vec::new(),
+            work: None,
+        }
+    }
+}
