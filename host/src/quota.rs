@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::effects::aws::MAX_ATTEMPTS;
+use crate::effects::patient::next_fraction;
 use crate::effects::{AwsError, ErrorKind};
 
 /// The SDK's retry quota per client, and what one throttling retry costs
@@ -457,20 +458,12 @@ fn throttled(limit: Limit) -> AwsError {
     }
 }
 
-/// A fraction in [0, 1) from xorshift64*.
-fn next_fraction(state: &mut u64) -> f64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    let value = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    (value >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn paused() -> tokio::runtime::Runtime {
+    /// A runtime whose clock only moves when every task waits.
+    pub(crate) fn paused() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)

@@ -152,8 +152,11 @@ pub fn write_response(
         }
     }
     head.push_str("\r\n");
-    writer.write_all(head.as_bytes())?;
-    writer.write_all(body)
+    // One write: a head and a body in two small writes meet Nagle's
+    // algorithm and the peer's delayed ACK, 40 ms a response.
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    writer.write_all(&message)
 }
 
 /// Serves `handle` on a free loopback port, one thread per connection,
@@ -166,6 +169,7 @@ pub fn serve(handle: impl Fn(Message) -> Reply + Send + Sync + 'static) -> Strin
         for stream in listener.incoming().flatten() {
             let handle = std::sync::Arc::clone(&handle);
             std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
                 let mut writer = stream.try_clone().unwrap();
                 let mut reader = BufReader::new(stream);
                 while let Some(request) = read_message(&mut reader) {

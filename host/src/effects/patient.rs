@@ -25,7 +25,7 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(20);
 pub struct Patient {
     inner: Arc<dyn Effects>,
     until: Instant,
-    /// xorshift64's state: the pauses' jitter, seeded by the request id.
+    /// [`next_fraction`]'s state: the pauses' jitter, seeded by the request id.
     jitter: Mutex<u64>,
 }
 
@@ -44,16 +44,12 @@ impl Patient {
 
     /// The next pause, or `None` when it would not leave time for the call.
     fn pause(&self) -> Option<Duration> {
-        let fraction = {
-            let mut state = self
+        let fraction = next_fraction(
+            &mut self
                 .jitter
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            *state ^= *state << 13;
-            *state ^= *state >> 7;
-            *state ^= *state << 17;
-            (*state >> 11) as f64 / (1u64 << 53) as f64
-        };
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         let pause = MAX_PAUSE.mul_f64(0.1 + 0.9 * fraction);
         (Instant::now() + pause < self.until).then_some(pause)
     }
@@ -81,6 +77,16 @@ impl Patient {
             }
         }
     }
+}
+
+/// A fraction in [0, 1) from xorshift64*: jitter that is the same for the
+/// same seed.
+pub fn next_fraction(state: &mut u64) -> f64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    let value = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (value >> 11) as f64 / (1u64 << 53) as f64
 }
 
 // Every call a throttle refused was not made, so making it again is safe
@@ -147,6 +153,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::quota::tests::paused;
 
     /// A backend that fails the first `failures` calls with an error of `kind`.
     struct Throttling {
@@ -205,14 +212,6 @@ mod tests {
         async fn find_jobs(&self, _: &str, _: &str) -> Result<Vec<String>, AwsError> {
             self.answer()
         }
-    }
-
-    fn paused() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("a runtime")
     }
 
     fn throttling(failures: usize) -> Arc<Throttling> {
