@@ -69,9 +69,11 @@ struct Plan {
 
 fn main() {
     let full = std::env::args().any(|arg| arg == "--full");
+    // `--cold`: cold starts only, to profile the start.
+    let cold_only = std::env::args().any(|arg| arg == "--cold");
     let plan = if full {
         Plan {
-            starts: 20,
+            starts: 40,
             events: 1_000,
             models: 1_000,
             full,
@@ -96,10 +98,21 @@ fn main() {
         "{} cold starts, {} warm events each (--full: release builds)",
         plan.starts, plan.events
     );
+    // The ways take turns, so a slower minute of the machine's falls on
+    // all of them alike.
+    let mut colds = vec![Vec::new(); ways.len()];
+    for _ in 0..plan.starts {
+        for (way, cold) in ways.iter().zip(&mut colds) {
+            cold.push(way.cold_start(&batch));
+        }
+    }
     let mut rows = Vec::new();
-    for way in &ways {
-        let cold: Vec<Duration> = (0..plan.starts).map(|_| way.cold_start(&batch)).collect();
-        let warm = way.warm(&batch, plan.events);
+    for (way, cold) in ways.iter().zip(colds) {
+        let warm = if cold_only {
+            Vec::new()
+        } else {
+            way.warm(&batch, plan.events)
+        };
         rows.push((way.name, cold, warm));
     }
     println!("| way | cold median | cold p90 | cold min–max | warm median | warm p99 |");
@@ -133,7 +146,10 @@ fn main() {
         );
     }
     println!("jobs submitted: {}", batch.submitted.load(Ordering::SeqCst));
-    fan_out(&work, &plan);
+    if !cold_only {
+        fan_out(&work, &plan);
+        sizes(&work, &plan, &ways);
+    }
 }
 
 /// `update_pipeline` both ways over `plan.models` daily models.
@@ -173,6 +189,40 @@ fn fan_out(work: &Path, plan: &Plan) {
         println!(
             "python ÷ bootstrap, fan-out: {:.1}× (goal: at least 10×)",
             python.as_secs_f64() / bootstrap.as_secs_f64()
+        );
+    }
+}
+
+/// What users deploy, and the parts of it, beside the native binary.
+fn sizes(work: &Path, plan: &Plan, ways: &[Way]) {
+    let profile = if plan.full { "release" } else { "dev" };
+    let bootstrap = build_bootstrap(profile, Arch::X86_64, &mut say).unwrap_or_else(|err| panic!("{err}"));
+    let everything = bundle(&BundleRequest {
+        serves: Serves::All,
+        arch: Arch::X86_64,
+        profile: profile.into(),
+        bootstrap: Some(bootstrap.clone()),
+        out: Some(work.join(format!("pipeline-{profile}.zip"))),
+        function_prefix: "emmaa-".into(),
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |metadata| metadata.len());
+    println!("\n| what ({profile}) | bytes |");
+    println!("|---|---|");
+    println!(
+        "| pipeline.zip, every function (goal: at most 10 MB) | {} |",
+        everything.zip.len()
+    );
+    println!("| bootstrap | {} |", size(&bootstrap));
+    if let Some(native) = ways.iter().find(|way| way.name == "native") {
+        println!("| native baseline binary | {} |", size(&native.program));
+    }
+    let guests = Path::new(emmaa_host::guests::GUEST_DIR);
+    for entry in &emmaa_host::guests::GUESTS {
+        println!(
+            "| {}.wasm | {} |",
+            entry.guest,
+            size(&guests.join(format!("{}.wasm", entry.guest)))
         );
     }
 }

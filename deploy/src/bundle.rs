@@ -169,16 +169,18 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the bootstrap for `arch`: the host without the `jit` feature, in a
-/// target directory of its own (features must not unify with the
-/// compiler's build). This machine's architecture is built by cargo; the
-/// other one by cargo-zigbuild against glibc 2.34 (see [`crate::cross`]).
+/// Builds the bootstrap for `arch`: the host's `bootstrap` binary, without
+/// the `jit` feature, in the workspace's target directory (only wasmtime
+/// and the host build again without the compiler: the AWS SDKs and the
+/// rest are the tests' build). This machine's architecture is built by
+/// cargo; the other one by cargo-zigbuild against glibc 2.34 (see
+/// [`crate::cross`]).
 pub fn build_bootstrap(
     profile: &str,
     arch: Arch,
     say: &mut dyn FnMut(String),
 ) -> Result<PathBuf, BundleError> {
-    let target_dir = workspace().join("target").join("lambda");
+    let target_dir = workspace().join("target");
     let native = arch.machine() == std::env::consts::ARCH;
     let mut cargo = if native {
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -192,8 +194,10 @@ pub fn build_bootstrap(
             "-p",
             "emmaa-host",
             "--bin",
-            "host",
+            "bootstrap",
             "--no-default-features",
+            "--features",
+            "lambda",
             "--profile",
             profile,
         ])
@@ -216,7 +220,7 @@ pub fn build_bootstrap(
     } else {
         target_dir.join(rust_target(arch)).join(profile_dir)
     };
-    Ok(built.join("host"))
+    Ok(built.join("bootstrap"))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, BundleError> {

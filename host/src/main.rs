@@ -179,7 +179,7 @@ fn default_components() -> &'static str {
     "."
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -104,6 +104,9 @@ pub fn pooling_config() -> PoolingAllocationConfig {
         .total_core_instances(POOLED_INSTANCES * 8)
         .total_memories(POOLED_INSTANCES * 2)
         .total_tables(POOLED_INSTANCES * 8)
+        // One async stack per instance (the default, 1,000, costs the cold
+        // start a guard-page `mprotect` each).
+        .total_stacks(POOLED_INSTANCES)
         .max_memory_size(MAX_GUEST_MEMORY);
     pooling
 }
