@@ -25,6 +25,7 @@ use emmaa_host::{EventContext, HandlerOutcome, Settings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::bundle::unzip;
 use support::fault_proxy::{Fault, FaultProxy};
 use support::guests::{NOW, STAMP, guest, settings};
 use support::http::{Reply, serve};
@@ -419,22 +420,6 @@ fn bundle_for(guest: &str, dir: &Path) -> Bundle {
     .unwrap_or_else(|err| panic!("{err}"))
 }
 
-/// Unzips `bundle` as Lambda does into `root`.
-fn unzip(bundle: &Bundle, root: &Path) {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bundle.zip)).unwrap();
-    for index in 0..archive.len() {
-        let mut file = archive.by_index(index).unwrap();
-        let path = root.join(file.name());
-        let mut contents = Vec::new();
-        file.read_to_end(&mut contents).unwrap();
-        std::fs::write(&path, contents).unwrap();
-        if let Some(mode) = file.unix_mode() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    }
-}
-
 /// Starts `root/bootstrap` the way Lambda does, for `function`.
 fn start_bootstrap(
     root: &Path,
@@ -490,7 +475,7 @@ fn answer_one_event(
 /// Bundles `guest` and unzips it into `dir`, as Lambda does.
 fn unpacked_bundle(guest: &str, dir: &Path) -> Bundle {
     let bundle = bundle_for(guest, dir);
-    unzip(&bundle, dir);
+    unzip(&bundle.zip, dir);
     bundle
 }
 
@@ -510,7 +495,7 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
         function_prefix: "emmaa-".into(),
     })
     .unwrap_or_else(|err| panic!("{err}"));
-    unzip(&all, dir.path());
+    unzip(&all.zip, dir.path());
     let expected: BTreeMap<String, String> = emmaa_host::guests::GUESTS
         .iter()
         .map(|entry| (format!("emmaa-{}", entry.function), entry.guest.to_owned()))
@@ -1721,7 +1706,7 @@ async fn the_arm64_bundle_answers_an_event_under_qemu() {
         function_prefix: "emmaa-".into(),
     })
     .unwrap_or_else(|err| panic!("{err}"));
-    unzip(&arm, dir.path());
+    unzip(&arm.zip, dir.path());
     let bootstrap = std::fs::read(dir.path().join("bootstrap")).unwrap();
     assert_eq!(emmaa_deploy::cross::elf_arch(&bootstrap), Some(Arch::Arm64));
     let manifest: Value =

@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use emmaa_deploy::bundle::{Arch, BundleRequest, Serves, build_bootstrap, bundle, workspace};
 use serde_json::Value;
+use support::bundle::unzip;
 use support::http::{Message, Reply, serve};
 use support::moto::venv_tool;
 
@@ -505,18 +506,7 @@ fn bootstrap(work: &Path, plan: &Plan, guest: &str) -> Way {
         function_prefix: "emmaa-".into(),
     })
     .unwrap_or_else(|err| panic!("{err}"));
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&made.zip)).unwrap();
-    for index in 0..archive.len() {
-        let mut file = archive.by_index(index).unwrap();
-        let path = root.join(file.name());
-        let mut contents = Vec::new();
-        file.read_to_end(&mut contents).unwrap();
-        std::fs::write(&path, contents).unwrap();
-        if let Some(mode) = file.unix_mode() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    }
+    unzip(&made.zip, &root);
     // One Batch job is the same work as the others' only with no claims;
     // the fan-out keeps the default settings, the ledger's claims included.
     let ledger = if guest == "model_updates" { "off" } else { "on" };

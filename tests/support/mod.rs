@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod bundle;
 pub mod fault_proxy;
 pub mod guests;
 pub mod http;
