@@ -291,7 +291,7 @@ impl Account {
             .unwrap_or_else(closed);
         self.note_concurrency();
         Place {
-            _account: Some(account),
+            account: Some(account),
             _reserved: reserved,
         }
     }
@@ -342,7 +342,7 @@ impl Account {
                         state.counters.submitted += 1;
                         state.counters.last_submitted_s = state.counters.last_submitted_s.max(at);
                     }
-                    if place._account.is_some() {
+                    if place.account.is_some() {
                         self.note_concurrency();
                     }
                     return Ok(place);
@@ -388,7 +388,7 @@ impl Account {
                 };
                 return match (reserved, self.concurrency.clone().try_acquire_owned()) {
                     (Ok(reserved), Ok(account)) => Ok(Place {
-                        _account: Some(account),
+                        account: Some(account),
                         _reserved: reserved,
                     }),
                     _ => {
@@ -433,7 +433,7 @@ impl Account {
 /// for calls that hold none).
 #[derive(Debug, Default)]
 pub struct Place {
-    _account: Option<OwnedSemaphorePermit>,
+    account: Option<OwnedSemaphorePermit>,
     _reserved: Option<OwnedSemaphorePermit>,
 }
 
@@ -543,7 +543,7 @@ pub(crate) mod tests {
             });
             let environment = account.environment("f");
             let held = account.call(&environment, Limit::Invoke, "g").await.unwrap();
-            assert!(held._account.is_some());
+            assert!(held.account.is_some());
             let second = account.call(&environment, Limit::Invoke, "g").await;
             assert_eq!(second.err().map(|err| err.kind), Some(ErrorKind::Throttled));
             assert_eq!(account.counters().peak_concurrency, 1);

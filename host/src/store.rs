@@ -240,7 +240,7 @@ impl HostState {
         let gate = Gate::new(settings.max_in_flight, interrupt_at);
         let effects = Arc::new(Patient::new(
             effects,
-            interrupt_at - CALL_RESERVE,
+            interrupt_at.checked_sub(CALL_RESERVE).unwrap_or(interrupt_at),
             &context.request_id,
         ));
         HostState {
