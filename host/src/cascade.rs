@@ -303,9 +303,7 @@ impl Cascade {
         let mut tries = 0;
         loop {
             let place = account.queue_for_concurrency(function).await;
-            let report = self
-                .run_in_chain(function, event, request_id, self.now, Vec::new())
-                .await?;
+            let report = self.run(function, event, request_id).await?;
             drop(place);
             tries += 1;
             if report.error.is_none() || !account.retries_async(tries) {
@@ -329,7 +327,7 @@ impl Cascade {
         let guest = self.guest(entry)?;
         chain.push(name.clone());
         let now = match &self.account {
-            Some(account) => self.now + account.elapsed().as_secs(),
+            Some(account) => account.clock(self.now),
             None => now,
         };
         let effects = Arc::new(Following {

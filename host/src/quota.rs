@@ -234,6 +234,12 @@ impl Account {
         Instant::now().saturating_duration_since(self.start)
     }
 
+    /// The clock of a day that started at `day_start` (seconds since the
+    /// epoch), now.
+    pub fn clock(&self, day_start: u64) -> u64 {
+        day_start + self.elapsed().as_secs()
+    }
+
     pub fn counters(&self) -> Counters {
         self.state().counters.clone()
     }

@@ -667,7 +667,6 @@ async fn simulate_timed(
             .with_account(account.clone()),
     );
     let job_time = Duration::from_secs(limits.job_time_s);
-    let clock = |account: &Account| request.now + account.elapsed().as_secs();
     let mut tasks = JoinSet::new();
     let mut delivered = 0;
     let mut deliver = |tasks: &mut JoinSet<_>,
@@ -680,7 +679,7 @@ async fn simulate_timed(
         let (cascade, account, now) = (cascade.clone(), account.clone(), request.now);
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            let at = now + account.elapsed().as_secs();
+            let at = account.clock(now);
             let run = cascade
                 .deliver(&function, &event.to_string(), &request_id)
                 .await?;
@@ -701,7 +700,7 @@ async fn simulate_timed(
             biased;
             Some(delivery) = deliveries.recv() => match delivery {
                 Delivery::Job(mut job) => {
-                    let at = clock(&account) + limits.job_time_s;
+                    let at = account.clock(request.now) + limits.job_time_s;
                     for start in file_starts(&mut job, &bucket_name, &prefix, &mut sequencer, at, request.redeliver) {
                         deliver(&mut tasks, start, None, job_time);
                     }
