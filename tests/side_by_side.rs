@@ -34,20 +34,19 @@
 
 mod support;
 
-use std::collections::VecDeque;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use emmaa_deploy::bundle::{Arch, BundleRequest, Serves, build_bootstrap, bundle, workspace};
 use serde_json::Value;
 use support::bundle::unzip;
-use support::http::{Message, Reply, serve};
+use support::http::{Reply, serve};
 use support::moto::venv_tool;
+use support::runtime_api::RuntimeApi;
 
 /// The Python the original ran with here, and its only dependency.
 const BOTO3: &str = "boto3==1.43.11";
@@ -168,13 +167,13 @@ fn fan_out(work: &Path, plan: &Plan) {
         python(work, "update_pipeline"),
     ] {
         let aws = AwsEndpoint::start(plan.models);
-        let api = RuntimeApi::start(1, "{}");
+        let api = runtime_api(1, "{}");
         let mut child = way.spawn(&api, &aws.address);
-        let answered = api.answer(way.name);
+        let answered = answer(&api, way.name);
         let peak = peak_memory(&child);
         let _ = child.kill();
         let _ = child.wait();
-        let took = answered - api.handed.lock().unwrap()[0];
+        let took = answered - api.handed()[0];
         let invoked = aws.invoked.load(Ordering::SeqCst);
         assert_eq!(invoked, plan.models, "{} invoked every model once", way.name);
         println!(
@@ -347,74 +346,28 @@ impl BatchEndpoint {
     }
 }
 
-/// Lambda's Runtime API for one process: `events` copies of [`EVENT`],
-/// each timed from being handed out to its answer arriving.
-struct RuntimeApi {
-    address: String,
-    handed: Arc<Mutex<VecDeque<Instant>>>,
-    answers: Receiver<(Instant, Message)>,
+/// Lambda's Runtime API for one process, serving `events` copies of
+/// `payload`.
+fn runtime_api(events: usize, payload: &str) -> RuntimeApi {
+    RuntimeApi::start(
+        (0..events)
+            .map(|id| (format!("side-by-side-{id}"), payload.to_owned()))
+            .collect(),
+    )
 }
 
-impl RuntimeApi {
-    fn start(events: usize, payload: &'static str) -> RuntimeApi {
-        let left = Arc::new(AtomicUsize::new(events));
-        let handed = Arc::new(Mutex::new(VecDeque::new()));
-        let (sender, answers) = channel();
-        let sender = Mutex::new(sender);
-        let times = Arc::clone(&handed);
-        let address = serve(move |request| {
-            if !request.start.contains("/runtime/invocation/next") {
-                let _ = sender.lock().unwrap().send((Instant::now(), request));
-                return Reply::json(202, r#"{"status": "OK"}"#);
-            }
-            if left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_err()
-            {
-                return Reply::Hold;
-            }
-            let id = times.lock().unwrap().len();
-            times.lock().unwrap().push_back(Instant::now());
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + 60_000;
-            Reply::Respond {
-                status: 200,
-                headers: vec![
-                    ("Content-Type".into(), "application/json".into()),
-                    ("Lambda-Runtime-Aws-Request-Id".into(), format!("cold-start-{id}")),
-                    ("Lambda-Runtime-Deadline-Ms".into(), deadline.to_string()),
-                    (
-                        "Lambda-Runtime-Invoked-Function-Arn".into(),
-                        "arn:aws:lambda:us-east-1:123456789012:function:emmaa-model-update".into(),
-                    ),
-                ],
-                body: payload.as_bytes().to_vec(),
-            }
-        });
-        RuntimeApi {
-            address,
-            handed,
-            answers,
-        }
-    }
-
-    /// The next answer, checked to be a submitted job; when it arrived.
-    fn answer(&self, way: &str) -> Instant {
-        let (at, message) = self
-            .answers
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{way} gave no answer within a minute"));
-        let body = message.body_text();
-        assert!(
-            message.start.contains("/response") && body.contains("SUCCESS"),
-            "{way} answered {} {body}",
-            message.start
-        );
-        at
-    }
+/// The next answer, checked to be a success; when it arrived.
+fn answer(api: &RuntimeApi, way: &str) -> Instant {
+    let (at, message) = api
+        .next_post_at(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("{way} gave no answer within a minute"));
+    let body = message.body_text();
+    assert!(
+        message.start.contains("/response") && body.contains("SUCCESS"),
+        "{way} answered {} {body}",
+        message.start
+    );
+    at
 }
 
 /// One way to run a handler: a program, its arguments, its directory.
@@ -456,10 +409,10 @@ impl Way {
 
     /// From spawning the process to its first answer.
     fn cold_start(&self, batch: &BatchEndpoint) -> Duration {
-        let api = RuntimeApi::start(1, EVENT);
+        let api = runtime_api(1, EVENT);
         let started = Instant::now();
         let mut child = self.spawn(&api, &batch.address);
-        let answered = api.answer(self.name);
+        let answered = answer(&api, self.name);
         let _ = child.kill();
         let _ = child.wait();
         answered - started
@@ -467,12 +420,12 @@ impl Way {
 
     /// Each of `events` answered by a warm runtime (after one more).
     fn warm(&self, batch: &BatchEndpoint, events: usize) -> Vec<Duration> {
-        let api = RuntimeApi::start(events + 1, EVENT);
+        let api = runtime_api(events + 1, EVENT);
         let mut child = self.spawn(&api, &batch.address);
-        let answered: Vec<Instant> = (0..=events).map(|_| api.answer(self.name)).collect();
+        let answered: Vec<Instant> = (0..=events).map(|_| answer(&api, self.name)).collect();
         let _ = child.kill();
         let _ = child.wait();
-        let handed = api.handed.lock().unwrap();
+        let handed = api.handed();
         answered
             .iter()
             .zip(handed.iter())

@@ -6,15 +6,18 @@
 //! error and init error the bootstrap posts.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::http::{Message, Reply, serve};
 
 pub struct RuntimeApi {
     pub address: String,
-    posted: Receiver<Message>,
+    /// What the bootstrap posted, and when it arrived.
+    posted: Receiver<(Instant, Message)>,
+    /// When each event was handed out, in order.
+    handed: Arc<Mutex<Vec<Instant>>>,
 }
 
 /// One event: its request id and payload.
@@ -25,14 +28,17 @@ impl RuntimeApi {
         let events = Mutex::new(VecDeque::from(events));
         let (sender, posted) = channel();
         let sender = Mutex::new(sender);
+        let handed = Arc::new(Mutex::new(Vec::new()));
+        let handing = Arc::clone(&handed);
         let address = serve(move |request| {
             if !(request.start.starts_with("GET ") && request.start.contains("/runtime/invocation/next")) {
-                let _ = sender.lock().unwrap().send(request);
+                let _ = sender.lock().unwrap().send((Instant::now(), request));
                 return Reply::json(202, r#"{"status": "OK"}"#);
             }
             let Some((request_id, payload)) = events.lock().unwrap().pop_front() else {
                 return Reply::Hold;
             };
+            handing.lock().unwrap().push(Instant::now());
             let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 60_000;
             let headers = [
                 ("Content-Type", "application/json".to_owned()),
@@ -56,11 +62,25 @@ impl RuntimeApi {
                 body: payload.into_bytes(),
             }
         });
-        RuntimeApi { address, posted }
+        RuntimeApi {
+            address,
+            posted,
+            handed,
+        }
     }
 
     /// The next thing the bootstrap posted, waiting at most `patience`.
     pub fn next_post(&self, patience: Duration) -> Option<Message> {
+        self.next_post_at(patience).map(|(_, message)| message)
+    }
+
+    /// As [`RuntimeApi::next_post`], with when it arrived.
+    pub fn next_post_at(&self, patience: Duration) -> Option<(Instant, Message)> {
         self.posted.recv_timeout(patience).ok()
+    }
+
+    /// When each event was handed out so far, in order.
+    pub fn handed(&self) -> Vec<Instant> {
+        self.handed.lock().unwrap().clone()
     }
 }
