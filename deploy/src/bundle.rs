@@ -284,7 +284,7 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
                     source,
                 }
             })?;
-        components.insert(guest.clone(), component);
+        components.insert(guest.clone(), (component, emmaa_host::trace::content_hash(&wasm)));
     }
     let component_file = |guest: &str| format!("{guest}.cwasm");
     let manifest = Manifest {
@@ -296,6 +296,7 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
                 let entry = ManifestEntry {
                     guest: guest.clone(),
                     component: component_file(guest),
+                    wasm: components.get(guest).map(|(_, hash)| hash.clone()),
                 };
                 (function.clone(), entry)
             })
@@ -311,7 +312,7 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
     .chain(
         components
             .iter()
-            .map(|(guest, component)| (component_file(guest), component.as_slice(), 0o644)),
+            .map(|(guest, (component, _))| (component_file(guest), component.as_slice(), 0o644)),
     )
     .collect();
     let zip = zip_files(&files)?;

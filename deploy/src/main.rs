@@ -13,6 +13,8 @@ use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, bundle};
 use emmaa_deploy::stack::{AwsStack, StackRequest, deploy_stack};
 use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
+use emmaa_host::guests::GUEST_DIR;
+use emmaa_host::replay::{TracePlayer, TraceSource};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +77,8 @@ enum Command {
         /// Seconds between polls of CloudFormation.
         #[arg(long, default_value_t = 5.0)]
         poll: f64,
+        #[command(flatten)]
+        check: CheckOptions,
     },
     /// Bundle a guest and replace the code of the existing Lambda function with it;
     /// with --all, replace the code of every function with one bundle.
@@ -96,7 +100,69 @@ enum Command {
         /// Publish a version once the code is in place, and print it.
         #[arg(long)]
         publish: bool,
+        #[command(flatten)]
+        check: CheckOptions,
     },
+}
+
+#[derive(Args)]
+struct CheckOptions {
+    /// First replay these recorded traces (files, directories, or
+    /// s3://bucket/prefix; EMMAA_TRACE_PREFIX records them) with the guests
+    /// about to be shipped, as `host check` does, and ship nothing if one
+    /// behaves differently (repeat it for more places).
+    #[arg(long, value_name = "TRACES")]
+    check_against: Vec<String>,
+    /// Ship even if a trace behaves differently (the differences are printed).
+    #[arg(long, requires = "check_against")]
+    despite_differences: bool,
+}
+
+impl CheckOptions {
+    /// Replays the traces of `guest` (every guest's: None) with the guests
+    /// this build ships; an error unless every one is the same, or the
+    /// user said to go on despite differences.
+    async fn check(&self, guest: Option<&str>) -> anyhow::Result<()> {
+        if self.check_against.is_empty() {
+            return Ok(());
+        }
+        let sources: Vec<TraceSource> = self
+            .check_against
+            .iter()
+            .map(|trace| TraceSource::parse(trace))
+            .collect();
+        let mut player = TracePlayer::new(GUEST_DIR.into(), Duration::from_secs(60))?;
+        let checked = player.check(&sources, guest).await?;
+        for one in &checked {
+            println!("{}", one.line());
+        }
+        let same = checked.iter().filter(|one| one.same()).count();
+        let whose = guest.map_or_else(|| "any guest".to_owned(), |guest| guest.to_owned());
+        println!(
+            "checked {} traces of {whose}: {same} same, {} not",
+            checked.len(),
+            checked.len() - same
+        );
+        if checked.is_empty() {
+            anyhow::bail!(
+                "--check-against found no traces of {whose} in {}: nothing shipped",
+                self.check_against.join(" ")
+            );
+        }
+        if same < checked.len() {
+            if self.despite_differences {
+                println!("shipping despite the differences (--despite-differences)");
+            } else {
+                anyhow::bail!(
+                    "{} of {} traces behave differently with this build: nothing shipped \
+                     (--despite-differences ships anyway)",
+                    checked.len() - same,
+                    checked.len()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -183,7 +249,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             build,
             dry_run,
             poll,
+            check,
         } => {
+            check.check(None).await?;
             let request = StackRequest {
                 stack: stack_name,
                 artifact_bucket,
@@ -216,8 +284,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             build,
             dry_run,
             publish,
+            check,
         } => {
-            let bundle = bundle(&build.request(serves(guest, function, all)))?;
+            let serves = serves(guest, function, all);
+            match &serves {
+                Serves::One { guest, .. } => check.check(Some(guest)).await?,
+                Serves::All => check.check(None).await?,
+            }
+            let bundle = bundle(&build.request(serves))?;
             println!("{}", describe(&bundle));
             let lambda = AwsLambda::from_env().await;
             for function in bundle.functions.keys() {

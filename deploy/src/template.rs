@@ -59,7 +59,8 @@ fn bucket_arn(path: &str) -> Value {
     sub(&format!("arn:${{AWS::Partition}}:s3:::${{Bucket}}{path}"))
 }
 
-/// The statements of `entry`'s role: logs, its reach, the ledger.
+/// The statements of `entry`'s role: logs, its reach, the ledger, the
+/// traces (when they are on).
 fn statements(entry: &Guest) -> Vec<Value> {
     let mut statements = vec![json!({
         "Effect": "Allow",
@@ -113,6 +114,16 @@ fn statements(entry: &Guest) -> Vec<Value> {
         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
         "Resource": bucket_arn(&format!("/${{LedgerPrefix}}${{FunctionPrefix}}{}/*", entry.function)),
     }));
+    // The flight recorder's traces, only while EMMAA_TRACE_PREFIX is set.
+    statements.push(json!({"Fn::If": [
+        "RecordsTraces",
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": bucket_arn(&format!("/${{TracePrefix}}${{FunctionPrefix}}{}/*", entry.function)),
+        },
+        {"Ref": "AWS::NoValue"},
+    ]}));
     if entry.trigger == Trigger::Invoked {
         statements.push(json!({
             "Effect": "Allow",
@@ -363,6 +374,7 @@ pub fn template() -> Value {
         "Conditions": {
             "CreatesBucket": {"Fn::Equals": [reference("CreateBucket"), "true"]},
             "ReservesConcurrency": {"Fn::Not": [{"Fn::Equals": [reference("FunctionConcurrency"), 0]}]},
+            "RecordsTraces": {"Fn::Not": [{"Fn::Equals": [reference("TracePrefix"), ""]}]},
         },
         "Resources": resources,
     })
@@ -492,6 +504,25 @@ mod tests {
             .unwrap();
         assert_eq!(invoke["Resource"].as_array().unwrap().len(), 2);
         assert!(!actions("UpdatePipeline").contains(&json!("batch:SubmitJob")));
+        // Traces may be written under the trace prefix only, and only when
+        // there is one.
+        let traces = pipeline
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|s| s.get("Fn::If"))
+            .unwrap();
+        assert_eq!(traces[0], "RecordsTraces");
+        assert_eq!(traces[1]["Action"], "s3:PutObject");
+        assert_eq!(
+            traces[1]["Resource"]["Fn::Sub"],
+            "arn:${AWS::Partition}:s3:::${Bucket}/${TracePrefix}${FunctionPrefix}update-pipeline/*"
+        );
+        assert_eq!(traces[2], json!({"Ref": "AWS::NoValue"}));
+        assert_eq!(
+            template["Conditions"]["RecordsTraces"],
+            json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "TracePrefix"}, ""]}]})
+        );
     }
 
     #[test]

@@ -3,14 +3,14 @@
 //! the order the guest asked for them (also when the host performed a batch
 //! concurrently).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cascade::Followed;
 use crate::effects::{Invocation, Job};
 use crate::settings::invocation_type_name;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op")]
 pub enum Action {
     #[serde(rename = "s3.list")]
@@ -30,7 +30,7 @@ pub enum Action {
         payload: Value,
         /// With `replay --follow` and in `simulate`: what the invoked
         /// function did, run here.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
         run: Option<Box<Followed>>,
     },
     #[serde(rename = "batch.submit")]

@@ -35,6 +35,10 @@ pub struct RunReport {
     pub response: Option<Value>,
     pub error: Option<ErrorReport>,
     pub actions: Vec<Action>,
+    /// With `replay --trace`: whether the replay did what the trace
+    /// recorded, and if not, the first difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::Verdict>,
 }
 
 /// Why the guest gave no answer of its own: `kind` as in
@@ -69,6 +73,7 @@ impl RunReport {
                 error_type: failure.error_type(),
             }),
             actions: outcome.actions,
+            trace: None,
         }
     }
 
@@ -250,12 +255,7 @@ impl Cascade {
         if let Some(guest) = loaded.get(entry.function) {
             return Ok(guest.clone());
         }
-        let precompiled = self.components.join(format!("{}.cwasm", entry.guest));
-        let path = if precompiled.is_file() {
-            precompiled
-        } else {
-            self.components.join(format!("{}.wasm", entry.guest))
-        };
+        let path = crate::replay::component_path(&self.components, entry.guest);
         let guest = Arc::new(self.runtime.load(&path)?.serving(entry));
         loaded.insert(entry.function, guest.clone());
         Ok(guest)

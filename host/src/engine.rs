@@ -17,6 +17,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 use crate::bindings::{Handler, HandlerPre};
 use crate::guests::Guest;
 use crate::store::{HostState, pooling_config, start_epoch_ticker};
+use crate::trace::content_hash;
 
 /// What std's `HashMap` gets from `wasi:random/insecure-seed`.
 const FIXED_HASH_SEED: (u64, u64) = (0x454d_4d41_4121_0001, 0x454d_4d41_4121_0002);
@@ -129,12 +130,21 @@ pub struct LoadedGuest {
     /// What the function it serves may reach; with none, every call is
     /// refused.
     pub(crate) reach: Option<&'static Guest>,
+    /// `sha256:<hex>` of the component's `.wasm`, when known: what a trace
+    /// records, and a replay of it compares.
+    pub component: Option<String>,
 }
 
 impl LoadedGuest {
     /// The guest, allowed the reach of the function `guest` describes.
     pub fn serving(mut self, guest: &'static Guest) -> Self {
         self.reach = Some(guest);
+        self
+    }
+
+    /// The guest, known to be the component whose `.wasm` has `hash`.
+    pub fn with_component_hash(mut self, hash: Option<String>) -> Self {
+        self.component = hash;
         self
     }
 }
@@ -168,7 +178,9 @@ impl GuestRuntime {
             path: shown.clone(),
             source,
         })?;
-        let component = if path.extension().is_some_and(|ext| ext == "cwasm") {
+        let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
+        let hash = (!precompiled).then(|| content_hash(&bytes));
+        let component = if precompiled {
             // SAFETY: `.cwasm` files are made by `deploy bundle` with this
             // engine configuration and shipped inside the bundle with this
             // host; wasmtime checks the version and settings before use.
@@ -177,7 +189,7 @@ impl GuestRuntime {
         } else {
             self.compile(&bytes, &shown)?
         };
-        self.link(component, &shown)
+        Ok(self.link(component, &shown)?.with_component_hash(hash))
     }
 
     /// Compiles `wasm`, or loads what an earlier compile of the same bytes
@@ -251,6 +263,10 @@ impl GuestRuntime {
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = HandlerPre::new(pre).map_err(link_error)?;
-        Ok(LoadedGuest { pre, reach: None })
+        Ok(LoadedGuest {
+            pre,
+            reach: None,
+            component: None,
+        })
     }
 }

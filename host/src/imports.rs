@@ -4,7 +4,8 @@
 //! only while there is time left before the deadline, claimed in the
 //! [`ledger`](crate::ledger) first when it stands for a unit of work, and
 //! its result kept (so the host knows what went through even if the guest
-//! then fails).
+//! then fails). With a [`Tape`] the calls are recorded for the flight
+//! recorder, or answered from a trace instead of performed.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +23,7 @@ use crate::effects::{Effects, ErrorKind, Invocation, Job};
 use crate::guests::Guest;
 use crate::ledger::{Claimant, Ledger, Outcome};
 use crate::store::{DEADLINE_MARGIN, Effect, HostState, LEDGER_OVERLAP, not_attempted};
+use crate::trace::{Call, Claimed, Recording, Reply, Tape, TraceCall};
 
 /// The answer to a call the deadline cut short.
 fn cut_short() -> AwsError {
@@ -128,35 +130,222 @@ impl HostState {
 
 impl errors::Host for HostState {}
 
+/// The trap for a recorded reply of another kind than its call's (a trace
+/// edited by hand, or broken).
+fn reply_mismatch(call: &Call) -> wasmtime::Error {
+    wasmtime::Error::msg(format!(
+        "the trace's reply to {call:?} is not of the kind that call gets: the trace is broken"
+    ))
+}
+
+impl HostState {
+    /// The recorded reply and actions to `call` when the event is replayed
+    /// from a trace (the actions kept); `None` when it is to be performed.
+    fn played(&mut self, call: &Call) -> wasmtime::Result<Option<Reply>> {
+        let Tape::Playing(player) = &mut self.tape else {
+            return Ok(None);
+        };
+        let (reply, actions) = player.answer(call)?;
+        self.actions.extend(actions);
+        Ok(Some(reply))
+    }
+
+    /// Keeps `call`, its reply and the actions since `first_action` in the
+    /// recording, when the event is recorded.
+    fn recorded(&mut self, call: Call, first_action: usize, reply: impl FnOnce(&mut Recording) -> Reply) {
+        if let Tape::Recording(recording) = &mut self.tape {
+            let reply = reply(recording);
+            recording.calls.push(TraceCall {
+                call,
+                reply,
+                actions: self.actions[first_action..].to_vec(),
+            });
+        }
+    }
+
+    async fn perform_get_objects(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+        max_size: u64,
+    ) -> Vec<Done<Vec<u8>>> {
+        let planned = |key: &String| Action::S3Get {
+            bucket: bucket.to_owned(),
+            key: key.clone(),
+        };
+        self.bounded(keys, planned, |effects, key| async move {
+            let allowed = |reach: &Guest| self.in_bucket(bucket) && reach.allows_read(&key);
+            let read = match self.permit(allowed, || format!("read s3://{bucket}/{key}")) {
+                Ok(()) => {
+                    self.gate
+                        .through(effects.get_object(bucket, &key, max_size))
+                        .await
+                }
+                Err(err) => Err(err),
+            };
+            (read, vec![planned(&key)])
+        })
+        .await
+    }
+
+    async fn perform_list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Vec<Done<Vec<String>>> {
+        let planned = |(): &()| Action::S3List {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            delimiter: delimiter.to_owned(),
+        };
+        self.bounded(vec![()], planned, |effects, ()| async move {
+            let allowed = |reach: &Guest| self.in_bucket(bucket) && reach.allows_list(prefix, delimiter);
+            let listed = match self.permit(allowed, || format!("list s3://{bucket}/{prefix}")) {
+                Ok(()) => {
+                    self.gate
+                        .through(effects.list_prefixes(bucket, prefix, delimiter))
+                        .await
+                }
+                Err(err) => Err(err),
+            };
+            (listed, vec![planned(&())])
+        })
+        .await
+    }
+
+    /// Each invocation's result, and whether it was claimed.
+    async fn perform_invoke(&self, invocations: &[Invocation]) -> Vec<Done<(Invoked, bool)>> {
+        let ledger = self.settings.ledger();
+        self.bounded(invocations.to_vec(), Action::invoke, |effects, invocation| {
+            let ledger = ledger.clone();
+            async move {
+                let prefix = &self.settings.pipeline.function_prefix;
+                let allowed = |reach: &Guest| reach.allows_invoke(&invocation.function_name, prefix);
+                if let Err(err) = self.permit(allowed, || format!("invoke {}", invocation.function_name)) {
+                    return (Err(err), vec![Action::invoke(&invocation)]);
+                }
+                match (&ledger, &invocation.work) {
+                    (Some(ledger), Some(work)) => {
+                        let claimant = self.claimant(ledger, effects.as_ref());
+                        let (outcome, actions) = claimant.invoke(&invocation, work).await;
+                        let invoked = outcome.map(|outcome| match outcome {
+                            Outcome::Now(outcome) => (Invoked::Now(outcome), true),
+                            Outcome::Unclaimed(outcome) => (Invoked::Now(outcome), false),
+                            Outcome::Already(_) => (Invoked::Already, true),
+                            Outcome::InProgress(request_id) => (Invoked::InProgress(request_id), true),
+                        });
+                        (invoked, actions)
+                    }
+                    _ => {
+                        let outcome = self.gate.through(effects.invoke(&invocation)).await;
+                        let invoked = outcome.map(|outcome| (Invoked::Now(outcome), false));
+                        (invoked, vec![Action::invoke(&invocation)])
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Each job's submission, and whether it was claimed.
+    async fn perform_submit(&self, jobs: &[Job]) -> Vec<Done<(Submission, bool)>> {
+        let ledger = self.settings.ledger();
+        self.bounded(jobs.to_vec(), Action::submit, |effects, job| {
+            let ledger = ledger.clone();
+            async move {
+                let allowed = |reach: &Guest| reach.submits_jobs && self.configured(&job);
+                let what = || {
+                    format!(
+                        "submit job {} to queue {} with {}",
+                        job.name, job.queue, job.definition
+                    )
+                };
+                if let Err(err) = self.permit(allowed, what) {
+                    return (Err(err), vec![Action::submit(&job)]);
+                }
+                match (&ledger, &job.work) {
+                    (Some(ledger), Some(work)) => {
+                        let claimant = self.claimant(ledger, effects.as_ref());
+                        let (outcome, actions) = claimant.submit(&job, work).await;
+                        let submission = outcome.map(|outcome| match outcome {
+                            Outcome::Now(job_id) => (Submission::Submitted(job_id), true),
+                            Outcome::Unclaimed(job_id) => (Submission::Submitted(job_id), false),
+                            Outcome::Already(job_id) => {
+                                (Submission::AlreadySubmitted(job_id.unwrap_or_default()), true)
+                            }
+                            Outcome::InProgress(request_id) => (Submission::InProgress(request_id), true),
+                        });
+                        (submission, actions)
+                    }
+                    _ => {
+                        let submitted = self.gate.through(effects.submit_job(&job)).await;
+                        let submitted = submitted.map(|job_id| (Submission::Submitted(job_id), false));
+                        (submitted, vec![Action::submit(&job)])
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// A claimed result as the trace keeps it.
+fn claimed<T: Clone>(result: &Result<(T, bool), AwsError>) -> Result<Claimed<T>, AwsError> {
+    result
+        .clone()
+        .map(|(result, claimed)| Claimed { result, claimed })
+}
+
+/// A claimed result as the trace gave it back.
+fn unclaimed<T>(result: Result<Claimed<T>, AwsError>) -> Result<(T, bool), AwsError> {
+    result.map(|Claimed { result, claimed }| (result, claimed))
+}
+
 impl storage::Host for HostState {
     async fn get_objects(
         &mut self,
         bucket: String,
         keys: Vec<String>,
         max_size: u64,
-    ) -> Vec<Result<Vec<u8>, AwsError>> {
-        let bucket = &bucket;
-        let state: &HostState = self;
-        let planned = |key: &String| Action::S3Get {
-            bucket: bucket.clone(),
-            key: key.clone(),
+    ) -> wasmtime::Result<Vec<Result<Vec<u8>, AwsError>>> {
+        let call = Call::GetObjects {
+            bucket,
+            keys,
+            max_size,
         };
-        let done = state
-            .bounded(keys, planned, |effects, key| async move {
-                let allowed = |reach: &Guest| state.in_bucket(bucket) && reach.allows_read(&key);
-                let read = match state.permit(allowed, || format!("read s3://{bucket}/{key}")) {
-                    Ok(()) => {
-                        state
-                            .gate
-                            .through(effects.get_object(bucket, &key, max_size))
-                            .await
-                    }
-                    Err(err) => Err(err),
-                };
-                (read, vec![planned(&key)])
-            })
-            .await;
-        self.record(done)
+        if let Some(reply) = self.played(&call)? {
+            let (Reply::Objects(objects), Tape::Playing(player)) = (reply, &mut self.tape) else {
+                return Err(reply_mismatch(&call));
+            };
+            return objects
+                .into_iter()
+                .map(|object| match object {
+                    Ok(hash) => player.body(&hash).map(Ok),
+                    Err(err) => Ok(Err(err)),
+                })
+                .collect();
+        }
+        let Call::GetObjects { bucket, keys, .. } = &call else {
+            return Err(reply_mismatch(&call));
+        };
+        let first_action = self.actions.len();
+        let done = self.perform_get_objects(bucket, keys.clone(), max_size).await;
+        let results = self.record(done);
+        self.recorded(call, first_action, |recording| {
+            Reply::Objects(
+                results
+                    .iter()
+                    .map(|result| {
+                        result
+                            .as_ref()
+                            .map(|bytes| recording.body(bytes))
+                            .map_err(Clone::clone)
+                    })
+                    .collect(),
+            )
+        });
+        Ok(results)
     }
 
     async fn list_prefixes(
@@ -164,69 +353,57 @@ impl storage::Host for HostState {
         bucket: String,
         prefix: String,
         delimiter: String,
-    ) -> Result<Vec<String>, AwsError> {
-        let planned = |(): &()| Action::S3List {
-            bucket: bucket.clone(),
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
+    ) -> wasmtime::Result<Result<Vec<String>, AwsError>> {
+        let call = Call::ListPrefixes {
+            bucket,
+            prefix,
+            delimiter,
         };
-        let (bucket, prefix, delimiter) = (&bucket, &prefix, &delimiter);
-        let state: &HostState = self;
-        let done = state
-            .bounded(vec![()], planned, |effects, ()| async move {
-                let allowed = |reach: &Guest| state.in_bucket(bucket) && reach.allows_list(prefix, delimiter);
-                let listed = match state.permit(allowed, || format!("list s3://{bucket}/{prefix}")) {
-                    Ok(()) => {
-                        state
-                            .gate
-                            .through(effects.list_prefixes(bucket, prefix, delimiter))
-                            .await
-                    }
-                    Err(err) => Err(err),
-                };
-                (listed, vec![planned(&())])
-            })
-            .await;
-        self.record(done).pop().unwrap_or_else(|| Err(not_attempted()))
+        if let Some(reply) = self.played(&call)? {
+            let Reply::Prefixes(prefixes) = reply else {
+                return Err(reply_mismatch(&call));
+            };
+            return Ok(prefixes);
+        }
+        let Call::ListPrefixes {
+            bucket,
+            prefix,
+            delimiter,
+        } = &call
+        else {
+            return Err(reply_mismatch(&call));
+        };
+        let first_action = self.actions.len();
+        let done = self.perform_list_prefixes(bucket, prefix, delimiter).await;
+        let listed = self.record(done).pop().unwrap_or_else(|| Err(not_attempted()));
+        self.recorded(call, first_action, |_| Reply::Prefixes(listed.clone()));
+        Ok(listed)
     }
 }
 
 impl functions::Host for HostState {
-    async fn invoke(&mut self, invocations: Vec<Invocation>) -> Vec<Result<Invoked, AwsError>> {
-        let ledger = self.settings.ledger();
-        let state: &HostState = self;
-        let done = state
-            .bounded(invocations.clone(), Action::invoke, |effects, invocation| {
-                let ledger = ledger.clone();
-                async move {
-                    let prefix = &state.settings.pipeline.function_prefix;
-                    let allowed = |reach: &Guest| reach.allows_invoke(&invocation.function_name, prefix);
-                    if let Err(err) = state.permit(allowed, || format!("invoke {}", invocation.function_name))
-                    {
-                        return (Err(err), vec![Action::invoke(&invocation)]);
-                    }
-                    match (&ledger, &invocation.work) {
-                        (Some(ledger), Some(work)) => {
-                            let claimant = state.claimant(ledger, effects.as_ref());
-                            let (outcome, actions) = claimant.invoke(&invocation, work).await;
-                            let invoked = outcome.map(|outcome| match outcome {
-                                Outcome::Now(outcome) => (Invoked::Now(outcome), true),
-                                Outcome::Unclaimed(outcome) => (Invoked::Now(outcome), false),
-                                Outcome::Already(_) => (Invoked::Already, true),
-                                Outcome::InProgress(request_id) => (Invoked::InProgress(request_id), true),
-                            });
-                            (invoked, actions)
-                        }
-                        _ => {
-                            let outcome = state.gate.through(effects.invoke(&invocation)).await;
-                            let invoked = outcome.map(|outcome| (Invoked::Now(outcome), false));
-                            (invoked, vec![Action::invoke(&invocation)])
-                        }
-                    }
-                }
-            })
-            .await;
-        let results = self.record(done);
+    async fn invoke(
+        &mut self,
+        invocations: Vec<Invocation>,
+    ) -> wasmtime::Result<Vec<Result<Invoked, AwsError>>> {
+        let call = Call::Invoke { invocations };
+        let Call::Invoke { invocations } = &call else {
+            return Err(reply_mismatch(&call));
+        };
+        let invocations = invocations.clone();
+        let results = match self.played(&call)? {
+            Some(Reply::Invoked(items)) => items.into_iter().map(unclaimed).collect(),
+            Some(_) => return Err(reply_mismatch(&call)),
+            None => {
+                let first_action = self.actions.len();
+                let done = self.perform_invoke(&invocations).await;
+                let results = self.record(done);
+                self.recorded(call, first_action, |_| {
+                    Reply::Invoked(results.iter().map(claimed).collect())
+                });
+                results
+            }
+        };
         for (invocation, result) in invocations.into_iter().zip(&results) {
             let effect = match result {
                 Ok((Invoked::Now(outcome), true)) if outcome.function_error.is_some() => {
@@ -251,56 +428,33 @@ impl functions::Host for HostState {
             };
             self.done.push(effect);
         }
-        results
+        Ok(results
             .into_iter()
             .map(|result| result.map(|(invoked, _)| invoked))
-            .collect()
+            .collect())
     }
 }
 
 impl batch::Host for HostState {
-    async fn submit(&mut self, jobs: Vec<Job>) -> Vec<Result<Submission, AwsError>> {
-        let ledger = self.settings.ledger();
+    async fn submit(&mut self, jobs: Vec<Job>) -> wasmtime::Result<Vec<Result<Submission, AwsError>>> {
         let names: Vec<String> = jobs.iter().map(|job| job.name.clone()).collect();
-        let state: &HostState = self;
-        let done = state
-            .bounded(jobs, Action::submit, |effects, job| {
-                let ledger = ledger.clone();
-                async move {
-                    let allowed = |reach: &Guest| reach.submits_jobs && state.configured(&job);
-                    let what = || {
-                        format!(
-                            "submit job {} to queue {} with {}",
-                            job.name, job.queue, job.definition
-                        )
-                    };
-                    if let Err(err) = state.permit(allowed, what) {
-                        return (Err(err), vec![Action::submit(&job)]);
-                    }
-                    match (&ledger, &job.work) {
-                        (Some(ledger), Some(work)) => {
-                            let claimant = state.claimant(ledger, effects.as_ref());
-                            let (outcome, actions) = claimant.submit(&job, work).await;
-                            let submission = outcome.map(|outcome| match outcome {
-                                Outcome::Now(job_id) => (Submission::Submitted(job_id), true),
-                                Outcome::Unclaimed(job_id) => (Submission::Submitted(job_id), false),
-                                Outcome::Already(job_id) => {
-                                    (Submission::AlreadySubmitted(job_id.unwrap_or_default()), true)
-                                }
-                                Outcome::InProgress(request_id) => (Submission::InProgress(request_id), true),
-                            });
-                            (submission, actions)
-                        }
-                        _ => {
-                            let submitted = state.gate.through(effects.submit_job(&job)).await;
-                            let submitted = submitted.map(|job_id| (Submission::Submitted(job_id), false));
-                            (submitted, vec![Action::submit(&job)])
-                        }
-                    }
-                }
-            })
-            .await;
-        let results = self.record(done);
+        let call = Call::Submit { jobs };
+        let results = match self.played(&call)? {
+            Some(Reply::Submissions(items)) => items.into_iter().map(unclaimed).collect(),
+            Some(_) => return Err(reply_mismatch(&call)),
+            None => {
+                let Call::Submit { jobs } = &call else {
+                    return Err(reply_mismatch(&call));
+                };
+                let first_action = self.actions.len();
+                let done = self.perform_submit(jobs).await;
+                let results = self.record(done);
+                self.recorded(call, first_action, |_| {
+                    Reply::Submissions(results.iter().map(claimed).collect())
+                });
+                results
+            }
+        };
         for (job_name, result) in names.into_iter().zip(&results) {
             let effect = match result {
                 Ok((Submission::Submitted(job_id), claimed)) => Effect::Submitted {
@@ -316,23 +470,23 @@ impl batch::Host for HostState {
             };
             self.done.push(effect);
         }
-        results
+        Ok(results
             .into_iter()
             .map(|result| result.map(|(submission, _)| submission))
-            .collect()
+            .collect())
     }
 }
 
 impl environment::Host for HostState {
-    async fn get_settings(&mut self) -> environment::Settings {
-        self.settings.pipeline.clone()
+    async fn get_settings(&mut self) -> wasmtime::Result<environment::Settings> {
+        Ok(self.settings.pipeline.clone())
     }
 
-    async fn now(&mut self) -> u64 {
-        self.context.now
+    async fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.context.now)
     }
 
-    async fn log(&mut self, level: environment::Level, message: String) {
+    async fn log(&mut self, level: environment::Level, message: String) -> wasmtime::Result<()> {
         let function = self.context.function_name.as_str();
         match level {
             environment::Level::Debug => tracing::debug!(target: "guest", function, "{message}"),
@@ -343,5 +497,6 @@ impl environment::Host for HostState {
                 self.last_guest_error = Some(message);
             }
         }
+        Ok(())
     }
 }

@@ -14,14 +14,15 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::effects::Effects;
 use crate::effects::aws::AwsEffects;
+use crate::effects::{Condition, Effects};
 use crate::engine::{GuestRuntime, LoadedGuest};
 use crate::guests;
 use crate::manifest::Manifest;
 use crate::outcome::{Answer, Failure};
 use crate::run::EventContext;
 use crate::settings::Settings;
+use crate::trace::{Header, Recording, Tape, Trace};
 
 /// Why the function could not start.
 fn startup_error(message: String) -> lambda_runtime::Error {
@@ -69,7 +70,7 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
         .await
         .map_err(|err| startup_error(format!("loading the component stopped: {err}")))?
         .map_err(|err| startup_error(err.to_string()))?;
-    let guest = Arc::new(guest.serving(reach));
+    let guest = Arc::new(guest.serving(reach).with_component_hash(entry.wasm.clone()));
     tracing::info!(function, guest = entry.guest, "ready");
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
@@ -79,8 +80,48 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// The longest a trace write may take (the SDK's own retries included).
+const TRACE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes a trace at `key`, within [`TRACE_WRITE_TIMEOUT`] and 200 ms
+/// before Lambda's deadline (`deadline_ms`); answers the key when it was
+/// written. A write that fails is logged: it never changes the answer.
+async fn write_trace(
+    effects: &dyn Effects,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    deadline_ms: u64,
+) -> Option<String> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let left = Duration::from_millis(deadline_ms)
+        .saturating_sub(now)
+        .saturating_sub(Duration::from_millis(200))
+        .min(TRACE_WRITE_TIMEOUT);
+    let bytes = body.len();
+    let write = effects.put_object_if(bucket, key, body, Condition::Absent);
+    match tokio::time::timeout(left, write).await {
+        Ok(Ok(_)) => Some(key.to_owned()),
+        Ok(Err(error)) => {
+            tracing::warn!(
+                key,
+                bytes,
+                code = error.code,
+                error = error.message,
+                "the trace was not written"
+            );
+            None
+        }
+        Err(_) => {
+            tracing::warn!(key, bytes, "the trace was not written: no answer in time");
+            None
+        }
+    }
+}
+
 /// Handles one Lambda event: the guest's answer, or a function error whose
-/// `errorType` names the kind of failure.
+/// `errorType` names the kind of failure. With `EMMAA_TRACE_PREFIX` set,
+/// it first writes the event's trace.
 pub async fn handle_event(
     guest: &LoadedGuest,
     effects: Arc<dyn Effects>,
@@ -96,11 +137,49 @@ pub async fn handle_event(
         time_left,
         now: now.as_secs(),
     };
-    let outcome = guest
-        .handle(event.payload.get(), &context, effects, settings)
+    let tape = match settings.trace_prefix {
+        Some(_) => Tape::Recording(Recording::default()),
+        None => Tape::Off,
+    };
+    let (outcome, tape) = guest
+        .handle_taped(
+            event.payload.get(),
+            &context,
+            effects.clone(),
+            settings.clone(),
+            tape,
+        )
         .await;
+    // Before the answer: Lambda may freeze the process once it has it.
+    let trace = match (&settings.trace_prefix, tape) {
+        (Some(prefix), Tape::Recording(recording)) => {
+            let header = Header {
+                function: &context.function_name,
+                guest: guest.reach.map_or("", |reach| reach.guest),
+                component: guest.component.as_deref(),
+                request_id: &context.request_id,
+                deadline_ms: context.deadline_ms,
+                time_left_ms: u64::try_from(context.time_left.as_millis()).unwrap_or(u64::MAX),
+                now: context.now,
+                settings: &settings,
+                event: event.payload.get(),
+            };
+            let trace = Trace::new(header, recording, &outcome.answer, outcome.fuel_used);
+            let key = trace.key(prefix, u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
+            write_trace(
+                effects.as_ref(),
+                &settings.pipeline.bucket,
+                &key,
+                trace.to_json(),
+                event.context.deadline,
+            )
+            .await
+        }
+        _ => None,
+    };
     tracing::info!(
         request_id = context.request_id,
+        trace,
         actions = outcome.actions.len(),
         fuel_used = outcome.fuel_used,
         status = outcome.status_code(),

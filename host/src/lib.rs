@@ -11,7 +11,8 @@
 //! - [`run`]: one event through one guest; [`outcome`]: how it ended;
 //! - [`replay`] and [`lambda`]: the two entry points; [`cascade`]: runs
 //!   that follow invocations from function to function; [`simulate`]: a
-//!   whole day of them, with [`quota`]'s model of AWS's limits.
+//!   whole day of them, with [`quota`]'s model of AWS's limits;
+//! - [`trace`]: the flight recorder, and replays from what it recorded.
 
 pub mod action;
 pub mod cascade;
@@ -29,15 +30,19 @@ pub mod run;
 pub mod settings;
 pub mod simulate;
 pub mod store;
+pub mod trace;
 
 /// The host's side of `wit/emmaa.wit`.
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "handler",
-        imports: { default: async },
+        // Trappable: a replay from a trace stops the guest at the first
+        // call that differs from the recorded one.
+        imports: { default: async | trappable },
         exports: { default: async },
-        additional_derives: [PartialEq, Eq],
+        // Serde: the flight recorder keeps calls and answers in its traces.
+        additional_derives: [PartialEq, Eq, serde::Serialize, serde::Deserialize],
     });
 }
 

@@ -1,6 +1,7 @@
 //! `host`: the Lambda bootstrap (no arguments, inside Lambda) and
 //! `host replay`, which runs an event through a guest on this machine, and
-//! `host simulate`, which runs a whole day of the pipeline here.
+//! `host simulate`, which runs a whole day of the pipeline here, and
+//! `host check`, which replays recorded traces with a new build.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,8 +11,8 @@ use clap::{Parser, Subcommand};
 use emmaa_host::effects::aws::MAX_ATTEMPTS;
 use emmaa_host::quota::{Limits, Storm};
 use emmaa_host::replay::{
-    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, clock_now, parse_deadline, parse_now,
-    replay,
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TracePlayer, TraceSource, clock_now,
+    parse_deadline, parse_now, replay,
 };
 use emmaa_host::settings::settings_help;
 use emmaa_host::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
@@ -40,10 +41,17 @@ enum Command {
     /// Exit status: 0 when the answer is a 200, 1 when it is partial (207) or the
     /// handler refused or failed, 2 for usage errors. Settings come from the
     /// same EMMAA_* environment variables as on Lambda.
+    ///
+    /// With --trace, runs a recorded invocation instead (EMMAA_TRACE_PREFIX on
+    /// Lambda writes one per event): every import is answered from the trace,
+    /// with no AWS and no bucket, and "trace" in the JSON says whether the
+    /// calls, actions and answer are the recorded ones, or names the first
+    /// difference. Exit status with --trace: 0 when they are, 1 when not.
     #[command(after_long_help = settings_help())]
     Replay {
         /// A Lambda function name (emmaa-update-pipeline) or a guest name (update_pipeline).
-        function: String,
+        #[arg(required_unless_present = "trace")]
+        function: Option<String>,
         /// The event file, or - for standard input; without it the event is {}.
         event: Option<PathBuf>,
         /// A directory standing for the bucket: key models/a/config.json is DIR/models/a/config.json.
@@ -69,6 +77,29 @@ enum Command {
         /// caller gets its real answer, and a cycle is reported, not followed.
         #[arg(long)]
         follow: bool,
+        /// Replay a recorded invocation: a trace file, or s3://bucket/key.
+        #[arg(long, value_name = "FILE|S3_URL", conflicts_with_all = ["function", "event", "bucket_dir", "now", "request_id", "ledger_dir", "follow"])]
+        trace: Option<String>,
+    },
+    /// Replay recorded traces with these components (a new build) and say, per
+    /// trace, whether it makes the same calls, takes the same actions and gives
+    /// the same answer, or where it first differs.
+    ///
+    /// Prints one line per trace: "same", "DIFFERENT" with the first difference,
+    /// or "UNCHECKED" with why (unreadable, or left out bodies so it cannot be
+    /// exact), then a count. Exit status: 0 when every trace is the same, 1
+    /// when one is not, 2 for usage errors (no traces found).
+    Check {
+        /// Trace files, directories of them, or s3://bucket/prefix (read with
+        /// the usual AWS settings: AWS_REGION, credentials, AWS_ENDPOINT_URL).
+        #[arg(required = true, value_name = "TRACES")]
+        traces: Vec<String>,
+        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
+        components: PathBuf,
+        /// How long each replay may take (as replay's --deadline).
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
+        deadline: String,
     },
     /// Simulate a whole day here: the two daily schedules, every invocation,
     /// each Batch job writing the file the handler contract names, and the
@@ -196,6 +227,14 @@ pub fn main() -> ExitCode {
             eprintln!("host: not running in Lambda (AWS_LAMBDA_RUNTIME_API is not set); see `host --help`");
             ExitCode::from(2)
         }
+        Some(Command::Check {
+            traces,
+            components,
+            deadline,
+        }) => {
+            log_to_stderr();
+            run_check(&runtime, &traces, components, &deadline)
+        }
         Some(Command::Simulate {
             bucket_dir,
             models,
@@ -255,11 +294,15 @@ pub fn main() -> ExitCode {
             request_id,
             ledger_dir,
             follow,
+            trace,
         }) => {
             log_to_stderr();
+            if let Some(trace) = trace {
+                return replay_trace(&runtime, &trace, components, &deadline);
+            }
             let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
                 Ok(ReplayRequest {
-                    function,
+                    function: function.unwrap_or_default(),
                     event,
                     bucket_dir,
                     now,
@@ -293,6 +336,87 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `host replay --trace`: prints the replay's JSON, with its verdict.
+fn replay_trace(
+    runtime: &tokio::runtime::Runtime,
+    trace: &str,
+    components: PathBuf,
+    deadline: &str,
+) -> ExitCode {
+    let source = TraceSource::parse(trace);
+    let report = parse_deadline(deadline).and_then(|deadline| {
+        let mut player = TracePlayer::new(components, deadline)?;
+        runtime.block_on(async {
+            let recorded = player.read(&source).await?;
+            player.replay(&recorded, trace).await
+        })
+    });
+    match report {
+        Ok(report) => {
+            let same = report
+                .trace
+                .as_ref()
+                .is_some_and(|verdict| verdict.same && verdict.exact);
+            let printed = serde_json::to_string_pretty(&report)
+                .map_err(std::io::Error::other)
+                .and_then(|json| writeln!(std::io::stdout().lock(), "{json}"));
+            match printed {
+                Ok(()) if same => ExitCode::SUCCESS,
+                Ok(()) => ExitCode::from(1),
+                Err(err) => {
+                    eprintln!("host replay: cannot print the report: {err}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(err) => {
+            eprintln!("host replay: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `host check`: one line per trace, then the count.
+fn run_check(
+    runtime: &tokio::runtime::Runtime,
+    traces: &[String],
+    components: PathBuf,
+    deadline: &str,
+) -> ExitCode {
+    let sources: Vec<TraceSource> = traces.iter().map(|trace| TraceSource::parse(trace)).collect();
+    let checked = parse_deadline(deadline).and_then(|deadline| {
+        let mut player = TracePlayer::new(components, deadline)?;
+        runtime.block_on(player.check(&sources, None))
+    });
+    let checked = match checked {
+        Ok(checked) if checked.is_empty() => {
+            eprintln!("host check: no traces (*.json) in {}", traces.join(" "));
+            return ExitCode::from(2);
+        }
+        Ok(checked) => checked,
+        Err(err) => {
+            eprintln!("host check: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for one in &checked {
+        let _ = writeln!(out, "{}", one.line());
+    }
+    let same = checked.iter().filter(|one| one.same()).count();
+    let _ = writeln!(
+        out,
+        "{} traces: {same} same, {} not",
+        checked.len(),
+        checked.len() - same
+    );
+    if same == checked.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

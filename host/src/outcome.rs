@@ -68,6 +68,10 @@ pub enum Failure {
          so a retry of the event invokes them again and does only what is left"
     )]
     InvokedFailed { failed: usize },
+    /// A replay from a trace stopped the guest: it asked for something
+    /// other than what the trace recorded.
+    #[error("the replay stopped the guest: {0}")]
+    Diverged(String),
 }
 
 impl Failure {
@@ -86,6 +90,7 @@ impl Failure {
             Failure::BadAnswer { .. } => "bad-answer",
             Failure::CutShort { .. } => "cut-short",
             Failure::InvokedFailed { .. } => "invoked-failed",
+            Failure::Diverged(_) => "diverged",
         }
     }
 
@@ -104,6 +109,7 @@ impl Failure {
             Failure::BadAnswer { .. } => "EmmaaGuestBadAnswer",
             Failure::CutShort { .. } => "EmmaaEventCutShort",
             Failure::InvokedFailed { .. } => "EmmaaInvokedFunctionFailed",
+            Failure::Diverged(_) => "EmmaaReplayDiverged",
         }
     }
 
@@ -118,6 +124,9 @@ impl Failure {
             Some(Trap::OutOfFuel) => return Failure::OutOfFuel,
             Some(Trap::Interrupt) => return Failure::Deadline,
             _ => {}
+        }
+        if let Some(diverged) = err.downcast_ref::<crate::trace::Diverged>() {
+            return Failure::Diverged(diverged.to_string());
         }
         if let Some(asked) = memory_refused {
             return Failure::OutOfMemory { asked };

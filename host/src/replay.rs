@@ -2,6 +2,7 @@
 //! directory as the bucket and every invocation and Batch submission
 //! recorded instead of performed, and prints what the handler would do.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +13,15 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cascade::{Cascade, CascadeError, RunReport};
+use crate::effects::Effects;
+use crate::effects::aws::AwsEffects;
 use crate::effects::local::{LocalBucket, LocalEffects, LocalLedger};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, GuestRuntime, LoadedGuest};
 use crate::guests;
 use crate::outcome::{Failure, MAX_EVENT_BYTES};
+use crate::run::EventContext;
 use crate::settings::{Settings, SettingsError};
+use crate::trace::{MAX_TRACE_BYTES, Player, TRACE_FORMAT, Tape, Trace, Verdict, verdict};
 
 /// The request id replays give the guest.
 pub const REPLAY_REQUEST_ID: &str = "replay";
@@ -72,6 +77,10 @@ pub enum ReplayError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cannot read the trace {source_name}: {reason}")]
+    TraceUnreadable { source_name: String, reason: String },
+    #[error("the trace {source_name} cannot be replayed: {reason}")]
+    TraceUnusable { source_name: String, reason: String },
 }
 
 /// The JSON document `host replay` prints (the replay contract).
@@ -209,6 +218,274 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
             CascadeError::UnknownFunction(_) => unknown(),
             CascadeError::Engine(err) => ReplayError::Engine(err),
         })
+}
+
+/// Where traces are: a file, a directory (every `.json` under it), or
+/// `s3://bucket/key-or-prefix` (read with the AWS SDK's usual settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceSource {
+    Path(PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+/// The most bytes a trace file may have: [`MAX_TRACE_BYTES`] and room.
+const MAX_TRACE_FILE_BYTES: u64 = 2 * MAX_TRACE_BYTES as u64;
+
+impl TraceSource {
+    pub fn parse(text: &str) -> TraceSource {
+        match text.strip_prefix("s3://").and_then(|rest| rest.split_once('/')) {
+            Some((bucket, key)) => TraceSource::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            },
+            None => match text.strip_prefix("s3://") {
+                Some(bucket) => TraceSource::S3 {
+                    bucket: bucket.to_owned(),
+                    key: String::new(),
+                },
+                None => TraceSource::Path(PathBuf::from(text)),
+            },
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            TraceSource::Path(path) => path.display().to_string(),
+            TraceSource::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+        }
+    }
+
+    /// Every trace this names: itself, or what is under it.
+    async fn expand(&self, aws: &AwsTraces) -> Result<Vec<TraceSource>, ReplayError> {
+        let unreadable = |reason: String| ReplayError::TraceUnreadable {
+            source_name: self.shown(),
+            reason,
+        };
+        match self {
+            TraceSource::Path(path) if path.is_dir() => {
+                let mut found = Vec::new();
+                let mut dirs = vec![path.clone()];
+                while let Some(dir) = dirs.pop() {
+                    let entries = std::fs::read_dir(&dir).map_err(|err| unreadable(err.to_string()))?;
+                    for entry in entries {
+                        let path = entry.map_err(|err| unreadable(err.to_string()))?.path();
+                        if path.is_dir() {
+                            dirs.push(path);
+                        } else if path.extension().is_some_and(|ext| ext == "json") {
+                            found.push(path);
+                        }
+                    }
+                }
+                found.sort();
+                Ok(found.into_iter().map(TraceSource::Path).collect())
+            }
+            TraceSource::Path(_) => Ok(vec![self.clone()]),
+            TraceSource::S3 { key, .. } if key.ends_with(".json") => Ok(vec![self.clone()]),
+            TraceSource::S3 { bucket, key } => {
+                let keys = aws
+                    .get()
+                    .await
+                    .list_keys(bucket, key)
+                    .await
+                    .map_err(|err| unreadable(format!("{}: {}", err.code, err.message)))?;
+                Ok(keys
+                    .into_iter()
+                    .filter(|key| key.ends_with(".json"))
+                    .map(|key| TraceSource::S3 {
+                        bucket: bucket.clone(),
+                        key,
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Reads and parses the trace.
+    async fn read(&self, aws: &AwsTraces) -> Result<Trace, ReplayError> {
+        let unreadable = |reason: String| ReplayError::TraceUnreadable {
+            source_name: self.shown(),
+            reason,
+        };
+        let bytes = match self {
+            TraceSource::Path(path) => {
+                let file = std::fs::File::open(path).map_err(|err| unreadable(err.to_string()))?;
+                let mut bytes = Vec::new();
+                file.take(MAX_TRACE_FILE_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|err| unreadable(err.to_string()))?;
+                if bytes.len() as u64 > MAX_TRACE_FILE_BYTES {
+                    return Err(unreadable(format!("it is over {MAX_TRACE_FILE_BYTES} bytes")));
+                }
+                bytes
+            }
+            TraceSource::S3 { bucket, key } => aws
+                .get()
+                .await
+                .get_object(bucket, key, MAX_TRACE_FILE_BYTES)
+                .await
+                .map_err(|err| unreadable(format!("{}: {}", err.code, err.message)))?,
+        };
+        let trace: Trace = serde_json::from_slice(&bytes)
+            .map_err(|err| unreadable(format!("it is not a trace of this host: {err}")))?;
+        if trace.format != TRACE_FORMAT {
+            return Err(unreadable(format!(
+                "it has format {}; this host reads format {TRACE_FORMAT}",
+                trace.format
+            )));
+        }
+        Ok(trace)
+    }
+}
+
+/// The AWS client for traces on S3, made when first needed.
+#[derive(Default)]
+struct AwsTraces(tokio::sync::OnceCell<AwsEffects>);
+
+impl AwsTraces {
+    async fn get(&self) -> &AwsEffects {
+        self.0.get_or_init(AwsEffects::from_env).await
+    }
+}
+
+/// Runs recorded invocations with every import answered from their
+/// traces: each guest loaded once from `components`.
+pub struct TracePlayer {
+    runtime: GuestRuntime,
+    components: PathBuf,
+    deadline: Duration,
+    loaded: BTreeMap<String, Arc<LoadedGuest>>,
+    aws: AwsTraces,
+}
+
+impl TracePlayer {
+    pub fn new(components: PathBuf, deadline: Duration) -> Result<Self, ReplayError> {
+        Ok(TracePlayer {
+            runtime: GuestRuntime::new()?,
+            components,
+            deadline,
+            loaded: BTreeMap::new(),
+            aws: AwsTraces::default(),
+        })
+    }
+
+    /// Reads the trace at `source`.
+    pub async fn read(&self, source: &TraceSource) -> Result<Trace, ReplayError> {
+        source.read(&self.aws).await
+    }
+
+    fn guest(&mut self, name: &str, shown: &str) -> Result<Arc<LoadedGuest>, ReplayError> {
+        if let Some(guest) = self.loaded.get(name) {
+            return Ok(guest.clone());
+        }
+        let entry = guests::by_guest(name).ok_or_else(|| ReplayError::TraceUnusable {
+            source_name: shown.to_owned(),
+            reason: format!("it names guest {name:?}, which is none of the pipeline's"),
+        })?;
+        let guest = Arc::new(
+            self.runtime
+                .load(&component_path(&self.components, name))?
+                .serving(entry),
+        );
+        self.loaded.insert(name.to_owned(), guest.clone());
+        Ok(guest)
+    }
+
+    /// Runs `trace` with this build's component of its guest.
+    pub async fn replay(&mut self, trace: &Trace, shown: &str) -> Result<ReplayReport, ReplayError> {
+        let unusable = |reason: String| ReplayError::TraceUnusable {
+            source_name: shown.to_owned(),
+            reason,
+        };
+        let guest = self.guest(&trace.guest, shown)?;
+        let settings = trace
+            .settings()
+            .map_err(|err| unusable(format!("its settings are refused here: {err}")))?;
+        let event = trace
+            .event()
+            .ok_or_else(|| unusable("its event was left out (the trace was over its size limit)".into()))?;
+        let context = EventContext {
+            function_name: trace.function.clone(),
+            request_id: trace.request_id.clone(),
+            deadline_ms: trace.deadline_ms,
+            time_left: self.deadline,
+            now: trace.now,
+        };
+        // Never called: every import is answered from the trace.
+        let effects = Arc::new(LocalEffects::new(LocalBucket::Empty));
+        let tape = Tape::Playing(Player::new(trace));
+        let (outcome, tape) = guest
+            .handle_taped(&event, &context, effects, Arc::new(settings), tape)
+            .await;
+        let mut report = RunReport::of(&trace.function, &trace.guest, outcome);
+        if let Tape::Playing(player) = tape {
+            report.trace = Some(verdict(trace, &report, &player, guest.component.as_deref()));
+        }
+        Ok(report)
+    }
+
+    /// Replays every trace `sources` name; `only_guest`: only that guest's.
+    pub async fn check(
+        &mut self,
+        sources: &[TraceSource],
+        only_guest: Option<&str>,
+    ) -> Result<Vec<Checked>, ReplayError> {
+        let mut checked = Vec::new();
+        for source in sources {
+            for trace_source in source.expand(&self.aws).await? {
+                let name = trace_source.shown();
+                let result = match self.read(&trace_source).await {
+                    Ok(trace) if only_guest.is_some_and(|guest| guest != trace.guest) => continue,
+                    Ok(trace) => self.replay(&trace, &name).await,
+                    Err(err) => Err(err),
+                };
+                checked.push(Checked {
+                    name,
+                    verdict: result
+                        .map_err(|err| err.to_string())
+                        .and_then(|report| report.trace.ok_or_else(|| "no verdict".to_owned())),
+                });
+            }
+        }
+        Ok(checked)
+    }
+}
+
+/// One trace checked: its verdict, or why it could not be replayed.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub name: String,
+    pub verdict: Result<Verdict, String>,
+}
+
+impl Checked {
+    /// Whether the trace was replayed and did exactly what was recorded.
+    pub fn same(&self) -> bool {
+        self.verdict
+            .as_ref()
+            .is_ok_and(|verdict| verdict.same && verdict.exact)
+    }
+
+    /// One line for an operator: `same`, `DIFFERENT` or `UNCHECKED`, the
+    /// trace, and the verdict in words.
+    pub fn line(&self) -> String {
+        match &self.verdict {
+            Ok(verdict) if verdict.same && verdict.exact => format!("same       {}", self.name),
+            Ok(verdict) if verdict.same => format!("UNCHECKED  {}: {}", self.name, verdict.message),
+            Ok(verdict) => format!("DIFFERENT  {}: {}", self.name, verdict.message),
+            Err(reason) => format!("UNCHECKED  {}: {reason}", self.name),
+        }
+    }
+}
+
+/// Where the component of `guest` is in `dir`: `<guest>.cwasm` if there is
+/// one, else `<guest>.wasm`.
+pub fn component_path(dir: &Path, guest: &str) -> PathBuf {
+    let precompiled = dir.join(format!("{guest}.cwasm"));
+    if precompiled.is_file() {
+        precompiled
+    } else {
+        dir.join(format!("{guest}.wasm"))
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, conclude};
 use crate::settings::Settings;
 pub use crate::store::EventContext;
 use crate::store::{FUEL_PER_EVENT, HostState, new_store};
+use crate::trace::Tape;
 
 /// What the guest answered, and what it asked the host to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,22 +73,50 @@ impl LoadedGuest {
         effects: Arc<dyn Effects>,
         settings: Arc<Settings>,
     ) -> HandlerOutcome {
+        self.handle_taped(event, context, effects, settings, Tape::Off)
+            .await
+            .0
+    }
+
+    /// As [`LoadedGuest::handle`], with the calls recorded
+    /// ([`Tape::Recording`]) or answered from a trace ([`Tape::Playing`]);
+    /// answers the tape as the run left it.
+    pub async fn handle_taped(
+        &self,
+        event: &str,
+        context: &EventContext,
+        effects: Arc<dyn Effects>,
+        settings: Arc<Settings>,
+        tape: Tape,
+    ) -> (HandlerOutcome, Tape) {
         if let Err(failure) = check_event(event) {
-            return HandlerOutcome::refused_by_host(failure);
+            return (HandlerOutcome::refused_by_host(failure), tape);
         }
-        let state = HostState::new(effects, settings, context.clone(), self.reach);
+        let mut state = HostState::new(effects, settings, context.clone(), self.reach);
+        state.tape = tape;
         let mut store = match new_store(self.pre.engine(), state) {
             Ok(store) => store,
-            Err(err) => return HandlerOutcome::refused_by_host(Failure::NotInstantiated(format!("{err:#}"))),
+            Err(err) => {
+                let failure = Failure::NotInstantiated(format!("{err:#}"));
+                return (HandlerOutcome::refused_by_host(failure), Tape::Off);
+            }
         };
-        let answer = self.call(&mut store, event, context).await;
+        let mut answer = self.call(&mut store, event, context).await;
         let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
         let state = store.into_data();
-        HandlerOutcome {
+        if let Tape::Playing(player) = &state.tape {
+            // The recorded guest was stopped by its deadline after its last
+            // call; this one, answered at once, would have run on.
+            if player.stopped() && player.unmade().is_none() && answer.is_ok() {
+                answer = Err(Failure::Deadline);
+            }
+        }
+        let outcome = HandlerOutcome {
             answer: conclude(answer, &state.done),
             actions: state.actions,
             fuel_used,
-        }
+        };
+        (outcome, state.tape)
     }
 
     async fn call(

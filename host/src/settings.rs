@@ -23,6 +23,7 @@ pub const INVOCATION_TYPE: &str = "EMMAA_INVOCATION_TYPE";
 pub const MAX_IN_FLIGHT: &str = "EMMAA_MAX_IN_FLIGHT";
 pub const LEDGER: &str = "EMMAA_LEDGER";
 pub const LEDGER_PREFIX: &str = "EMMAA_LEDGER_PREFIX";
+pub const TRACE_PREFIX: &str = "EMMAA_TRACE_PREFIX";
 
 /// The longest function name suffix (`test-update-pipeline`); a Lambda
 /// function name has at most 64 characters.
@@ -122,6 +123,12 @@ pub const VARIABLES: &[Variable] = &[
         accepts: "a key prefix ending in /, of A-Z a-z 0-9 ! - _ . * ' ( ) /, outside models/ and results/",
         meaning: "where in the bucket the claims are kept",
     },
+    Variable {
+        name: TRACE_PREFIX,
+        default: "",
+        accepts: "empty (off), or a key prefix as EMMAA_LEDGER_PREFIX",
+        meaning: "where in the bucket the host writes a trace of each event (host replay --trace)",
+    },
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -153,6 +160,9 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Where the claims are kept in the bucket; `None`: the ledger is off.
     pub ledger_prefix: Option<String>,
+    /// Where each event's trace is written in the bucket; `None`: no
+    /// traces (the default).
+    pub trace_prefix: Option<String>,
 }
 
 /// The settings as a table, for `--help`.
@@ -198,12 +208,58 @@ impl Settings {
             function_prefix: get(FUNCTION_PREFIX).function_prefix()?,
             invocation_type: get(INVOCATION_TYPE).invocation_type()?,
         };
-        let ledger_prefix = get(LEDGER_PREFIX).ledger_prefix()?;
+        let ledger_prefix = get(LEDGER_PREFIX).key_prefix("a claim")?;
+        let trace_prefix = get(TRACE_PREFIX);
         Ok(Settings {
             pipeline,
             max_in_flight: get(MAX_IN_FLIGHT).max_in_flight()?,
             ledger_prefix: get(LEDGER).on_or_off()?.then_some(ledger_prefix),
+            trace_prefix: match trace_prefix.value.is_empty() {
+                true => None,
+                false => Some(trace_prefix.key_prefix("a trace")?),
+            },
         })
+    }
+
+    /// Every setting as the variable that gives it: what a trace records,
+    /// and [`Settings::from_lookup`] reads back.
+    pub fn variables(&self) -> std::collections::BTreeMap<String, String> {
+        let pipeline = &self.pipeline;
+        let default_ledger_prefix = || {
+            VARIABLES
+                .iter()
+                .find(|variable| variable.name == LEDGER_PREFIX)
+                .map_or("", |variable| variable.default)
+                .to_owned()
+        };
+        [
+            (BUCKET, pipeline.bucket.clone()),
+            (PROJECT, pipeline.project.clone()),
+            (BRANCH, pipeline.branch.clone()),
+            (JOB_QUEUE, pipeline.job_queue.clone()),
+            (JOB_DEFINITION, pipeline.job_definition.clone()),
+            (LARGE_MODELS, pipeline.large_models.join(",")),
+            (LARGE_JOB_QUEUE, pipeline.large_job_queue.clone()),
+            (LARGE_JOB_DEFINITION, pipeline.large_job_definition.clone()),
+            (FUNCTION_PREFIX, pipeline.function_prefix.clone()),
+            (
+                INVOCATION_TYPE,
+                invocation_type_name(pipeline.invocation_type).to_owned(),
+            ),
+            (MAX_IN_FLIGHT, self.max_in_flight.to_string()),
+            (
+                LEDGER,
+                if self.ledger_prefix.is_some() { "on" } else { "off" }.to_owned(),
+            ),
+            (
+                LEDGER_PREFIX,
+                self.ledger_prefix.clone().unwrap_or_else(default_ledger_prefix),
+            ),
+            (TRACE_PREFIX, self.trace_prefix.clone().unwrap_or_default()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
     }
 
     /// The ledger, when it is on.
@@ -366,16 +422,16 @@ impl Setting {
         }
     }
 
-    /// A claim under `models/` would be listed as a model, one under
-    /// `results/` would fire a trigger.
-    fn ledger_prefix(self) -> Result<String, SettingsError> {
+    /// A claim or trace (`what`) under `models/` would be listed as a
+    /// model, one under `results/` would fire a trigger.
+    fn key_prefix(self, what: &str) -> Result<String, SettingsError> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()/".contains(c);
         if !self.value.ends_with('/') || self.value.starts_with('/') || !self.value.chars().all(allowed) {
             self.refuse("is not a key prefix: letters, digits and ! - _ . * ' ( ) /, ending in /")
         } else if self.value.starts_with("models/") || self.value.starts_with("results/") {
-            self.refuse(
-                "is under models/ or results/, where a claim would be listed as a model or fire a trigger",
-            )
+            self.refuse(format!(
+                "is under models/ or results/, where {what} would be listed as a model or fire a trigger"
+            ))
         } else {
             Ok(self.value)
         }
@@ -599,6 +655,40 @@ mod tests {
             assert!(refused(LEDGER_PREFIX, bad), "{bad:?}");
         }
         assert!(settings(&[(LEDGER_PREFIX, "ops/claims/")]).is_ok());
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_kept_outside_models_and_results() {
+        assert_eq!(settings(&[]).unwrap().trace_prefix, None);
+        assert_eq!(
+            settings(&[(TRACE_PREFIX, "traces/")])
+                .unwrap()
+                .trace_prefix
+                .as_deref(),
+            Some("traces/")
+        );
+        for bad in ["models/traces/", "results/", "traces", "/traces/"] {
+            assert!(refused(TRACE_PREFIX, bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_variables_of_settings_read_back_as_the_same_settings() {
+        let all = [
+            (LARGE_MODELS, "a, b"),
+            (INVOCATION_TYPE, "Event"),
+            (MAX_IN_FLIGHT, "7"),
+            (LEDGER, "off"),
+            (TRACE_PREFIX, "ops/traces/"),
+            (BRANCH, ""),
+        ];
+        for vars in [&all[..], &[]] {
+            let original = settings(vars).unwrap();
+            let variables = original.variables();
+            assert_eq!(variables.len(), VARIABLES.len());
+            let read_back = Settings::from_lookup(|name| variables.get(name).cloned()).unwrap();
+            assert_eq!(read_back, original);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::effects::patient::Patient;
 use crate::effects::{AwsError, Effects, ErrorKind};
 use crate::guests::Guest;
 use crate::settings::Settings;
+use crate::trace::Tape;
 
 /// The most fuel (about one unit per wasm instruction) one event may burn.
 /// Measured: `update_pipeline` burns about 21,000 per model (100,000 models:
@@ -227,6 +228,8 @@ pub struct HostState {
     pub(crate) last_guest_error: Option<String>,
     /// What the function may reach; `None`: nothing.
     pub(crate) reach: Option<&'static Guest>,
+    /// Whether the calls are recorded, or answered from a trace.
+    pub(crate) tape: Tape,
 }
 
 impl HostState {
@@ -254,6 +257,7 @@ impl HostState {
             limiter: MemoryLimiter::default(),
             last_guest_error: None,
             reach,
+            tape: Tape::Off,
         }
     }
 }

@@ -157,6 +157,35 @@ where
     }
 }
 
+impl AwsEffects {
+    /// Every key under `prefix`, all pages, in S3's order (`host check`'s
+    /// traces).
+    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut keys = Vec::new();
+        let mut continuation = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(continuation.take())
+                .send()
+                .await
+                .map_err(aws_error)?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(token) if page.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Effects for AwsEffects {
     async fn list_prefixes(
