@@ -150,6 +150,20 @@ impl HostState {
         Ok(Some(reply))
     }
 
+    /// Replaying a run its deadline stopped, after its last call: the
+    /// recorded guest got that call's answer and was stopped before it
+    /// asked for more, so this one is stopped here, with the call's
+    /// actions and effects taken as they were. (Running it on would burn
+    /// fuel or time the recorded run never had.)
+    fn stop_where_recorded(&self) -> wasmtime::Result<()> {
+        match &self.tape {
+            Tape::Playing(player) if player.stopped() && player.unmade().is_none() => {
+                Err(wasmtime::Trap::Interrupt.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Keeps `call`, its reply and the actions since `first_action` in the
     /// recording, when the event is recorded.
     fn recorded(&mut self, call: Call, first_action: usize, reply: impl FnOnce(&mut Recording) -> Reply) {
@@ -318,13 +332,15 @@ impl storage::Host for HostState {
             let (Reply::Objects(objects), Tape::Playing(player)) = (reply, &mut self.tape) else {
                 return Err(reply_mismatch(&call));
             };
-            return objects
+            let objects = objects
                 .into_iter()
                 .map(|object| match object {
                     Ok(hash) => player.body(&hash).map(Ok),
                     Err(err) => Ok(Err(err)),
                 })
                 .collect();
+            self.stop_where_recorded()?;
+            return objects;
         }
         let Call::GetObjects { bucket, keys, .. } = &call else {
             return Err(reply_mismatch(&call));
@@ -363,6 +379,7 @@ impl storage::Host for HostState {
             let Reply::Prefixes(prefixes) = reply else {
                 return Err(reply_mismatch(&call));
             };
+            self.stop_where_recorded()?;
             return Ok(prefixes);
         }
         let Call::ListPrefixes {
@@ -428,6 +445,7 @@ impl functions::Host for HostState {
             };
             self.done.push(effect);
         }
+        self.stop_where_recorded()?;
         Ok(results
             .into_iter()
             .map(|result| result.map(|(invoked, _)| invoked))
@@ -470,6 +488,7 @@ impl batch::Host for HostState {
             };
             self.done.push(effect);
         }
+        self.stop_where_recorded()?;
         Ok(results
             .into_iter()
             .map(|result| result.map(|(submission, _)| submission))

@@ -253,10 +253,11 @@ impl Trace {
         if size <= limit {
             return;
         }
-        let mut by_size: Vec<(usize, String)> = self
+        // The largest first, the event last: without it nothing replays.
+        let mut by_size: Vec<(bool, usize, String)> = self
             .bodies
             .iter()
-            .map(|(hash, body)| (body.len(), hash.clone()))
+            .map(|(hash, body)| (*hash != self.event, body.len(), hash.clone()))
             .collect();
         by_size.sort_unstable_by(|a, b| b.cmp(a));
         let mut left_out = LeftOut {
@@ -264,7 +265,7 @@ impl Trace {
             bytes: 0,
             limit,
         };
-        for (len, hash) in by_size {
+        for (_, len, hash) in by_size {
             if size <= limit {
                 break;
             }
@@ -595,22 +596,28 @@ pub fn verdict(trace: &Trace, report: &RunReport, player: &Player, component: Op
     });
     let exact = trace.left_out.is_none();
     let same = difference.is_none();
-    let message = match (&difference, exact, component.same) {
-        (None, true, true) => format!(
+    let left_out = |left: &LeftOut| {
+        format!(
+            "it cannot be exact: the trace left out {} bodies ({} bytes) to stay within {} bytes",
+            left.bodies, left.bytes, left.limit
+        )
+    };
+    let message = match (&difference, &trace.left_out, component.same) {
+        (Some(difference), Some(left), _) => {
+            format!("{}; the replay stopped at {difference}", left_out(left))
+        }
+        (None, Some(left), _) => format!("same as far as the trace goes, but {}", left_out(left)),
+        (None, None, true) => format!(
             "identical: the recording component made the same {} calls, took the same {} actions and gave the same answer",
             trace.calls.len(),
             report.actions.len()
         ),
-        (None, true, false) => format!(
+        (None, None, false) => format!(
             "same: this component made the same {} calls, took the same {} actions and gave the same answer as the recorded one",
             trace.calls.len(),
             report.actions.len()
         ),
-        (None, false, _) => format!(
-            "same as far as the trace goes, but it cannot be exact: the trace left out {} bodies",
-            trace.left_out.as_ref().map_or(0, |left| left.bodies)
-        ),
-        (Some(difference), _, _) => format!("different: {difference}"),
+        (Some(difference), None, _) => format!("different: {difference}"),
     };
     Verdict {
         same,
