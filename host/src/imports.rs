@@ -157,7 +157,7 @@ impl HostState {
     /// fuel or time the recorded run never had.)
     fn stop_where_recorded(&self) -> wasmtime::Result<()> {
         match &self.tape {
-            Tape::Playing(player) if player.stopped() && player.unmade().is_none() => {
+            Tape::Playing(player) if player.stopped() && player.all_made() => {
                 Err(wasmtime::Trap::Interrupt.into())
             }
             _ => Ok(()),

@@ -417,7 +417,7 @@ impl TracePlayer {
         };
         // Never called: every import is answered from the trace.
         let effects = Arc::new(LocalEffects::new(LocalBucket::Empty));
-        let tape = Tape::Playing(Player::new(trace));
+        let tape = Tape::Playing(Box::new(Player::new(trace)));
         let (outcome, tape) = guest
             .handle_taped(&event, &context, effects, Arc::new(settings), tape)
             .await;

@@ -107,7 +107,7 @@ impl LoadedGuest {
         if let Tape::Playing(player) = &state.tape {
             // The recorded guest was stopped by its deadline after its last
             // call; this one, answered at once, would have run on.
-            if player.stopped() && player.unmade().is_none() && answer.is_ok() {
+            if player.stopped() && player.all_made() && answer.is_ok() {
                 answer = Err(Failure::Deadline);
             }
         }

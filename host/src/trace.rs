@@ -143,10 +143,14 @@ pub struct RecordedAnswer {
     pub error: Option<Value>,
 }
 
-/// What the trace had to leave out to stay within [`MAX_TRACE_BYTES`].
+/// What the trace had to leave out to stay within [`MAX_TRACE_BYTES`]:
+/// bodies, largest first, then (a fan-out over some 13,000 models and
+/// more) the last calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeftOut {
     pub bodies: usize,
+    #[serde(default)]
+    pub calls: usize,
     pub bytes: usize,
     pub limit: usize,
 }
@@ -262,6 +266,7 @@ impl Trace {
         by_size.sort_unstable_by(|a, b| b.cmp(a));
         let mut left_out = LeftOut {
             bodies: 0,
+            calls: 0,
             bytes: 0,
             limit,
         };
@@ -271,6 +276,13 @@ impl Trace {
             }
             self.bodies.remove(&hash);
             left_out.bodies += 1;
+            left_out.bytes += len;
+            size = size.saturating_sub(len);
+        }
+        while size > limit {
+            let Some(call) = self.calls.pop() else { break };
+            let len = serde_json::to_vec(&call).map_or(0, |json| json.len() + 1);
+            left_out.calls += 1;
             left_out.bytes += len;
             size = size.saturating_sub(len);
         }
@@ -430,6 +442,8 @@ pub struct Player {
     bodies: BTreeMap<String, Body>,
     next: usize,
     stopped: bool,
+    /// Calls made after the last one kept, left out of the trace.
+    calls_left_out: usize,
     /// Why the guest was stopped, if it was.
     pub difference: Option<Difference>,
 }
@@ -441,6 +455,7 @@ impl Player {
             bodies: trace.bodies.clone(),
             next: 0,
             stopped: trace.stopped.is_some(),
+            calls_left_out: trace.left_out.as_ref().map_or(0, |left| left.calls),
             difference: None,
         }
     }
@@ -451,6 +466,17 @@ impl Player {
     pub fn answer(&mut self, call: &Call) -> wasmtime::Result<(Reply, Vec<Action>)> {
         let number = self.next + 1;
         let Some(recorded) = self.calls.get(self.next) else {
+            if self.calls_left_out > 0 {
+                return Err(self.diverged(Difference {
+                    call: Some(number),
+                    at: "import".into(),
+                    recorded: json!(format!(
+                        "left out of the trace, with {} calls after it (over its size limit)",
+                        self.calls_left_out - 1
+                    )),
+                    replayed: call_json(call),
+                }));
+            }
             if self.stopped {
                 // The recorded guest was stopped (its deadline) before it
                 // made this call: so is this one.
@@ -505,6 +531,12 @@ impl Player {
         self.calls.get(self.next)
     }
 
+    /// Whether the guest has made every call the recorded one made (the
+    /// trace may have left the last ones out).
+    pub fn all_made(&self) -> bool {
+        self.next == self.calls.len() && self.calls_left_out == 0
+    }
+
     /// How many calls the guest made.
     pub fn made(&self) -> usize {
         self.next
@@ -527,7 +559,7 @@ pub enum Tape {
     #[default]
     Off,
     Recording(Recording),
-    Playing(Player),
+    Playing(Box<Player>),
 }
 
 /// What a replay from a trace found.
@@ -598,8 +630,8 @@ pub fn verdict(trace: &Trace, report: &RunReport, player: &Player, component: Op
     let same = difference.is_none();
     let left_out = |left: &LeftOut| {
         format!(
-            "it cannot be exact: the trace left out {} bodies ({} bytes) to stay within {} bytes",
-            left.bodies, left.bytes, left.limit
+            "it cannot be exact: the trace left out {} bodies and {} calls ({} bytes) to stay within {} bytes",
+            left.bodies, left.calls, left.bytes, left.limit
         )
     };
     let message = match (&difference, &trace.left_out, component.same) {
@@ -698,11 +730,42 @@ mod tests {
             trace.left_out,
             Some(LeftOut {
                 bodies: 1,
+                calls: 0,
                 bytes: 10_000,
                 limit: 5_000
             })
         );
         assert!(trace.to_json().len() <= 5_000);
+    }
+
+    #[test]
+    fn a_trace_whose_calls_alone_are_over_its_limit_leaves_out_the_last_and_a_replay_stops_there() {
+        let call = |n: usize| TraceCall {
+            call: Call::ListPrefixes {
+                bucket: "emmaa".into(),
+                prefix: format!("models/{n:04}/"),
+                delimiter: "/".into(),
+            },
+            reply: Reply::Prefixes(Ok(Vec::new())),
+            actions: Vec::new(),
+        };
+        let mut trace = trace_with((0..100).map(call).collect(), BTreeMap::new());
+        trace.fit(6_000);
+        assert!(trace.to_json().len() <= 6_000, "{}", trace.to_json().len());
+        let kept = trace.calls.len();
+        assert_eq!(trace.left_out.as_ref().unwrap().calls, 100 - kept);
+        let mut player = Player::new(&trace);
+        for n in 0..kept {
+            player.answer(&call(n).call).unwrap();
+        }
+        assert!(!player.all_made());
+        let err = player.answer(&call(kept).call).unwrap_err();
+        let difference = &err.downcast_ref::<Diverged>().unwrap().0;
+        assert_eq!(difference.call, Some(kept + 1));
+        assert!(
+            difference.recorded.to_string().contains("left out of the trace"),
+            "{difference}"
+        );
     }
 
     #[test]
