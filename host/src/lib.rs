@@ -20,6 +20,7 @@ pub mod effects;
 pub mod engine;
 pub mod guests;
 pub mod imports;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod ledger;
 pub mod manifest;

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use emmaa_host::effects::aws::MAX_ATTEMPTS;
+use emmaa_host::Settings;
+use emmaa_host::effects::MAX_ATTEMPTS;
 use emmaa_host::quota::{Limits, Storm};
 use emmaa_host::replay::{
     DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TracePlayer, TraceSource, clock_now,
@@ -16,7 +17,6 @@ use emmaa_host::replay::{
 };
 use emmaa_host::settings::settings_help;
 use emmaa_host::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
-use emmaa_host::{Settings, lambda};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -481,7 +481,18 @@ fn run_simulate(
     }
 }
 
+#[cfg(not(feature = "aws"))]
+fn serve_lambda(_runtime: &tokio::runtime::Runtime) -> ExitCode {
+    eprintln!(
+        "host: this build has no Lambda runtime: `deploy bundle` builds the bootstrap with it \
+         (cargo's `lambda` feature); here, use `host replay` or `host simulate`"
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "aws")]
 fn serve_lambda(runtime: &tokio::runtime::Runtime) -> ExitCode {
+    use emmaa_host::lambda;
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))

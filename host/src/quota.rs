@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::effects::aws::MAX_ATTEMPTS;
+use crate::effects::MAX_ATTEMPTS;
 use crate::effects::patient::next_fraction;
 use crate::effects::{AwsError, ErrorKind};
 

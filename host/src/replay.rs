@@ -13,8 +13,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cascade::{Cascade, CascadeError, RunReport};
-use crate::effects::Effects;
-use crate::effects::aws::AwsEffects;
 use crate::effects::local::{LocalBucket, LocalEffects, LocalLedger};
 use crate::engine::{EngineError, GuestRuntime, LoadedGuest};
 use crate::guests;
@@ -282,12 +280,7 @@ impl TraceSource {
             TraceSource::Path(_) => Ok(vec![self.clone()]),
             TraceSource::S3 { key, .. } if key.ends_with(".json") => Ok(vec![self.clone()]),
             TraceSource::S3 { bucket, key } => {
-                let keys = aws
-                    .get()
-                    .await
-                    .list_keys(bucket, key)
-                    .await
-                    .map_err(|err| unreadable(format!("{}: {}", err.code, err.message)))?;
+                let keys = aws.list_keys(bucket, key).await.map_err(unreadable)?;
                 Ok(keys
                     .into_iter()
                     .filter(|key| key.ends_with(".json"))
@@ -319,11 +312,9 @@ impl TraceSource {
                 bytes
             }
             TraceSource::S3 { bucket, key } => aws
-                .get()
-                .await
                 .get_object(bucket, key, MAX_TRACE_FILE_BYTES)
                 .await
-                .map_err(|err| unreadable(format!("{}: {}", err.code, err.message)))?,
+                .map_err(unreadable)?,
         };
         let trace: Trace = serde_json::from_slice(&bytes)
             .map_err(|err| unreadable(format!("it is not a trace of this host: {err}")))?;
@@ -338,12 +329,51 @@ impl TraceSource {
 }
 
 /// The AWS client for traces on S3, made when first needed.
+#[cfg(feature = "aws")]
 #[derive(Default)]
-struct AwsTraces(tokio::sync::OnceCell<AwsEffects>);
+struct AwsTraces(tokio::sync::OnceCell<crate::effects::aws::AwsEffects>);
 
+#[cfg(feature = "aws")]
 impl AwsTraces {
-    async fn get(&self) -> &AwsEffects {
-        self.0.get_or_init(AwsEffects::from_env).await
+    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let aws = self
+            .0
+            .get_or_init(crate::effects::aws::AwsEffects::from_env)
+            .await;
+        aws.list_keys(bucket, prefix)
+            .await
+            .map_err(|err| format!("{}: {}", err.code, err.message))
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, String> {
+        use crate::effects::Effects;
+        let aws = self
+            .0
+            .get_or_init(crate::effects::aws::AwsEffects::from_env)
+            .await;
+        aws.get_object(bucket, key, max_size)
+            .await
+            .map_err(|err| format!("{}: {}", err.code, err.message))
+    }
+}
+
+/// A build without the AWS backend reads traces from files only.
+#[cfg(not(feature = "aws"))]
+#[derive(Default)]
+struct AwsTraces(());
+
+#[cfg(not(feature = "aws"))]
+impl AwsTraces {
+    const MISSING: &'static str = "this host was built without AWS access (cargo's `aws` feature): copy the \
+                           traces here (aws s3 cp --recursive) and give their directory, or run \
+                           `cargo run -p emmaa-host --features aws --bin host -- ...`";
+
+    async fn list_keys(&self, _bucket: &str, _prefix: &str) -> Result<Vec<String>, String> {
+        Err(Self::MISSING.to_owned())
+    }
+
+    async fn get_object(&self, _bucket: &str, _key: &str, _max_size: u64) -> Result<Vec<u8>, String> {
+        Err(Self::MISSING.to_owned())
     }
 }
 

@@ -22,10 +22,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
 
-/// Attempts per AWS call, the first one included: more than the SDK's
-/// default of 3, since a daily fan-out meets S3 `SlowDown` and Batch's
-/// `SubmitJob` rate limit, and a call given up is a model not updated.
-pub const MAX_ATTEMPTS: u32 = 5;
+pub use super::MAX_ATTEMPTS;
 
 /// How long a connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -4,6 +4,7 @@
 //! deterministic fake results. [`patient::Patient`] waits out throttling
 //! in front of either.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod local;
 pub mod patient;
@@ -13,6 +14,12 @@ use async_trait::async_trait;
 pub use crate::bindings::emmaa::pipeline::batch::Job;
 pub use crate::bindings::emmaa::pipeline::errors::{AwsError, ErrorKind};
 pub use crate::bindings::emmaa::pipeline::functions::{Invocation, InvocationOutcome, InvocationType};
+
+/// Attempts per AWS call, the first one included: more than the SDK's
+/// default of 3, since a daily fan-out meets S3 `SlowDown` and Batch's
+/// `SubmitJob` rate limit, and a call given up is a model not updated.
+/// (The AWS backend's setting, and `simulate --quotas`' model of it.)
+pub const MAX_ATTEMPTS: u32 = 5;
 
 /// The condition of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
