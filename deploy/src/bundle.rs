@@ -170,18 +170,23 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Builds the bootstrap for `arch`: the host's `bootstrap` binary, without
-/// the `jit` feature, in the workspace's target directory (only wasmtime
-/// and the host build again without the compiler: the AWS SDKs and the
-/// rest are the tests' build). This machine's architecture is built by
-/// cargo; the other one by cargo-zigbuild against glibc 2.34 (see
-/// [`crate::cross`]).
+/// the `jit` feature. This machine's architecture is built by cargo in the
+/// workspace's target directory (only wasmtime and the host build again
+/// without the compiler: the AWS SDKs and the rest are the tests' build);
+/// the other one by cargo-zigbuild against glibc 2.34 (see
+/// [`crate::cross`]) in `target/cross/build`, which shares nothing with a
+/// native build but its build scripts, so that neither waits on the other's
+/// lock (CI runs the arm64 test beside the others).
 pub fn build_bootstrap(
     profile: &str,
     arch: Arch,
     say: &mut dyn FnMut(String),
 ) -> Result<PathBuf, BundleError> {
-    let target_dir = workspace().join("target");
     let native = arch.machine() == std::env::consts::ARCH;
+    let target_dir = match native {
+        true => workspace().join("target"),
+        false => workspace().join("target").join("cross").join("build"),
+    };
     let mut cargo = if native {
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo.current_dir(workspace()).arg("build");
