@@ -12,8 +12,8 @@ use emmaa_host::Settings;
 use emmaa_host::effects::MAX_ATTEMPTS;
 use emmaa_host::quota::{Limits, Storm};
 use emmaa_host::replay::{
-    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TracePlayer, TraceSource, clock_now,
-    parse_deadline, parse_now, replay,
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayReport, ReplayRequest, TracePlayer, TraceSource,
+    clock_now, parse_deadline, parse_now, replay,
 };
 use emmaa_host::settings::settings_help;
 use emmaa_host::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
@@ -317,24 +317,7 @@ pub fn main() -> ExitCode {
                 let settings = Settings::from_env()?;
                 runtime.block_on(replay(&request, settings))
             });
-            match report {
-                Ok(report) => {
-                    let printed = serde_json::to_string_pretty(&report)
-                        .map_err(std::io::Error::other)
-                        .and_then(|json| writeln!(std::io::stdout().lock(), "{json}"));
-                    match printed {
-                        Ok(()) => ExitCode::from(report.exit_code() as u8),
-                        Err(err) => {
-                            eprintln!("host replay: cannot print the report: {err}");
-                            ExitCode::from(2)
-                        }
-                    }
-                }
-                Err(err) => {
-                    eprintln!("host replay: {err}");
-                    ExitCode::from(2)
-                }
-            }
+            print_report(report, |report| report.exit_code() as u8)
         }
     }
 }
@@ -354,26 +337,35 @@ fn replay_trace(
             player.replay(&recorded, trace).await
         })
     });
-    match report {
-        Ok(report) => {
-            let same = report
-                .trace
-                .as_ref()
-                .is_some_and(|verdict| verdict.same && verdict.exact);
-            let printed = serde_json::to_string_pretty(&report)
-                .map_err(std::io::Error::other)
-                .and_then(|json| writeln!(std::io::stdout().lock(), "{json}"));
-            match printed {
-                Ok(()) if same => ExitCode::SUCCESS,
-                Ok(()) => ExitCode::from(1),
-                Err(err) => {
-                    eprintln!("host replay: cannot print the report: {err}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+    print_report(report, |report| {
+        let same = report
+            .trace
+            .as_ref()
+            .is_some_and(|verdict| verdict.same && verdict.exact);
+        u8::from(!same)
+    })
+}
+
+/// Prints a replay's JSON and exits with `status` of it; 2 when there is
+/// no report.
+fn print_report(
+    report: Result<ReplayReport, ReplayError>,
+    status: impl FnOnce(&ReplayReport) -> u8,
+) -> ExitCode {
+    let report = match report {
+        Ok(report) => report,
         Err(err) => {
             eprintln!("host replay: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let printed = serde_json::to_string_pretty(&report)
+        .map_err(std::io::Error::other)
+        .and_then(|json| writeln!(std::io::stdout().lock(), "{json}"));
+    match printed {
+        Ok(()) => ExitCode::from(status(&report)),
+        Err(err) => {
+            eprintln!("host replay: cannot print the report: {err}");
             ExitCode::from(2)
         }
     }

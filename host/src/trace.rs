@@ -245,13 +245,13 @@ impl Trace {
         trace
     }
 
-    /// The trace as JSON, within `limit` bytes if leaving bodies out can
-    /// make it so.
+    /// The trace as compact JSON, as the Lambda host writes it.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Leaves out the largest bodies until the trace fits in `limit`.
+    /// Leaves out the largest bodies (the event last), then the last calls,
+    /// until the trace fits in `limit` bytes; `left_out` says what went.
     pub fn fit(&mut self, limit: usize) {
         let mut size = self.to_json().len();
         if size <= limit {

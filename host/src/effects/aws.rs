@@ -158,7 +158,18 @@ impl AwsEffects {
     /// Every key under `prefix`, all pages, in S3's order (`host check`'s
     /// traces).
     pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
-        let mut keys = Vec::new();
+        self.list_all(bucket, prefix, None).await
+    }
+
+    /// Every key under `prefix`, or with `delimiter` every common prefix,
+    /// following every continuation token, in S3's order.
+    async fn list_all(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Result<Vec<String>, AwsError> {
+        let mut found = Vec::new();
         let mut continuation = None;
         loop {
             let page = self
@@ -166,18 +177,26 @@ impl AwsEffects {
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(prefix)
+                .set_delimiter(delimiter.map(str::to_owned))
                 .set_continuation_token(continuation.take())
                 .send()
                 .await
                 .map_err(aws_error)?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|object| object.key().map(str::to_owned)),
-            );
+            match delimiter {
+                Some(_) => found.extend(
+                    page.common_prefixes()
+                        .iter()
+                        .filter_map(|common| common.prefix().map(str::to_owned)),
+                ),
+                None => found.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|object| object.key().map(str::to_owned)),
+                ),
+            }
             match page.next_continuation_token() {
                 Some(token) if page.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
-                _ => return Ok(keys),
+                _ => return Ok(found),
             }
         }
     }
@@ -191,29 +210,7 @@ impl Effects for AwsEffects {
         prefix: &str,
         delimiter: &str,
     ) -> Result<Vec<String>, AwsError> {
-        let mut prefixes = Vec::new();
-        let mut continuation = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .delimiter(delimiter)
-                .set_continuation_token(continuation.take())
-                .send()
-                .await
-                .map_err(aws_error)?;
-            prefixes.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
-            match page.next_continuation_token() {
-                Some(token) if page.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
-                _ => return Ok(prefixes),
-            }
-        }
+        self.list_all(bucket, prefix, Some(delimiter)).await
     }
 
     async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
