@@ -640,12 +640,12 @@ pub fn verdict(trace: &Trace, report: &RunReport, player: &Player, component: Op
         }
         (None, Some(left), _) => format!("same as far as the trace goes, but {}", left_out(left)),
         (None, None, true) => format!(
-            "identical: the recording component made the same {} calls, took the same {} actions and gave the same answer",
+            "identical: the recording component made the recorded calls ({}), took the recorded actions ({}) and gave the recorded answer",
             trace.calls.len(),
             report.actions.len()
         ),
         (None, None, false) => format!(
-            "same: this component made the same {} calls, took the same {} actions and gave the same answer as the recorded one",
+            "same: this component made the recorded calls ({}), took the recorded actions ({}) and gave the recorded answer",
             trace.calls.len(),
             report.actions.len()
         ),
