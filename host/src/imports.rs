@@ -139,15 +139,23 @@ fn reply_mismatch(call: &Call) -> wasmtime::Error {
 }
 
 impl HostState {
-    /// The recorded reply and actions to `call` when the event is replayed
-    /// from a trace (the actions kept); `None` when it is to be performed.
-    fn played(&mut self, call: &Call) -> wasmtime::Result<Option<Reply>> {
+    /// The call and its recorded reply when the event is replayed from a
+    /// trace (the recorded actions kept); `None` when it is to be
+    /// performed. The call is made only when it is replayed.
+    fn played(&mut self, call: impl FnOnce() -> Call) -> wasmtime::Result<Option<(Call, Reply)>> {
         let Tape::Playing(player) = &mut self.tape else {
             return Ok(None);
         };
-        let (reply, actions) = player.answer(call)?;
+        let call = call();
+        let (reply, actions) = player.answer(&call)?;
         self.actions.extend(actions);
-        Ok(Some(reply))
+        Ok(Some((call, reply)))
+    }
+
+    /// The call to keep, made only when the event is recorded: a call
+    /// performed without a recording copies nothing.
+    fn to_record(&self, call: impl FnOnce() -> Call) -> Option<Call> {
+        matches!(self.tape, Tape::Recording(_)).then(call)
     }
 
     /// Replaying a run its deadline stopped, after its last call: the
@@ -164,10 +172,15 @@ impl HostState {
         }
     }
 
-    /// Keeps `call`, its reply and the actions since `first_action` in the
-    /// recording, when the event is recorded.
-    fn recorded(&mut self, call: Call, first_action: usize, reply: impl FnOnce(&mut Recording) -> Reply) {
-        if let Tape::Recording(recording) = &mut self.tape {
+    /// Keeps `call` (from [`HostState::to_record`]), its reply and the
+    /// actions since `first_action` in the recording.
+    fn recorded(
+        &mut self,
+        call: Option<Call>,
+        first_action: usize,
+        reply: impl FnOnce(&mut Recording) -> Reply,
+    ) {
+        if let (Some(call), Tape::Recording(recording)) = (call, &mut self.tape) {
             let reply = reply(recording);
             recording.calls.push(TraceCall {
                 call,
@@ -229,9 +242,9 @@ impl HostState {
     }
 
     /// Each invocation's result, and whether it was claimed.
-    async fn perform_invoke(&self, invocations: &[Invocation]) -> Vec<Done<(Invoked, bool)>> {
+    async fn perform_invoke(&self, invocations: Vec<Invocation>) -> Vec<Done<(Invoked, bool)>> {
         let ledger = self.settings.ledger();
-        self.bounded(invocations.to_vec(), Action::invoke, |effects, invocation| {
+        self.bounded(invocations, Action::invoke, |effects, invocation| {
             let ledger = ledger.clone();
             async move {
                 let prefix = &self.settings.pipeline.function_prefix;
@@ -263,9 +276,9 @@ impl HostState {
     }
 
     /// Each job's submission, and whether it was claimed.
-    async fn perform_submit(&self, jobs: &[Job]) -> Vec<Done<(Submission, bool)>> {
+    async fn perform_submit(&self, jobs: Vec<Job>) -> Vec<Done<(Submission, bool)>> {
         let ledger = self.settings.ledger();
-        self.bounded(jobs.to_vec(), Action::submit, |effects, job| {
+        self.bounded(jobs, Action::submit, |effects, job| {
             let ledger = ledger.clone();
             async move {
                 let allowed = |reach: &Guest| reach.submits_jobs && self.configured(&job);
@@ -323,12 +336,12 @@ impl storage::Host for HostState {
         keys: Vec<String>,
         max_size: u64,
     ) -> wasmtime::Result<Vec<Result<Vec<u8>, AwsError>>> {
-        let call = Call::GetObjects {
-            bucket,
-            keys,
+        let call = || Call::GetObjects {
+            bucket: bucket.clone(),
+            keys: keys.clone(),
             max_size,
         };
-        if let Some(reply) = self.played(&call)? {
+        if let Some((call, reply)) = self.played(call)? {
             let (Reply::Objects(objects), Tape::Playing(player)) = (reply, &mut self.tape) else {
                 return Err(reply_mismatch(&call));
             };
@@ -342,11 +355,9 @@ impl storage::Host for HostState {
             self.stop_where_recorded()?;
             return objects;
         }
-        let Call::GetObjects { bucket, keys, .. } = &call else {
-            return Err(reply_mismatch(&call));
-        };
+        let call = self.to_record(call);
         let first_action = self.actions.len();
-        let done = self.perform_get_objects(bucket, keys.clone(), max_size).await;
+        let done = self.perform_get_objects(&bucket, keys, max_size).await;
         let results = self.record(done);
         self.recorded(call, first_action, |recording| {
             Reply::Objects(
@@ -370,28 +381,21 @@ impl storage::Host for HostState {
         prefix: String,
         delimiter: String,
     ) -> wasmtime::Result<Result<Vec<String>, AwsError>> {
-        let call = Call::ListPrefixes {
-            bucket,
-            prefix,
-            delimiter,
+        let call = || Call::ListPrefixes {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
         };
-        if let Some(reply) = self.played(&call)? {
+        if let Some((call, reply)) = self.played(call)? {
             let Reply::Prefixes(prefixes) = reply else {
                 return Err(reply_mismatch(&call));
             };
             self.stop_where_recorded()?;
             return Ok(prefixes);
         }
-        let Call::ListPrefixes {
-            bucket,
-            prefix,
-            delimiter,
-        } = &call
-        else {
-            return Err(reply_mismatch(&call));
-        };
+        let call = self.to_record(call);
         let first_action = self.actions.len();
-        let done = self.perform_list_prefixes(bucket, prefix, delimiter).await;
+        let done = self.perform_list_prefixes(&bucket, &prefix, &delimiter).await;
         let listed = self.record(done).pop().unwrap_or_else(|| Err(not_attempted()));
         self.recorded(call, first_action, |_| Reply::Prefixes(listed.clone()));
         Ok(listed)
@@ -403,17 +407,17 @@ impl functions::Host for HostState {
         &mut self,
         invocations: Vec<Invocation>,
     ) -> wasmtime::Result<Vec<Result<Invoked, AwsError>>> {
-        let call = Call::Invoke { invocations };
-        let Call::Invoke { invocations } = &call else {
-            return Err(reply_mismatch(&call));
+        let call = || Call::Invoke {
+            invocations: invocations.clone(),
         };
-        let invocations = invocations.clone();
-        let results = match self.played(&call)? {
-            Some(Reply::Invoked(items)) => items.into_iter().map(unclaimed).collect(),
-            Some(_) => return Err(reply_mismatch(&call)),
+        let results = match self.played(call)? {
+            Some((_, Reply::Invoked(items))) => items.into_iter().map(unclaimed).collect(),
+            Some((call, _)) => return Err(reply_mismatch(&call)),
             None => {
+                let call = self.to_record(call);
                 let first_action = self.actions.len();
-                let done = self.perform_invoke(&invocations).await;
+                // The invocations stay for their effects below.
+                let done = self.perform_invoke(invocations.clone()).await;
                 let results = self.record(done);
                 self.recorded(call, first_action, |_| {
                     Reply::Invoked(results.iter().map(claimed).collect())
@@ -456,14 +460,12 @@ impl functions::Host for HostState {
 impl batch::Host for HostState {
     async fn submit(&mut self, jobs: Vec<Job>) -> wasmtime::Result<Vec<Result<Submission, AwsError>>> {
         let names: Vec<String> = jobs.iter().map(|job| job.name.clone()).collect();
-        let call = Call::Submit { jobs };
-        let results = match self.played(&call)? {
-            Some(Reply::Submissions(items)) => items.into_iter().map(unclaimed).collect(),
-            Some(_) => return Err(reply_mismatch(&call)),
+        let call = || Call::Submit { jobs: jobs.clone() };
+        let results = match self.played(call)? {
+            Some((_, Reply::Submissions(items))) => items.into_iter().map(unclaimed).collect(),
+            Some((call, _)) => return Err(reply_mismatch(&call)),
             None => {
-                let Call::Submit { jobs } = &call else {
-                    return Err(reply_mismatch(&call));
-                };
+                let call = self.to_record(call);
                 let first_action = self.actions.len();
                 let done = self.perform_submit(jobs).await;
                 let results = self.record(done);
