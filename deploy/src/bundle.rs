@@ -169,14 +169,19 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
+/// The bootstrap's package and features: the host without `jit`, so that
+/// it carries no compiler.
+pub const BOOTSTRAP_PACKAGE: [&str; 4] = ["-p", "emmaa-host", "--no-default-features", "--features=lambda"];
+
 /// Builds the bootstrap for `arch`: the host's `bootstrap` binary, without
 /// the `jit` feature. This machine's architecture is built by cargo in the
-/// workspace's target directory (only wasmtime and the host build again
-/// without the compiler: the AWS SDKs and the rest are the tests' build);
-/// the other one by cargo-zigbuild against glibc 2.34 (see
-/// [`crate::cross`]) in `target/cross/build`, which shares nothing with a
-/// native build but its build scripts, so that neither waits on the other's
-/// lock (CI runs the arm64 test beside the others).
+/// workspace's target directory, where only wasmtime, what it builds
+/// differently without the compiler, and the host build again: the AWS
+/// SDKs and the rest are the tests' build, kept so by the feature pins of
+/// host/Cargo.toml's `lambda` feature. The other architecture is built by
+/// cargo-zigbuild against glibc 2.34 (see [`crate::cross`]) in
+/// `target/cross/build`, so that neither build waits on the other's lock
+/// (CI runs the arm64 test beside the others).
 pub fn build_bootstrap(
     profile: &str,
     arch: Arch,
@@ -195,17 +200,8 @@ pub fn build_bootstrap(
         CrossToolchain::ready(&workspace(), arch, say)?.command(&workspace(), arch)
     };
     cargo
-        .args([
-            "-p",
-            "emmaa-host",
-            "--bin",
-            "bootstrap",
-            "--no-default-features",
-            "--features",
-            "lambda",
-            "--profile",
-            profile,
-        ])
+        .args(BOOTSTRAP_PACKAGE)
+        .args(["--bin", "bootstrap", "--profile", profile])
         .arg("--target-dir")
         .arg(&target_dir);
     let shown = format!("{cargo:?}");
@@ -373,6 +369,70 @@ fn zip_files(files: &[(impl AsRef<str>, &[u8], u32)]) -> Result<Vec<u8>, BundleE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// Each package of a build as `cargo tree` resolves it, with its
+    /// features: "name vX.Y.Z feature,feature".
+    fn resolved(args: &[&str]) -> BTreeSet<String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .current_dir(workspace())
+            .arg("tree")
+            .args(args)
+            .args(["--prefix", "none", "--format", "{p} {f}"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                // "name vX (path) (*) features" drops its path and marks.
+                let mut words = line
+                    .split(' ')
+                    .filter(|word| !word.starts_with('(') && !word.ends_with(')'));
+                let package = format!("{} {}", words.next().unwrap_or(""), words.next().unwrap_or(""));
+                format!("{package} {}", words.next().unwrap_or(""))
+            })
+            .collect()
+    }
+
+    /// Without its compiler, wasmtime builds these again with fewer features;
+    /// they, and the host, are all the bootstrap's build adds to the tests'.
+    const BUILT_AGAIN_WITHOUT_THE_COMPILER: &[&str] = &[
+        "emmaa-host",
+        "wasmtime",
+        "wasmtime-environ",
+        "wasmtime-internal-unwinder",
+        "pulley-interpreter",
+        "gimli",
+        "object",
+    ];
+
+    #[test]
+    fn the_bootstrap_builds_nothing_again_but_wasmtime_and_the_host() {
+        let tests = resolved(&["--workspace", "--edges", "normal,build,dev"]);
+        let bootstrap = resolved(&[&BOOTSTRAP_PACKAGE[..], &["--edges", "normal,build"]].concat());
+        assert!(
+            bootstrap.iter().any(|line| line.starts_with("aws-sdk-s3 "))
+                && tests.iter().any(|line| line.starts_with("wasmtime ")),
+            "cargo tree lists the builds: {bootstrap:?}"
+        );
+        let again: Vec<&String> = bootstrap
+            .difference(&tests)
+            .filter(|line| !BUILT_AGAIN_WITHOUT_THE_COMPILER.contains(&line.split(' ').next().unwrap()))
+            .collect();
+        assert!(
+            again.is_empty(),
+            "the bootstrap's build would compile these again, with other features than the tests' build \
+             (and everything that depends on them, the AWS SDKs among them): {again:?}; \
+             pin the tests' features in host/Cargo.toml's `lambda` feature"
+        );
+    }
 
     #[test]
     fn zips_are_deterministic() {
