@@ -1948,13 +1948,13 @@ async fn the_arm64_bundle_answers_an_event_under_qemu() {
     create_bucket(&config, "emmaa", example_objects()).await;
     create_batch_queue(&moto, &config).await;
     let dir = tempfile::tempdir().unwrap();
-    // The tests' profile, as the native tests' bootstrap: what is tested is
+    // The tests' profile with unoptimised dependencies: what is tested is
     // the cross build, the glibc it needs and the components precompiled
     // for arm64 (a release build takes CI twice as long).
     let arm = bundle(&BundleRequest {
         serves: Serves::All,
         arch: Arch::Arm64,
-        profile: "dev".into(),
+        profile: "cross-test".into(),
         bootstrap: None,
         out: Some(dir.path().join("pipeline-arm64.zip")),
         function_prefix: "emmaa-".into(),
