@@ -9,7 +9,7 @@
 //! Virtual time: the run started k-th sees the clock at `now` + k seconds,
 //! so the names of jobs and files of different runs never collide.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -623,8 +623,11 @@ async fn simulate_in_order(
         let mut submitted = std::mem::take(&mut watcher.day().jobs);
         // The host may submit a fan-out's jobs concurrently: in the order
         // the guests asked for them, so the day reads the same every time.
-        let order = submissions(&run);
-        submitted.sort_by_key(|job| order.iter().position(|name| *name == job.name));
+        let mut order: HashMap<String, usize> = HashMap::new();
+        for (place, name) in submissions(&run).into_iter().enumerate() {
+            order.entry(name).or_insert(place);
+        }
+        submitted.sort_by_key(|job| order.get(&job.name).copied());
         for job in &mut submitted {
             pending.extend(file_starts(
                 job,
