@@ -17,11 +17,12 @@ use aws_sdk_batch::types::{
     CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JqState, ResourceRequirement,
     ResourceType,
 };
-use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, build_bootstrap, bundle};
-use emmaa_host::Effects;
-use emmaa_host::effects::aws::AwsEffects;
-use emmaa_host::effects::{ErrorKind, Invocation, InvocationType};
-use emmaa_host::{EventContext, HandlerOutcome, Settings};
+use emmaa_aws::AwsEffects;
+use emmaa_deploy::arch::Arch;
+use emmaa_deploy::bundle::{Bundle, BundleRequest, Serves, build_bootstrap, bundle};
+use emmaa_runtime::Effects;
+use emmaa_runtime::effects::{ErrorKind, Invocation, InvocationType};
+use emmaa_runtime::{EventContext, HandlerOutcome, Settings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,13 +32,10 @@ use support::guests::{NOW, STAMP, guest, settings};
 use support::http::{Reply, serve};
 use support::moto::{Moto, recorded_body};
 use support::runtime_api::RuntimeApi;
+use support::workspace;
 
 const QUEUE: &str = "emmaa-models-update-test";
 const DEFINITION: &str = "emmaa_jobdef";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
 
 /// Creates the default queue and job definition (Batch needs a role and a
 /// compute environment under them).
@@ -225,10 +223,10 @@ async fn update_pipeline_lists_every_page_reads_every_config_and_invokes_every_d
     assert_eq!(updates, expected_updates);
     assert_eq!(manager_updates, expected_manager_updates);
     // The host's own record keeps the order the guest asked in.
-    let invoked: Vec<&emmaa_host::Action> = outcome
+    let invoked: Vec<&emmaa_runtime::Action> = outcome
         .actions
         .iter()
-        .filter(|a| matches!(a, emmaa_host::Action::LambdaInvoke { .. }))
+        .filter(|a| matches!(a, emmaa_runtime::Action::LambdaInvoke { .. }))
         .collect();
     assert_eq!(
         invoked.len(),
@@ -496,7 +494,7 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
     })
     .unwrap_or_else(|err| panic!("{err}"));
     unzip(&all.zip, dir.path());
-    let expected: BTreeMap<String, String> = emmaa_host::guests::GUESTS
+    let expected: BTreeMap<String, String> = emmaa_runtime::guests::GUESTS
         .iter()
         .map(|entry| (format!("emmaa-{}", entry.function), entry.guest.to_owned()))
         .collect();
@@ -588,7 +586,7 @@ fn the_bootstrap_refuses_to_start_for_a_function_its_manifest_does_not_serve() {
 fn the_bootstrap_carries_no_compiler_and_refuses_an_uncompiled_component() {
     let dir = tempfile::tempdir().unwrap();
     unpacked_bundle("model_updates", dir.path());
-    let wasm = Path::new(emmaa_host::guests::GUEST_DIR).join("model_updates.wasm");
+    let wasm = Path::new(emmaa_runtime::guests::GUEST_DIR).join("model_updates.wasm");
     std::fs::copy(wasm, dir.path().join("model_updates.wasm")).unwrap();
     let manifest_path = dir.path().join("manifest.json");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap();
@@ -886,10 +884,7 @@ async fn throttling_that_outlasts_the_sdks_attempts_is_answered_as_throttled_for
         .await
         .unwrap_err();
     assert_eq!((err.kind, err.code.as_str()), (ErrorKind::Throttled, "SlowDown"));
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        emmaa_host::effects::aws::MAX_ATTEMPTS as usize
-    );
+    assert_eq!(calls.load(Ordering::SeqCst), emmaa_aws::MAX_ATTEMPTS as usize);
 }
 
 // ---- faults through the production client -------------------------------
@@ -1434,13 +1429,13 @@ async fn traces_recorded_by_the_bootstrap_replay_here_exactly_and_check_a_change
     let changed = tempfile::tempdir().unwrap();
     for guest in ["update_pipeline", "model_manager_update"] {
         std::fs::copy(
-            Path::new(emmaa_host::guests::GUEST_DIR).join(format!("{guest}.wasm")),
+            Path::new(emmaa_runtime::guests::GUEST_DIR).join(format!("{guest}.wasm")),
             changed.path().join(format!("{guest}.wasm")),
         )
         .unwrap();
     }
     std::fs::copy(
-        Path::new(emmaa_host::guests::GUEST_DIR).join("model_stats.wasm"),
+        Path::new(emmaa_runtime::guests::GUEST_DIR).join("model_stats.wasm"),
         changed.path().join("model_updates.wasm"),
     )
     .unwrap();
@@ -1630,7 +1625,7 @@ fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_and_queue() {
     use emmaa_deploy::template::template;
-    use emmaa_host::guests::{GUESTS, Trigger};
+    use emmaa_runtime::guests::{GUESTS, Trigger};
     let moto = Moto::start_unconfigured();
     let config = moto.sdk_config().await;
     create_bucket(&config, "emmaa", vec![]).await;
@@ -1962,7 +1957,7 @@ async fn the_arm64_bundle_answers_an_event_under_qemu() {
     .unwrap_or_else(|err| panic!("{err}"));
     unzip(&arm.zip, dir.path());
     let bootstrap = std::fs::read(dir.path().join("bootstrap")).unwrap();
-    assert_eq!(emmaa_deploy::cross::elf_arch(&bootstrap), Some(Arch::Arm64));
+    assert_eq!(emmaa_deploy::arch::elf_arch(&bootstrap), Some(Arch::Arm64));
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["arch"], "arm64");

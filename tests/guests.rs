@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use emmaa_host::Effects;
-use emmaa_host::effects::local::{LocalBucket, LocalEffects, LocalLedger};
-use emmaa_host::effects::{AwsError, Condition, ErrorKind, Invocation, InvocationOutcome, Job};
-use emmaa_host::{Answer, Failure};
+use emmaa_runtime::Effects;
+use emmaa_runtime::effects::local::{LocalBucket, LocalEffects, LocalLedger};
+use emmaa_runtime::effects::{AwsError, Condition, ErrorKind, Invocation, InvocationOutcome, Job};
+use emmaa_runtime::{Answer, Failure};
 use serde_json::{Value, json};
 use support::{STAMP, actions, bucket, command, run, run_as, run_in_time, run_with, s3_event, settings};
 
@@ -45,7 +45,7 @@ fn submit(job_name: &str, purpose: &str, script: &str) -> Value {
     })
 }
 
-fn refused(outcome: &emmaa_host::HandlerOutcome) -> Vec<(String, String)> {
+fn refused(outcome: &emmaa_runtime::HandlerOutcome) -> Vec<(String, String)> {
     let refused = outcome
         .response()
         .and_then(|r| r.get("refused"))
@@ -141,7 +141,7 @@ async fn update_pipeline_carries_on_past_missing_or_broken_configs_and_names_eac
         .actions
         .iter()
         .filter_map(|a| match a {
-            emmaa_host::Action::LambdaInvoke { payload, .. } => Some(payload.clone()),
+            emmaa_runtime::Action::LambdaInvoke { payload, .. } => Some(payload.clone()),
             _ => None,
         })
         .collect();
@@ -361,7 +361,7 @@ async fn after_update_refuses_a_bad_record_and_handles_the_good_one() {
 
 // ---- test_pipeline ------------------------------------------------------
 
-async fn test_pipeline_with_config(config: &str) -> emmaa_host::HandlerOutcome {
+async fn test_pipeline_with_config(config: &str) -> emmaa_runtime::HandlerOutcome {
     let effects = bucket(&[("models/covid19/config.json", config)]);
     run("test_pipeline", json!({"model": "covid19"}), effects).await
 }
@@ -797,7 +797,7 @@ async fn a_guest_cannot_reach_files_environment_network_clocks_or_stdout() {
 async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
     let outcome = run("sandbox_probe", json!({"reach": "spin"}), bucket(&[])).await;
     assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel));
-    assert_eq!(outcome.fuel_used, emmaa_host::store::FUEL_PER_EVENT);
+    assert_eq!(outcome.fuel_used, emmaa_runtime::limits::FUEL_PER_EVENT);
 }
 
 #[tokio::test]
@@ -806,7 +806,7 @@ async fn a_guest_cannot_grow_its_memory_past_the_limit() {
     let Answer::Failed(Failure::OutOfMemory { asked }) = outcome.answer else {
         panic!("not stopped for memory: {:?}", outcome.answer);
     };
-    assert!(asked > emmaa_host::store::MAX_GUEST_MEMORY, "{asked}");
+    assert!(asked > emmaa_runtime::limits::MAX_GUEST_MEMORY, "{asked}");
     assert!(
         outcome
             .error_message()
@@ -844,7 +844,7 @@ async fn the_same_event_gives_the_same_actions_and_answer() {
 /// with `ledger_denied` every ledger write is refused (a role that
 /// predates the ledger).
 struct Slow {
-    inner: emmaa_host::effects::local::LocalEffects,
+    inner: emmaa_runtime::effects::local::LocalEffects,
     delay_of: fn(&str) -> Duration,
     failing: &'static [&'static str],
     ledger_denied: bool,
@@ -853,7 +853,7 @@ struct Slow {
 }
 
 impl Slow {
-    fn new(inner: emmaa_host::effects::local::LocalEffects, delay_of: fn(&str) -> Duration) -> Self {
+    fn new(inner: emmaa_runtime::effects::local::LocalEffects, delay_of: fn(&str) -> Duration) -> Self {
         Slow {
             inner,
             delay_of,
@@ -873,7 +873,7 @@ impl Slow {
 }
 
 #[async_trait::async_trait]
-impl emmaa_host::Effects for Slow {
+impl emmaa_runtime::Effects for Slow {
     async fn list_prefixes(
         &self,
         bucket: &str,
@@ -921,7 +921,7 @@ impl emmaa_host::Effects for Slow {
         bucket: &str,
         key: &str,
         body: Vec<u8>,
-        condition: emmaa_host::effects::Condition,
+        condition: emmaa_runtime::effects::Condition,
     ) -> Result<String, AwsError> {
         if self.ledger_denied {
             return Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"));
@@ -938,7 +938,7 @@ impl emmaa_host::Effects for Slow {
     }
 }
 
-fn forty_daily_models() -> emmaa_host::effects::local::LocalEffects {
+fn forty_daily_models() -> emmaa_runtime::effects::local::LocalEffects {
     let configs: Vec<(String, &str)> = (0..40)
         .map(|n| (format!("models/m{n:02}/config.json"), DAILY))
         .collect();
@@ -959,7 +959,7 @@ fn later_is_sooner(payload: &str) -> Duration {
     Duration::from_millis(40 - n.min(39))
 }
 
-async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_host::HandlerOutcome) {
+async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_runtime::HandlerOutcome) {
     let effects = Arc::new(effects);
     let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]);
     let outcome = run_in_time(
@@ -1046,7 +1046,7 @@ async fn update_pipeline_over_100000_models_stays_within_fuel_and_memory() {
     assert_eq!(outcome.response(), Some(&success()));
     assert_eq!(outcome.actions.len(), 1 + 2 * 100_000);
     assert!(
-        outcome.fuel_used * 2 < emmaa_host::store::FUEL_PER_EVENT,
+        outcome.fuel_used * 2 < emmaa_runtime::limits::FUEL_PER_EVENT,
         "{}",
         outcome.fuel_used
     );
@@ -1068,7 +1068,7 @@ async fn an_event_of_60000_records_gets_every_job_and_an_answer_lambda_can_retur
     assert_eq!(response["job_id"], "local-m59999_mm_update_20200204_120000");
     assert!(response.to_string().len() < 6 << 20);
     assert!(
-        outcome.fuel_used * 2 < emmaa_host::store::FUEL_PER_EVENT,
+        outcome.fuel_used * 2 < emmaa_runtime::limits::FUEL_PER_EVENT,
         "{}",
         outcome.fuel_used
     );
@@ -1158,11 +1158,11 @@ async fn a_guest_is_interrupted_before_the_deadline() {
         r#"{"reach": "spin"}"#,
         Arc::new(bucket(&[])),
         settings(&[]),
-        emmaa_host::store::DEADLINE_MARGIN + Duration::from_millis(200),
+        emmaa_runtime::limits::DEADLINE_MARGIN + Duration::from_millis(200),
     )
     .await;
     assert_eq!(outcome.answer, Answer::Failed(Failure::Deadline));
-    assert!(outcome.fuel_used < emmaa_host::store::FUEL_PER_EVENT);
+    assert!(outcome.fuel_used < emmaa_runtime::limits::FUEL_PER_EVENT);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -1179,7 +1179,7 @@ async fn calls_that_no_longer_fit_before_the_deadline_are_reported_not_attempted
     let effects = Arc::new(Slow::new(bucket(&[]), |_| Duration::from_millis(300)));
     // Calls start at 0, 300 and 600 ms; each needs CALL_RESERVE (500 ms)
     // before the interrupt point at 950 ms: two fit.
-    let time_left = emmaa_host::store::DEADLINE_MARGIN + Duration::from_millis(950);
+    let time_left = emmaa_runtime::limits::DEADLINE_MARGIN + Duration::from_millis(950);
     let outcome = run_in_time(
         "model_manager_update",
         &s3_event(&keys).to_string(),
@@ -1262,7 +1262,7 @@ async fn update_pipeline_over_1205_models_stays_well_within_the_fuel_budget() {
     let outcome = run("update_pipeline", json!({}), bucket(&objects)).await;
     assert_eq!(outcome.response(), Some(&success()));
     assert!(
-        outcome.fuel_used * 10 < emmaa_host::store::FUEL_PER_EVENT,
+        outcome.fuel_used * 10 < emmaa_runtime::limits::FUEL_PER_EVENT,
         "{}",
         outcome.fuel_used
     );
@@ -1309,7 +1309,7 @@ fn is_safe(text: &str) -> bool {
 
 /// Checks one guest's outcome on `event`: an answer or a refusal, never a
 /// trap; refusals name a field; only safe names reach jobs and invocations.
-fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_host::HandlerOutcome) -> Result<(), String> {
+fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_runtime::HandlerOutcome) -> Result<(), String> {
     let fields = [
         "Records",
         "detail.object.key",
@@ -1334,7 +1334,7 @@ fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_host::HandlerOutcom
     }
     for action in &outcome.actions {
         match action {
-            emmaa_host::Action::BatchSubmit {
+            emmaa_runtime::Action::BatchSubmit {
                 job_name, command, ..
             } => {
                 let script = command.last().cloned().unwrap_or_default();
@@ -1347,7 +1347,7 @@ fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_host::HandlerOutcom
                     return Err(format!("{guest} {event}: unsafe job {job_name:?} {script:?}"));
                 }
             }
-            emmaa_host::Action::LambdaInvoke { payload, .. } => {
+            emmaa_runtime::Action::LambdaInvoke { payload, .. } => {
                 let model = payload["model"].as_str().unwrap_or("model");
                 if !is_safe(model) {
                     return Err(format!("{guest} {event}: unsafe invocation {payload}"));
@@ -1365,9 +1365,9 @@ proptest::proptest! {
     #[test]
     fn any_event_to_any_handler_gets_an_answer_or_a_named_refusal_and_only_safe_names_go_out(
         event in hostile_event(),
-        index in 0..emmaa_host::guests::GUESTS.len(),
+        index in 0..emmaa_runtime::guests::GUESTS.len(),
     ) {
-        let guest = emmaa_host::guests::GUESTS[index].guest;
+        let guest = emmaa_runtime::guests::GUESTS[index].guest;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let effects = || bucket(&[
             ("models/aml/config.json", r#"{"run_daily_update": true, "make_tests": true}"#),
@@ -1397,7 +1397,7 @@ mod lambda_handler {
         let deadline = in_a_minute.duration_since(std::time::UNIX_EPOCH).unwrap();
         context.deadline = u64::try_from(deadline.as_millis()).unwrap();
         let payload = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
-        emmaa_host::lambda::handle_event(
+        emmaa_lambda::handle_event(
             &support::guest(guest_name),
             Arc::new(bucket(&[])),
             Arc::new(settings(&[])),
@@ -1457,12 +1457,12 @@ fn s3_event_with_sequencers(keys: &[(&str, &str)]) -> Value {
 }
 
 /// The names of the jobs an outcome submitted.
-fn submitted(outcome: &emmaa_host::HandlerOutcome) -> Vec<String> {
+fn submitted(outcome: &emmaa_runtime::HandlerOutcome) -> Vec<String> {
     outcome
         .actions
         .iter()
         .filter_map(|action| match action {
-            emmaa_host::Action::BatchSubmit { job_name, .. } => Some(job_name.clone()),
+            emmaa_runtime::Action::BatchSubmit { job_name, .. } => Some(job_name.clone()),
             _ => None,
         })
         .collect()
@@ -1480,7 +1480,7 @@ fn seed_pending_claim(
     request_id: &str,
     deadline_ms: u64,
 ) {
-    let key = emmaa_host::ledger::claim_key("ledger/", function, work);
+    let key = emmaa_runtime::ledger::claim_key("ledger/", function, work);
     let claim = json!({
         "state": "pending", "work": work, "request_id": request_id, "deadline_ms": deadline_ms,
         "job_name": format!("aml_update_{STAMP}"), "job_queue": "emmaa-models-update-test"
@@ -1545,11 +1545,11 @@ async fn new_work_is_never_blocked() {
     let today = run_as("model_manager_update", &stand_in, &effects, "day-1").await;
     let tomorrow = run_as("model_manager_update", &stand_in, &effects, "day-2").await;
     assert_eq!((submitted(&today).len(), submitted(&tomorrow).len()), (1, 1));
-    let invoked = |outcome: &emmaa_host::HandlerOutcome| {
+    let invoked = |outcome: &emmaa_runtime::HandlerOutcome| {
         outcome
             .actions
             .iter()
-            .filter(|a| matches!(a, emmaa_host::Action::LambdaInvoke { .. }))
+            .filter(|a| matches!(a, emmaa_runtime::Action::LambdaInvoke { .. }))
             .count()
     };
     let day_one = run_as("update_pipeline", &json!({}), &effects, "schedule-1").await;
@@ -1616,7 +1616,7 @@ async fn a_refused_submission_releases_its_claim_and_an_unknown_outcome_keeps_it
         );
     let refused = run_as("model_updates", &json!({"model": "aml"}), &refusing, "r1").await;
     assert_eq!(refused.answer.failure().map(Failure::kind), Some("refused"));
-    let key = emmaa_host::ledger::claim_key("ledger/", "test-model_updates", "request:r1:aml_update");
+    let key = emmaa_runtime::ledger::claim_key("ledger/", "test-model_updates", "request:r1:aml_update");
     assert_eq!(refusing.get_object_tagged("emmaa", &key).await.unwrap(), None);
 
     let silent = LocalEffects::new(LocalBucket::Empty)
@@ -1657,7 +1657,7 @@ async fn a_rerun_on_purpose_claims_nothing() {
         !rerun
             .actions
             .iter()
-            .any(|a| matches!(a, emmaa_host::Action::LedgerClaim { .. }))
+            .any(|a| matches!(a, emmaa_runtime::Action::LedgerClaim { .. }))
     );
 }
 
@@ -1723,9 +1723,9 @@ async fn a_guest_asking_beyond_its_functions_reach_gets_a_permission_error_and_a
 
 #[tokio::test]
 async fn a_handler_given_another_functions_reach_is_refused_what_that_function_may_not_do() {
-    let queries = emmaa_host::guests::by_guest("model_queries").unwrap();
+    let queries = emmaa_runtime::guests::by_guest("model_queries").unwrap();
     let guest = support::guest_serving("update_pipeline", queries);
-    let context = emmaa_host::EventContext {
+    let context = emmaa_runtime::EventContext {
         function_name: "emmaa-queries".into(),
         request_id: "reach".into(),
         deadline_ms: 0,
@@ -1784,15 +1784,15 @@ async fn recorded(
     guest_name: &str,
     event: &str,
     effects: Arc<dyn Effects>,
-    settings: emmaa_host::Settings,
+    settings: emmaa_runtime::Settings,
     time_left: Duration,
-) -> (emmaa_host::HandlerOutcome, emmaa_host::trace::Trace) {
-    use emmaa_host::trace::{Header, Recording, Tape, Trace};
-    let function = emmaa_host::guests::by_guest(guest_name).map_or_else(
+) -> (emmaa_runtime::HandlerOutcome, emmaa_runtime::trace::Trace) {
+    use emmaa_runtime::trace::{Header, Recording, Tape, Trace};
+    let function = emmaa_runtime::guests::by_guest(guest_name).map_or_else(
         || format!("test-{guest_name}"),
         |entry| format!("emmaa-{}", entry.function),
     );
-    let context = emmaa_host::EventContext {
+    let context = emmaa_runtime::EventContext {
         function_name: function.clone(),
         request_id: "recorded".into(),
         deadline_ms: support::NOW * 1000 + u64::try_from(time_left.as_millis()).unwrap(),
@@ -1829,9 +1829,9 @@ async fn recorded(
 }
 
 /// The replay of `trace` with the guests of this build.
-async fn replayed(trace: &emmaa_host::trace::Trace) -> emmaa_host::cascade::RunReport {
-    let components = emmaa_host::guests::GUEST_DIR.into();
-    let mut player = emmaa_host::replay::TracePlayer::new(components, Duration::from_secs(60)).unwrap();
+async fn replayed(trace: &emmaa_runtime::trace::Trace) -> emmaa_offline::report::RunReport {
+    let components = emmaa_runtime::guests::GUEST_DIR.into();
+    let mut player = emmaa_offline::replay::TracePlayer::new(components, Duration::from_secs(60)).unwrap();
     player.replay(trace, "test").await.unwrap()
 }
 
@@ -1840,7 +1840,7 @@ async fn a_run_its_deadline_stopped_replays_to_the_same_stop() {
     // The probe submits a job (the call needs CALL_RESERVE, 500 ms, before
     // the interrupt point), then spins until the host stops it, 600 ms in:
     // about 6 of its 10 billion units of fuel.
-    let time_left = emmaa_host::store::DEADLINE_MARGIN + Duration::from_millis(600);
+    let time_left = emmaa_runtime::limits::DEADLINE_MARGIN + Duration::from_millis(600);
     let event = json!({"reach": "submit-then-spin"}).to_string();
     let (outcome, trace) = recorded(
         "sandbox_probe",

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 const NOW: &str = "2020-02-04T12:00:00Z";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("host/cli sits in the workspace")
+        .to_owned()
 }
 
 /// `host replay ARGS` with no EMMAA_* setting inherited from the caller.
@@ -108,7 +112,7 @@ fn every_example_event_replays_to_its_expected_actions() {
     }
     replayed.sort();
     let functions: Vec<String> = {
-        let mut names: Vec<String> = emmaa_host::guests::GUESTS
+        let mut names: Vec<String> = emmaa_runtime::guests::GUESTS
             .iter()
             .map(|entry| format!("emmaa-{}", entry.function))
             .collect();
@@ -370,10 +374,10 @@ proptest::proptest! {
 
     #[test]
     fn a_replay_prints_the_same_bytes_every_run(
-        index in 0..emmaa_host::guests::GUESTS.len(),
+        index in 0..emmaa_runtime::guests::GUESTS.len(),
         model in "[a-z]{1,8}|[a-z;%+ ]{1,8}",
     ) {
-        let function = format!("emmaa-{}", emmaa_host::guests::GUESTS[index].function);
+        let function = format!("emmaa-{}", emmaa_runtime::guests::GUESTS[index].function);
         let key = format!("results/{model}/model_manager_2020-02-04-12-00-00.pkl");
         let event = json!({"model": model, "tests": model, "Records": [{"s3": {"object": {"key": key}}}]});
         let run = || {
@@ -536,10 +540,10 @@ fn follow_runs_every_invoked_function_of_each_invoking_function() {
 /// answer of the function it invoked.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cycle_between_functions_is_reported_and_not_followed() {
-    use emmaa_host::cascade::Cascade;
-    use emmaa_host::effects::local::{LocalBucket, LocalEffects};
-    use emmaa_host::guests::{GUEST_DIR, Guest, Trigger};
-    use emmaa_host::settings::Settings;
+    use emmaa_offline::cascade::Cascade;
+    use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
+    use emmaa_runtime::guests::{GUEST_DIR, Guest, Trigger};
+    use emmaa_runtime::settings::Settings;
     use std::sync::Arc;
     use std::time::Duration;
 

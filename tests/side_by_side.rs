@@ -41,7 +41,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use emmaa_deploy::bundle::{Arch, BundleRequest, Serves, build_bootstrap, bundle, workspace};
+use emmaa_deploy::arch::Arch;
+use emmaa_deploy::bundle::{BundleRequest, Serves, build_bootstrap, bundle, workspace};
 use serde_json::Value;
 use support::bundle::unzip;
 use support::http::{Reply, serve};
@@ -217,8 +218,8 @@ fn sizes(work: &Path, plan: &Plan, ways: &[Way]) {
     if let Some(native) = ways.iter().find(|way| way.name == "native") {
         println!("| native baseline binary | {} |", size(&native.program));
     }
-    let guests = Path::new(emmaa_host::guests::GUEST_DIR);
-    for entry in &emmaa_host::guests::GUESTS {
+    let guests = Path::new(emmaa_runtime::guests::GUEST_DIR);
+    for entry in &emmaa_runtime::guests::GUESTS {
         println!(
             "| {}.wasm | {} |",
             entry.guest,
@@ -446,7 +447,7 @@ fn bootstrap(work: &Path, plan: &Plan, guest: &str) -> Way {
     let program = build_bootstrap(profile, Arch::X86_64, &mut say).unwrap_or_else(|err| panic!("{err}"));
     let root = work.join(format!("bootstrap-{profile}-{guest}"));
     std::fs::create_dir_all(&root).unwrap();
-    let function = emmaa_host::guests::default_function(guest, "emmaa-").expect("a pipeline guest");
+    let function = emmaa_runtime::guests::default_function(guest, "emmaa-").expect("a pipeline guest");
     let made = bundle(&BundleRequest {
         serves: Serves::One {
             guest: guest.into(),
@@ -540,7 +541,7 @@ fn python(work: &Path, guest: &str) -> Way {
         .join("python_runtime.py");
     Way {
         name: "python",
-        function: emmaa_host::guests::default_function(guest, "emmaa-").expect("a pipeline guest"),
+        function: emmaa_runtime::guests::default_function(guest, "emmaa-").expect("a pipeline guest"),
         program: python,
         args: vec![runtime.display().to_string()],
         root,

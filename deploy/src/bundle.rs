@@ -10,53 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
-use emmaa_host::guests::{self, GUEST_DIR};
-use emmaa_host::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestEntry};
+use emmaa_runtime::guests::{self, GUEST_DIR};
+use emmaa_runtime::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestEntry};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zip::write::SimpleFileOptions;
 
-use crate::cross::{CrossToolchain, elf_arch, rust_target};
+use crate::arch::{Arch, elf_arch, rust_target};
+use crate::cross::{BuildFailed, CrossToolchain};
 use crate::glibc::{AL2023_GLIBC, newest_glibc_version};
-
-/// The architectures Lambda runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    X86_64,
-    Arm64,
-}
-
-impl Arch {
-    /// Lambda's name for it.
-    pub fn lambda_name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-
-    /// Rust's name for it (`std::env::consts::ARCH`).
-    pub fn machine(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "aarch64",
-        }
-    }
-}
-
-impl std::str::FromStr for Arch {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, String> {
-        match value {
-            "x86_64" => Ok(Arch::X86_64),
-            "arm64" | "aarch64" => Ok(Arch::Arm64),
-            other => Err(format!(
-                "--arch {other:?} is not a Lambda architecture: use x86_64 or arm64"
-            )),
-        }
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum BundleError {
@@ -72,8 +34,8 @@ pub enum BundleError {
         found: Option<Arch>,
         wanted: Arch,
     },
-    #[error("building the bootstrap failed ({command}): {detail}")]
-    BuildBootstrap { command: String, detail: String },
+    #[error(transparent)]
+    BuildBootstrap(#[from] BuildFailed),
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error(
@@ -85,7 +47,7 @@ pub enum BundleError {
     #[error("precompiling {guest}: {source}")]
     Precompile {
         guest: String,
-        source: emmaa_host::engine::EngineError,
+        source: emmaa_runtime::engine::EngineError,
     },
     #[error("writing the zip: {0}")]
     Zip(String),
@@ -169,19 +131,22 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// The bootstrap's package and features: the host without `jit`, so that
-/// it carries no compiler.
-pub const BOOTSTRAP_PACKAGE: [&str; 4] = ["-p", "emmaa-host", "--no-default-features", "--features=lambda"];
+/// The bootstrap's package: the Lambda host, whose runtime is built
+/// without `jit`, so that it carries no compiler, and without the command
+/// line or the offline tools.
+pub const BOOTSTRAP_PACKAGE: [&str; 2] = ["-p", "emmaa-lambda"];
 
-/// Builds the bootstrap for `arch`: the host's `bootstrap` binary, without
-/// the `jit` feature. This machine's architecture is built by cargo in the
-/// workspace's target directory, where only wasmtime, what it builds
-/// differently without the compiler, and the host build again: the AWS
-/// SDKs and the rest are the tests' build, kept so by the feature pins of
-/// host/Cargo.toml's `lambda` feature. The other architecture is built by
-/// cargo-zigbuild against glibc 2.34 (see [`crate::cross`]) in
-/// `target/cross/build`, so that neither build waits on the other's lock
-/// (CI runs the arm64 test beside the others).
+/// Builds the bootstrap for `arch`: `emmaa-lambda`'s `bootstrap` binary.
+/// This machine's architecture is built by cargo in the workspace's target
+/// directory, where it reuses the tests' build of every dependency with
+/// the same features in both (the feature pins in host/lambda/Cargo.toml
+/// keep it so): it builds again only wasmtime without its compiler, tokio
+/// without the paused clock the offline tools use, what is built over
+/// those two (hyper, the AWS SDKs, Lambda's runtime) and the host's own
+/// crates. The other architecture is built by cargo-zigbuild against glibc
+/// 2.34 (see [`crate::cross`]) in `target/cross/build`, so that neither
+/// build waits on the other's lock (CI runs the arm64 test beside the
+/// others).
 pub fn build_bootstrap(
     profile: &str,
     arch: Arch,
@@ -205,15 +170,16 @@ pub fn build_bootstrap(
         .arg("--target-dir")
         .arg(&target_dir);
     let shown = format!("{cargo:?}");
-    let output = cargo.output().map_err(|err| BundleError::BuildBootstrap {
+    let output = cargo.output().map_err(|err| BuildFailed {
         command: shown.clone(),
         detail: err.to_string(),
     })?;
     if !output.status.success() {
-        return Err(BundleError::BuildBootstrap {
+        return Err(BuildFailed {
             command: shown,
             detail: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
+        }
+        .into());
     }
     let profile_dir = if profile == "dev" { "debug" } else { profile };
     let built = if native {
@@ -279,13 +245,16 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
         // Always for the named target, never this machine's own CPU: its
         // extensions may be missing where Lambda runs the function.
         let component =
-            emmaa_host::engine::precompile_for(&wasm, Some(request.arch.machine())).map_err(|source| {
+            emmaa_runtime::engine::precompile_for(&wasm, Some(request.arch.machine())).map_err(|source| {
                 BundleError::Precompile {
                     guest: guest.clone(),
                     source,
                 }
             })?;
-        components.insert(guest.clone(), (component, emmaa_host::trace::content_hash(&wasm)));
+        components.insert(
+            guest.clone(),
+            (component, emmaa_runtime::trace::content_hash(&wasm)),
+        );
     }
     let component_file = |guest: &str| format!("{guest}.cwasm");
     let manifest = Manifest {
@@ -401,10 +370,13 @@ mod tests {
             .collect()
     }
 
-    /// Without its compiler, wasmtime builds these again with fewer features;
-    /// they, and the host, are all the bootstrap's build adds to the tests'.
-    const BUILT_AGAIN_WITHOUT_THE_COMPILER: &[&str] = &[
-        "emmaa-host",
+    /// What the bootstrap's build compiles again with other features than
+    /// the tests' build: wasmtime and what it builds differently without
+    /// its compiler, tokio without the paused clock of `simulate --quotas`
+    /// (and so everything built over tokio), and the runtime without `jit`.
+    const BUILT_AGAIN: &[&str] = &[
+        "emmaa-runtime",
+        "tokio",
         "wasmtime",
         "wasmtime-environ",
         "wasmtime-internal-unwinder",
@@ -414,7 +386,7 @@ mod tests {
     ];
 
     #[test]
-    fn the_bootstrap_builds_nothing_again_but_wasmtime_and_the_host() {
+    fn the_bootstrap_builds_again_only_wasmtime_tokio_and_the_runtime() {
         let tests = resolved(&["--workspace", "--edges", "normal,build,dev"]);
         let bootstrap = resolved(&[&BOOTSTRAP_PACKAGE[..], &["--edges", "normal,build"]].concat());
         assert!(
@@ -424,14 +396,32 @@ mod tests {
         );
         let again: Vec<&String> = bootstrap
             .difference(&tests)
-            .filter(|line| !BUILT_AGAIN_WITHOUT_THE_COMPILER.contains(&line.split(' ').next().unwrap()))
+            .filter(|line| !BUILT_AGAIN.contains(&line.split(' ').next().unwrap()))
             .collect();
         assert!(
             again.is_empty(),
             "the bootstrap's build would compile these again, with other features than the tests' build \
              (and everything that depends on them, the AWS SDKs among them): {again:?}; \
-             pin the tests' features in host/Cargo.toml's `lambda` feature"
+             pin the tests' features in host/lambda/Cargo.toml"
         );
+    }
+
+    #[test]
+    fn the_bootstrap_carries_no_compiler_no_command_line_and_no_paused_clock() {
+        let bootstrap = resolved(&[&BOOTSTRAP_PACKAGE[..], &["--edges", "normal"]].concat());
+        let carried: Vec<&String> = bootstrap
+            .iter()
+            .filter(|line| {
+                let package = line.split(' ').next().unwrap_or("");
+                ["clap", "cranelift-codegen", "emmaa-offline", "emmaa-host"].contains(&package)
+                    || (package == "tokio" && line.contains("test-util"))
+            })
+            .collect();
+        assert!(
+            bootstrap.iter().any(|line| line.starts_with("lambda_runtime ")),
+            "cargo tree lists the bootstrap's build: {bootstrap:?}"
+        );
+        assert!(carried.is_empty(), "the bootstrap's build carries {carried:?}");
     }
 
     #[test]
@@ -499,12 +489,5 @@ mod tests {
             assert!(err.to_string().contains("Lambda could not start it"), "{err}");
             assert!(!dir.path().join("out.zip").exists());
         }
-    }
-
-    #[test]
-    fn parses_lambda_architecture_names() {
-        assert_eq!("x86_64".parse(), Ok(Arch::X86_64));
-        assert_eq!("arm64".parse(), Ok(Arch::Arm64));
-        assert!("mips".parse::<Arch>().unwrap_err().contains("--arch \"mips\""));
     }
 }

@@ -8,42 +8,31 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bundle::{Arch, BundleError};
+use thiserror::Error;
+
+use crate::arch::{Arch, rust_target};
+
+/// A build of the bootstrap, or a step of setting up its toolchain, that
+/// failed.
+#[derive(Debug, Error)]
+#[error("building the bootstrap failed ({command}): {detail}")]
+pub struct BuildFailed {
+    pub command: String,
+    pub detail: String,
+}
 
 /// The pinned tools.
 const CARGO_ZIGBUILD: &str = "0.24.1";
 const ZIGLANG: &str = "0.17.1";
 
-/// ELF's `e_machine` of each architecture.
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
-
-/// The architecture an ELF executable is for, if it is one Lambda runs.
-pub fn elf_arch(executable: &[u8]) -> Option<Arch> {
-    if executable.get(..4) != Some(b"\x7fELF") {
-        return None;
-    }
-    let machine = u16::from_le_bytes([*executable.get(18)?, *executable.get(19)?]);
-    match machine {
-        EM_X86_64 => Some(Arch::X86_64),
-        EM_AARCH64 => Some(Arch::Arm64),
-        _ => None,
-    }
-}
-
-/// The Rust target of `arch` on Linux.
-pub fn rust_target(arch: Arch) -> String {
-    format!("{}-unknown-linux-gnu", arch.machine())
-}
-
-fn run(command: &mut Command, what: &str) -> Result<(), BundleError> {
+fn run(command: &mut Command, what: &str) -> Result<(), BuildFailed> {
     let shown = format!("{command:?}");
-    let output = command.output().map_err(|err| BundleError::BuildBootstrap {
+    let output = command.output().map_err(|err| BuildFailed {
         command: shown.clone(),
         detail: format!("{what}: {err}"),
     })?;
     if !output.status.success() {
-        return Err(BundleError::BuildBootstrap {
+        return Err(BuildFailed {
             command: shown,
             detail: format!("{what}: {}", String::from_utf8_lossy(&output.stderr)),
         });
@@ -60,7 +49,7 @@ pub struct CrossToolchain {
 impl CrossToolchain {
     /// Finds or installs the tools for building `arch` here; `say` is told
     /// what is installed.
-    pub fn ready(workspace: &Path, arch: Arch, say: &mut dyn FnMut(String)) -> Result<Self, BundleError> {
+    pub fn ready(workspace: &Path, arch: Arch, say: &mut dyn FnMut(String)) -> Result<Self, BuildFailed> {
         let tools = workspace.join("target").join("cross");
         let target = rust_target(arch);
         let installed = Command::new("rustup")
@@ -129,29 +118,4 @@ fn has_ziglang(python: &Path) -> bool {
             .output()
             .map(|output| output.status.success())
             .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_machine_of_an_elf_executable() {
-        let mut header = b"\x7fELF".to_vec();
-        header.resize(20, 0);
-        header[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
-        assert_eq!(elf_arch(&header), Some(Arch::Arm64));
-        header[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
-        assert_eq!(elf_arch(&header), Some(Arch::X86_64));
-        header[18..20].copy_from_slice(&40u16.to_le_bytes());
-        assert_eq!(elf_arch(&header), None, "32-bit ARM is not a Lambda architecture");
-        assert_eq!(elf_arch(b"#!/bin/sh\n"), None);
-        let this = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let native = if cfg!(target_arch = "x86_64") {
-            Arch::X86_64
-        } else {
-            Arch::Arm64
-        };
-        assert_eq!(elf_arch(&this), Some(native));
-    }
 }

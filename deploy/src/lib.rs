@@ -8,6 +8,7 @@
 //! - [`template`] and [`stack`]: the whole pipeline as a CloudFormation
 //!   stack, made from the reach table.
 
+pub mod arch;
 pub mod bundle;
 pub mod cross;
 pub mod glibc;

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use emmaa_deploy::bundle::{Arch, Bundle, BundleRequest, Serves, bundle};
+use emmaa_deploy::arch::Arch;
+use emmaa_deploy::bundle::{Bundle, BundleRequest, Serves, bundle};
 use emmaa_deploy::stack::{AwsStack, StackRequest, deploy_stack};
 use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
-use emmaa_host::guests::GUEST_DIR;
-use emmaa_host::replay::{TracePlayer, TraceSource};
+use emmaa_offline::replay::{TracePlayer, TraceSource};
+use emmaa_runtime::guests::GUEST_DIR;
 
 #[derive(Parser)]
 #[command(

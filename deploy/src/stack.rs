@@ -17,7 +17,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::bundle::{Arch, Bundle};
+use crate::arch::Arch;
+use crate::bundle::Bundle;
 
 /// Parameters `deploy stack` sets itself.
 const SET_BY_DEPLOY: [&str; 3] = ["ArtifactBucket", "ArtifactKey", "Architecture"];

@@ -1,6 +1,6 @@
 //! The pipeline as code: a CloudFormation template made from the reach
-//! table (`emmaa_host::guests::GUESTS`) and the settings table
-//! (`emmaa_host::settings::VARIABLES`), so the roles, triggers and settings
+//! table (`emmaa_runtime::guests::GUESTS`) and the settings table
+//! (`emmaa_runtime::settings::VARIABLES`), so the roles, triggers and settings
 //! cannot drift from what the host enforces.
 //!
 //! It holds, per function: the function (`provided.al2023`, handler
@@ -14,8 +14,8 @@
 
 use serde_json::{Map, Value, json};
 
-use emmaa_host::guests::{GUESTS, Guest, Trigger};
-use emmaa_host::settings::{self, VARIABLES, Variable};
+use emmaa_runtime::guests::{GUESTS, Guest, Trigger};
+use emmaa_runtime::settings::{self, VARIABLES, Variable};
 
 /// `update_pipeline` → `UpdatePipeline`: a logical id.
 fn logical_id(snake: &str) -> String {

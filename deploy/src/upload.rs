@@ -362,7 +362,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::bundle::Arch;
+    use crate::arch::Arch;
 
     /// A Lambda that answers from a script and records the calls it got.
     struct ScriptedLambda {

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use emmaa_host::effects::local::{LocalBucket, LocalEffects};
-use emmaa_host::guests::{GUEST_DIR, GUESTS, Guest};
-use emmaa_host::{Effects, EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
+use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
+use emmaa_runtime::guests::{GUEST_DIR, GUESTS, Guest};
+use emmaa_runtime::{Effects, EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
 use serde_json::Value;
 
 /// 2020-02-04T12:00:00Z, the time every test runs at.
@@ -28,7 +28,7 @@ pub const PROBE_REACH: &Guest = &GUESTS[1];
 
 /// The guest `name`, serving its own function's reach.
 pub fn guest(name: &str) -> Arc<LoadedGuest> {
-    let reach = emmaa_host::guests::by_guest(name).unwrap_or(PROBE_REACH);
+    let reach = emmaa_runtime::guests::by_guest(name).unwrap_or(PROBE_REACH);
     guest_serving(name, reach)
 }
 

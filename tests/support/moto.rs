@@ -12,17 +12,13 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde_json::Value;
 
-use super::http;
+use super::{http, workspace};
 
 const MOTO_PACKAGES: &[&str] = &[
     "moto[s3,awslambda,batch,cloudformation,events,logs,sqs,iam]==5.2.1",
     "flask",
     "flask-cors",
 ];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
 
 fn on_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)

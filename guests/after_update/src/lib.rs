@@ -5,7 +5,8 @@
 
 use emmaa_guest::batch_job::{JobKind, check_job_names};
 use emmaa_guest::fan_out::invoke_all;
-use emmaa_guest::host::{read_configs, settings};
+use emmaa_guest::host::settings;
+use emmaa_guest::models::read_configs;
 use emmaa_guest::s3_event::{model_manager_key, parse_records};
 use emmaa_guest::work::part_of;
 use emmaa_guest::{Call, ModelName, Report, Value, json};

@@ -11,6 +11,7 @@ pub mod config;
 pub mod event;
 pub mod fan_out;
 pub mod host;
+pub mod models;
 pub mod names;
 #[cfg(test)]
 mod properties;

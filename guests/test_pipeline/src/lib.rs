@@ -4,7 +4,8 @@
 
 use emmaa_guest::batch_job::{JobKind, check_job_names};
 use emmaa_guest::fan_out::invoke_all;
-use emmaa_guest::host::{read_config, settings};
+use emmaa_guest::host::settings;
+use emmaa_guest::models::read_config;
 use emmaa_guest::{Call, Report, Value, json};
 
 emmaa_guest::export_handler!(handle);

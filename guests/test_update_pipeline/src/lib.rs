@@ -2,7 +2,8 @@
 //! every model in the bucket whose `make_tests` is true.
 
 use emmaa_guest::fan_out::invoke_all;
-use emmaa_guest::host::{listed_model_configs, settings};
+use emmaa_guest::host::settings;
+use emmaa_guest::models::listed_model_configs;
 use emmaa_guest::{Call, Report, Value, json};
 
 emmaa_guest::export_handler!(handle);

@@ -3,7 +3,8 @@
 //! stand-in S3 event when it is only re-assembled and tested daily.
 
 use emmaa_guest::fan_out::invoke_all;
-use emmaa_guest::host::{listed_model_configs, settings};
+use emmaa_guest::host::settings;
+use emmaa_guest::models::listed_model_configs;
 use emmaa_guest::{Call, Report, Value, json};
 
 emmaa_guest::export_handler!(handle);

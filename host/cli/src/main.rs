@@ -1,0 +1,459 @@
+//! `host`: the command line. `host replay` runs an event through a guest on
+//! this machine, `host simulate` runs a whole day of the pipeline here, and
+//! `host check` replays recorded traces with a new build. Each command
+//! parses its flags into a request; the work is done in `emmaa-offline`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use emmaa_offline::quota::{Limits, Storm};
+use emmaa_offline::replay::{
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayReport, ReplayRequest, TracePlayer, TraceSource,
+    clock_now, parse_deadline, parse_now, replay,
+};
+use emmaa_offline::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
+use emmaa_runtime::Settings;
+use emmaa_runtime::effects::MAX_ATTEMPTS;
+use emmaa_runtime::settings::settings_help;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "host",
+    version,
+    about = "Replays EMMAA handler events here, checks recorded traces, and simulates the pipeline's day"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one event through a handler here and print what it would do.
+    ///
+    /// Prints one JSON document: {"function", "guest", "response", "error", "actions"};
+    /// "error" is null or {"kind", "message"}.
+    /// Exit status: 0 when the answer is a 200, 1 when it is partial (207) or the
+    /// handler refused or failed, 2 for usage errors. Settings come from the
+    /// same EMMAA_* environment variables as on Lambda.
+    ///
+    /// With --trace, runs a recorded invocation instead (EMMAA_TRACE_PREFIX on
+    /// Lambda writes one per event): every import is answered from the trace,
+    /// with no AWS and no bucket, and "trace" in the JSON says whether the
+    /// calls, actions and answer are the recorded ones, or names the first
+    /// difference. Exit status with --trace: 0 when they are, 1 when not.
+    #[command(after_long_help = settings_help())]
+    Replay {
+        /// A Lambda function name (emmaa-update-pipeline) or a guest name (update_pipeline).
+        #[arg(required_unless_present = "trace")]
+        function: Option<String>,
+        /// The event file, or - for standard input; without it the event is {}.
+        event: Option<PathBuf>,
+        /// A directory standing for the bucket: key models/a/config.json is DIR/models/a/config.json.
+        #[arg(long, value_name = "DIR")]
+        bucket_dir: Option<PathBuf>,
+        /// Fix the clock: an RFC 3339 time such as 2020-02-04T12:00:00Z (default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
+        components: PathBuf,
+        /// How long the event may take (30s, 1500ms, 2m; at most 15m), as Lambda's deadline.
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
+        deadline: String,
+        /// Lambda's request id for the event (a retry by Lambda keeps it; a redelivery does not).
+        #[arg(long, value_name = "ID", default_value = REPLAY_REQUEST_ID)]
+        request_id: String,
+        /// Keep the ledger's claims in DIR between runs, to try redelivery (default: in memory).
+        #[arg(long, value_name = "DIR")]
+        ledger_dir: Option<PathBuf>,
+        /// Run every function the handler invokes here too, recursively: each
+        /// run is nested under its invocation ("run": {...}), a RequestResponse
+        /// caller gets its real answer, and a cycle is reported, not followed.
+        #[arg(long)]
+        follow: bool,
+        /// Replay a recorded invocation: a trace file, or s3://bucket/key.
+        #[arg(long, value_name = "FILE|S3_URL", conflicts_with_all = ["function", "event", "bucket_dir", "now", "request_id", "ledger_dir", "follow"])]
+        trace: Option<String>,
+    },
+    /// Replay recorded traces with these components (a new build) and say, per
+    /// trace, whether it makes the same calls, takes the same actions and gives
+    /// the same answer, or where it first differs.
+    ///
+    /// Prints one line per trace: "same", "DIFFERENT" with the first difference,
+    /// or "UNCHECKED" with why (unreadable, or left out bodies so it cannot be
+    /// exact), then a count. Exit status: 0 when every trace is the same, 1
+    /// when one is not, 2 for usage errors (no traces found).
+    Check {
+        /// Trace files, directories of them, or s3://bucket/prefix (read with
+        /// the usual AWS settings: AWS_REGION, credentials, AWS_ENDPOINT_URL).
+        #[arg(required = true, value_name = "TRACES")]
+        traces: Vec<String>,
+        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
+        components: PathBuf,
+        /// How long each replay may take (as replay's --deadline).
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
+        deadline: String,
+    },
+    /// Simulate a whole day here: the two daily schedules, every invocation,
+    /// each Batch job writing the file the handler contract names, and the
+    /// function each new file triggers, until nothing is left.
+    ///
+    /// The bucket directory is not changed (new files go to an overlay in
+    /// memory). Prints every run with its event and answer, every job with
+    /// the files it would write and the functions they fire, and a summary;
+    /// or the day as a graph (--format mermaid or dot). Exit status: 0 when
+    /// every run answered 200, 1 when one did not, 2 for usage errors.
+    #[command(after_long_help = settings_help())]
+    Simulate {
+        /// A directory standing for the bucket (as replay's --bucket-dir).
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "models",
+            conflicts_with = "models"
+        )]
+        bucket_dir: Option<PathBuf>,
+        /// Instead of a bucket directory: N made-up models (three in four
+        /// updated daily, the rest curated; one in ten making tests).
+        #[arg(long, value_name = "N")]
+        models: Option<usize>,
+        /// When the day starts, RFC 3339 (default: now); each run started
+        /// after it sees the clock one second later.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// json (everything), summary (the counts, and --quotas' scale), mermaid
+        /// or dot (the graph).
+        #[arg(long, default_value = "json", value_parser = ["json", "summary", "mermaid", "dot"])]
+        format: String,
+        /// Deliver every S3 notification twice, as S3 may: with the ledger on
+        /// (EMMAA_LEDGER), the summary's "duplicated" stays 0.
+        #[arg(long)]
+        redeliver: bool,
+        /// With mermaid or dot: draw only what concerns this model.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
+        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
+        components: PathBuf,
+        /// Each function's deadline (30s, 1500ms, 2m; at most 15m): by default
+        /// the template's Timeout.
+        #[arg(long, value_name = "DURATION", default_value = "300s")]
+        deadline: String,
+        /// Run the day under AWS's limits, in virtual time: both schedules
+        /// fire at once, every call takes --latency-ms, Lambda runs at most
+        /// --lambda-concurrency functions at once, Batch takes --submit-rate
+        /// SubmitJob a second, S3 5,500 reads and 3,500 writes a second per
+        /// prefix; throttled calls are retried as the host's AWS client
+        /// retries them, failed asynchronous events as Lambda retries them.
+        /// The summary's "scale" says when the last job was submitted against
+        /// the bound the quotas set, and what was throttled, retried, lost
+        /// and duplicated (against the same day with no limits).
+        #[arg(long)]
+        quotas: bool,
+        /// With --quotas: every call's round trip.
+        #[arg(long, value_name = "MS", default_value_t = 20, requires = "quotas")]
+        latency_ms: u64,
+        /// With --quotas: how long a Batch job runs before its files appear.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0, requires = "quotas")]
+        job_time_s: u64,
+        /// With --quotas: Batch throttles every SubmitJob from FROM seconds into
+        /// the day for LASTS seconds (60+30, say).
+        #[arg(long, value_name = "FROM+LASTS", value_parser = parse_storm, requires = "quotas")]
+        storm: Option<Storm>,
+        /// With --quotas: off makes the AWS client give up at the first throttle.
+        #[arg(long, default_value = "on", value_parser = ["on", "off"], requires = "quotas")]
+        client_retries: String,
+        /// With --quotas: Lambda's retries of a failed asynchronous event
+        /// (the template's AsyncRetries).
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=2), requires = "quotas")]
+        async_retries: u32,
+        /// With --quotas: Lambda's concurrent executions in the account.
+        #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
+        lambda_concurrency: u32,
+        /// With --quotas: each function's reserved concurrency (the template's
+        /// FunctionConcurrency; default: none, only the account's limit).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
+        function_concurrency: Option<u32>,
+        /// With --quotas: Batch SubmitJob calls a second in the account.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..), requires = "quotas")]
+        submit_rate: u32,
+        /// With --quotas: the seed of the retries' jitter.
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "quotas")]
+        seed: u64,
+    },
+}
+
+/// `--storm FROM+LASTS`, in seconds.
+fn parse_storm(value: &str) -> Result<Storm, String> {
+    let bad = || format!("{value:?} is not FROM+LASTS in whole seconds (60+30, say)");
+    let (from, lasts) = value.split_once('+').ok_or_else(bad)?;
+    Ok(Storm {
+        from_s: from.trim().parse().map_err(|_| bad())?,
+        lasts_s: lasts.trim().parse().map_err(|_| bad())?,
+    })
+}
+
+fn default_components() -> &'static str {
+    emmaa_runtime::guests::GUEST_DIR
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("host: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Check {
+            traces,
+            components,
+            deadline,
+        } => {
+            log_to_stderr();
+            run_check(&runtime, &traces, components, &deadline)
+        }
+        Command::Simulate {
+            bucket_dir,
+            models,
+            now,
+            format,
+            model,
+            redeliver,
+            components,
+            deadline,
+            quotas,
+            latency_ms,
+            job_time_s,
+            storm,
+            client_retries,
+            async_retries,
+            lambda_concurrency,
+            function_concurrency,
+            submit_rate,
+            seed,
+        } => {
+            log_to_stderr();
+            let quotas = quotas.then(|| Limits {
+                lambda_concurrency: lambda_concurrency as usize,
+                function_concurrency: function_concurrency.map(|places| places as usize),
+                submit_per_second: submit_rate,
+                latency_ms,
+                max_attempts: if client_retries == "off" { 1 } else { MAX_ATTEMPTS },
+                async_retries,
+                job_time_s,
+                storm,
+                seed,
+                ..Limits::default()
+            });
+            let bucket = match (bucket_dir, models) {
+                (Some(dir), _) => SimulatedBucket::Directory(dir),
+                (None, models) => SimulatedBucket::Synthetic(models.unwrap_or_default()),
+            };
+            let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
+                Ok(SimulateRequest {
+                    bucket,
+                    now: now.unwrap_or_else(clock_now),
+                    components,
+                    deadline: parse_deadline(&deadline)?,
+                    redeliver,
+                    quotas,
+                })
+            });
+            run_simulate(&runtime, request, &format, model.as_deref())
+        }
+        Command::Replay {
+            function,
+            event,
+            bucket_dir,
+            now,
+            components,
+            deadline,
+            request_id,
+            ledger_dir,
+            follow,
+            trace,
+        } => {
+            log_to_stderr();
+            if let Some(trace) = trace {
+                return replay_trace(&runtime, &trace, components, &deadline);
+            }
+            let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
+                Ok(ReplayRequest {
+                    function: function.unwrap_or_default(),
+                    event,
+                    bucket_dir,
+                    now,
+                    components,
+                    deadline: parse_deadline(&deadline)?,
+                    request_id,
+                    ledger_dir,
+                    follow,
+                })
+            });
+            let report = request.and_then(|request| {
+                let settings = Settings::from_env()?;
+                runtime.block_on(replay(&request, settings))
+            });
+            print_report(report, |report| report.exit_code() as u8)
+        }
+    }
+}
+
+/// `host replay --trace`: prints the replay's JSON, with its verdict.
+fn replay_trace(
+    runtime: &tokio::runtime::Runtime,
+    trace: &str,
+    components: PathBuf,
+    deadline: &str,
+) -> ExitCode {
+    let source = TraceSource::parse(trace);
+    let report = parse_deadline(deadline).and_then(|deadline| {
+        let mut player = TracePlayer::new(components, deadline)?;
+        runtime.block_on(async {
+            let recorded = player.read(&source).await?;
+            player.replay(&recorded, trace).await
+        })
+    });
+    print_report(report, |report| {
+        let same = report
+            .trace
+            .as_ref()
+            .is_some_and(|verdict| verdict.same && verdict.exact);
+        u8::from(!same)
+    })
+}
+
+/// Prints a replay's JSON and exits with `status` of it; 2 when there is
+/// no report.
+fn print_report(
+    report: Result<ReplayReport, ReplayError>,
+    status: impl FnOnce(&ReplayReport) -> u8,
+) -> ExitCode {
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("host replay: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let printed = serde_json::to_string_pretty(&report)
+        .map_err(std::io::Error::other)
+        .and_then(|json| writeln!(std::io::stdout().lock(), "{json}"));
+    match printed {
+        Ok(()) => ExitCode::from(status(&report)),
+        Err(err) => {
+            eprintln!("host replay: cannot print the report: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `host check`: one line per trace, then the count.
+fn run_check(
+    runtime: &tokio::runtime::Runtime,
+    traces: &[String],
+    components: PathBuf,
+    deadline: &str,
+) -> ExitCode {
+    let sources: Vec<TraceSource> = traces.iter().map(|trace| TraceSource::parse(trace)).collect();
+    let checked = parse_deadline(deadline).and_then(|deadline| {
+        let mut player = TracePlayer::new(components, deadline)?;
+        runtime.block_on(player.check(&sources, None))
+    });
+    let checked = match checked {
+        Ok(checked) if checked.is_empty() => {
+            eprintln!("host check: no traces (*.json) in {}", traces.join(" "));
+            return ExitCode::from(2);
+        }
+        Ok(checked) => checked,
+        Err(err) => {
+            eprintln!("host check: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for one in &checked {
+        let _ = writeln!(out, "{}", one.line());
+    }
+    let same = checked.iter().filter(|one| one.same()).count();
+    let _ = writeln!(
+        out,
+        "{} traces: {same} same, {} not",
+        checked.len(),
+        checked.len() - same
+    );
+    if same == checked.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Local commands log warnings (or `RUST_LOG`) to standard error, leaving
+/// standard output to their JSON.
+fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// `host simulate`: prints the day in the format asked for.
+fn run_simulate(
+    runtime: &tokio::runtime::Runtime,
+    request: Result<SimulateRequest, ReplayError>,
+    format: &str,
+    model: Option<&str>,
+) -> ExitCode {
+    let simulation = request.map_err(|err| err.to_string()).and_then(|request| {
+        let settings = Settings::from_env().map_err(|err| format!("bad setting: {err}"))?;
+        runtime
+            .block_on(simulate(&request, settings))
+            .map_err(|err| err.to_string())
+    });
+    let simulation = match simulation {
+        Ok(simulation) => simulation,
+        Err(err) => {
+            eprintln!("host simulate: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let graph = || {
+        let graph = Graph::of(&simulation);
+        match model {
+            Some(model) => graph.for_model(model),
+            None => graph,
+        }
+    };
+    let text = match format {
+        "mermaid" => Ok(graph().mermaid()),
+        "dot" => Ok(graph().dot()),
+        "summary" => serde_json::to_string_pretty(&serde_json::json!({
+            "now": simulation.now,
+            "summary": simulation.summary.counts(),
+            "scale": simulation.scale,
+        }))
+        .map(|json| json + "\n"),
+        _ => serde_json::to_string_pretty(&simulation).map(|json| json + "\n"),
+    };
+    let printed = text
+        .map_err(std::io::Error::other)
+        .and_then(|text| std::io::stdout().lock().write_all(text.as_bytes()));
+    match printed {
+        Ok(()) if simulation.runs.iter().all(|run| run.run.exit_code() == 0) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("host simulate: cannot print: {err}");
+            ExitCode::from(2)
+        }
+    }
+}

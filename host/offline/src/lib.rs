@@ -1,0 +1,17 @@
+//! The EMMAA host's offline tools, over the runtime: nothing here runs on
+//! Lambda.
+//!
+//! - [`report`]: what one function did with one event (the replay
+//!   contract's document);
+//! - [`quota`]: AWS's limits, in virtual time;
+//! - [`cascade`]: runs that follow invocations from function to function;
+//! - [`replay`]: one event on this machine, and recorded traces replayed
+//!   and checked;
+//! - [`simulate`]: a whole day of cascades, from the schedules and the
+//!   files Batch jobs would write.
+
+pub mod cascade;
+pub mod quota;
+pub mod replay;
+pub mod report;
+pub mod simulate;

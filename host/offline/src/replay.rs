@@ -1,0 +1,618 @@
+//! `host replay`: runs one event through a guest on this machine, with a
+//! directory as the bucket and every invocation and Batch submission
+//! recorded instead of performed, and prints what the handler would do.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use thiserror::Error;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cascade::{Cascade, CascadeError};
+use crate::report::RunReport;
+use emmaa_runtime::difference::{Difference, first_difference};
+use emmaa_runtime::effects::local::{LocalBucket, LocalEffects, LocalLedger};
+use emmaa_runtime::engine::{EngineError, GuestRuntime, LoadedGuest, component_path};
+use emmaa_runtime::guests;
+use emmaa_runtime::outcome::{Failure, MAX_EVENT_BYTES};
+use emmaa_runtime::settings::{Settings, SettingsError};
+use emmaa_runtime::store::EventContext;
+use emmaa_runtime::trace::{
+    ComponentCheck, LeftOut, MAX_TRACE_BYTES, Player, TRACE_FORMAT, Tape, Trace, Verdict,
+};
+
+/// The request id replays give the guest.
+pub const REPLAY_REQUEST_ID: &str = "replay";
+
+/// How long a replayed event may take by default (`--deadline`): a minute
+/// is far more than any handler needs against a local bucket, and a
+/// runaway replay ends.
+pub const DEFAULT_DEADLINE: &str = "60s";
+
+/// What a replay needs to know.
+#[derive(Debug, Clone)]
+pub struct ReplayRequest {
+    /// A Lambda function name or a guest name.
+    pub function: String,
+    /// A file, `-` for standard input, or nothing for `{}`.
+    pub event: Option<PathBuf>,
+    pub bucket_dir: Option<PathBuf>,
+    /// Seconds since the Unix epoch; the real time when not given.
+    pub now: Option<u64>,
+    /// Where the guest components are (`<guest>.cwasm` or `<guest>.wasm`).
+    pub components: PathBuf,
+    /// How long the event may take, as Lambda's deadline would allow.
+    pub deadline: Duration,
+    /// Lambda's request id for the event.
+    pub request_id: String,
+    /// Where claims are kept between runs; in memory, for this run, without.
+    pub ledger_dir: Option<PathBuf>,
+    /// Run every invoked function here too, nesting its run under the
+    /// invoking action.
+    pub follow: bool,
+}
+
+/// Why a replay could not start (usage errors: exit status 2).
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error("unknown function {name:?}: use one of {known}")]
+    UnknownFunction { name: String, known: String },
+    #[error("cannot read the event {path}: {source}")]
+    EventUnreadable { path: String, source: std::io::Error },
+    #[error("the event {path} is not JSON: {source}")]
+    EventNotJson { path: String, source: serde_json::Error },
+    #[error("the event {path} is larger than Lambda accepts: {failure}")]
+    EventTooLarge { path: String, failure: Failure },
+    #[error("--deadline {value:?} is not a duration like 30s, 1500ms or 2m (from 1ms to 15m)")]
+    BadDeadline { value: String },
+    #[error("--now {value:?} is not an RFC 3339 time like 2020-02-04T12:00:00Z: {reason}")]
+    BadNow { value: String, reason: String },
+    #[error("--bucket-dir {0} is not a directory")]
+    BucketDirMissing(String),
+    #[error("--ledger-dir {path} cannot be used: {source}")]
+    LedgerDir { path: String, source: std::io::Error },
+    #[error("bad setting: {0}")]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot read the trace {source_name}: {reason}")]
+    TraceUnreadable { source_name: String, reason: String },
+    #[error("the trace {source_name} cannot be replayed: {reason}")]
+    TraceUnusable { source_name: String, reason: String },
+}
+
+/// The JSON document `host replay` prints (the replay contract).
+pub type ReplayReport = RunReport;
+
+/// Parses `--deadline`: a whole number with `ms`, `s` or `m`.
+pub fn parse_deadline(value: &str) -> Result<Duration, ReplayError> {
+    let bad = || ReplayError::BadDeadline {
+        value: value.to_owned(),
+    };
+    let (number, unit_ms) = if let Some(ms) = value.strip_suffix("ms") {
+        (ms, 1)
+    } else if let Some(s) = value.strip_suffix('s') {
+        (s, 1_000)
+    } else if let Some(m) = value.strip_suffix('m') {
+        (m, 60_000)
+    } else {
+        return Err(bad());
+    };
+    let millis = number
+        .parse::<u64>()
+        .map_err(|_| bad())?
+        .checked_mul(unit_ms)
+        .ok_or_else(bad)?;
+    if (1..=15 * 60_000).contains(&millis) {
+        Ok(Duration::from_millis(millis))
+    } else {
+        Err(bad())
+    }
+}
+
+/// The real time, in seconds since the epoch: `--now`'s default.
+pub fn clock_now() -> u64 {
+    OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
+/// Parses `--now`: an RFC 3339 time, converted to UTC seconds.
+pub fn parse_now(value: &str) -> Result<u64, ReplayError> {
+    let bad = |reason: String| ReplayError::BadNow {
+        value: value.to_owned(),
+        reason,
+    };
+    let time = OffsetDateTime::parse(value, &Rfc3339).map_err(|err| bad(err.to_string()))?;
+    u64::try_from(time.unix_timestamp()).map_err(|_| bad("it is before 1970".into()))
+}
+
+/// Reads the event: at most one byte more than Lambda accepts, so that
+/// `/dev/zero` or a huge file is refused at once in bounded memory.
+fn read_event(path: Option<&Path>) -> Result<String, ReplayError> {
+    let Some(path) = path else {
+        return Ok("{}".to_owned());
+    };
+    let shown = if path == Path::new("-") {
+        "on standard input".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let unreadable = |source| ReplayError::EventUnreadable {
+        path: shown.clone(),
+        source,
+    };
+    let limit = MAX_EVENT_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
+    } else {
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let metadata = file.metadata().map_err(unreadable)?;
+        if metadata.is_dir() {
+            return Err(unreadable(std::io::Error::other("it is a directory")));
+        }
+        file.take(limit).read_to_end(&mut bytes).map_err(unreadable)?;
+    }
+    if bytes.len() > MAX_EVENT_BYTES {
+        let size = match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_file() => usize::try_from(metadata.len()).unwrap_or(usize::MAX),
+            _ => bytes.len(),
+        };
+        return Err(ReplayError::EventTooLarge {
+            path: shown,
+            failure: Failure::EventTooLarge { size },
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|err| unreadable(std::io::Error::other(err)))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|source| ReplayError::EventNotJson {
+        path: shown.clone(),
+        source,
+    })?;
+    Ok(text)
+}
+
+/// Runs the replay and answers the report to print.
+pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<ReplayReport, ReplayError> {
+    let prefix = settings.pipeline.function_prefix.clone();
+    let unknown = || ReplayError::UnknownFunction {
+        name: request.function.clone(),
+        known: guests::known_names(&prefix),
+    };
+    let handler = guests::find(&request.function, &prefix).ok_or_else(unknown)?;
+    let event = read_event(request.event.as_deref())?;
+    let bucket = match &request.bucket_dir {
+        Some(dir) if dir.is_dir() => LocalBucket::Directory(dir.clone()),
+        Some(dir) => return Err(ReplayError::BucketDirMissing(dir.display().to_string())),
+        None => LocalBucket::Empty,
+    };
+    let now = request.now.unwrap_or_else(clock_now);
+    let ledger = match &request.ledger_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| ReplayError::LedgerDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            LocalLedger::Directory(dir.clone())
+        }
+        None => LocalLedger::default(),
+    };
+    let effects = LocalEffects::new(bucket).with_ledger(ledger);
+    let cascade = Arc::new(
+        Cascade::new(
+            request.components.clone(),
+            settings,
+            now,
+            request.deadline,
+            effects,
+        )?
+        .following(request.follow),
+    );
+    cascade
+        .run(&handler.function, &event, &request.request_id)
+        .await
+        .map_err(|err| match err {
+            CascadeError::UnknownFunction(_) => unknown(),
+            CascadeError::Engine(err) => ReplayError::Engine(err),
+        })
+}
+
+/// Where traces are: a file, a directory (every `.json` under it), or
+/// `s3://bucket/key-or-prefix` (read with the AWS SDK's usual settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceSource {
+    Path(PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+/// The most bytes a trace file may have: [`MAX_TRACE_BYTES`] and room.
+const MAX_TRACE_FILE_BYTES: u64 = 2 * MAX_TRACE_BYTES as u64;
+
+impl TraceSource {
+    pub fn parse(text: &str) -> TraceSource {
+        match text.strip_prefix("s3://").and_then(|rest| rest.split_once('/')) {
+            Some((bucket, key)) => TraceSource::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            },
+            None => match text.strip_prefix("s3://") {
+                Some(bucket) => TraceSource::S3 {
+                    bucket: bucket.to_owned(),
+                    key: String::new(),
+                },
+                None => TraceSource::Path(PathBuf::from(text)),
+            },
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            TraceSource::Path(path) => path.display().to_string(),
+            TraceSource::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+        }
+    }
+
+    /// Every trace this names: itself, or what is under it.
+    async fn expand(&self, aws: &AwsTraces) -> Result<Vec<TraceSource>, ReplayError> {
+        let unreadable = |reason: String| ReplayError::TraceUnreadable {
+            source_name: self.shown(),
+            reason,
+        };
+        match self {
+            TraceSource::Path(path) if path.is_dir() => {
+                let mut found = Vec::new();
+                let mut dirs = vec![path.clone()];
+                while let Some(dir) = dirs.pop() {
+                    let entries = std::fs::read_dir(&dir).map_err(|err| unreadable(err.to_string()))?;
+                    for entry in entries {
+                        let path = entry.map_err(|err| unreadable(err.to_string()))?.path();
+                        if path.is_dir() {
+                            dirs.push(path);
+                        } else if path.extension().is_some_and(|ext| ext == "json") {
+                            found.push(path);
+                        }
+                    }
+                }
+                found.sort();
+                Ok(found.into_iter().map(TraceSource::Path).collect())
+            }
+            TraceSource::Path(_) => Ok(vec![self.clone()]),
+            TraceSource::S3 { key, .. } if key.ends_with(".json") => Ok(vec![self.clone()]),
+            TraceSource::S3 { bucket, key } => {
+                let keys = aws.list_keys(bucket, key).await.map_err(unreadable)?;
+                Ok(keys
+                    .into_iter()
+                    .filter(|key| key.ends_with(".json"))
+                    .map(|key| TraceSource::S3 {
+                        bucket: bucket.clone(),
+                        key,
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Reads and parses the trace.
+    async fn read(&self, aws: &AwsTraces) -> Result<Trace, ReplayError> {
+        let unreadable = |reason: String| ReplayError::TraceUnreadable {
+            source_name: self.shown(),
+            reason,
+        };
+        let bytes = match self {
+            TraceSource::Path(path) => {
+                let file = std::fs::File::open(path).map_err(|err| unreadable(err.to_string()))?;
+                let mut bytes = Vec::new();
+                file.take(MAX_TRACE_FILE_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|err| unreadable(err.to_string()))?;
+                if bytes.len() as u64 > MAX_TRACE_FILE_BYTES {
+                    return Err(unreadable(format!("it is over {MAX_TRACE_FILE_BYTES} bytes")));
+                }
+                bytes
+            }
+            TraceSource::S3 { bucket, key } => aws
+                .get_object(bucket, key, MAX_TRACE_FILE_BYTES)
+                .await
+                .map_err(unreadable)?,
+        };
+        let trace: Trace = serde_json::from_slice(&bytes)
+            .map_err(|err| unreadable(format!("it is not a trace of this host: {err}")))?;
+        if trace.format != TRACE_FORMAT {
+            return Err(unreadable(format!(
+                "it has format {}; this host reads format {TRACE_FORMAT}",
+                trace.format
+            )));
+        }
+        Ok(trace)
+    }
+}
+
+/// The AWS client for traces on S3, made when first needed.
+#[cfg(feature = "aws")]
+#[derive(Default)]
+struct AwsTraces(tokio::sync::OnceCell<emmaa_aws::AwsEffects>);
+
+#[cfg(feature = "aws")]
+impl AwsTraces {
+    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let aws = self.0.get_or_init(emmaa_aws::AwsEffects::from_env).await;
+        aws.list_keys(bucket, prefix)
+            .await
+            .map_err(|err| format!("{}: {}", err.code, err.message))
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, String> {
+        use emmaa_runtime::effects::Effects;
+        let aws = self.0.get_or_init(emmaa_aws::AwsEffects::from_env).await;
+        aws.get_object(bucket, key, max_size)
+            .await
+            .map_err(|err| format!("{}: {}", err.code, err.message))
+    }
+}
+
+/// A build without the AWS backend reads traces from files only.
+#[cfg(not(feature = "aws"))]
+#[derive(Default)]
+struct AwsTraces(());
+
+#[cfg(not(feature = "aws"))]
+impl AwsTraces {
+    const MISSING: &'static str = "this host was built without AWS access (cargo's `aws` feature): copy the \
+                           traces here (aws s3 cp --recursive) and give their directory, or run \
+                           `cargo run -p emmaa-host --features aws --bin host -- ...`";
+
+    async fn list_keys(&self, _bucket: &str, _prefix: &str) -> Result<Vec<String>, String> {
+        Err(Self::MISSING.to_owned())
+    }
+
+    async fn get_object(&self, _bucket: &str, _key: &str, _max_size: u64) -> Result<Vec<u8>, String> {
+        Err(Self::MISSING.to_owned())
+    }
+}
+
+/// Runs recorded invocations with every import answered from their
+/// traces: each guest loaded once from `components`.
+pub struct TracePlayer {
+    runtime: GuestRuntime,
+    components: PathBuf,
+    deadline: Duration,
+    loaded: BTreeMap<String, Arc<LoadedGuest>>,
+    aws: AwsTraces,
+}
+
+impl TracePlayer {
+    pub fn new(components: PathBuf, deadline: Duration) -> Result<Self, ReplayError> {
+        Ok(TracePlayer {
+            runtime: GuestRuntime::new()?,
+            components,
+            deadline,
+            loaded: BTreeMap::new(),
+            aws: AwsTraces::default(),
+        })
+    }
+
+    /// Reads the trace at `source`.
+    pub async fn read(&self, source: &TraceSource) -> Result<Trace, ReplayError> {
+        source.read(&self.aws).await
+    }
+
+    fn guest(&mut self, name: &str, shown: &str) -> Result<Arc<LoadedGuest>, ReplayError> {
+        if let Some(guest) = self.loaded.get(name) {
+            return Ok(guest.clone());
+        }
+        // Any component in the directory, by its plain name: a replay makes
+        // no call of its own, so it needs no reach (a pipeline guest gets
+        // its own all the same).
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ReplayError::TraceUnusable {
+                source_name: shown.to_owned(),
+                reason: format!("it names guest {name:?}, which is not a component name"),
+            });
+        }
+        let loaded = self.runtime.load(&component_path(&self.components, name))?;
+        let guest = Arc::new(match guests::by_guest(name) {
+            Some(entry) => loaded.serving(entry),
+            None => loaded,
+        });
+        self.loaded.insert(name.to_owned(), guest.clone());
+        Ok(guest)
+    }
+
+    /// Runs `trace` with this build's component of its guest.
+    pub async fn replay(&mut self, trace: &Trace, shown: &str) -> Result<ReplayReport, ReplayError> {
+        let unusable = |reason: String| ReplayError::TraceUnusable {
+            source_name: shown.to_owned(),
+            reason,
+        };
+        let guest = self.guest(&trace.guest, shown)?;
+        let settings = trace
+            .settings()
+            .map_err(|err| unusable(format!("its settings are refused here: {err}")))?;
+        let event = trace
+            .event()
+            .ok_or_else(|| unusable("its event was left out (the trace was over its size limit)".into()))?;
+        let context = EventContext {
+            function_name: trace.function.clone(),
+            request_id: trace.request_id.clone(),
+            deadline_ms: trace.deadline_ms,
+            time_left: self.deadline,
+            now: trace.now,
+        };
+        // Never called: every import is answered from the trace.
+        let effects = Arc::new(LocalEffects::new(LocalBucket::Empty));
+        let tape = Tape::Playing(Box::new(Player::new(trace)));
+        let (outcome, tape) = guest
+            .handle_taped(&event, &context, effects, Arc::new(settings), tape)
+            .await;
+        let mut report = RunReport::of(&trace.function, &trace.guest, outcome);
+        if let Tape::Playing(player) = tape {
+            report.trace = Some(verdict(trace, &report, &player, guest.component.as_deref()));
+        }
+        Ok(report)
+    }
+
+    /// Replays every trace `sources` name; `only_guest`: only that guest's.
+    pub async fn check(
+        &mut self,
+        sources: &[TraceSource],
+        only_guest: Option<&str>,
+    ) -> Result<Vec<Checked>, ReplayError> {
+        let mut checked = Vec::new();
+        for source in sources {
+            for trace_source in source.expand(&self.aws).await? {
+                let name = trace_source.shown();
+                let result = match self.read(&trace_source).await {
+                    Ok(trace) if only_guest.is_some_and(|guest| guest != trace.guest) => continue,
+                    Ok(trace) => self.replay(&trace, &name).await,
+                    Err(err) => Err(err),
+                };
+                checked.push(Checked {
+                    name,
+                    verdict: result
+                        .map_err(|err| err.to_string())
+                        .and_then(|report| report.trace.ok_or_else(|| "no verdict".to_owned())),
+                });
+            }
+        }
+        Ok(checked)
+    }
+}
+
+/// One trace checked: its verdict, or why it could not be replayed.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub name: String,
+    pub verdict: Result<Verdict, String>,
+}
+
+impl Checked {
+    /// Whether the trace was replayed and did exactly what was recorded.
+    pub fn same(&self) -> bool {
+        self.verdict
+            .as_ref()
+            .is_ok_and(|verdict| verdict.same && verdict.exact)
+    }
+
+    /// One line for an operator: `same`, `DIFFERENT` or `UNCHECKED`, the
+    /// trace, and the verdict in words.
+    pub fn line(&self) -> String {
+        match &self.verdict {
+            Ok(verdict) if verdict.same && verdict.exact => format!("same       {}", self.name),
+            Ok(verdict) if !verdict.exact => format!("UNCHECKED  {}: {}", self.name, verdict.message),
+            Ok(verdict) => format!("DIFFERENT  {}: {}", self.name, verdict.message),
+            Err(reason) => format!("UNCHECKED  {}: {reason}", self.name),
+        }
+    }
+}
+
+/// Compares the replay of `trace` (its report, and where its player got
+/// to) with what was recorded.
+pub fn verdict(trace: &Trace, report: &RunReport, player: &Player, component: Option<&str>) -> Verdict {
+    let component = ComponentCheck {
+        recorded: trace.component.clone(),
+        replayed: component.map(str::to_owned),
+        same: trace.component.is_some() && trace.component.as_deref() == component,
+    };
+    let replayed = report.recorded_answer();
+    let difference = player.difference.clone().or_else(|| {
+        if let Some(unmade) = player.unmade() {
+            return Some(Difference {
+                call: Some(player.made() + 1),
+                at: "import".into(),
+                recorded: unmade.call.to_json(),
+                replayed: json!("nothing: the guest answered without making this call"),
+            });
+        }
+        let answers = (
+            serde_json::to_value(&trace.answer).unwrap_or_default(),
+            serde_json::to_value(&replayed).unwrap_or_default(),
+        );
+        if let Some((at, was, now)) = first_difference(&answers.0, &answers.1, "answer") {
+            return Some(Difference {
+                call: None,
+                at,
+                recorded: was,
+                replayed: now,
+            });
+        }
+        let actions = (
+            serde_json::to_value(trace.actions()).unwrap_or_default(),
+            serde_json::to_value(&report.actions).unwrap_or_default(),
+        );
+        first_difference(&actions.0, &actions.1, "actions").map(|(at, was, now)| Difference {
+            call: None,
+            at,
+            recorded: was,
+            replayed: now,
+        })
+    });
+    let exact = trace.left_out.is_none();
+    let same = difference.is_none();
+    let left_out = |left: &LeftOut| {
+        format!(
+            "it cannot be exact: the trace left out {} bodies and {} calls ({} bytes) to stay within {} bytes",
+            left.bodies, left.calls, left.bytes, left.limit
+        )
+    };
+    let message = match (&difference, &trace.left_out, component.same) {
+        (Some(difference), Some(left), _) => {
+            format!("{}; the replay stopped at {difference}", left_out(left))
+        }
+        (None, Some(left), _) => format!("same as far as the trace goes, but {}", left_out(left)),
+        (None, None, true) => format!(
+            "identical: the recording component made the recorded calls ({}), took the recorded actions ({}) and gave the recorded answer",
+            trace.calls.len(),
+            report.actions.len()
+        ),
+        (None, None, false) => format!(
+            "same: this component made the recorded calls ({}), took the recorded actions ({}) and gave the recorded answer",
+            trace.calls.len(),
+            report.actions.len()
+        ),
+        (Some(difference), None, _) => format!("different: {difference}"),
+    };
+    Verdict {
+        same,
+        exact,
+        component,
+        difference,
+        left_out: trace.left_out.clone(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_accepts_utc_and_converts_offsets() {
+        assert_eq!(parse_now("2020-02-04T12:00:00Z").unwrap(), 1_580_817_600);
+        assert_eq!(parse_now("2020-02-04T13:00:00+01:00").unwrap(), 1_580_817_600);
+    }
+
+    #[test]
+    fn deadline_takes_milliseconds_seconds_or_minutes() {
+        assert_eq!(parse_deadline("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_deadline("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_deadline("15m").unwrap(), Duration::from_secs(900));
+        for bad in ["16m", "0s", "10", "s", "-1s", "1h"] {
+            assert!(parse_deadline(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn now_refuses_what_is_not_rfc_3339() {
+        let err = parse_now("yesterday").unwrap_err().to_string();
+        assert!(
+            err.starts_with("--now \"yesterday\" is not an RFC 3339 time"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! What one event costs the host, measured on real guests with the local
+//! backend (no network), so only the host and the guest are timed:
+//!
+//! - compiling a component (`.wasm`, replay) and loading a precompiled one
+//!   (`.cwasm`, the Lambda bootstrap's cold start);
+//! - one small event: a fresh instance, `model_updates` on `{"model": "aml"}`;
+//! - one big event: `update_pipeline` over 1,205 models in memory.
+//!
+//! Run with `cargo bench -p emmaa-runtime --bench per_event`; results go in
+//! `docs/benchmarks.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
+use emmaa_runtime::engine::precompile;
+use emmaa_runtime::guests::{GUEST_DIR, GUESTS};
+use emmaa_runtime::{EventContext, GuestRuntime, LoadedGuest, Settings};
+
+fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * fraction).round() as usize]
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    let median = percentile(&mut samples, 0.5);
+    let p90 = percentile(&mut samples, 0.9);
+    println!(
+        "{what:<58} median {median:>10.1?}   p90 {p90:>10.1?}   ({} runs)",
+        samples.len()
+    );
+}
+
+fn time<T>(runs: usize, mut work: impl FnMut() -> T) -> Vec<Duration> {
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(work());
+            started.elapsed()
+        })
+        .collect()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = GuestRuntime::new().unwrap();
+    let wasm_path = Path::new(GUEST_DIR).join("model_updates.wasm");
+    report(
+        "compile model_updates.wasm",
+        time(5, || engine.load(&wasm_path).unwrap()),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm_path = dir.path().join("model_updates.cwasm");
+    std::fs::write(
+        &cwasm_path,
+        precompile(&std::fs::read(&wasm_path).unwrap()).unwrap(),
+    )
+    .unwrap();
+    report(
+        "load model_updates.cwasm (precompiled)",
+        time(50, || engine.load(&cwasm_path).unwrap()),
+    );
+
+    let settings = Arc::new(Settings::from_lookup(|_| None).unwrap());
+    let context = EventContext {
+        function_name: "bench".into(),
+        request_id: "bench".into(),
+        deadline_ms: 0,
+        time_left: std::time::Duration::from_secs(60),
+        now: 1_580_817_600,
+    };
+    let run = |guest: &LoadedGuest, event: &str, effects: &Arc<LocalEffects>| {
+        let outcome = runtime.block_on(guest.handle(event, &context, effects.clone(), settings.clone()));
+        assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+        outcome
+    };
+
+    let model_updates = engine.load(&cwasm_path).unwrap().serving(&GUESTS[1]);
+    let empty = Arc::new(LocalEffects::new(LocalBucket::Empty));
+    run(&model_updates, r#"{"model": "aml"}"#, &empty);
+    report(
+        "model_updates: one event, fresh instance, one job",
+        time(2_000, || run(&model_updates, r#"{"model": "aml"}"#, &empty)),
+    );
+
+    let objects: BTreeMap<String, Vec<u8>> = (0..1_205)
+        .map(|n| {
+            (
+                format!("models/model{n:04}/config.json"),
+                br#"{"run_daily_update": true}"#.to_vec(),
+            )
+        })
+        .collect();
+    let bucket = Arc::new(LocalEffects::new(LocalBucket::Memory(objects)));
+    let update_pipeline = engine
+        .load(&Path::new(GUEST_DIR).join("update_pipeline.wasm"))
+        .unwrap()
+        .serving(&GUESTS[0]);
+    let outcome = run(&update_pipeline, "{}", &bucket);
+    report(
+        &format!("update_pipeline: 1,205 models, {} actions", outcome.actions.len()),
+        time(30, || run(&update_pipeline, "{}", &bucket)),
+    );
+}

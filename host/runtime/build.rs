@@ -1,0 +1,91 @@
+//! Builds every guest under `guests/` as a WebAssembly component
+//! (`wasm32-wasip2`, the workspace's `guest` profile: release, built for size) so that replay, the tests and `deploy` find
+//! them in `EMMAA_GUEST_DIR`. Only with the `jit` feature: the Lambda
+//! bootstrap loads precompiled components from its bundle instead.
+//!
+//! The guests get a cargo of their own with its own `--target-dir`: sharing
+//! the outer build's directory would wait forever on the outer build's lock.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Settings of the outer build that must not leak into the guest build.
+const OUTER_BUILD_VARIABLES: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_TARGET",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .ancestors()
+        .nth(2)
+        .expect("host/runtime/ sits in the workspace")
+        .to_path_buf();
+    for watched in ["guests", "wit", "Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    if env::var_os("CARGO_FEATURE_JIT").is_none() {
+        return;
+    }
+
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("guests");
+    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for guest in guest_crates(&workspace.join("guests")) {
+        cargo.args(["-p", &guest]);
+    }
+    for variable in OUTER_BUILD_VARIABLES {
+        cargo.env_remove(variable);
+    }
+    let output = cargo.output().expect("could not run cargo to build the guests");
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
+            "\n\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`."
+        } else {
+            ""
+        };
+        panic!("building the guests (cargo build --target wasm32-wasip2) failed:\n{stderr}{hint}");
+    }
+    println!(
+        "cargo:rustc-env=EMMAA_GUEST_DIR={}",
+        target_dir.join("wasm32-wasip2").join("guest").display()
+    );
+}
+
+/// The guest crates: every directory of `guests/` with a `Cargo.toml`,
+/// except the library they share.
+fn guest_crates(guests: &Path) -> Vec<String> {
+    let mut crates: Vec<String> = fs::read_dir(guests)
+        .expect("guests/ is readable")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name != "emmaa_guest")
+        .collect();
+    crates.sort();
+    crates
+}

@@ -1,0 +1,322 @@
+//! The eleven handlers and their reach: for each guest (named after the
+//! Python module it replaces), the Lambda function it is deployed as
+//! (`EMMAA_FUNCTION_PREFIX` plus a fixed suffix), what triggers it, what it
+//! lists and reads in the bucket, what it invokes, and whether it submits
+//! Batch jobs. One table: the host's allowlist ([`Guest::allows_read`] and
+//! the rest, applied to every call a guest asks for) and the README's IAM
+//! table ([`iam_table`]) are made from it, so they cannot drift apart.
+
+/// What starts a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A schedule, once a day.
+    Daily,
+    /// A new object in the bucket whose key has this prefix and suffix.
+    NewObject {
+        prefix: &'static str,
+        suffix: &'static str,
+    },
+    /// Another function invokes it.
+    Invoked,
+}
+
+/// One handler and its reach.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Guest {
+    /// The guest's name (the Python module it replaces).
+    pub guest: &'static str,
+    /// The function's name without `EMMAA_FUNCTION_PREFIX`.
+    pub function: &'static str,
+    pub trigger: Trigger,
+    /// The prefixes it lists (with delimiter `/`).
+    pub lists: &'static [&'static str],
+    /// The keys it reads; `*` stands for one path segment.
+    pub reads: &'static [&'static str],
+    /// The functions it invokes, without the prefix.
+    pub invokes: &'static [&'static str],
+    /// Whether it submits Batch jobs (to the configured queues and job
+    /// definitions only).
+    pub submits_jobs: bool,
+}
+
+const CONFIG: &str = "models/*/config.json";
+
+const fn batch_handler(guest: &'static str, function: &'static str, trigger: Trigger) -> Guest {
+    Guest {
+        guest,
+        function,
+        trigger,
+        lists: &[],
+        reads: &[],
+        invokes: &[],
+        submits_jobs: true,
+    }
+}
+
+/// Every handler, in the spec's order.
+pub const GUESTS: [Guest; 11] = [
+    Guest {
+        guest: "update_pipeline",
+        function: "update-pipeline",
+        trigger: Trigger::Daily,
+        lists: &["models/"],
+        reads: &[CONFIG],
+        invokes: &["model-update", "mm-update"],
+        submits_jobs: false,
+    },
+    batch_handler("model_updates", "model-update", Trigger::Invoked),
+    batch_handler(
+        "model_manager_update",
+        "mm-update",
+        Trigger::NewObject {
+            prefix: "models/",
+            suffix: ".pkl",
+        },
+    ),
+    Guest {
+        guest: "after_update",
+        function: "after-update",
+        trigger: Trigger::NewObject {
+            prefix: "results/",
+            suffix: ".pkl",
+        },
+        lists: &[],
+        reads: &[CONFIG],
+        invokes: &["model-stats", "test-pipeline", "queries", "test-update"],
+        submits_jobs: false,
+    },
+    Guest {
+        guest: "test_pipeline",
+        function: "test-pipeline",
+        trigger: Trigger::Invoked,
+        lists: &[],
+        reads: &[CONFIG],
+        invokes: &["model-test"],
+        submits_jobs: false,
+    },
+    batch_handler("model_tests", "model-test", Trigger::Invoked),
+    batch_handler(
+        "test_stats",
+        "test-stats",
+        Trigger::NewObject {
+            prefix: "results/",
+            suffix: ".json",
+        },
+    ),
+    batch_handler("model_stats", "model-stats", Trigger::Invoked),
+    batch_handler("model_queries", "queries", Trigger::Invoked),
+    Guest {
+        guest: "test_update_pipeline",
+        function: "test-update-pipeline",
+        trigger: Trigger::Daily,
+        lists: &["models/"],
+        reads: &[CONFIG],
+        invokes: &["test-update"],
+        submits_jobs: false,
+    },
+    batch_handler("test_update", "test-update", Trigger::Invoked),
+];
+
+/// Where `cargo build` put the guest components (`<guest>.wasm`).
+#[cfg(feature = "jit")]
+pub const GUEST_DIR: &str = env!("EMMAA_GUEST_DIR");
+
+/// A function of the pipeline and the guest it runs, found by either name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineFunction {
+    pub guest: &'static str,
+    pub function: String,
+}
+
+/// Finds the handler for `name`: a guest name (`update_pipeline`) or a
+/// function name with the prefix (`emmaa-update-pipeline`).
+pub fn find(name: &str, function_prefix: &str) -> Option<PipelineFunction> {
+    GUESTS.iter().find_map(|entry| {
+        let function = format!("{function_prefix}{}", entry.function);
+        (name == entry.guest || name == function).then_some(PipelineFunction {
+            guest: entry.guest,
+            function,
+        })
+    })
+}
+
+/// The handler whose guest is `guest`.
+pub fn by_guest(guest: &str) -> Option<&'static Guest> {
+    GUESTS.iter().find(|entry| entry.guest == guest)
+}
+
+/// The default function name of a guest (by guest name only).
+pub fn default_function(guest: &str, function_prefix: &str) -> Option<String> {
+    by_guest(guest).map(|entry| format!("{function_prefix}{}", entry.function))
+}
+
+/// Every name `find` accepts, for error messages.
+pub fn known_names(function_prefix: &str) -> String {
+    GUESTS
+        .iter()
+        .map(|entry| format!("{function_prefix}{} ({})", entry.function, entry.guest))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether `key` matches `pattern`, where `*` stands for one path segment.
+fn matches(pattern: &str, key: &str) -> bool {
+    let (mut pattern, mut key) = (pattern.split('/'), key.split('/'));
+    loop {
+        match (pattern.next(), key.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(segment)) if !segment.is_empty() => {}
+            (Some(expected), Some(segment)) if expected == segment => {}
+            _ => return false,
+        }
+    }
+}
+
+impl Guest {
+    pub fn allows_list(&self, prefix: &str, delimiter: &str) -> bool {
+        delimiter == "/" && self.lists.contains(&prefix)
+    }
+
+    pub fn allows_read(&self, key: &str) -> bool {
+        self.reads.iter().any(|pattern| matches(pattern, key))
+    }
+
+    pub fn allows_invoke(&self, function_name: &str, function_prefix: &str) -> bool {
+        function_name
+            .strip_prefix(function_prefix)
+            .is_some_and(|suffix| self.invokes.contains(&suffix))
+    }
+
+    /// What the function may do, in words, for a refusal.
+    pub fn reach(&self) -> String {
+        let mut reach = Vec::new();
+        if !self.lists.is_empty() {
+            reach.push(format!("list {}", self.lists.join(", ")));
+        }
+        if !self.reads.is_empty() {
+            reach.push(format!("read {}", self.reads.join(", ")));
+        }
+        if !self.invokes.is_empty() {
+            reach.push(format!("invoke {}", self.invokes.join(", ")));
+        }
+        if self.submits_jobs {
+            reach.push("submit jobs to the configured queues and job definitions".to_owned());
+        }
+        match reach.is_empty() {
+            true => "nothing".to_owned(),
+            false => reach.join("; "),
+        }
+    }
+}
+
+/// The README's IAM table: what each function's role must allow.
+pub fn iam_table(function_prefix: &str, ledger_prefix: &str) -> String {
+    let mut table = String::from("| function | trigger | needs |\n|---|---|---|\n");
+    for entry in &GUESTS {
+        let function = format!("{function_prefix}{}", entry.function);
+        let trigger = match entry.trigger {
+            Trigger::Daily => "daily schedule".to_owned(),
+            Trigger::NewObject { prefix, suffix } => format!("new object `{prefix}*{suffix}`"),
+            Trigger::Invoked => "invoked".to_owned(),
+        };
+        let mut needs = Vec::new();
+        for prefix in entry.lists {
+            needs.push(format!("`s3:ListBucket` on the bucket (prefix `{prefix}`)"));
+        }
+        if !entry.reads.is_empty() {
+            let keys: Vec<String> = entry.reads.iter().map(|key| format!("`{key}`")).collect();
+            needs.push(format!("`s3:GetObject` on {}", keys.join(", ")));
+        }
+        if !entry.invokes.is_empty() {
+            let invoked: Vec<String> = entry
+                .invokes
+                .iter()
+                .map(|suffix| format!("`{function_prefix}{suffix}`"))
+                .collect();
+            needs.push(format!("`lambda:InvokeFunction` on {}", invoked.join(", ")));
+        }
+        if entry.submits_jobs {
+            needs.push(
+                "`batch:SubmitJob` on both job queues and both job definitions, `batch:ListJobs`".to_owned(),
+            );
+        }
+        needs.push(format!(
+            "`s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` on `{ledger_prefix}{function}/*` (the ledger)"
+        ));
+        table.push_str(&format!("| `{function}` | {trigger} | {} |\n", needs.join("; ")));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_handler_by_guest_or_function_name() {
+        let by_guest = find("model_queries", "emmaa-").unwrap();
+        assert_eq!(by_guest.function, "emmaa-queries");
+        assert_eq!(find("emmaa-queries", "emmaa-"), Some(by_guest));
+        assert_eq!(
+            find("dev-mm-update", "dev-").unwrap().guest,
+            "model_manager_update"
+        );
+    }
+
+    #[test]
+    fn finds_nothing_for_unknown_names() {
+        assert_eq!(find("emmaa-nothing", "emmaa-"), None);
+        assert_eq!(find("emmaa-queries", "dev-"), None);
+    }
+
+    #[test]
+    fn a_star_stands_for_exactly_one_path_segment() {
+        assert!(matches(CONFIG, "models/aml/config.json"));
+        assert!(!matches(CONFIG, "models/config.json"));
+        assert!(!matches(CONFIG, "models//config.json"));
+        assert!(!matches(CONFIG, "models/a/b/config.json"));
+        assert!(!matches(CONFIG, "results/aml/config.json"));
+        assert!(!matches(CONFIG, "models/aml/config.json.bak"));
+    }
+
+    #[test]
+    fn the_fan_out_handlers_reach_only_what_the_spec_says() {
+        let pipeline = by_guest("update_pipeline").unwrap();
+        assert!(pipeline.allows_list("models/", "/"));
+        assert!(!pipeline.allows_list("results/", "/"));
+        assert!(pipeline.allows_invoke("emmaa-mm-update", "emmaa-"));
+        assert!(!pipeline.allows_invoke("emmaa-queries", "emmaa-"));
+        assert!(!pipeline.submits_jobs);
+        let queries = by_guest("model_queries").unwrap();
+        assert!(!queries.allows_read("models/aml/config.json"));
+        assert!(queries.submits_jobs);
+    }
+
+    /// The README's IAM table is this table: regenerate it with
+    /// `EMMAA_BLESS=1 cargo test -p emmaa-runtime --lib`.
+    #[test]
+    fn the_readme_iam_table_is_made_from_the_reach_table() {
+        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(readme_path).unwrap();
+        let (start, end) = (
+            "<!-- iam-table: generated from host/src/guests.rs -->\n",
+            "<!-- /iam-table -->",
+        );
+        let from = readme.find(start).expect("the README marks its IAM table") + start.len();
+        let to = from + readme[from..].find(end).expect("the IAM table ends");
+        let generated = iam_table("emmaa-", "ledger/");
+        if std::env::var_os("EMMAA_BLESS").is_some() {
+            std::fs::write(
+                readme_path,
+                format!("{}{generated}{}", &readme[..from], &readme[to..]),
+            )
+            .unwrap();
+        } else {
+            assert_eq!(
+                &readme[from..to],
+                generated,
+                "README's IAM table differs; EMMAA_BLESS=1 rewrites it"
+            );
+        }
+    }
+}

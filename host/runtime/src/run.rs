@@ -1,0 +1,157 @@
+//! One event through one guest: the event checked at the edge (size, JSON),
+//! a fresh store with every limit set, the guest's requests performed
+//! through an [`Effects`] backend and recorded in the order it made them,
+//! and its answer, or a typed failure, salvaged into a partial answer when
+//! some of its calls had already gone through.
+
+use std::sync::Arc;
+
+use serde::de::IgnoredAny;
+use serde_json::Value;
+use wasmtime::Store;
+
+use crate::action::Action;
+use crate::bindings::Context;
+use crate::effects::Effects;
+use crate::engine::LoadedGuest;
+use crate::limits::FUEL_PER_EVENT;
+use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, conclude};
+use crate::settings::Settings;
+use crate::store::{EventContext, HostState, new_store};
+use crate::trace::Tape;
+
+/// What the guest answered, and what it asked the host to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerOutcome {
+    pub answer: Answer,
+    pub actions: Vec<Action>,
+    /// The fuel the guest burned (about one unit per wasm instruction).
+    pub fuel_used: u64,
+}
+
+impl HandlerOutcome {
+    /// The answer's `statusCode` (200, 207), when there is an answer.
+    pub fn status_code(&self) -> Option<u64> {
+        self.answer.status_code()
+    }
+
+    /// The answer Lambda returns, when there is one.
+    pub fn response(&self) -> Option<&Value> {
+        self.answer.response()
+    }
+
+    /// What went wrong, in words, when something did.
+    pub fn error_message(&self) -> Option<String> {
+        self.answer.failure().map(ToString::to_string)
+    }
+
+    fn refused_by_host(failure: Failure) -> Self {
+        HandlerOutcome {
+            answer: Answer::Failed(failure),
+            actions: Vec::new(),
+            fuel_used: 0,
+        }
+    }
+}
+
+/// Refuses an event over Lambda's payload limit, before reading it, or one
+/// that is not JSON.
+pub fn check_event(event: &str) -> Result<(), Failure> {
+    if event.len() > MAX_EVENT_BYTES {
+        return Err(Failure::EventTooLarge { size: event.len() });
+    }
+    serde_json::from_str::<IgnoredAny>(event).map_err(|err| Failure::EventNotJson(err.to_string()))?;
+    Ok(())
+}
+
+impl LoadedGuest {
+    /// Runs the guest on `event` (a JSON document).
+    pub async fn handle(
+        &self,
+        event: &str,
+        context: &EventContext,
+        effects: Arc<dyn Effects>,
+        settings: Arc<Settings>,
+    ) -> HandlerOutcome {
+        self.handle_taped(event, context, effects, settings, Tape::Off)
+            .await
+            .0
+    }
+
+    /// As [`LoadedGuest::handle`], with the calls recorded
+    /// ([`Tape::Recording`]) or answered from a trace ([`Tape::Playing`]);
+    /// answers the tape as the run left it.
+    pub async fn handle_taped(
+        &self,
+        event: &str,
+        context: &EventContext,
+        effects: Arc<dyn Effects>,
+        settings: Arc<Settings>,
+        tape: Tape,
+    ) -> (HandlerOutcome, Tape) {
+        if let Err(failure) = check_event(event) {
+            return (HandlerOutcome::refused_by_host(failure), tape);
+        }
+        let mut state = HostState::new(effects, settings, context.clone(), self.reach);
+        state.tape = tape;
+        let mut store = match new_store(self.pre.engine(), state) {
+            Ok(store) => store,
+            Err(err) => {
+                let failure = Failure::NotInstantiated(format!("{err:#}"));
+                return (HandlerOutcome::refused_by_host(failure), Tape::Off);
+            }
+        };
+        let mut answer = self.call(&mut store, event, context).await;
+        let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
+        let state = store.into_data();
+        if let Tape::Playing(player) = &state.tape {
+            // The recorded guest was stopped by its deadline after its last
+            // call; this one, answered at once, would have run on.
+            if player.stopped() && player.all_made() && answer.is_ok() {
+                answer = Err(Failure::Deadline);
+            }
+        }
+        let outcome = HandlerOutcome {
+            answer: conclude(answer, &state.done),
+            actions: state.actions,
+            fuel_used,
+        };
+        (outcome, state.tape)
+    }
+
+    async fn call(
+        &self,
+        store: &mut Store<HostState>,
+        event: &str,
+        context: &EventContext,
+    ) -> Result<Value, Failure> {
+        let handler = self.pre.instantiate_async(&mut *store).await.map_err(|err| {
+            match err.downcast_ref::<wasmtime::Trap>() {
+                // The deadline (or the fuel) can run out while the guest's
+                // start-up code runs: that is the deadline, not a broken
+                // component.
+                Some(wasmtime::Trap::Interrupt | wasmtime::Trap::OutOfFuel) => {
+                    Failure::from_trap(&err, None, None)
+                }
+                _ => Failure::NotInstantiated(err.root_cause().to_string()),
+            }
+        })?;
+        let guest_context = Context {
+            function_name: context.function_name.clone(),
+            request_id: context.request_id.clone(),
+            deadline_ms: context.deadline_ms,
+        };
+        let answer = match handler.call_handle(&mut *store, event, &guest_context).await {
+            Ok(answer) => answer.map_err(Failure::Refused)?,
+            Err(err) => {
+                let state = store.data_mut();
+                let (memory_refused, last_error) = (state.limiter.refused, state.last_guest_error.take());
+                return Err(Failure::from_trap(&err, memory_refused, last_error));
+            }
+        };
+        serde_json::from_str(&answer).map_err(|err| Failure::BadAnswer {
+            error: err.to_string(),
+            answer: answer.chars().take(200).collect(),
+        })
+    }
+}
