@@ -22,7 +22,7 @@ use emmaa_deploy::arch::Arch;
 use emmaa_deploy::bundle::{Bundle, BundleRequest, Serves, build_bootstrap, bundle};
 use emmaa_runtime::Effects;
 use emmaa_runtime::effects::{ErrorKind, Invocation, InvocationType};
-use emmaa_runtime::{EventContext, HandlerOutcome, Settings};
+use emmaa_runtime::{EventContext, GuestRun, Settings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,7 +126,7 @@ fn example_objects() -> Vec<(String, Vec<u8>)> {
 
 /// Runs `guest_name` on `event` with the production AWS clients (retries,
 /// timeouts) pointed at `address`: moto, or a fault proxy in front of it.
-async fn run_on_aws(guest_name: &str, event: Value, address: &str, settings: Settings) -> HandlerOutcome {
+async fn run_on_aws(guest_name: &str, event: Value, address: &str, settings: Settings) -> GuestRun {
     let context = EventContext {
         function_name: guest_name.into(),
         request_id: "e2e".into(),
@@ -494,7 +494,7 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
     })
     .unwrap_or_else(|err| panic!("{err}"));
     unzip(&all.zip, dir.path());
-    let expected: BTreeMap<String, String> = emmaa_runtime::guests::GUESTS
+    let expected: BTreeMap<String, String> = emmaa_runtime::functions::FUNCTIONS
         .iter()
         .map(|entry| (format!("emmaa-{}", entry.function), entry.guest.to_owned()))
         .collect();
@@ -586,7 +586,7 @@ fn the_bootstrap_refuses_to_start_for_a_function_its_manifest_does_not_serve() {
 fn the_bootstrap_carries_no_compiler_and_refuses_an_uncompiled_component() {
     let dir = tempfile::tempdir().unwrap();
     unpacked_bundle("model_updates", dir.path());
-    let wasm = Path::new(emmaa_runtime::guests::GUEST_DIR).join("model_updates.wasm");
+    let wasm = Path::new(emmaa_runtime::functions::GUEST_DIR).join("model_updates.wasm");
     std::fs::copy(wasm, dir.path().join("model_updates.wasm")).unwrap();
     let manifest_path = dir.path().join("manifest.json");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap();
@@ -1429,13 +1429,13 @@ async fn traces_recorded_by_the_bootstrap_replay_here_exactly_and_check_a_change
     let changed = tempfile::tempdir().unwrap();
     for guest in ["update_pipeline", "model_manager_update"] {
         std::fs::copy(
-            Path::new(emmaa_runtime::guests::GUEST_DIR).join(format!("{guest}.wasm")),
+            Path::new(emmaa_runtime::functions::GUEST_DIR).join(format!("{guest}.wasm")),
             changed.path().join(format!("{guest}.wasm")),
         )
         .unwrap();
     }
     std::fs::copy(
-        Path::new(emmaa_runtime::guests::GUEST_DIR).join("model_stats.wasm"),
+        Path::new(emmaa_runtime::functions::GUEST_DIR).join("model_stats.wasm"),
         changed.path().join("model_updates.wasm"),
     )
     .unwrap();
@@ -1625,7 +1625,7 @@ fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_and_queue() {
     use emmaa_deploy::template::template;
-    use emmaa_runtime::guests::{GUESTS, Trigger};
+    use emmaa_runtime::functions::{FUNCTIONS, Trigger};
     let moto = Moto::start_unconfigured();
     let config = moto.sdk_config().await;
     create_bucket(&config, "emmaa", vec![]).await;
@@ -1707,8 +1707,8 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         .iter()
         .map(|function| (function.function_name().unwrap(), function))
         .collect();
-    assert_eq!(by_name.len(), GUESTS.len(), "{:?}", by_name.keys());
-    for entry in &GUESTS {
+    assert_eq!(by_name.len(), FUNCTIONS.len(), "{:?}", by_name.keys());
+    for entry in &FUNCTIONS {
         let name = format!("emmaa-next-{}", entry.function);
         let function = by_name
             .get(name.as_str())
@@ -1807,7 +1807,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
             ),
         ]
     );
-    let mut expected_patterns: Vec<(String, String)> = GUESTS
+    let mut expected_patterns: Vec<(String, String)> = FUNCTIONS
         .iter()
         .filter_map(|entry| match entry.trigger {
             Trigger::NewObject { prefix, suffix } => Some((
@@ -1822,7 +1822,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
 
     // Lambda permissions: EventBridge may invoke each triggered function,
     // from its own rule only.
-    for entry in GUESTS.iter().filter(|entry| entry.trigger != Trigger::Invoked) {
+    for entry in FUNCTIONS.iter().filter(|entry| entry.trigger != Trigger::Invoked) {
         let name = format!("emmaa-next-{}", entry.function);
         let policy = lambda.get_policy().function_name(&name).send().await.unwrap();
         let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
@@ -1859,7 +1859,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         })
         .collect();
     groups.sort();
-    let mut expected_groups: Vec<(String, u64)> = GUESTS
+    let mut expected_groups: Vec<(String, u64)> = FUNCTIONS
         .iter()
         .map(|entry| (format!("/aws/lambda/emmaa-next-{}", entry.function), 30))
         .collect();
@@ -1916,7 +1916,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         names.iter().all(|name| name.starts_with("emmaa-next-")),
         "{names:?}"
     );
-    assert_eq!(names.len(), GUESTS.len());
+    assert_eq!(names.len(), FUNCTIONS.len());
 }
 
 /// The arm64 bundle, cross-built here (bootstrap by cargo-zigbuild against

@@ -45,7 +45,7 @@ fn submit(job_name: &str, purpose: &str, script: &str) -> Value {
     })
 }
 
-fn refused(outcome: &emmaa_runtime::HandlerOutcome) -> Vec<(String, String)> {
+fn refused(outcome: &emmaa_runtime::GuestRun) -> Vec<(String, String)> {
     let refused = outcome
         .response()
         .and_then(|r| r.get("refused"))
@@ -361,7 +361,7 @@ async fn after_update_refuses_a_bad_record_and_handles_the_good_one() {
 
 // ---- test_pipeline ------------------------------------------------------
 
-async fn test_pipeline_with_config(config: &str) -> emmaa_runtime::HandlerOutcome {
+async fn test_pipeline_with_config(config: &str) -> emmaa_runtime::GuestRun {
     let effects = bucket(&[("models/covid19/config.json", config)]);
     run("test_pipeline", json!({"model": "covid19"}), effects).await
 }
@@ -959,7 +959,7 @@ fn later_is_sooner(payload: &str) -> Duration {
     Duration::from_millis(40 - n.min(39))
 }
 
-async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_runtime::HandlerOutcome) {
+async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_runtime::GuestRun) {
     let effects = Arc::new(effects);
     let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]);
     let outcome = run_in_time(
@@ -1309,7 +1309,7 @@ fn is_safe(text: &str) -> bool {
 
 /// Checks one guest's outcome on `event`: an answer or a refusal, never a
 /// trap; refusals name a field; only safe names reach jobs and invocations.
-fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_runtime::HandlerOutcome) -> Result<(), String> {
+fn check_outcome(guest: &str, event: &Value, outcome: &emmaa_runtime::GuestRun) -> Result<(), String> {
     let fields = [
         "Records",
         "detail.object.key",
@@ -1365,9 +1365,9 @@ proptest::proptest! {
     #[test]
     fn any_event_to_any_handler_gets_an_answer_or_a_named_refusal_and_only_safe_names_go_out(
         event in hostile_event(),
-        index in 0..emmaa_runtime::guests::GUESTS.len(),
+        index in 0..emmaa_runtime::functions::FUNCTIONS.len(),
     ) {
-        let guest = emmaa_runtime::guests::GUESTS[index].guest;
+        let guest = emmaa_runtime::functions::FUNCTIONS[index].guest;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let effects = || bucket(&[
             ("models/aml/config.json", r#"{"run_daily_update": true, "make_tests": true}"#),
@@ -1457,7 +1457,7 @@ fn s3_event_with_sequencers(keys: &[(&str, &str)]) -> Value {
 }
 
 /// The names of the jobs an outcome submitted.
-fn submitted(outcome: &emmaa_runtime::HandlerOutcome) -> Vec<String> {
+fn submitted(outcome: &emmaa_runtime::GuestRun) -> Vec<String> {
     outcome
         .actions
         .iter()
@@ -1545,7 +1545,7 @@ async fn new_work_is_never_blocked() {
     let today = run_as("model_manager_update", &stand_in, &effects, "day-1").await;
     let tomorrow = run_as("model_manager_update", &stand_in, &effects, "day-2").await;
     assert_eq!((submitted(&today).len(), submitted(&tomorrow).len()), (1, 1));
-    let invoked = |outcome: &emmaa_runtime::HandlerOutcome| {
+    let invoked = |outcome: &emmaa_runtime::GuestRun| {
         outcome
             .actions
             .iter()
@@ -1723,7 +1723,7 @@ async fn a_guest_asking_beyond_its_functions_reach_gets_a_permission_error_and_a
 
 #[tokio::test]
 async fn a_handler_given_another_functions_reach_is_refused_what_that_function_may_not_do() {
-    let queries = emmaa_runtime::guests::by_guest("model_queries").unwrap();
+    let queries = emmaa_runtime::functions::PipelineFunction::by_guest("model_queries").unwrap();
     let guest = support::guest_serving("update_pipeline", queries);
     let context = emmaa_runtime::EventContext {
         function_name: "emmaa-queries".into(),
@@ -1786,9 +1786,9 @@ async fn recorded(
     effects: Arc<dyn Effects>,
     settings: emmaa_runtime::Settings,
     time_left: Duration,
-) -> (emmaa_runtime::HandlerOutcome, emmaa_runtime::trace::Trace) {
+) -> (emmaa_runtime::GuestRun, emmaa_runtime::trace::Trace) {
     use emmaa_runtime::trace::{Header, Recording, Tape, Trace};
-    let function = emmaa_runtime::guests::by_guest(guest_name).map_or_else(
+    let function = emmaa_runtime::functions::PipelineFunction::by_guest(guest_name).map_or_else(
         || format!("test-{guest_name}"),
         |entry| format!("emmaa-{}", entry.function),
     );
@@ -1830,8 +1830,8 @@ async fn recorded(
 
 /// The replay of `trace` with the guests of this build.
 async fn replayed(trace: &emmaa_runtime::trace::Trace) -> emmaa_offline::report::RunReport {
-    let components = emmaa_runtime::guests::GUEST_DIR.into();
-    let mut player = emmaa_offline::replay::TracePlayer::new(components, Duration::from_secs(60)).unwrap();
+    let components = emmaa_runtime::functions::GUEST_DIR.into();
+    let mut player = emmaa_offline::replay::TraceReplayer::new(components, Duration::from_secs(60)).unwrap();
     player.replay(trace, "test").await.unwrap()
 }
 

@@ -112,7 +112,7 @@ fn every_example_event_replays_to_its_expected_actions() {
     }
     replayed.sort();
     let functions: Vec<String> = {
-        let mut names: Vec<String> = emmaa_runtime::guests::GUESTS
+        let mut names: Vec<String> = emmaa_runtime::functions::FUNCTIONS
             .iter()
             .map(|entry| format!("emmaa-{}", entry.function))
             .collect();
@@ -374,10 +374,10 @@ proptest::proptest! {
 
     #[test]
     fn a_replay_prints_the_same_bytes_every_run(
-        index in 0..emmaa_runtime::guests::GUESTS.len(),
+        index in 0..emmaa_runtime::functions::FUNCTIONS.len(),
         model in "[a-z]{1,8}|[a-z;%+ ]{1,8}",
     ) {
-        let function = format!("emmaa-{}", emmaa_runtime::guests::GUESTS[index].function);
+        let function = format!("emmaa-{}", emmaa_runtime::functions::FUNCTIONS[index].function);
         let key = format!("results/{model}/model_manager_2020-02-04-12-00-00.pkl");
         let event = json!({"model": model, "tests": model, "Records": [{"s3": {"object": {"key": key}}}]});
         let run = || {
@@ -542,13 +542,13 @@ fn follow_runs_every_invoked_function_of_each_invoking_function() {
 async fn a_cycle_between_functions_is_reported_and_not_followed() {
     use emmaa_offline::cascade::Cascade;
     use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
-    use emmaa_runtime::guests::{GUEST_DIR, Guest, Trigger};
+    use emmaa_runtime::functions::{GUEST_DIR, PipelineFunction, Trigger};
     use emmaa_runtime::settings::Settings;
     use std::sync::Arc;
     use std::time::Duration;
 
-    const fn relay(function: &'static str, invokes: &'static [&'static str]) -> Guest {
-        Guest {
+    const fn relay(function: &'static str, invokes: &'static [&'static str]) -> PipelineFunction {
+        PipelineFunction {
             guest: "sandbox_probe",
             function,
             trigger: Trigger::Invoked,
@@ -558,7 +558,7 @@ async fn a_cycle_between_functions_is_reported_and_not_followed() {
             submits_jobs: false,
         }
     }
-    static RELAYS: [Guest; 2] = [relay("a", &["b"]), relay("b", &["a"])];
+    static RELAYS: [PipelineFunction; 2] = [relay("a", &["b"]), relay("b", &["a"])];
     let settings = Settings::from_lookup(|name| (name == "EMMAA_LEDGER").then(|| "off".to_owned())).unwrap();
     let cascade = Arc::new(
         Cascade::new(

@@ -218,8 +218,8 @@ fn sizes(work: &Path, plan: &Plan, ways: &[Way]) {
     if let Some(native) = ways.iter().find(|way| way.name == "native") {
         println!("| native baseline binary | {} |", size(&native.program));
     }
-    let guests = Path::new(emmaa_runtime::guests::GUEST_DIR);
-    for entry in &emmaa_runtime::guests::GUESTS {
+    let guests = Path::new(emmaa_runtime::functions::GUEST_DIR);
+    for entry in &emmaa_runtime::functions::FUNCTIONS {
         println!(
             "| {}.wasm | {} |",
             entry.guest,
@@ -447,7 +447,9 @@ fn bootstrap(work: &Path, plan: &Plan, guest: &str) -> Way {
     let program = build_bootstrap(profile, Arch::X86_64, &mut say).unwrap_or_else(|err| panic!("{err}"));
     let root = work.join(format!("bootstrap-{profile}-{guest}"));
     std::fs::create_dir_all(&root).unwrap();
-    let function = emmaa_runtime::guests::default_function(guest, "emmaa-").expect("a pipeline guest");
+    let function = emmaa_runtime::functions::PipelineFunction::by_guest(guest)
+        .expect("a pipeline guest")
+        .name("emmaa-");
     let made = bundle(&BundleRequest {
         serves: Serves::One {
             guest: guest.into(),
@@ -541,7 +543,9 @@ fn python(work: &Path, guest: &str) -> Way {
         .join("python_runtime.py");
     Way {
         name: "python",
-        function: emmaa_runtime::guests::default_function(guest, "emmaa-").expect("a pipeline guest"),
+        function: emmaa_runtime::functions::PipelineFunction::by_guest(guest)
+            .expect("a pipeline guest")
+            .name("emmaa-"),
         program: python,
         args: vec![runtime.display().to_string()],
         root,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
-use emmaa_runtime::guests::{self, GUEST_DIR};
+use emmaa_runtime::functions::{FUNCTIONS, GUEST_DIR, PipelineFunction};
 use emmaa_runtime::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestEntry};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -56,7 +56,7 @@ pub enum BundleError {
 }
 
 fn guest_names() -> String {
-    guests::GUESTS
+    FUNCTIONS
         .iter()
         .map(|entry| entry.guest)
         .collect::<Vec<_>>()
@@ -111,10 +111,7 @@ impl Bundle {
 
     /// The zip's SHA-256, in hex.
     pub fn sha256_hex(&self) -> String {
-        Sha256::digest(&self.zip)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        emmaa_runtime::digest::sha256_hex(&self.zip)
     }
 
     /// The zip's SHA-256 as Lambda reports it (`CodeSha256`: base64).
@@ -201,11 +198,12 @@ fn read(path: &Path) -> Result<Vec<u8>, BundleError> {
 pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
     let functions: BTreeMap<String, String> = match &request.serves {
         Serves::One { guest, function } => {
-            let default_function = guests::default_function(guest, &request.function_prefix)
-                .ok_or_else(|| BundleError::UnknownGuest(guest.clone()))?;
+            let default_function = PipelineFunction::by_guest(guest)
+                .ok_or_else(|| BundleError::UnknownGuest(guest.clone()))?
+                .name(&request.function_prefix);
             BTreeMap::from([(function.clone().unwrap_or(default_function), guest.clone())])
         }
-        Serves::All => guests::GUESTS
+        Serves::All => FUNCTIONS
             .iter()
             .map(|entry| {
                 (
@@ -253,7 +251,7 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
             })?;
         components.insert(
             guest.clone(),
-            (component, emmaa_runtime::trace::content_hash(&wasm)),
+            (component, emmaa_runtime::digest::content_hash(&wasm)),
         );
     }
     let component_file = |guest: &str| format!("{guest}.cwasm");

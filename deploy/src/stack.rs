@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::arch::Arch;
@@ -265,13 +264,6 @@ pub fn merge_parameters(
     Ok(merged)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
 fn is_no_change(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
@@ -332,7 +324,7 @@ pub async fn deploy_stack(
     let template_key = format!(
         "{}template-{}.yaml",
         request.artifact_prefix,
-        hex(yaml.as_bytes())
+        emmaa_runtime::digest::sha256_hex(yaml.as_bytes())
     );
     if control.ensure_bucket(bucket).await? {
         say(format!("made the artifact bucket {bucket}"));

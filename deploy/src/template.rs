@@ -1,5 +1,5 @@
 //! The pipeline as code: a CloudFormation template made from the reach
-//! table (`emmaa_runtime::guests::GUESTS`) and the settings table
+//! table (`emmaa_runtime::functions::FUNCTIONS`) and the settings table
 //! (`emmaa_runtime::settings::VARIABLES`), so the roles, triggers and settings
 //! cannot drift from what the host enforces.
 //!
@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value, json};
 
-use emmaa_runtime::guests::{GUESTS, Guest, Trigger};
+use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, Trigger};
 use emmaa_runtime::settings::{self, VARIABLES, Variable};
 
 /// `update_pipeline` → `UpdatePipeline`: a logical id.
@@ -45,8 +45,8 @@ fn reference(name: &str) -> Value {
 }
 
 /// The function's name, with the prefix parameter.
-fn function_name(entry: &Guest) -> Value {
-    sub(&format!("${{FunctionPrefix}}{}", entry.function))
+fn function_name(function: &PipelineFunction) -> Value {
+    sub(&format!("${{FunctionPrefix}}{}", function.function))
 }
 
 fn function_arn(suffix: &str) -> Value {
@@ -59,18 +59,18 @@ fn bucket_arn(path: &str) -> Value {
     sub(&format!("arn:${{AWS::Partition}}:s3:::${{Bucket}}{path}"))
 }
 
-/// The statements of `entry`'s role: logs, its reach, the ledger, the
+/// The statements of `function`'s role: logs, its reach, the ledger, the
 /// traces (when they are on).
-fn statements(entry: &Guest) -> Vec<Value> {
+fn statements(function: &PipelineFunction) -> Vec<Value> {
     let mut statements = vec![json!({
         "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "Resource": sub(&format!(
             "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/${{FunctionPrefix}}{}:*",
-            entry.function
+            function.function
         )),
     })];
-    for prefix in entry.lists {
+    for prefix in function.lists {
         statements.push(json!({
             "Effect": "Allow",
             "Action": "s3:ListBucket",
@@ -78,19 +78,23 @@ fn statements(entry: &Guest) -> Vec<Value> {
             "Condition": {"StringEquals": {"s3:prefix": prefix, "s3:delimiter": "/"}},
         }));
     }
-    if !entry.reads.is_empty() {
-        let keys: Vec<Value> = entry
+    if !function.reads.is_empty() {
+        let keys: Vec<Value> = function
             .reads
             .iter()
             .map(|key| bucket_arn(&format!("/{key}")))
             .collect();
         statements.push(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": keys}));
     }
-    if !entry.invokes.is_empty() {
-        let functions: Vec<Value> = entry.invokes.iter().map(|suffix| function_arn(suffix)).collect();
+    if !function.invokes.is_empty() {
+        let functions: Vec<Value> = function
+            .invokes
+            .iter()
+            .map(|suffix| function_arn(suffix))
+            .collect();
         statements.push(json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": functions}));
     }
-    if entry.submits_jobs {
+    if function.submits_jobs {
         let batch = |kind: &str, parameter: &str, revisions: &str| {
             sub(&format!(
                 "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{{parameter}}}{revisions}"
@@ -112,7 +116,7 @@ fn statements(entry: &Guest) -> Vec<Value> {
     statements.push(json!({
         "Effect": "Allow",
         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-        "Resource": bucket_arn(&format!("/${{LedgerPrefix}}${{FunctionPrefix}}{}/*", entry.function)),
+        "Resource": bucket_arn(&format!("/${{LedgerPrefix}}${{FunctionPrefix}}{}/*", function.function)),
     }));
     // The flight recorder's traces, only while EMMAA_TRACE_PREFIX is set.
     statements.push(json!({"Fn::If": [
@@ -120,11 +124,11 @@ fn statements(entry: &Guest) -> Vec<Value> {
         {
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": bucket_arn(&format!("/${{TracePrefix}}${{FunctionPrefix}}{}/*", entry.function)),
+            "Resource": bucket_arn(&format!("/${{TracePrefix}}${{FunctionPrefix}}{}/*", function.function)),
         },
         {"Ref": "AWS::NoValue"},
     ]}));
-    if entry.trigger == Trigger::Invoked {
+    if function.trigger == Trigger::Invoked {
         statements.push(json!({
             "Effect": "Allow",
             "Action": "sqs:SendMessage",
@@ -257,14 +261,14 @@ pub fn template() -> Value {
             "Properties": {"QueueName": sub("${FunctionPrefix}failed-events"), "MessageRetentionPeriod": 1_209_600},
         }),
     );
-    for entry in &GUESTS {
-        let id = logical_id(entry.guest);
+    for function in &FUNCTIONS {
+        let id = logical_id(function.guest);
         resources.insert(
             format!("{id}Logs"),
             json!({
                 "Type": "AWS::Logs::LogGroup",
                 "Properties": {
-                    "LogGroupName": sub(&format!("/aws/lambda/${{FunctionPrefix}}{}", entry.function)),
+                    "LogGroupName": sub(&format!("/aws/lambda/${{FunctionPrefix}}{}", function.function)),
                     "RetentionInDays": reference("LogRetentionDays"),
                 },
             }),
@@ -280,7 +284,7 @@ pub fn template() -> Value {
                     },
                     "Policies": [{
                         "PolicyName": "reach",
-                        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements(entry)},
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements(function)},
                     }],
                 },
             }),
@@ -291,7 +295,7 @@ pub fn template() -> Value {
                 "Type": "AWS::Lambda::Function",
                 "DependsOn": [format!("{id}Logs")],
                 "Properties": {
-                    "FunctionName": function_name(entry),
+                    "FunctionName": function_name(function),
                     "Runtime": "provided.al2023",
                     "Handler": "bootstrap",
                     "Architectures": [reference("Architecture")],
@@ -316,9 +320,9 @@ pub fn template() -> Value {
             );
             json!({"Type": "AWS::Events::Rule", "Properties": properties})
         };
-        let trigger = match entry.trigger {
+        let trigger = match function.trigger {
             Trigger::Daily => {
-                let schedule = match entry.guest {
+                let schedule = match function.guest {
                     "test_update_pipeline" => "TestUpdateSchedule",
                     _ => "UpdateSchedule",
                 };

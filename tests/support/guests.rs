@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
-use emmaa_runtime::guests::{GUEST_DIR, GUESTS, Guest};
-use emmaa_runtime::{Effects, EventContext, GuestRuntime, HandlerOutcome, LoadedGuest, Settings};
+use emmaa_runtime::functions::{FUNCTIONS, GUEST_DIR, PipelineFunction};
+use emmaa_runtime::{Effects, EventContext, GuestRun, GuestRuntime, LoadedGuest, Settings};
 use serde_json::Value;
 
 /// 2020-02-04T12:00:00Z, the time every test runs at.
@@ -24,16 +24,16 @@ fn runtime() -> &'static GuestRuntime {
 }
 
 /// The reach the tests give `sandbox_probe`: what `model_updates` may do.
-pub const PROBE_REACH: &Guest = &GUESTS[1];
+pub const PROBE_REACH: &PipelineFunction = &FUNCTIONS[1];
 
 /// The guest `name`, serving its own function's reach.
 pub fn guest(name: &str) -> Arc<LoadedGuest> {
-    let reach = emmaa_runtime::guests::by_guest(name).unwrap_or(PROBE_REACH);
+    let reach = emmaa_runtime::functions::PipelineFunction::by_guest(name).unwrap_or(PROBE_REACH);
     guest_serving(name, reach)
 }
 
 /// The guest `name`, allowed only `reach`.
-pub fn guest_serving(name: &str, reach: &'static Guest) -> Arc<LoadedGuest> {
+pub fn guest_serving(name: &str, reach: &'static PipelineFunction) -> Arc<LoadedGuest> {
     /// Each guest once per reach it is loaded with.
     type Loaded = HashMap<(String, &'static str), Arc<LoadedGuest>>;
     static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
@@ -66,16 +66,11 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
 }
 
 /// Runs `guest` on `event` with the default settings.
-pub async fn run(guest_name: &str, event: Value, effects: LocalEffects) -> HandlerOutcome {
+pub async fn run(guest_name: &str, event: Value, effects: LocalEffects) -> GuestRun {
     run_with(guest_name, event, effects, settings(&[])).await
 }
 
-pub async fn run_with(
-    guest_name: &str,
-    event: Value,
-    effects: LocalEffects,
-    settings: Settings,
-) -> HandlerOutcome {
+pub async fn run_with(guest_name: &str, event: Value, effects: LocalEffects, settings: Settings) -> GuestRun {
     run_in_time(
         guest_name,
         &event.to_string(),
@@ -93,18 +88,13 @@ pub async fn run_in_time(
     effects: Arc<dyn Effects>,
     settings: Settings,
     time_left: Duration,
-) -> HandlerOutcome {
+) -> GuestRun {
     deliver(guest_name, event, effects, settings, time_left, "test-request").await
 }
 
 /// Delivers `event` to `guest` as Lambda request `request_id`, with the
 /// ledger on.
-pub async fn run_as(
-    guest_name: &str,
-    event: &Value,
-    effects: &LocalEffects,
-    request_id: &str,
-) -> HandlerOutcome {
+pub async fn run_as(guest_name: &str, event: &Value, effects: &LocalEffects, request_id: &str) -> GuestRun {
     let settings = settings(&[("EMMAA_LEDGER", "on")]);
     let effects = Arc::new(effects.clone());
     deliver(
@@ -125,7 +115,7 @@ async fn deliver(
     settings: Settings,
     time_left: Duration,
     request_id: &str,
-) -> HandlerOutcome {
+) -> GuestRun {
     let context = EventContext {
         function_name: format!("test-{guest_name}"),
         request_id: request_id.into(),
@@ -139,7 +129,7 @@ async fn deliver(
 }
 
 /// The recorded actions as the replay contract prints them.
-pub fn actions(outcome: &HandlerOutcome) -> Value {
+pub fn actions(outcome: &GuestRun) -> Value {
     serde_json::to_value(&outcome.actions).unwrap()
 }
 

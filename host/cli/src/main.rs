@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use emmaa_offline::quota::{Limits, Storm};
 use emmaa_offline::replay::{
-    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayReport, ReplayRequest, TracePlayer, TraceSource,
-    clock_now, parse_deadline, parse_now, replay,
+    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TraceReplayer, TraceSource, clock_now,
+    parse_deadline, parse_now, replay,
 };
+use emmaa_offline::report::RunReport;
 use emmaa_offline::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
 use emmaa_runtime::Settings;
 use emmaa_runtime::effects::MAX_ATTEMPTS;
@@ -199,7 +200,7 @@ fn parse_storm(value: &str) -> Result<Storm, String> {
 }
 
 fn default_components() -> &'static str {
-    emmaa_runtime::guests::GUEST_DIR
+    emmaa_runtime::functions::GUEST_DIR
 }
 
 pub fn main() -> ExitCode {
@@ -316,7 +317,7 @@ fn replay_trace(
 ) -> ExitCode {
     let source = TraceSource::parse(trace);
     let report = parse_deadline(deadline).and_then(|deadline| {
-        let mut player = TracePlayer::new(components, deadline)?;
+        let mut player = TraceReplayer::new(components, deadline)?;
         runtime.block_on(async {
             let recorded = player.read(&source).await?;
             player.replay(&recorded, trace).await
@@ -333,10 +334,7 @@ fn replay_trace(
 
 /// Prints a replay's JSON and exits with `status` of it; 2 when there is
 /// no report.
-fn print_report(
-    report: Result<ReplayReport, ReplayError>,
-    status: impl FnOnce(&ReplayReport) -> u8,
-) -> ExitCode {
+fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&RunReport) -> u8) -> ExitCode {
     let report = match report {
         Ok(report) => report,
         Err(err) => {
@@ -365,7 +363,7 @@ fn run_check(
 ) -> ExitCode {
     let sources: Vec<TraceSource> = traces.iter().map(|trace| TraceSource::parse(trace)).collect();
     let checked = parse_deadline(deadline).and_then(|deadline| {
-        let mut player = TracePlayer::new(components, deadline)?;
+        let mut player = TraceReplayer::new(components, deadline)?;
         runtime.block_on(player.check(&sources, None))
     });
     let checked = match checked {

@@ -15,13 +15,14 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use emmaa_aws::AwsEffects;
+use emmaa_runtime::answer::{Answer, Failure};
+use emmaa_runtime::context::EventContext;
 use emmaa_runtime::effects::{Condition, Effects};
-use emmaa_runtime::engine::{GuestRuntime, LoadedGuest};
-use emmaa_runtime::guests;
+use emmaa_runtime::engine::GuestRuntime;
+use emmaa_runtime::functions::{self, PipelineFunction};
+use emmaa_runtime::guest::LoadedGuest;
 use emmaa_runtime::manifest::Manifest;
-use emmaa_runtime::outcome::{Answer, Failure};
 use emmaa_runtime::settings::Settings;
-use emmaa_runtime::store::EventContext;
 use emmaa_runtime::trace::{Header, Recording, Tape, Trace};
 
 /// Why the function could not start.
@@ -51,11 +52,11 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     })?;
     let settings =
         Arc::new(Settings::from_env().map_err(|err| startup_error(format!("bad setting: {err}")))?);
-    let reach = guests::by_guest(&entry.guest).ok_or_else(|| {
+    let serves = PipelineFunction::by_guest(&entry.guest).ok_or_else(|| {
         startup_error(format!(
             "the manifest names guest {:?} for {function:?}, which is none of the pipeline's: {}",
             entry.guest,
-            guests::known_names(&settings.pipeline.function_prefix)
+            functions::known_names(&settings.pipeline.function_prefix)
         ))
     })?;
     // The two slow steps of the start, at once: the engine and component
@@ -70,7 +71,7 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
         .await
         .map_err(|err| startup_error(format!("loading the component stopped: {err}")))?
         .map_err(|err| startup_error(err.to_string()))?;
-    let guest = Arc::new(guest.serving(reach).with_component_hash(entry.wasm.clone()));
+    let guest = Arc::new(guest.serving(serves).with_component_hash(entry.wasm.clone()));
     tracing::info!(function, guest = entry.guest, "ready");
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
@@ -155,7 +156,7 @@ pub async fn handle_event(
         (Some(prefix), Tape::Recording(recording)) => {
             let header = Header {
                 function: &context.function_name,
-                guest: guest.reach().map_or("", |reach| reach.guest),
+                guest: guest.function().map_or("", |function| function.guest),
                 component: guest.component.as_deref(),
                 request_id: &context.request_id,
                 deadline_ms: context.deadline_ms,

@@ -13,17 +13,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use emmaa_runtime::action::Action;
+use emmaa_runtime::context::EventContext;
+use emmaa_runtime::digest::sha256_hex;
 use emmaa_runtime::effects::local::LocalEffects;
 use emmaa_runtime::effects::{
     AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job,
 };
-use emmaa_runtime::engine::{EngineError, GuestRuntime, LoadedGuest, component_path};
-use emmaa_runtime::guests::{GUESTS, Guest};
+use emmaa_runtime::engine::{EngineError, GuestRuntime, component_path};
+use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, find_in};
+use emmaa_runtime::guest::LoadedGuest;
 use emmaa_runtime::settings::Settings;
-use emmaa_runtime::store::EventContext;
 
 use crate::quota::{Account, Environment, Limit, Place};
 use crate::report::{Followed, ReportedAction, RunReport, accepted, function_error};
@@ -62,7 +63,7 @@ pub struct Cascade {
     runtime: GuestRuntime,
     components: PathBuf,
     /// The functions (names without the prefix) and the guests serving them.
-    functions: &'static [Guest],
+    functions: &'static [PipelineFunction],
     settings: Arc<Settings>,
     now: u64,
     deadline: Duration,
@@ -89,7 +90,7 @@ impl Cascade {
         Ok(Cascade {
             runtime: GuestRuntime::new()?,
             components,
-            functions: &GUESTS,
+            functions: &FUNCTIONS,
             settings: Arc::new(settings),
             now,
             deadline,
@@ -109,7 +110,7 @@ impl Cascade {
     }
 
     /// Serves other functions than the pipeline's (test fixtures).
-    pub fn with_functions(mut self, functions: &'static [Guest]) -> Self {
+    pub fn with_functions(mut self, functions: &'static [PipelineFunction]) -> Self {
         self.functions = functions;
         self
     }
@@ -139,27 +140,24 @@ impl Cascade {
         &self.settings
     }
 
-    /// The entry serving `function` (a function name with the prefix, or a
-    /// guest name).
-    pub fn entry(&self, function: &str) -> Option<(&'static Guest, String)> {
+    /// The function `name` names (a function name with the prefix, or a
+    /// guest name), and its name with the prefix.
+    pub fn function(&self, name: &str) -> Option<(&'static PipelineFunction, String)> {
         let prefix = &self.settings.pipeline.function_prefix;
-        self.functions.iter().find_map(|entry| {
-            let name = format!("{prefix}{}", entry.function);
-            (function == name || function == entry.guest).then_some((entry, name))
-        })
+        find_in(self.functions, name, prefix).map(|function| (function, function.name(prefix)))
     }
 
-    fn guest(&self, entry: &'static Guest) -> Result<Arc<LoadedGuest>, CascadeError> {
+    fn guest(&self, served: &'static PipelineFunction) -> Result<Arc<LoadedGuest>, CascadeError> {
         let mut loaded = self
             .loaded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(guest) = loaded.get(entry.function) {
+        if let Some(guest) = loaded.get(served.function) {
             return Ok(guest.clone());
         }
-        let path = component_path(&self.components, entry.guest);
-        let guest = Arc::new(self.runtime.load(&path)?.serving(entry));
-        loaded.insert(entry.function, guest.clone());
+        let path = component_path(&self.components, served.guest);
+        let guest = Arc::new(self.runtime.load(&path)?.serving(served));
+        loaded.insert(served.function, guest.clone());
         Ok(guest)
     }
 
@@ -223,10 +221,10 @@ impl Cascade {
         now: u64,
         mut chain: Vec<String>,
     ) -> Result<RunReport, CascadeError> {
-        let (entry, name) = self
-            .entry(function)
+        let (served, name) = self
+            .function(function)
             .ok_or_else(|| CascadeError::UnknownFunction(function.to_owned()))?;
-        let guest = self.guest(entry)?;
+        let guest = self.guest(served)?;
         chain.push(name.clone());
         let now = match &self.account {
             Some(account) => account.clock(self.now),
@@ -251,7 +249,7 @@ impl Cascade {
         let outcome = guest
             .handle(event, &context, effects.clone(), self.settings.clone())
             .await;
-        let mut report = RunReport::of(&name, entry.guest, outcome);
+        let mut report = RunReport::of(&name, served.guest, outcome);
         effects.attach(&mut report.actions);
         if let (Some(account), Some(environment)) = (&self.account, &effects.environment) {
             account.release(environment.clone());
@@ -326,16 +324,15 @@ impl Following {
     /// A request id for the invoked run that is the same every time the
     /// same event is replayed.
     fn child_request_id(&self, invocation: &Invocation) -> String {
-        let digest = Sha256::digest(
-            [
+        let digest = sha256_hex(
+            &[
                 self.request_id.as_bytes(),
                 invocation.function_name.as_bytes(),
                 invocation.payload.as_bytes(),
             ]
             .join(&0u8),
         );
-        let short: String = digest[..6].iter().map(|byte| format!("{byte:02x}")).collect();
-        format!("{}/{short}", self.request_id)
+        format!("{}/{}", self.request_id, &digest[..12])
     }
 }
 
@@ -368,7 +365,7 @@ impl Effects for Following {
             return self.cascade.effects.invoke(invocation).await;
         }
         let function = &invocation.function_name;
-        if self.cascade.entry(function).is_none() {
+        if self.cascade.function(function).is_none() {
             return Err(AwsError::new(
                 ErrorKind::NotFound,
                 "ResourceNotFoundException",

@@ -15,13 +15,14 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::cascade::{Cascade, CascadeError};
 use crate::report::RunReport;
+use emmaa_runtime::answer::{Failure, MAX_EVENT_BYTES};
+use emmaa_runtime::context::EventContext;
 use emmaa_runtime::difference::{Difference, first_difference};
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects, LocalLedger};
-use emmaa_runtime::engine::{EngineError, GuestRuntime, LoadedGuest, component_path};
-use emmaa_runtime::guests;
-use emmaa_runtime::outcome::{Failure, MAX_EVENT_BYTES};
+use emmaa_runtime::engine::{EngineError, GuestRuntime, component_path};
+use emmaa_runtime::functions::{self, PipelineFunction};
+use emmaa_runtime::guest::LoadedGuest;
 use emmaa_runtime::settings::{Settings, SettingsError};
-use emmaa_runtime::store::EventContext;
 use emmaa_runtime::trace::{
     ComponentCheck, LeftOut, MAX_TRACE_BYTES, Player, TRACE_FORMAT, Tape, Trace, Verdict,
 };
@@ -85,9 +86,6 @@ pub enum ReplayError {
     #[error("the trace {source_name} cannot be replayed: {reason}")]
     TraceUnusable { source_name: String, reason: String },
 }
-
-/// The JSON document `host replay` prints (the replay contract).
-pub type ReplayReport = RunReport;
 
 /// Parses `--deadline`: a whole number with `ms`, `s` or `m`.
 pub fn parse_deadline(value: &str) -> Result<Duration, ReplayError> {
@@ -179,13 +177,13 @@ fn read_event(path: Option<&Path>) -> Result<String, ReplayError> {
 }
 
 /// Runs the replay and answers the report to print.
-pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<ReplayReport, ReplayError> {
+pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<RunReport, ReplayError> {
     let prefix = settings.pipeline.function_prefix.clone();
     let unknown = || ReplayError::UnknownFunction {
         name: request.function.clone(),
-        known: guests::known_names(&prefix),
+        known: functions::known_names(&prefix),
     };
-    let handler = guests::find(&request.function, &prefix).ok_or_else(unknown)?;
+    let function = PipelineFunction::find(&request.function, &prefix).ok_or_else(unknown)?;
     let event = read_event(request.event.as_deref())?;
     let bucket = match &request.bucket_dir {
         Some(dir) if dir.is_dir() => LocalBucket::Directory(dir.clone()),
@@ -215,7 +213,7 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<Repla
         .following(request.follow),
     );
     cascade
-        .run(&handler.function, &event, &request.request_id)
+        .run(&function.name(&prefix), &event, &request.request_id)
         .await
         .map_err(|err| match err {
             CascadeError::UnknownFunction(_) => unknown(),
@@ -378,7 +376,7 @@ impl AwsTraces {
 
 /// Runs recorded invocations with every import answered from their
 /// traces: each guest loaded once from `components`.
-pub struct TracePlayer {
+pub struct TraceReplayer {
     runtime: GuestRuntime,
     components: PathBuf,
     deadline: Duration,
@@ -386,9 +384,9 @@ pub struct TracePlayer {
     aws: AwsTraces,
 }
 
-impl TracePlayer {
+impl TraceReplayer {
     pub fn new(components: PathBuf, deadline: Duration) -> Result<Self, ReplayError> {
-        Ok(TracePlayer {
+        Ok(TraceReplayer {
             runtime: GuestRuntime::new()?,
             components,
             deadline,
@@ -416,7 +414,7 @@ impl TracePlayer {
             });
         }
         let loaded = self.runtime.load(&component_path(&self.components, name))?;
-        let guest = Arc::new(match guests::by_guest(name) {
+        let guest = Arc::new(match PipelineFunction::by_guest(name) {
             Some(entry) => loaded.serving(entry),
             None => loaded,
         });
@@ -425,7 +423,7 @@ impl TracePlayer {
     }
 
     /// Runs `trace` with this build's component of its guest.
-    pub async fn replay(&mut self, trace: &Trace, shown: &str) -> Result<ReplayReport, ReplayError> {
+    pub async fn replay(&mut self, trace: &Trace, shown: &str) -> Result<RunReport, ReplayError> {
         let unusable = |reason: String| ReplayError::TraceUnusable {
             source_name: shown.to_owned(),
             reason,

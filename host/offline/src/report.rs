@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use emmaa_runtime::Action;
 use emmaa_runtime::effects::{InvocationOutcome, InvocationType};
-use emmaa_runtime::run::HandlerOutcome;
+use emmaa_runtime::guest::GuestRun;
 use emmaa_runtime::trace::{RecordedAnswer, Verdict};
 
 /// What one function did with one event: the replay contract's document.
@@ -45,7 +45,7 @@ impl RunReport {
         if status == Some(200) { 0 } else { 1 }
     }
 
-    pub fn of(function: &str, guest: &str, outcome: HandlerOutcome) -> RunReport {
+    pub fn of(function: &str, guest: &str, outcome: GuestRun) -> RunReport {
         RunReport {
             function: function.to_owned(),
             guest: guest.to_owned(),

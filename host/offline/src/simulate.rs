@@ -28,7 +28,7 @@ use emmaa_runtime::action::Action;
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
 use emmaa_runtime::effects::{Invocation, Job};
 use emmaa_runtime::engine::{EngineError, GuestRuntime};
-use emmaa_runtime::guests::{GUESTS, Trigger};
+use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, Trigger};
 use emmaa_runtime::settings::Settings;
 
 /// The bucket a day runs over.
@@ -315,7 +315,7 @@ pub fn files_written(job: &Job, at: u64) -> (Option<String>, Vec<String>) {
 
 /// The functions whose S3 trigger matches `key`.
 pub fn triggered_by(key: &str, prefix: &str) -> Vec<String> {
-    GUESTS
+    FUNCTIONS
         .iter()
         .filter(|entry| match entry.trigger {
             Trigger::NewObject {
@@ -521,7 +521,9 @@ fn schedule_starts(prefix: &str, at: u64) -> Vec<(Start, String, Value)> {
     SCHEDULES
         .iter()
         .map(|(schedule, guest)| {
-            let function = emmaa_runtime::guests::default_function(guest, prefix).unwrap_or_default();
+            let function = PipelineFunction::by_guest(guest)
+                .map(|function| function.name(prefix))
+                .unwrap_or_default();
             let start = Start::Schedule {
                 schedule: (*schedule).to_owned(),
             };

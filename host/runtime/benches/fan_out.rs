@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
 use emmaa_runtime::effects::{AwsError, Condition, Invocation, InvocationOutcome, Job};
-use emmaa_runtime::guests::{GUEST_DIR, GUESTS};
+use emmaa_runtime::functions::{FUNCTIONS, GUEST_DIR};
 use emmaa_runtime::{Effects, EventContext, GuestRuntime, Settings};
 
 const MODELS: usize = 1_000;
@@ -102,7 +102,7 @@ fn main() {
         .unwrap()
         .load(&Path::new(GUEST_DIR).join("update_pipeline.wasm"))
         .unwrap()
-        .serving(&GUESTS[0]);
+        .serving(&FUNCTIONS[0]);
     let objects: BTreeMap<String, Vec<u8>> = (0..MODELS)
         .map(|n| {
             let key = format!("models/model{n:04}/config.json");

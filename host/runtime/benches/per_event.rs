@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
 use emmaa_runtime::engine::precompile;
-use emmaa_runtime::guests::{GUEST_DIR, GUESTS};
+use emmaa_runtime::functions::{FUNCTIONS, GUEST_DIR};
 use emmaa_runtime::{EventContext, GuestRuntime, LoadedGuest, Settings};
 
 fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
@@ -81,7 +81,7 @@ fn main() {
         outcome
     };
 
-    let model_updates = engine.load(&cwasm_path).unwrap().serving(&GUESTS[1]);
+    let model_updates = engine.load(&cwasm_path).unwrap().serving(&FUNCTIONS[1]);
     let empty = Arc::new(LocalEffects::new(LocalBucket::Empty));
     run(&model_updates, r#"{"model": "aml"}"#, &empty);
     report(
@@ -101,7 +101,7 @@ fn main() {
     let update_pipeline = engine
         .load(&Path::new(GUEST_DIR).join("update_pipeline.wasm"))
         .unwrap()
-        .serving(&GUESTS[0]);
+        .serving(&FUNCTIONS[0]);
     let outcome = run(&update_pipeline, "{}", &bucket);
     report(
         &format!("update_pipeline: 1,205 models, {} actions", outcome.actions.len()),

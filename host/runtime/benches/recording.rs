@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
-use emmaa_runtime::guests::{GUEST_DIR, by_guest};
+use emmaa_runtime::functions::{GUEST_DIR, PipelineFunction};
 use emmaa_runtime::trace::{Header, Recording, Tape, Trace};
 use emmaa_runtime::{EventContext, GuestRuntime, LoadedGuest, Settings};
 
@@ -40,7 +40,7 @@ fn main() {
         engine
             .load(&Path::new(GUEST_DIR).join(format!("{guest}.wasm")))
             .unwrap()
-            .serving(by_guest(guest).unwrap())
+            .serving(PipelineFunction::by_guest(guest).unwrap())
     };
     // One event handled `runs` times each way: the medians, and the trace.
     let measure = |what: &str,

@@ -15,10 +15,10 @@ use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 
 use crate::bindings::{Handler, HandlerPre};
-use crate::guests::Guest;
+use crate::digest::{content_hash, sha256_hex};
+use crate::guest::LoadedGuest;
+use crate::imports::HostState;
 use crate::limits::{pooling_config, start_epoch_ticker};
-use crate::store::HostState;
-use crate::trace::content_hash;
 
 /// What std's `HashMap` gets from `wasi:random/insecure-seed`.
 const FIXED_HASH_SEED: (u64, u64) = (0x454d_4d41_4121_0001, 0x454d_4d41_4121_0002);
@@ -135,36 +135,6 @@ pub struct GuestRuntime {
     engine: Engine,
 }
 
-/// A guest, linked and pre-instantiated; cheap to run once per event.
-pub struct LoadedGuest {
-    pub(crate) pre: HandlerPre<HostState>,
-    /// What the function it serves may reach; with none, every call is
-    /// refused.
-    pub(crate) reach: Option<&'static Guest>,
-    /// `sha256:<hex>` of the component's `.wasm`, when known: what a trace
-    /// records, and a replay of it compares.
-    pub component: Option<String>,
-}
-
-impl LoadedGuest {
-    /// The guest, allowed the reach of the function `guest` describes.
-    pub fn serving(mut self, guest: &'static Guest) -> Self {
-        self.reach = Some(guest);
-        self
-    }
-
-    /// What the function it serves may reach, if it was given one.
-    pub fn reach(&self) -> Option<&'static Guest> {
-        self.reach
-    }
-
-    /// The guest, known to be the component whose `.wasm` has `hash`.
-    pub fn with_component_hash(mut self, hash: Option<String>) -> Self {
-        self.component = hash;
-        self
-    }
-}
-
 impl GuestRuntime {
     /// The engine, its instance pool, and the thread that keeps its time
     /// for deadlines.
@@ -236,13 +206,10 @@ impl GuestRuntime {
     /// The component's bytes and this engine's compatibility, hashed.
     #[cfg(feature = "jit")]
     fn cache_key(&self, wasm: &[u8]) -> String {
-        use sha2::{Digest, Sha256};
         use std::hash::{Hash, Hasher};
         let mut engine = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut engine);
-        let digest = Sha256::digest(wasm);
-        let wasm: String = digest[..16].iter().map(|byte| format!("{byte:02x}")).collect();
-        format!("{wasm}-{:016x}", engine.finish())
+        format!("{}-{:016x}", &sha256_hex(wasm)[..32], engine.finish())
     }
 
     #[cfg(not(feature = "jit"))]
@@ -279,10 +246,6 @@ impl GuestRuntime {
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = HandlerPre::new(pre).map_err(link_error)?;
-        Ok(LoadedGuest {
-            pre,
-            reach: None,
-            component: None,
-        })
+        Ok(LoadedGuest::new(pre))
     }
 }

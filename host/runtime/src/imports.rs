@@ -1,4 +1,5 @@
-//! The host's side of the guest's imports (`wit/emmaa.wit`): each request
+//! The host's side of the guest's imports (`wit/emmaa.wit`): the state they
+//! work on for one event ([`HostState`]), and each request
 //! recorded as actions in the order the guest made it, performed through
 //! the [`Effects`] backend at most `EMMAA_MAX_IN_FLIGHT` at a time, started
 //! only while there is time left before the deadline, claimed in the
@@ -15,21 +16,83 @@ use tokio::time::Instant;
 use futures::stream::{self, StreamExt};
 
 use crate::action::Action;
+use crate::answer::Effect;
 use crate::bindings::emmaa::pipeline::batch::Submission;
 use crate::bindings::emmaa::pipeline::errors::AwsError;
 use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::bindings::emmaa::pipeline::{batch, environment, errors, functions, storage};
+use crate::context::EventContext;
+use crate::effects::patient::Patient;
 use crate::effects::{Effects, ErrorKind, Invocation, Job};
+use crate::functions::PipelineFunction;
+use crate::gate::Gate;
 use crate::gate::not_attempted;
-use crate::guests::Guest;
-use crate::ledger::{Claimant, Ledger, Outcome};
+use crate::ledger::{Claimant, Handled, Ledger};
+use crate::limits::{CALL_RESERVE, MemoryLimiter};
 use crate::limits::{DEADLINE_MARGIN, LEDGER_OVERLAP};
-use crate::outcome::Effect;
-use crate::store::HostState;
+use crate::settings::Settings;
 use crate::trace::{Call, Claimed, Recording, Reply, Tape, TraceCall};
 
+/// The store's data: what the host functions need for one event, and what
+/// they did.
+pub struct HostState {
+    pub(crate) effects: Arc<dyn Effects>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) context: EventContext,
+    /// When the guest is interrupted.
+    pub(crate) interrupt_at: Instant,
+    /// The calls to AWS services, bounded and timed.
+    pub(crate) gate: Gate,
+    pub(crate) actions: Vec<Action>,
+    /// Every invocation and submission, as it turned out.
+    pub(crate) done: Vec<Effect>,
+    pub(crate) limiter: MemoryLimiter,
+    /// The last error the guest logged (a panic's message, say).
+    pub(crate) last_guest_error: Option<String>,
+    /// The function the guest serves, whose reach bounds its calls; `None`:
+    /// it may reach nothing.
+    pub(crate) function: Option<&'static PipelineFunction>,
+    /// Whether the calls are recorded, or answered from a trace.
+    pub(crate) tape: Tape,
+}
+
+impl HostState {
+    pub fn new(
+        effects: Arc<dyn Effects>,
+        settings: Arc<Settings>,
+        context: EventContext,
+        function: Option<&'static PipelineFunction>,
+    ) -> Self {
+        let interrupt_at = interrupt_point(Instant::now(), context.time_left);
+        let gate = Gate::new(settings.max_in_flight, interrupt_at);
+        let effects = Arc::new(Patient::new(
+            effects,
+            interrupt_at.checked_sub(CALL_RESERVE).unwrap_or(interrupt_at),
+            &context.request_id,
+        ));
+        HostState {
+            gate,
+            effects,
+            settings,
+            context,
+            interrupt_at,
+            actions: Vec::new(),
+            done: Vec::new(),
+            limiter: MemoryLimiter::default(),
+            last_guest_error: None,
+            function,
+            tape: Tape::Off,
+        }
+    }
+}
+
+/// When a guest that started at `start` with `time_left` is interrupted.
+fn interrupt_point(start: Instant, time_left: Duration) -> Instant {
+    start + time_left.saturating_sub(DEADLINE_MARGIN)
+}
+
 /// The answer to a call the deadline cut short.
-fn cut_short() -> AwsError {
+fn deadline_reached() -> AwsError {
     AwsError::new(
         ErrorKind::Unavailable,
         "DeadlineReached",
@@ -38,7 +101,7 @@ fn cut_short() -> AwsError {
 }
 
 /// One call's result, and the actions it took.
-type Done<R> = (Result<R, AwsError>, Vec<Action>);
+type Performed<R> = (Result<R, AwsError>, Vec<Action>);
 
 impl HostState {
     /// Performs `calls`, each through the [`Gate`](crate::gate::Gate) (at
@@ -50,9 +113,9 @@ impl HostState {
         calls: Vec<T>,
         planned: impl Fn(&T) -> Action,
         call: impl Fn(Arc<dyn Effects>, T) -> F,
-    ) -> Vec<Done<R>>
+    ) -> Vec<Performed<R>>
     where
-        F: Future<Output = Done<R>>,
+        F: Future<Output = Performed<R>>,
     {
         let effects = &self.effects;
         let interrupt_at = self.interrupt_at;
@@ -62,7 +125,7 @@ impl HostState {
                 let actions = vec![planned(&item)];
                 tokio::time::timeout_at(interrupt_at, call(Arc::clone(effects), item))
                     .await
-                    .unwrap_or_else(|_| (Err(cut_short()), actions))
+                    .unwrap_or_else(|_| (Err(deadline_reached()), actions))
             })
             .buffered(self.settings.max_in_flight * LEDGER_OVERLAP)
             .collect()
@@ -87,23 +150,26 @@ impl HostState {
         }
     }
 
-    /// Refuses a call outside the function's reach (`host/src/guests.rs`),
-    /// with a permission error naming the call and the reach.
+    /// Refuses a call outside the function's reach (`functions.rs`), with a
+    /// permission error naming the call and the reach.
     fn permit(
         &self,
-        allowed: impl FnOnce(&Guest) -> bool,
+        allowed: impl FnOnce(&PipelineFunction) -> bool,
         what: impl FnOnce() -> String,
     ) -> Result<(), AwsError> {
-        match self.reach {
-            Some(reach) if allowed(reach) => Ok(()),
-            reach => Err(AwsError::new(
+        match self.function {
+            Some(function) if allowed(function) => Ok(()),
+            function => Err(AwsError::new(
                 ErrorKind::Denied,
                 "OutsideReach",
                 format!(
                     "{} may not {}: it may {}",
                     self.context.function_name,
                     what(),
-                    reach.map_or_else(|| "reach nothing (no reach was given)".to_owned(), Guest::reach)
+                    function.map_or_else(
+                        || "reach nothing (no reach was given)".to_owned(),
+                        PipelineFunction::describe_reach
+                    )
                 ),
             )),
         }
@@ -121,7 +187,7 @@ impl HostState {
     }
 
     /// Records the actions of `done`, in order, and answers the results.
-    fn record<R>(&mut self, done: Vec<Done<R>>) -> Vec<Result<R, AwsError>> {
+    fn record<R>(&mut self, done: Vec<Performed<R>>) -> Vec<Result<R, AwsError>> {
         done.into_iter()
             .map(|(result, actions)| {
                 self.actions.extend(actions);
@@ -198,13 +264,13 @@ impl HostState {
         bucket: &str,
         keys: Vec<String>,
         max_size: u64,
-    ) -> Vec<Done<Vec<u8>>> {
+    ) -> Vec<Performed<Vec<u8>>> {
         let planned = |key: &String| Action::S3Get {
             bucket: bucket.to_owned(),
             key: key.clone(),
         };
         self.bounded(keys, planned, |effects, key| async move {
-            let allowed = |reach: &Guest| self.in_bucket(bucket) && reach.allows_read(&key);
+            let allowed = |function: &PipelineFunction| self.in_bucket(bucket) && function.allows_read(&key);
             let read = match self.permit(allowed, || format!("read s3://{bucket}/{key}")) {
                 Ok(()) => {
                     self.gate
@@ -223,14 +289,16 @@ impl HostState {
         bucket: &str,
         prefix: &str,
         delimiter: &str,
-    ) -> Vec<Done<Vec<String>>> {
+    ) -> Vec<Performed<Vec<String>>> {
         let planned = |(): &()| Action::S3List {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
             delimiter: delimiter.to_owned(),
         };
         self.bounded(vec![()], planned, |effects, ()| async move {
-            let allowed = |reach: &Guest| self.in_bucket(bucket) && reach.allows_list(prefix, delimiter);
+            let allowed = |function: &PipelineFunction| {
+                self.in_bucket(bucket) && function.allows_list(prefix, delimiter)
+            };
             let listed = match self.permit(allowed, || format!("list s3://{bucket}/{prefix}")) {
                 Ok(()) => {
                     self.gate
@@ -245,13 +313,14 @@ impl HostState {
     }
 
     /// Each invocation's result, and whether it was claimed.
-    async fn perform_invoke(&self, invocations: Vec<Invocation>) -> Vec<Done<(Invoked, bool)>> {
+    async fn perform_invoke(&self, invocations: Vec<Invocation>) -> Vec<Performed<(Invoked, bool)>> {
         let ledger = self.settings.ledger();
         self.bounded(invocations, Action::invoke, |effects, invocation| {
             let ledger = ledger.clone();
             async move {
                 let prefix = &self.settings.pipeline.function_prefix;
-                let allowed = |reach: &Guest| reach.allows_invoke(&invocation.function_name, prefix);
+                let allowed =
+                    |function: &PipelineFunction| function.allows_invoke(&invocation.function_name, prefix);
                 if let Err(err) = self.permit(allowed, || format!("invoke {}", invocation.function_name)) {
                     return (Err(err), vec![Action::invoke(&invocation)]);
                 }
@@ -260,10 +329,10 @@ impl HostState {
                         let claimant = self.claimant(ledger, effects.as_ref());
                         let (outcome, actions) = claimant.invoke(&invocation, work).await;
                         let invoked = outcome.map(|outcome| match outcome {
-                            Outcome::Now(outcome) => (Invoked::Now(outcome), true),
-                            Outcome::Unclaimed(outcome) => (Invoked::Now(outcome), false),
-                            Outcome::Already(_) => (Invoked::Already, true),
-                            Outcome::InProgress(request_id) => (Invoked::InProgress(request_id), true),
+                            Handled::Now(outcome) => (Invoked::Now(outcome), true),
+                            Handled::Unclaimed(outcome) => (Invoked::Now(outcome), false),
+                            Handled::Already(_) => (Invoked::Already, true),
+                            Handled::InProgress(request_id) => (Invoked::InProgress(request_id), true),
                         });
                         (invoked, actions)
                     }
@@ -279,12 +348,12 @@ impl HostState {
     }
 
     /// Each job's submission, and whether it was claimed.
-    async fn perform_submit(&self, jobs: Vec<Job>) -> Vec<Done<(Submission, bool)>> {
+    async fn perform_submit(&self, jobs: Vec<Job>) -> Vec<Performed<(Submission, bool)>> {
         let ledger = self.settings.ledger();
         self.bounded(jobs, Action::submit, |effects, job| {
             let ledger = ledger.clone();
             async move {
-                let allowed = |reach: &Guest| reach.submits_jobs && self.configured(&job);
+                let allowed = |function: &PipelineFunction| function.submits_jobs && self.configured(&job);
                 let what = || {
                     format!(
                         "submit job {} to queue {} with {}",
@@ -299,12 +368,12 @@ impl HostState {
                         let claimant = self.claimant(ledger, effects.as_ref());
                         let (outcome, actions) = claimant.submit(&job, work).await;
                         let submission = outcome.map(|outcome| match outcome {
-                            Outcome::Now(job_id) => (Submission::Submitted(job_id), true),
-                            Outcome::Unclaimed(job_id) => (Submission::Submitted(job_id), false),
-                            Outcome::Already(job_id) => {
+                            Handled::Now(job_id) => (Submission::Submitted(job_id), true),
+                            Handled::Unclaimed(job_id) => (Submission::Submitted(job_id), false),
+                            Handled::Already(job_id) => {
                                 (Submission::AlreadySubmitted(job_id.unwrap_or_default()), true)
                             }
-                            Outcome::InProgress(request_id) => (Submission::InProgress(request_id), true),
+                            Handled::InProgress(request_id) => (Submission::InProgress(request_id), true),
                         });
                         (submission, actions)
                     }

@@ -21,9 +21,9 @@
 //! the next delivery looks for the job first.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::action::Action;
+use crate::digest::sha256_hex;
 use crate::effects::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, Job};
 use crate::gate::Gate;
 
@@ -85,7 +85,7 @@ pub struct Claimant<'a> {
 
 /// How a claim turned out, for the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome<T> {
+pub enum Handled<T> {
     /// Done now, under this request's claim.
     Now(T),
     /// Done now without a claim: the role may not write the ledger (a retry
@@ -119,8 +119,8 @@ fn is_precondition(err: &AwsError) -> bool {
 
 /// Where the claim of `work` done by `function` lives under `prefix`.
 pub fn claim_key(prefix: &str, function: &str, work: &str) -> String {
-    let digest = Sha256::digest(work.as_bytes());
-    let hex: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
+    // The first 128 bits of the hash: plenty to tell units of work apart.
+    let hex = &sha256_hex(work.as_bytes())[..32];
     format!("{prefix}{function}/{hex}.json")
 }
 
@@ -240,7 +240,7 @@ impl Claimant<'_> {
     }
 
     /// Submits `job` under the claim of `work`, and the actions it took.
-    pub async fn submit(&self, job: &Job, work: &str) -> (Result<Outcome<String>, AwsError>, Vec<Action>) {
+    pub async fn submit(&self, job: &Job, work: &str) -> (Result<Handled<String>, AwsError>, Vec<Action>) {
         let key = self.key(work);
         let deed = Deed::Job {
             job_name: job.name.clone(),
@@ -251,8 +251,8 @@ impl Claimant<'_> {
             Err(err) => return (Err(err), actions),
             Ok(Found::Ours(etag)) => Some(etag),
             Ok(Found::Unclaimable(err)) => unclaimable(&key, &err),
-            Ok(Found::Done(job_id)) => return (Ok(Outcome::Already(job_id)), actions),
-            Ok(Found::Live(request_id)) => return (Ok(Outcome::InProgress(request_id)), actions),
+            Ok(Found::Done(job_id)) => return (Ok(Handled::Already(job_id)), actions),
+            Ok(Found::Live(request_id)) => return (Ok(Handled::InProgress(request_id)), actions),
             Ok(Found::Stale(etag, held)) => {
                 // Its holder may have submitted before it died: look first.
                 if let Deed::Job { job_name, job_queue } = &held.deed {
@@ -265,7 +265,7 @@ impl Claimant<'_> {
                             let found = ids.into_iter().next();
                             let deed = held.deed.clone();
                             self.mark_done(&key, &etag, work, deed, found.clone()).await;
-                            return (Ok(Outcome::Already(found)), actions);
+                            return (Ok(Handled::Already(found)), actions);
                         }
                         Ok(_) => {}
                         Err(err) => return (Err(err), actions),
@@ -273,7 +273,7 @@ impl Claimant<'_> {
                 }
                 match self.take_over(&key, &etag, work, &deed).await {
                     Ok(Some(etag)) => Some(etag),
-                    Ok(None) => return (Ok(Outcome::InProgress("another request".into())), actions),
+                    Ok(None) => return (Ok(Handled::InProgress("another request".into())), actions),
                     Err(err) => return (Err(err), actions),
                 }
             }
@@ -284,9 +284,9 @@ impl Claimant<'_> {
             (Ok(job_id), Some(etag)) => {
                 self.mark_done(&key, &etag, work, deed, Some(job_id.clone()))
                     .await;
-                (Ok(Outcome::Now(job_id)), actions)
+                (Ok(Handled::Now(job_id)), actions)
             }
-            (Ok(job_id), None) => (Ok(Outcome::Unclaimed(job_id)), actions),
+            (Ok(job_id), None) => (Ok(Handled::Unclaimed(job_id)), actions),
             (Err(err), etag) => {
                 if let Some(etag) = etag.filter(|_| refused_for_sure(&err)) {
                     self.release(&key, &etag).await;
@@ -301,7 +301,7 @@ impl Claimant<'_> {
         &self,
         invocation: &Invocation,
         work: &str,
-    ) -> (Result<Outcome<InvocationOutcome>, AwsError>, Vec<Action>) {
+    ) -> (Result<Handled<InvocationOutcome>, AwsError>, Vec<Action>) {
         let key = self.key(work);
         let deed = Deed::Invocation {
             function_name: invocation.function_name.clone(),
@@ -312,30 +312,30 @@ impl Claimant<'_> {
             Err(err) => return (Err(err), actions),
             Ok(Found::Ours(etag)) => Some(etag),
             Ok(Found::Unclaimable(err)) => unclaimable(&key, &err),
-            Ok(Found::Done(_)) => return (Ok(Outcome::Already(None)), actions),
-            Ok(Found::Live(request_id)) => return (Ok(Outcome::InProgress(request_id)), actions),
+            Ok(Found::Done(_)) => return (Ok(Handled::Already(None)), actions),
+            Ok(Found::Live(request_id)) => return (Ok(Handled::InProgress(request_id)), actions),
             // An invocation leaves nothing to look for: do it again.
             Ok(Found::Stale(etag, _)) => match self.take_over(&key, &etag, work, &deed).await {
                 Ok(Some(etag)) => Some(etag),
-                Ok(None) => return (Ok(Outcome::InProgress("another request".into())), actions),
+                Ok(None) => return (Ok(Handled::InProgress("another request".into())), actions),
                 Err(err) => return (Err(err), actions),
             },
         };
         actions.push(Action::invoke(invocation));
         let invoked = self.gate.through(self.effects.invoke(invocation)).await;
         let Some(etag) = etag else {
-            return (invoked.map(Outcome::Unclaimed), actions);
+            return (invoked.map(Handled::Unclaimed), actions);
         };
         match invoked {
             Ok(outcome) if outcome.function_error.is_none() => {
                 self.mark_done(&key, &etag, work, deed, None).await;
-                (Ok(Outcome::Now(outcome)), actions)
+                (Ok(Handled::Now(outcome)), actions)
             }
             // The function ran and failed: it did what it did; a retry
             // of this event may invoke it again.
             Ok(outcome) => {
                 self.release(&key, &etag).await;
-                (Ok(Outcome::Now(outcome)), actions)
+                (Ok(Handled::Now(outcome)), actions)
             }
             Err(err) => {
                 if refused_for_sure(&err) {

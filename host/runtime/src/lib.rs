@@ -4,10 +4,11 @@
 //! the offline tools (`emmaa-offline`) are built over it.
 //!
 //! From the bottom up:
-//! - [`bindings`]: the host's side of `wit/emmaa.wit`;
-//! - [`guests`]: the pipeline's functions, the guests they run and what
+//! - [`bindings`]: the host's side of `wit/emmaa.wit`; [`digest`]: content
+//!   hashes;
+//! - [`functions`]: the pipeline's functions, the guests they run and what
 //!   each may reach; [`manifest`]: which component serves which function
-//!   in a bundle;
+//!   in a bundle; [`context`]: what Lambda tells a handler about an event;
 //! - [`effects`]: the S3, Lambda and Batch calls behind one trait, with a
 //!   local backend (a directory or memory, fake answers) and the layer
 //!   that waits out throttling;
@@ -16,25 +17,28 @@
 //!   the calls in flight and the time they need;
 //! - [`ledger`]: claims that make each unit of work happen once;
 //! - [`settings`]: the `EMMAA_*` variables;
-//! - [`difference`]: where two runs differ; [`outcome`]: how an event
+//! - [`difference`]: where two runs differ; [`answer`]: how an event
 //!   ended; [`trace`]: the flight recorder's format, and the player that
 //!   answers a guest from a trace;
-//! - [`store`]: one event's store, with its limits set; [`engine`]: the
-//!   wasmtime engine and the loaded guests; [`imports`]: the guest's
-//!   requests, bounded and performed; [`run`]: one event through one guest.
+//! - [`imports`]: the state of one event and the guest's requests, bounded
+//!   and performed; [`store`]: the event's store, its limits set;
+//! - [`guest`]: a loaded guest and one event through it; [`engine`]: the
+//!   wasmtime engine, which loads guests.
 
 pub mod action;
+pub mod answer;
+pub mod context;
 pub mod difference;
+pub mod digest;
 pub mod effects;
 pub mod engine;
+pub mod functions;
 pub mod gate;
-pub mod guests;
+pub mod guest;
 pub mod imports;
 pub mod ledger;
 pub mod limits;
 pub mod manifest;
-pub mod outcome;
-pub mod run;
 pub mod settings;
 pub mod store;
 pub mod trace;
@@ -54,9 +58,9 @@ pub mod bindings {
 }
 
 pub use action::Action;
+pub use answer::{Answer, Failure};
+pub use context::EventContext;
 pub use effects::Effects;
-pub use engine::{GuestRuntime, LoadedGuest};
-pub use outcome::{Answer, Failure};
-pub use run::HandlerOutcome;
+pub use engine::GuestRuntime;
+pub use guest::{GuestRun, LoadedGuest};
 pub use settings::Settings;
-pub use store::EventContext;

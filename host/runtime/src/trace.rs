@@ -16,14 +16,14 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::action::Action;
+use crate::answer::{Answer, Failure};
 use crate::bindings::emmaa::pipeline::batch::Submission;
 use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::difference::{Difference, Diverged, first_difference};
+use crate::digest::content_hash;
 use crate::effects::{AwsError, Invocation, Job};
-use crate::outcome::{Answer, Failure};
 use crate::settings::Settings;
 
 /// The trace format this host writes and reads.
@@ -130,13 +130,6 @@ impl Body {
             Body::Base64(encoded) => encoded.len(),
         }
     }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn content_hash(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("sha256:{hex}")
 }
 
 /// How the run ended, as the Lambda host answered.

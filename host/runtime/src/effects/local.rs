@@ -18,7 +18,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
+
+use crate::digest::sha256_hex;
 
 use super::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job};
 
@@ -254,10 +255,7 @@ fn read_file(bucket: &str, key: &str, path: &Path, max_size: u64) -> Result<Vec<
 
 /// The ETag of a local object: the SHA-256 of its bytes.
 fn etag_of(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    sha256_hex(bytes)
 }
 
 fn ledger_io(path: &Path, err: &std::io::Error) -> AwsError {

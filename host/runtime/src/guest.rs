@@ -1,8 +1,9 @@
-//! One event through one guest: the event checked at the edge (size, JSON),
-//! a fresh store with every limit set, the guest's requests performed
-//! through an [`Effects`] backend and recorded in the order it made them,
-//! and its answer, or a typed failure, salvaged into a partial answer when
-//! some of its calls had already gone through.
+//! A guest, linked and pre-instantiated ([`LoadedGuest`]), and one event
+//! through it: the event checked at the edge (size, JSON), a fresh store
+//! with every limit set, the guest's requests performed through an
+//! [`Effects`] backend and recorded in the order it made them, and its
+//! answer, or a typed failure, salvaged into a partial answer when some of
+//! its calls had already gone through.
 
 use std::sync::Arc;
 
@@ -11,25 +12,27 @@ use serde_json::Value;
 use wasmtime::Store;
 
 use crate::action::Action;
-use crate::bindings::Context;
+use crate::answer::{Answer, Failure, MAX_EVENT_BYTES, conclude};
+use crate::bindings::{Context, HandlerPre};
+use crate::context::EventContext;
 use crate::effects::Effects;
-use crate::engine::LoadedGuest;
+use crate::functions::PipelineFunction;
+use crate::imports::HostState;
 use crate::limits::FUEL_PER_EVENT;
-use crate::outcome::{Answer, Failure, MAX_EVENT_BYTES, conclude};
 use crate::settings::Settings;
-use crate::store::{EventContext, HostState, new_store};
+use crate::store::new_store;
 use crate::trace::Tape;
 
 /// What the guest answered, and what it asked the host to do.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HandlerOutcome {
+pub struct GuestRun {
     pub answer: Answer,
     pub actions: Vec<Action>,
     /// The fuel the guest burned (about one unit per wasm instruction).
     pub fuel_used: u64,
 }
 
-impl HandlerOutcome {
+impl GuestRun {
     /// The answer's `statusCode` (200, 207), when there is an answer.
     pub fn status_code(&self) -> Option<u64> {
         self.answer.status_code()
@@ -46,7 +49,7 @@ impl HandlerOutcome {
     }
 
     fn refused_by_host(failure: Failure) -> Self {
-        HandlerOutcome {
+        GuestRun {
             answer: Answer::Failed(failure),
             actions: Vec::new(),
             fuel_used: 0,
@@ -64,7 +67,44 @@ pub fn check_event(event: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A guest, linked and pre-instantiated; cheap to run once per event.
+pub struct LoadedGuest {
+    pre: HandlerPre<HostState>,
+    /// The function it serves, whose reach bounds its calls; with none,
+    /// every call is refused.
+    function: Option<&'static PipelineFunction>,
+    /// `sha256:<hex>` of the component's `.wasm`, when known: what a trace
+    /// records, and a replay of it compares.
+    pub component: Option<String>,
+}
+
 impl LoadedGuest {
+    /// A linked guest, serving no function yet.
+    pub(crate) fn new(pre: HandlerPre<HostState>) -> Self {
+        LoadedGuest {
+            pre,
+            function: None,
+            component: None,
+        }
+    }
+
+    /// The guest, serving `function` and allowed its reach.
+    pub fn serving(mut self, function: &'static PipelineFunction) -> Self {
+        self.function = Some(function);
+        self
+    }
+
+    /// The function it serves, if it was given one.
+    pub fn function(&self) -> Option<&'static PipelineFunction> {
+        self.function
+    }
+
+    /// The guest, known to be the component whose `.wasm` has `hash`.
+    pub fn with_component_hash(mut self, hash: Option<String>) -> Self {
+        self.component = hash;
+        self
+    }
+
     /// Runs the guest on `event` (a JSON document).
     pub async fn handle(
         &self,
@@ -72,7 +112,7 @@ impl LoadedGuest {
         context: &EventContext,
         effects: Arc<dyn Effects>,
         settings: Arc<Settings>,
-    ) -> HandlerOutcome {
+    ) -> GuestRun {
         self.handle_taped(event, context, effects, settings, Tape::Off)
             .await
             .0
@@ -88,17 +128,17 @@ impl LoadedGuest {
         effects: Arc<dyn Effects>,
         settings: Arc<Settings>,
         tape: Tape,
-    ) -> (HandlerOutcome, Tape) {
+    ) -> (GuestRun, Tape) {
         if let Err(failure) = check_event(event) {
-            return (HandlerOutcome::refused_by_host(failure), tape);
+            return (GuestRun::refused_by_host(failure), tape);
         }
-        let mut state = HostState::new(effects, settings, context.clone(), self.reach);
+        let mut state = HostState::new(effects, settings, context.clone(), self.function);
         state.tape = tape;
         let mut store = match new_store(self.pre.engine(), state) {
             Ok(store) => store,
             Err(err) => {
                 let failure = Failure::NotInstantiated(format!("{err:#}"));
-                return (HandlerOutcome::refused_by_host(failure), Tape::Off);
+                return (GuestRun::refused_by_host(failure), Tape::Off);
             }
         };
         let mut answer = self.call(&mut store, event, context).await;
@@ -111,7 +151,7 @@ impl LoadedGuest {
                 answer = Err(Failure::Deadline);
             }
         }
-        let outcome = HandlerOutcome {
+        let outcome = GuestRun {
             answer: conclude(answer, &state.done),
             actions: state.actions,
             fuel_used,

@@ -1,8 +1,8 @@
-//! The eleven handlers and their reach: for each guest (named after the
-//! Python module it replaces), the Lambda function it is deployed as
+//! The pipeline's eleven functions and their reach: for each, the guest it
+//! runs (named after the Python module it replaces), its name
 //! (`EMMAA_FUNCTION_PREFIX` plus a fixed suffix), what triggers it, what it
 //! lists and reads in the bucket, what it invokes, and whether it submits
-//! Batch jobs. One table: the host's allowlist ([`Guest::allows_read`] and
+//! Batch jobs. One table: the host's allowlist ([`PipelineFunction::allows_read`] and
 //! the rest, applied to every call a guest asks for) and the README's IAM
 //! table ([`iam_table`]) are made from it, so they cannot drift apart.
 
@@ -20,9 +20,10 @@ pub enum Trigger {
     Invoked,
 }
 
-/// One handler and its reach.
+/// One function of the pipeline: the guest it runs, what starts it, and
+/// its reach.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Guest {
+pub struct PipelineFunction {
     /// The guest's name (the Python module it replaces).
     pub guest: &'static str,
     /// The function's name without `EMMAA_FUNCTION_PREFIX`.
@@ -41,8 +42,8 @@ pub struct Guest {
 
 const CONFIG: &str = "models/*/config.json";
 
-const fn batch_handler(guest: &'static str, function: &'static str, trigger: Trigger) -> Guest {
-    Guest {
+const fn batch_handler(guest: &'static str, function: &'static str, trigger: Trigger) -> PipelineFunction {
+    PipelineFunction {
         guest,
         function,
         trigger,
@@ -54,8 +55,8 @@ const fn batch_handler(guest: &'static str, function: &'static str, trigger: Tri
 }
 
 /// Every handler, in the spec's order.
-pub const GUESTS: [Guest; 11] = [
-    Guest {
+pub const FUNCTIONS: [PipelineFunction; 11] = [
+    PipelineFunction {
         guest: "update_pipeline",
         function: "update-pipeline",
         trigger: Trigger::Daily,
@@ -73,7 +74,7 @@ pub const GUESTS: [Guest; 11] = [
             suffix: ".pkl",
         },
     ),
-    Guest {
+    PipelineFunction {
         guest: "after_update",
         function: "after-update",
         trigger: Trigger::NewObject {
@@ -85,7 +86,7 @@ pub const GUESTS: [Guest; 11] = [
         invokes: &["model-stats", "test-pipeline", "queries", "test-update"],
         submits_jobs: false,
     },
-    Guest {
+    PipelineFunction {
         guest: "test_pipeline",
         function: "test-pipeline",
         trigger: Trigger::Invoked,
@@ -105,7 +106,7 @@ pub const GUESTS: [Guest; 11] = [
     ),
     batch_handler("model_stats", "model-stats", Trigger::Invoked),
     batch_handler("model_queries", "queries", Trigger::Invoked),
-    Guest {
+    PipelineFunction {
         guest: "test_update_pipeline",
         function: "test-update-pipeline",
         trigger: Trigger::Daily,
@@ -121,40 +122,24 @@ pub const GUESTS: [Guest; 11] = [
 #[cfg(feature = "jit")]
 pub const GUEST_DIR: &str = env!("EMMAA_GUEST_DIR");
 
-/// A function of the pipeline and the guest it runs, found by either name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipelineFunction {
-    pub guest: &'static str,
-    pub function: String,
-}
-
-/// Finds the handler for `name`: a guest name (`update_pipeline`) or a
-/// function name with the prefix (`emmaa-update-pipeline`).
-pub fn find(name: &str, function_prefix: &str) -> Option<PipelineFunction> {
-    GUESTS.iter().find_map(|entry| {
-        let function = format!("{function_prefix}{}", entry.function);
-        (name == entry.guest || name == function).then_some(PipelineFunction {
-            guest: entry.guest,
-            function,
-        })
-    })
-}
-
-/// The handler whose guest is `guest`.
-pub fn by_guest(guest: &str) -> Option<&'static Guest> {
-    GUESTS.iter().find(|entry| entry.guest == guest)
-}
-
-/// The default function name of a guest (by guest name only).
-pub fn default_function(guest: &str, function_prefix: &str) -> Option<String> {
-    by_guest(guest).map(|entry| format!("{function_prefix}{}", entry.function))
-}
-
-/// Every name `find` accepts, for error messages.
-pub fn known_names(function_prefix: &str) -> String {
-    GUESTS
+/// The function of `functions` that `name` names: a guest name
+/// (`update_pipeline`) or a function name with the prefix
+/// (`emmaa-update-pipeline`).
+pub fn find_in(
+    functions: &'static [PipelineFunction],
+    name: &str,
+    function_prefix: &str,
+) -> Option<&'static PipelineFunction> {
+    functions
         .iter()
-        .map(|entry| format!("{function_prefix}{} ({})", entry.function, entry.guest))
+        .find(|function| name == function.guest || name == function.name(function_prefix))
+}
+
+/// Every name [`PipelineFunction::find`] accepts, for error messages.
+pub fn known_names(function_prefix: &str) -> String {
+    FUNCTIONS
+        .iter()
+        .map(|function| format!("{} ({})", function.name(function_prefix), function.guest))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -172,7 +157,22 @@ fn matches(pattern: &str, key: &str) -> bool {
     }
 }
 
-impl Guest {
+impl PipelineFunction {
+    /// The pipeline's function that `name` names (see [`find_in`]).
+    pub fn find(name: &str, function_prefix: &str) -> Option<&'static PipelineFunction> {
+        find_in(&FUNCTIONS, name, function_prefix)
+    }
+
+    /// The pipeline's function that runs `guest`.
+    pub fn by_guest(guest: &str) -> Option<&'static PipelineFunction> {
+        FUNCTIONS.iter().find(|function| function.guest == guest)
+    }
+
+    /// The function's name, with the prefix.
+    pub fn name(&self, function_prefix: &str) -> String {
+        format!("{function_prefix}{}", self.function)
+    }
+
     pub fn allows_list(&self, prefix: &str, delimiter: &str) -> bool {
         delimiter == "/" && self.lists.contains(&prefix)
     }
@@ -188,7 +188,7 @@ impl Guest {
     }
 
     /// What the function may do, in words, for a refusal.
-    pub fn reach(&self) -> String {
+    pub fn describe_reach(&self) -> String {
         let mut reach = Vec::new();
         if !self.lists.is_empty() {
             reach.push(format!("list {}", self.lists.join(", ")));
@@ -212,38 +212,38 @@ impl Guest {
 /// The README's IAM table: what each function's role must allow.
 pub fn iam_table(function_prefix: &str, ledger_prefix: &str) -> String {
     let mut table = String::from("| function | trigger | needs |\n|---|---|---|\n");
-    for entry in &GUESTS {
-        let function = format!("{function_prefix}{}", entry.function);
-        let trigger = match entry.trigger {
+    for function in &FUNCTIONS {
+        let name = function.name(function_prefix);
+        let trigger = match function.trigger {
             Trigger::Daily => "daily schedule".to_owned(),
             Trigger::NewObject { prefix, suffix } => format!("new object `{prefix}*{suffix}`"),
             Trigger::Invoked => "invoked".to_owned(),
         };
         let mut needs = Vec::new();
-        for prefix in entry.lists {
+        for prefix in function.lists {
             needs.push(format!("`s3:ListBucket` on the bucket (prefix `{prefix}`)"));
         }
-        if !entry.reads.is_empty() {
-            let keys: Vec<String> = entry.reads.iter().map(|key| format!("`{key}`")).collect();
+        if !function.reads.is_empty() {
+            let keys: Vec<String> = function.reads.iter().map(|key| format!("`{key}`")).collect();
             needs.push(format!("`s3:GetObject` on {}", keys.join(", ")));
         }
-        if !entry.invokes.is_empty() {
-            let invoked: Vec<String> = entry
+        if !function.invokes.is_empty() {
+            let invoked: Vec<String> = function
                 .invokes
                 .iter()
                 .map(|suffix| format!("`{function_prefix}{suffix}`"))
                 .collect();
             needs.push(format!("`lambda:InvokeFunction` on {}", invoked.join(", ")));
         }
-        if entry.submits_jobs {
+        if function.submits_jobs {
             needs.push(
                 "`batch:SubmitJob` on both job queues and both job definitions, `batch:ListJobs`".to_owned(),
             );
         }
         needs.push(format!(
-            "`s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` on `{ledger_prefix}{function}/*` (the ledger)"
+            "`s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` on `{ledger_prefix}{name}/*` (the ledger)"
         ));
-        table.push_str(&format!("| `{function}` | {trigger} | {} |\n", needs.join("; ")));
+        table.push_str(&format!("| `{name}` | {trigger} | {} |\n", needs.join("; ")));
     }
     table
 }
@@ -254,19 +254,19 @@ mod tests {
 
     #[test]
     fn finds_a_handler_by_guest_or_function_name() {
-        let by_guest = find("model_queries", "emmaa-").unwrap();
-        assert_eq!(by_guest.function, "emmaa-queries");
-        assert_eq!(find("emmaa-queries", "emmaa-"), Some(by_guest));
+        let by_guest = PipelineFunction::find("model_queries", "emmaa-").unwrap();
+        assert_eq!(by_guest.name("emmaa-"), "emmaa-queries");
+        assert_eq!(PipelineFunction::find("emmaa-queries", "emmaa-"), Some(by_guest));
         assert_eq!(
-            find("dev-mm-update", "dev-").unwrap().guest,
+            PipelineFunction::find("dev-mm-update", "dev-").unwrap().guest,
             "model_manager_update"
         );
     }
 
     #[test]
     fn finds_nothing_for_unknown_names() {
-        assert_eq!(find("emmaa-nothing", "emmaa-"), None);
-        assert_eq!(find("emmaa-queries", "dev-"), None);
+        assert_eq!(PipelineFunction::find("emmaa-nothing", "emmaa-"), None);
+        assert_eq!(PipelineFunction::find("emmaa-queries", "dev-"), None);
     }
 
     #[test]
@@ -281,13 +281,13 @@ mod tests {
 
     #[test]
     fn the_fan_out_handlers_reach_only_what_the_spec_says() {
-        let pipeline = by_guest("update_pipeline").unwrap();
+        let pipeline = PipelineFunction::by_guest("update_pipeline").unwrap();
         assert!(pipeline.allows_list("models/", "/"));
         assert!(!pipeline.allows_list("results/", "/"));
         assert!(pipeline.allows_invoke("emmaa-mm-update", "emmaa-"));
         assert!(!pipeline.allows_invoke("emmaa-queries", "emmaa-"));
         assert!(!pipeline.submits_jobs);
-        let queries = by_guest("model_queries").unwrap();
+        let queries = PipelineFunction::by_guest("model_queries").unwrap();
         assert!(!queries.allows_read("models/aml/config.json"));
         assert!(queries.submits_jobs);
     }
@@ -299,7 +299,7 @@ mod tests {
         let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
         let readme = std::fs::read_to_string(readme_path).unwrap();
         let (start, end) = (
-            "<!-- iam-table: generated from host/src/guests.rs -->\n",
+            "<!-- iam-table: generated from host/runtime/src/functions.rs -->\n",
             "<!-- /iam-table -->",
         );
         let from = readme.find(start).expect("the README marks its IAM table") + start.len();

@@ -198,7 +198,7 @@ impl Effect {
     }
 
     /// Whether the deadline kept it from being made, or from being answered.
-    pub fn cut_short(&self) -> bool {
+    pub fn stopped_by_deadline(&self) -> bool {
         matches!(self, Effect::Failed { error, .. }
             if error.kind == ErrorKind::NotAttempted || error.code == "DeadlineReached")
     }
@@ -255,7 +255,7 @@ pub fn conclude(answer: Result<Value, Failure>, done: &[Effect]) -> Answer {
     let retry_repeats_nothing = !done.iter().any(Effect::unclaimed);
     match answer {
         Ok(response) => {
-            let left = done.iter().filter(|effect| effect.cut_short()).count();
+            let left = done.iter().filter(|effect| effect.stopped_by_deadline()).count();
             let failed = done
                 .iter()
                 .filter(|effect| matches!(effect, Effect::InvokedFailed { .. }))
