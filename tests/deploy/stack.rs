@@ -1,0 +1,438 @@
+//! The pipeline as code: the generated template, linted, and the stack stood up against moto.
+
+use super::*;
+
+/// cfn-lint, installed into `target/cfn-lint-venv` (pinned, whatever the
+/// machine has).
+fn cfn_lint() -> PathBuf {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| support::moto::venv_tool("cfn-lint-venv", "cfn-lint", &["cfn-lint==1.58.0"]))
+        .clone()
+}
+
+fn lint(template: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, template).unwrap();
+    Command::new(cfn_lint()).arg(&path).output().unwrap()
+}
+
+#[test]
+fn the_pipeline_template_passes_cfn_lint() {
+    let template = emmaa_deploy::template::to_yaml(&emmaa_deploy::template::template());
+    let linted = lint(&template);
+    assert!(
+        linted.status.success(),
+        "cfn-lint: {}{}",
+        String::from_utf8_lossy(&linted.stdout),
+        String::from_utf8_lossy(&linted.stderr)
+    );
+    // The linter does read it: a runtime Lambda does not have fails.
+    let broken = lint(&template.replace("\"provided.al2023\"", "\"provided.al2099\""));
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("provided.al2099"));
+}
+
+/// The values of every `<tag>` in `xml`, unescaped.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value))
+        .map(|value| {
+            value
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// A role's inline policy document as moto answers it (JSON, URL-encoded
+/// JSON or, moto 5.2.1's own form, a Python dict's text).
+fn policy_document(moto: &Moto, role: &str, policy: &str) -> Value {
+    let xml = moto.query_call(
+        "iam",
+        &format!("Action=GetRolePolicy&Version=2010-05-08&RoleName={role}&PolicyName={policy}"),
+    );
+    let text = xml_values(&xml, "PolicyDocument")
+        .pop()
+        .expect("a policy document");
+    let text = if text.starts_with('%') {
+        percent_decode(&text)
+    } else {
+        text
+    };
+    serde_json::from_str(&text)
+        .or_else(|_| serde_json::from_str(&text.replace('\'', "\"")))
+        .unwrap_or_else(|err| panic!("{role}'s policy {text}: {err}"))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = text.get(at + 1..at + 3).filter(|_| bytes[at] == b'%');
+        if let Some(byte) = escaped.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+            out.push(byte);
+            at += 3;
+            continue;
+        }
+        out.push(if bytes[at] == b'+' { b' ' } else { bytes[at] });
+        at += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Each statement's actions, as a sorted list of strings; a conditional
+/// statement (`Fn::If`) counts as its first branch: the test's stack meets
+/// every condition.
+fn actions_of(statements: &Value) -> Vec<String> {
+    let mut actions: Vec<String> = statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|statement| statement.get("Fn::If").map_or(statement, |branches| &branches[1]))
+        .flat_map(|statement| match &statement["Action"] {
+            Value::Array(many) => many.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+            one => vec![one.as_str().unwrap().to_owned()],
+        })
+        .collect();
+    actions.sort();
+    actions
+}
+
+fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "stack",
+        "--stack-name",
+        "emmaa-next",
+        "--artifact-bucket",
+        "emmaa-artifacts",
+        "--profile",
+        "dev",
+        "--bootstrap",
+        bootstrap().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--poll",
+        "0.1",
+    ];
+    args.extend_from_slice(extra);
+    let output = deploy(&args, moto);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "deploy stack {extra:?}: {text}");
+    text
+}
+
+/// `deploy stack` against moto's CloudFormation, checked service by service
+/// (moto lists resource types it does not know as created, so the stack's
+/// own resource list proves nothing): a stack beside a hand-made
+/// installation (its own function prefix, triggers off), then switched on,
+/// on an existing bucket whose other notification must survive.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_and_queue() {
+    use emmaa_deploy::template::template;
+    use emmaa_runtime::functions::{FUNCTIONS, Trigger};
+    let moto = Moto::start_unconfigured();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", vec![]).await;
+    let queue = moto.json_call("sqs", "AmazonSQS.CreateQueue", json!({"QueueName": "existing"}));
+    assert!(queue["QueueUrl"].is_string(), "{queue}");
+    let existing_queue = "arn:aws:sqs:us-east-1:123456789012:existing";
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.put_bucket_notification_configuration()
+        .bucket("emmaa")
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(
+                    aws_sdk_s3::types::QueueConfiguration::builder()
+                        .queue_arn(existing_queue)
+                        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("pipeline.zip");
+
+    // A dry run changes nothing but prints every resource it would add.
+    let dry = deploy_stack(
+        &moto,
+        &zip_path,
+        &["--parameter", "FunctionPrefix=emmaa-next-", "--dry-run"],
+    );
+    assert!(
+        dry.contains("Add     UpdatePipelineFunction (AWS::Lambda::Function)"),
+        "{dry}"
+    );
+    assert!(dry.contains("dry run: would switch EventBridge notifications on for bucket emmaa, writing back its 1 other notifications"), "{dry}");
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let listed = lambda.list_functions().send().await.unwrap();
+    assert!(listed.functions().is_empty(), "a dry run made functions");
+
+    moto.start_recording();
+    let out = deploy_stack(
+        &moto,
+        &zip_path,
+        &[
+            "--parameter",
+            "FunctionPrefix=emmaa-next-",
+            "--parameter",
+            "Triggers=DISABLED",
+            "--parameter",
+            "TracePrefix=traces/",
+        ],
+    );
+    assert!(out.contains("stack emmaa-next: CREATE_COMPLETE"), "{out}");
+    let zip = std::fs::read(&zip_path).unwrap();
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let code_sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
+    let sha_hex: String = sha2::Sha256::digest(&zip)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        out.contains(&format!("artifacts/pipeline-{sha_hex}.zip")),
+        "{out}"
+    );
+
+    // Lambda: eleven functions, named with the stack's prefix, each running
+    // the one bundle on provided.al2023 with its own role.
+    let template = template();
+    let functions = lambda.list_functions().send().await.unwrap();
+    let by_name: BTreeMap<&str, _> = functions
+        .functions()
+        .iter()
+        .map(|function| (function.function_name().unwrap(), function))
+        .collect();
+    assert_eq!(by_name.len(), FUNCTIONS.len(), "{:?}", by_name.keys());
+    for entry in &FUNCTIONS {
+        let name = format!("emmaa-next-{}", entry.function);
+        let function = by_name
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(
+            function.runtime().map(|r| r.as_str()),
+            Some("provided.al2023"),
+            "{name}"
+        );
+        assert_eq!(function.handler(), Some("bootstrap"), "{name}");
+        assert_eq!(function.code_sha256(), Some(code_sha.as_str()), "{name}");
+        let variables = function.environment().unwrap().variables().unwrap();
+        assert_eq!(variables["EMMAA_FUNCTION_PREFIX"], "emmaa-next-", "{name}");
+        assert_eq!(variables["EMMAA_LEDGER"], "on", "{name}");
+        assert_eq!(variables["EMMAA_INVOCATION_TYPE"], "Event", "{name}");
+        let reserved = lambda
+            .get_function_concurrency()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reserved.reserved_concurrent_executions(), Some(10), "{name}");
+        // IAM: the role holds exactly the template's statements for it.
+        let id: String = entry
+            .guest
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        let role = function.role().unwrap().rsplit('/').next().unwrap().to_owned();
+        assert!(role.contains(&format!("{id}Role")), "{name}: role {role}");
+        let document = policy_document(&moto, &role, "reach");
+        let expected = &template["Resources"][format!("{id}Role")]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"];
+        assert_eq!(actions_of(&document["Statement"]), actions_of(expected), "{name}");
+        let text = document.to_string();
+        for invoked in entry.invokes {
+            assert!(
+                text.contains(&format!("function:emmaa-next-{invoked}")),
+                "{name} may invoke {invoked}: {text}"
+            );
+        }
+        assert!(!text.contains("function:emmaa-model-update\""), "{name}: {text}");
+        assert!(
+            text.contains(&format!("emmaa/traces/{name}/*")),
+            "{name} may write its traces: {text}"
+        );
+        assert_eq!(variables["EMMAA_TRACE_PREFIX"], "traces/", "{name}");
+    }
+
+    // Events: two schedules and three S3 patterns, each aimed at its
+    // function, and (as asked) disabled.
+    let rules = moto.json_call("events", "AWSEvents.ListRules", json!({}));
+    let rules = rules["Rules"].as_array().unwrap().clone();
+    assert_eq!(rules.len(), 5, "{rules:?}");
+    let mut schedules = Vec::new();
+    let mut patterns = Vec::new();
+    for rule in &rules {
+        assert_eq!(rule["State"], "DISABLED", "{rule}");
+        let targets = moto.json_call(
+            "events",
+            "AWSEvents.ListTargetsByRule",
+            json!({"Rule": rule["Name"]}),
+        );
+        let target = targets["Targets"][0]["Arn"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        if let Some(schedule) = rule["ScheduleExpression"].as_str() {
+            schedules.push((target, schedule.to_owned()));
+        } else {
+            let pattern: Value = serde_json::from_str(rule["EventPattern"].as_str().unwrap()).unwrap();
+            assert_eq!(pattern["detail-type"], json!(["Object Created"]));
+            assert_eq!(pattern["detail"]["bucket"]["name"], json!(["emmaa"]));
+            let key = pattern["detail"]["object"]["key"][0]["wildcard"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            patterns.push((target, key));
+        }
+    }
+    schedules.sort();
+    patterns.sort();
+    assert_eq!(
+        schedules,
+        [
+            (
+                "emmaa-next-test-update-pipeline".to_owned(),
+                "cron(0 4 * * ? *)".to_owned()
+            ),
+            (
+                "emmaa-next-update-pipeline".to_owned(),
+                "cron(0 5 * * ? *)".to_owned()
+            ),
+        ]
+    );
+    let mut expected_patterns: Vec<(String, String)> = FUNCTIONS
+        .iter()
+        .filter_map(|entry| match entry.trigger {
+            Trigger::NewObject { prefix, suffix } => Some((
+                format!("emmaa-next-{}", entry.function),
+                format!("{prefix}*{suffix}"),
+            )),
+            _ => None,
+        })
+        .collect();
+    expected_patterns.sort();
+    assert_eq!(patterns, expected_patterns);
+
+    // Lambda permissions: EventBridge may invoke each triggered function,
+    // from its own rule only.
+    for entry in FUNCTIONS.iter().filter(|entry| entry.trigger != Trigger::Invoked) {
+        let name = format!("emmaa-next-{}", entry.function);
+        let policy = lambda.get_policy().function_name(&name).send().await.unwrap();
+        let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let statement = &policy["Statement"][0];
+        assert_eq!(
+            statement["Principal"]["Service"], "events.amazonaws.com",
+            "{name}"
+        );
+        let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+            .as_str()
+            .unwrap();
+        let id: String = entry
+            .guest
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        assert!(
+            source.contains(&format!(":rule/emmaa-next-{id}Trigger")),
+            "{name}: {source}"
+        );
+    }
+
+    // Logs: a group per function, with the retention.
+    let groups = moto.json_call("logs", "Logs_20140328.DescribeLogGroups", json!({}));
+    let mut groups: Vec<(String, u64)> = groups["logGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| {
+            (
+                group["logGroupName"].as_str().unwrap().to_owned(),
+                group["retentionInDays"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    groups.sort();
+    let mut expected_groups: Vec<(String, u64)> = FUNCTIONS
+        .iter()
+        .map(|entry| (format!("/aws/lambda/emmaa-next-{}", entry.function), 30))
+        .collect();
+    expected_groups.sort();
+    assert_eq!(groups, expected_groups);
+
+    // SQS: the on-failure queue of the Event-invoked functions.
+    let queues = moto.json_call("sqs", "AmazonSQS.ListQueues", json!({}));
+    let queues = queues["QueueUrls"].to_string();
+    assert!(queues.contains("emmaa-next-failed-events"), "{queues}");
+
+    // S3: EventBridge was added by writing back the whole configuration,
+    // and the bucket's own queue notification survived it.
+    let written = moto
+        .recording()
+        .into_iter()
+        .filter(|request| {
+            request["method"] == "PUT" && request["url"].as_str().unwrap_or("").contains("notification")
+        })
+        .map(|request| recorded_body(&request))
+        .collect::<Vec<_>>();
+    assert_eq!(written.len(), 1, "one whole-configuration write: {written:?}");
+    assert!(written[0].contains("<EventBridgeConfiguration"), "{}", written[0]);
+    assert!(written[0].contains(existing_queue), "{}", written[0]);
+    let notifications = s3
+        .get_bucket_notification_configuration()
+        .bucket("emmaa")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notifications.queue_configurations().len(), 1);
+    assert!(out.contains("switched EventBridge notifications on"), "{out}");
+
+    // A second run switches the triggers on and keeps the earlier prefix.
+    let out = deploy_stack(&moto, &zip_path, &["--parameter", "Triggers=ENABLED"]);
+    assert!(out.contains("updating stack emmaa-next"), "{out}");
+    assert!(out.contains("stack emmaa-next: UPDATE_COMPLETE"), "{out}");
+    assert!(
+        out.contains("already there: s3://emmaa-artifacts/artifacts/pipeline-"),
+        "{out}"
+    );
+    let rules = moto.json_call("events", "AWSEvents.ListRules", json!({}));
+    for rule in rules["Rules"].as_array().unwrap() {
+        assert_eq!(rule["State"], "ENABLED", "{rule}");
+    }
+    let functions = lambda.list_functions().send().await.unwrap();
+    let mut names: Vec<&str> = functions
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .collect();
+    names.sort();
+    assert!(
+        names.iter().all(|name| name.starts_with("emmaa-next-")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), FUNCTIONS.len());
+}

@@ -1,0 +1,157 @@
+//! `deploy upload`: every check an operator would make by hand, against moto.
+
+use super::*;
+
+/// A zip holding a Python handler, as the original functions were deployed.
+fn python_zip() -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("model_updates.py", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer
+        .write_all(b"def lambda_handler(event, context):\n    return {}\n")
+        .unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+pub(crate) fn deploy(args: &[&str], moto: &Moto) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let role = moto.create_role("emmaa-lambda");
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    lambda
+        .create_function()
+        .function_name("emmaa-model-update")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("model_updates.lambda_handler")
+        .role(role)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(python_zip().into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let configuration = || async {
+        let request = lambda
+            .get_function_configuration()
+            .function_name("emmaa-model-update");
+        request.send().await.unwrap()
+    };
+    let before = configuration().await;
+    bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("upload.zip");
+    let zip_arg = zip_path.to_str().unwrap();
+
+    let upload_with = |flag: &str| {
+        let args = [
+            "upload",
+            "model_updates",
+            "emmaa-model-update",
+            "--profile",
+            "dev",
+            "--out",
+            zip_arg,
+            flag,
+        ];
+        deploy(&args, &moto)
+    };
+    let dry = upload_with("--dry-run");
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{dry_out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(dry_out.contains("dry run: would switch emmaa-model-update: runtime python3.12 -> provided.al2023, handler model_updates.lambda_handler -> bootstrap"), "{dry_out}");
+    let unchanged = configuration().await;
+    assert_eq!(unchanged.code_sha256(), before.code_sha256());
+    assert_eq!(unchanged.runtime(), before.runtime());
+
+    let upload = upload_with("--publish");
+    let out = String::from_utf8_lossy(&upload.stdout);
+    assert!(
+        upload.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    let zip = std::fs::read(&zip_path).unwrap();
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
+    assert!(
+        out.contains(&format!("AWS answered: CodeSha256 {sha} (matches the bundle)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("switching emmaa-model-update: runtime python3.12 -> provided.al2023"),
+        "{out}"
+    );
+    assert!(
+        out.contains("AWS answered: runtime provided.al2023, handler bootstrap"),
+        "{out}"
+    );
+    let window = out
+        .lines()
+        .find_map(|line| line.strip_prefix("the switch ended "))
+        .and_then(|rest| rest.split_once(" ms"))
+        .map(|(ms, _)| ms.parse::<u64>().unwrap())
+        .unwrap_or_else(|| panic!("the upload says how long the switch took: {out}"));
+    eprintln!("runtime switch window against moto: {window} ms");
+    assert!(out.contains("published emmaa-model-update version"), "{out}");
+
+    let after = configuration().await;
+    assert_eq!(after.code_sha256(), Some(sha.as_str()));
+    assert_eq!(after.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+    assert_eq!(after.handler(), Some("bootstrap"));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut manifest = String::new();
+    archive
+        .by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut manifest)
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        manifest["functions"]["emmaa-model-update"]["guest"],
+        "model_updates"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_upload_to_a_missing_function_says_to_create_it() {
+    let moto = Moto::start();
+    bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.zip");
+    let output = deploy(
+        &[
+            "upload",
+            "model_updates",
+            "emmaa-nope",
+            "--profile",
+            "dev",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &moto,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("function \"emmaa-nope\" does not exist: create it first"),
+        "{stderr}"
+    );
+}

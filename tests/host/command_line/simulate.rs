@@ -1,0 +1,379 @@
+//! `host simulate`: the whole day of the pipeline, from the schedules and the files Batch jobs would write.
+
+use super::*;
+
+/// `host simulate ARGS` with only the EMMAA_* settings given.
+pub(crate) fn simulate_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+    command.current_dir(workspace()).arg("simulate").args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("EMMAA_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(envs.iter().copied()).output().unwrap()
+}
+
+fn simulate(args: &[&str]) -> Output {
+    simulate_with(args, &[])
+}
+
+/// A job's name without its `_YYYYMMDD_HHMMSS` time.
+fn stem(name: &str) -> String {
+    name.rsplitn(3, '_').nth(2).unwrap().to_owned()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(snapshot(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The day over the example bucket, worked out by hand from its five
+/// configs and the contract: every job, every file and every trigger, and
+/// nothing else.
+#[test]
+fn the_simulated_day_over_the_example_bucket_has_every_job_file_and_trigger_and_nothing_else() {
+    let bucket = workspace().join("examples/bucket");
+    let before = snapshot(&bucket);
+    let output = simulate(&["--bucket-dir", "examples/bucket", "--now", NOW]);
+    let day = succeeded(&output);
+    assert_eq!(snapshot(&bucket), before, "the bucket directory is not changed");
+
+    // aml, brca, covid19 update daily; marm_model is curated (its manager
+    // is rebuilt); rasmodel's flag is the string "true", so nothing.
+    // covid19 and marm_model make tests (at 04:00, and after their update).
+    let mut expected: Vec<String> = [
+        "covid19_test_update",
+        "marm_model_test_update",
+        "aml_update",
+        "brca_update",
+        "covid19_update",
+        "marm_model_mm_update",
+        "aml_mm_update",
+        "brca_mm_update",
+        "covid19_mm_update",
+        "covid19_test_update",
+        "marm_model_test_update",
+    ]
+    .iter()
+    .map(|name| name.to_string())
+    .collect();
+    let corpora = [
+        ("aml", vec!["large_corpus_tests"]),
+        ("brca", vec!["large_corpus_tests", "simple_model_tests"]),
+        (
+            "covid19",
+            vec![
+                "large_corpus_tests",
+                "covid19_curated_tests",
+                "covid19_mitre_tests",
+            ],
+        ),
+        ("marm_model", vec!["large_corpus_tests"]),
+    ];
+    for (model, tests) in &corpora {
+        expected.push(format!("{model}_model_stats"));
+        expected.push(format!("{model}_queries"));
+        for corpus in tests {
+            expected.push(format!("{model}_{corpus}_tests"));
+            expected.push(format!("{model}_{corpus}_stats"));
+        }
+    }
+    expected.sort();
+    let jobs = day["jobs"].as_array().unwrap();
+    let mut stems: Vec<String> = jobs
+        .iter()
+        .map(|job| stem(job["name"].as_str().unwrap()))
+        .collect();
+    stems.sort();
+    assert_eq!(stems, expected);
+
+    // Files: a model state per updated model, a model manager per model
+    // whose manager was rebuilt, results per corpus; each fires one function.
+    let mut files: Vec<(String, String, String)> = jobs
+        .iter()
+        .flat_map(|job| {
+            let writes = job["writes"].as_array().unwrap().clone();
+            let fires = job["fires"].as_array().unwrap().clone();
+            assert!(writes.len() <= 1 && fires.len() == writes.len(), "{job}");
+            writes.into_iter().zip(fires).map(|(key, fired)| {
+                let key = key.as_str().unwrap();
+                let shape = key.rsplit_once('_').unwrap().0.to_owned();
+                (
+                    shape,
+                    fired.as_str().unwrap().to_owned(),
+                    stem(job["name"].as_str().unwrap()),
+                )
+            })
+        })
+        .collect();
+    files.sort();
+    let mut expected_files = Vec::new();
+    for model in ["aml", "brca", "covid19"] {
+        expected_files.push((
+            format!("models/{model}/model"),
+            "emmaa-mm-update".to_owned(),
+            format!("{model}_update"),
+        ));
+    }
+    for (model, tests) in &corpora {
+        expected_files.push((
+            format!("results/{model}/model_manager"),
+            "emmaa-after-update".to_owned(),
+            format!("{model}_mm_update"),
+        ));
+        for corpus in tests {
+            expected_files.push((
+                format!("results/{model}/results_{corpus}"),
+                "emmaa-test-stats".to_owned(),
+                format!("{model}_{corpus}_tests"),
+            ));
+        }
+    }
+    expected_files.sort();
+    assert_eq!(files, expected_files);
+
+    // Runs: two schedules, then one per file; every one answered 200.
+    let runs = day["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2 + expected_files.len());
+    assert_eq!(
+        runs[0]["start"],
+        json!({"kind": "schedule", "schedule": "TestUpdateSchedule"})
+    );
+    assert_eq!(runs[1]["run"]["function"], "emmaa-update-pipeline");
+    for run in &runs[2..] {
+        assert_eq!(run["start"]["kind"], "file");
+        assert_eq!(
+            run["event"]["Records"][0]["s3"]["object"]["key"],
+            run["start"]["key"]
+        );
+    }
+    let summary = &day["summary"];
+    assert_eq!(summary["jobs"], 33);
+    assert_eq!(summary["files"], 14);
+    assert_eq!(summary["refusals"], 0);
+    assert_eq!(summary["cycles"], 0);
+    assert_eq!(summary["functions"]["emmaa-model-test"], 7);
+    assert_eq!(summary["functions"]["emmaa-after-update"], 4);
+    // One model's path, in order.
+    let aml: Vec<String> = summary["models"]["aml"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| stem(name.as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        aml,
+        [
+            "aml_update",
+            "aml_mm_update",
+            "aml_model_stats",
+            "aml_large_corpus_tests_tests",
+            "aml_queries",
+            "aml_large_corpus_tests_stats"
+        ]
+    );
+}
+
+/// The example bucket's day drawn as `args` ask.
+fn picture(args: &[&str]) -> String {
+    let mut all = vec!["--bucket-dir", "examples/bucket", "--now", NOW];
+    all.extend_from_slice(args);
+    let output = simulate(&all);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_day_draws_as_mermaid_and_dot_with_one_models_whole_path() {
+    for format in ["mermaid", "dot"] {
+        let text = picture(&["--format", format]);
+        let arrow = if format == "dot" { "->" } else { "-->" };
+        // aml, from the schedule to its test statistics.
+        let path = [
+            ("schedule_UpdateSchedule", "fn_emmaa_update_pipeline"),
+            ("fn_emmaa_update_pipeline", "fn_emmaa_model_update"),
+            ("fn_emmaa_model_update", "job_aml_update_20200204_120001"),
+            (
+                "job_aml_update_20200204_120001",
+                "file_models_aml_model_2020_02_04_12_00_01_pkl",
+            ),
+            (
+                "file_models_aml_model_2020_02_04_12_00_01_pkl",
+                "fn_emmaa_mm_update",
+            ),
+            ("fn_emmaa_mm_update", "job_aml_mm_update_20200204_120002"),
+            (
+                "job_aml_mm_update_20200204_120002",
+                "file_results_aml_model_manager_2020_02_04_12_00_02_pkl",
+            ),
+            (
+                "file_results_aml_model_manager_2020_02_04_12_00_02_pkl",
+                "fn_emmaa_after_update",
+            ),
+            ("fn_emmaa_after_update", "fn_emmaa_test_pipeline"),
+            ("fn_emmaa_test_pipeline", "fn_emmaa_model_test"),
+            (
+                "fn_emmaa_model_test",
+                "job_aml_large_corpus_tests_tests_20200204_120006",
+            ),
+            (
+                "fn_emmaa_test_stats",
+                "job_aml_large_corpus_tests_stats_20200204_120010",
+            ),
+        ];
+        for (from, to) in path {
+            let found = text.lines().any(|line| {
+                let line = line.trim();
+                line.starts_with(&format!("{from} {arrow}"))
+                    && (line.ends_with(&format!(" {to}")) || line.contains(&format!(" {to} [")))
+            });
+            assert!(found, "{format}: no edge {from} {arrow} {to}:\n{text}");
+        }
+        if format == "dot" {
+            assert!(text.starts_with("digraph pipeline {") && text.trim_end().ends_with('}'));
+        } else {
+            assert!(text.starts_with("flowchart LR\n"));
+        }
+    }
+}
+
+#[test]
+fn one_models_picture_holds_its_path_and_no_other_model() {
+    let text = picture(&["--format", "mermaid", "--model", "aml"]);
+    for other in ["brca", "covid19", "marm_model", "rasmodel", "TestUpdateSchedule"] {
+        assert!(!text.contains(other), "{other} in aml's picture:\n{text}");
+    }
+    for edge in [
+        "schedule_UpdateSchedule -->|daily| fn_emmaa_update_pipeline",
+        "fn_emmaa_update_pipeline -->|aml| fn_emmaa_model_update",
+        "file_results_aml_model_manager_2020_02_04_12_00_02_pkl -->|S3 trigger| fn_emmaa_after_update",
+        "fn_emmaa_test_stats -->|submit| job_aml_large_corpus_tests_stats_20200204_120010",
+    ] {
+        assert!(text.contains(edge), "no {edge}:\n{text}");
+    }
+    // Six jobs, three files: aml's whole day.
+    assert_eq!(text.matches("[[\"aml_").count(), 6, "{text}");
+    assert_eq!(text.matches("[/\"").count(), 3, "{text}");
+}
+
+/// Replay keeps each compiled component in its cache and reuses it; a
+/// damaged cache entry is compiled again, never trusted.
+#[test]
+fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("components");
+    let cache_arg = cache_dir.to_str().unwrap();
+    let run = || {
+        let output = replay(
+            &[
+                "emmaa-model-update",
+                "examples/events/emmaa-model-update.json",
+                "--now",
+                NOW,
+            ],
+            &[("EMMAA_COMPILE_CACHE", cache_arg)],
+        );
+        succeeded(&output)
+    };
+    let first = run();
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|ext| ext == "cwasm"));
+    let compiled = std::fs::read(&entries[0]).unwrap();
+    assert_eq!(run(), first, "the cached component answers the same");
+    std::fs::write(&entries[0], b"not a component").unwrap();
+    assert_eq!(run(), first, "a damaged entry is compiled again");
+    assert_eq!(
+        std::fs::read(&entries[0]).unwrap().len(),
+        compiled.len(),
+        "and rewritten"
+    );
+    // EMMAA_COMPILE_CACHE empty: no cache at all.
+    let output = replay(
+        &[
+            "emmaa-model-update",
+            "examples/events/emmaa-model-update.json",
+            "--now",
+            NOW,
+        ],
+        &[("EMMAA_COMPILE_CACHE", "")],
+    );
+    assert!(output.status.success());
+}
+
+/// `--models N`: the made-up bucket's day, counted from its mix by hand:
+/// three in four models updated daily, the rest curated; one in ten makes
+/// tests; even models test one corpus, odd ones two.
+#[test]
+fn a_day_over_made_up_models_counts_every_job() {
+    let output = simulate(&["--models", "200", "--now", NOW]);
+    let summary = succeeded(&output)["summary"].clone();
+    let (models, updated, makers, corpora) = (200, 150, 20, 100 + 2 * 100);
+    let jobs = updated // model updates
+        + models // manager updates (files, and the curated models directly)
+        + 2 * models // model stats and queries, after every update
+        + corpora // model tests
+        + corpora // test statistics
+        + 2 * makers; // test updates: at 04:00 and after the update
+    assert_eq!(summary["jobs"], jobs);
+    assert_eq!(summary["files"], updated + models + corpora);
+    assert_eq!(summary["runs"], 2 + updated + models + corpora);
+    assert_eq!(summary["refusals"], 0);
+    assert_eq!(summary["models"].as_object().unwrap().len(), models);
+}
+
+/// S3 notifications are at-least-once: `--redeliver` delivers each twice.
+/// With the ledger's claims the day is the same 33 jobs and nothing is
+/// duplicated; with the ledger off, the same day counts duplicates (the
+/// counter can fail).
+#[test]
+fn a_redelivered_day_duplicates_nothing_with_the_ledger_and_counts_duplicates_without() {
+    let day = |ledger: &str| {
+        let output = simulate_with(
+            &["--bucket-dir", "examples/bucket", "--now", NOW, "--redeliver"],
+            &[("EMMAA_LEDGER", ledger)],
+        );
+        succeeded(&output)
+    };
+    let claimed = day("on");
+    let summary = &claimed["summary"];
+    assert_eq!(summary["redelivered"], 14, "every file's notification twice");
+    assert_eq!(summary["runs"], 2 + 2 * 14);
+    assert_eq!(summary["jobs"], 33, "the same jobs as one delivery");
+    assert_eq!(summary["duplicated"], 0);
+    // A second delivery finds its work claimed and says so.
+    let again = claimed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["start"]["redelivery"] == true && run["run"]["function"] == "emmaa-mm-update")
+        .unwrap();
+    assert_eq!(again["run"]["response"]["statusCode"], 200, "{again}");
+    assert!(
+        again["run"]["response"].to_string().contains("already_submitted"),
+        "{again}"
+    );
+
+    let unclaimed = day("off");
+    let duplicated = unclaimed["summary"]["duplicated"].as_u64().unwrap();
+    assert!(duplicated > 0, "without claims a redelivery does the work again");
+    assert!(unclaimed["summary"]["jobs"].as_u64().unwrap() > 33);
+}

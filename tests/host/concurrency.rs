@@ -1,0 +1,169 @@
+//! Bounded concurrency: a batch of calls goes through at most `EMMAA_MAX_IN_FLIGHT` at a time, and none starts without time left.
+
+use super::*;
+
+/// Effects whose invocations and submissions take `delay_of(item)` each,
+/// counting how many overlap; invocations of `failing` models fail, and
+/// with `ledger_denied` every ledger write is refused (a role that
+/// predates the ledger).
+pub(crate) struct Slow {
+    inner: emmaa_runtime::effects::local::LocalEffects,
+    delay_of: fn(&str) -> Duration,
+    failing: &'static [&'static str],
+    pub(crate) ledger_denied: bool,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+impl Slow {
+    pub(crate) fn new(
+        inner: emmaa_runtime::effects::local::LocalEffects,
+        delay_of: fn(&str) -> Duration,
+    ) -> Self {
+        Slow {
+            inner,
+            delay_of,
+            failing: &[],
+            ledger_denied: false,
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    async fn take_time(&self, item: &str) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep((self.delay_of)(item)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl emmaa_runtime::Effects for Slow {
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        self.inner.list_prefixes(bucket, prefix, delimiter).await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, AwsError> {
+        self.inner.get_object(bucket, key, max_size).await
+    }
+
+    async fn invoke(&self, invocation: &Invocation) -> Result<InvocationOutcome, AwsError> {
+        self.take_time(&invocation.payload).await;
+        if self
+            .failing
+            .iter()
+            .any(|model| invocation.payload.contains(model))
+        {
+            return Err(AwsError::new(
+                ErrorKind::Rejected,
+                "Refused",
+                "refused by the test",
+            ));
+        }
+        self.inner.invoke(invocation).await
+    }
+
+    async fn submit_job(&self, job: &Job) -> Result<String, AwsError> {
+        self.take_time(&job.name).await;
+        self.inner.submit_job(job).await
+    }
+
+    async fn get_object_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        self.inner.get_object_tagged(bucket, key).await
+    }
+
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: emmaa_runtime::effects::Condition,
+    ) -> Result<String, AwsError> {
+        if self.ledger_denied {
+            return Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"));
+        }
+        self.inner.put_object_if(bucket, key, body, condition).await
+    }
+
+    async fn delete_object_if(&self, bucket: &str, key: &str, etag: &str) -> Result<(), AwsError> {
+        self.inner.delete_object_if(bucket, key, etag).await
+    }
+
+    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
+        self.inner.find_jobs(queue, job_name).await
+    }
+}
+
+fn forty_daily_models() -> emmaa_runtime::effects::local::LocalEffects {
+    let configs: Vec<(String, &str)> = (0..40)
+        .map(|n| (format!("models/m{n:02}/config.json"), DAILY))
+        .collect();
+    let configs: Vec<(&str, &str)> = configs
+        .iter()
+        .map(|(key, config)| (key.as_str(), *config))
+        .collect();
+    bucket(&configs)
+}
+
+/// Later models answer sooner: m00 takes 40 ms, m39 takes 1 ms.
+fn later_is_sooner(payload: &str) -> Duration {
+    let n: u64 = payload
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|digits| !digits.is_empty())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
+    Duration::from_millis(40 - n.min(39))
+}
+
+async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_runtime::GuestRun) {
+    let effects = Arc::new(effects);
+    let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]);
+    let outcome = run_in_time(
+        "update_pipeline",
+        "{}",
+        effects.clone(),
+        settings,
+        Duration::from_secs(60),
+    )
+    .await;
+    (effects.most_in_flight.load(Ordering::SeqCst), outcome)
+}
+
+#[tokio::test]
+async fn the_host_keeps_at_most_max_in_flight_calls_going_and_the_order_of_the_batch() {
+    let (most, outcome) = update_forty_models(Slow::new(forty_daily_models(), later_is_sooner), "4").await;
+    assert_eq!(most, 4);
+    let invoked: Vec<Value> = actions(&outcome).as_array().unwrap()[41..].to_vec();
+    let expected: Vec<Value> = (0..40)
+        .map(|n| invoke("emmaa-model-update", json!({"model": format!("m{n:02}")})))
+        .collect();
+    assert_eq!(invoked, expected);
+    let (most, _) = update_forty_models(Slow::new(forty_daily_models(), later_is_sooner), "1").await;
+    assert_eq!(most, 1);
+}
+
+#[tokio::test]
+async fn each_answer_of_a_concurrent_batch_goes_back_to_the_call_that_got_it() {
+    // Calls finish in the reverse of their order: an answer matched to the
+    // wrong call would blame the wrong models.
+    let mut effects = Slow::new(forty_daily_models(), later_is_sooner);
+    effects.failing = &["m03", "m37"];
+    let (_, outcome) = update_forty_models(effects, "16").await;
+    assert_eq!(
+        refused(&outcome)
+            .into_iter()
+            .map(|(item, _)| item)
+            .collect::<Vec<_>>(),
+        ["m03", "m37"]
+    );
+}

@@ -1,0 +1,260 @@
+//! Exactly once: the ledger of claims keeps every unit of work to one job or invocation under redelivery and retries.
+
+use super::*;
+
+/// An S3 event whose records carry sequencers, as real ones do.
+fn s3_event_with_sequencers(keys: &[(&str, &str)]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|(key, sequencer)| json!({"s3": {"object": {"key": key, "sequencer": sequencer}}}))
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The names of the jobs an outcome submitted.
+pub(crate) fn submitted(outcome: &emmaa_runtime::GuestRun) -> Vec<String> {
+    outcome
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            emmaa_runtime::Action::BatchSubmit { job_name, .. } => Some(job_name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn model_state(model: &str) -> String {
+    format!("models/{model}/model_2020-02-04-12-00-00.pkl")
+}
+
+/// A pending claim of `work` for `function`, held by `request_id` until `deadline_ms`.
+fn seed_pending_claim(
+    effects: &LocalEffects,
+    function: &str,
+    work: &str,
+    request_id: &str,
+    deadline_ms: u64,
+) {
+    let key = emmaa_runtime::ledger::claim_key("ledger/", function, work);
+    let claim = json!({
+        "state": "pending", "work": work, "request_id": request_id, "deadline_ms": deadline_ms,
+        "job_name": format!("aml_update_{STAMP}"), "job_queue": "emmaa-models-update-test"
+    });
+    let put = effects.put_object_if("emmaa", &key, claim.to_string().into_bytes(), Condition::Absent);
+    futures::executor::block_on(put).unwrap();
+}
+
+#[tokio::test]
+async fn the_same_s3_event_delivered_twice_gets_one_job_per_record() {
+    let effects = bucket(&[]);
+    let (aml, brca) = (model_state("aml"), model_state("brca"));
+    let event = s3_event_with_sequencers(&[(&aml, "0A01"), (&brca, "0A02")]);
+    let first = run_as("model_manager_update", &event, &effects, "delivery-1").await;
+    assert_eq!(submitted(&first).len(), 2);
+    let second = run_as("model_manager_update", &event, &effects, "delivery-2").await;
+    assert_eq!(submitted(&second), Vec::<String>::new());
+    let response = second.response().unwrap();
+    assert_eq!(response["statusCode"], 200);
+    assert_eq!(response["job_ids"], first.response().unwrap()["job_ids"]);
+    assert_eq!(
+        response["already_submitted"][1],
+        json!({"job_name": format!("brca_mm_update_{STAMP}"), "job_id": format!("local-brca_mm_update_{STAMP}")})
+    );
+}
+
+#[tokio::test]
+async fn the_same_invocation_retried_with_its_request_id_gets_one_job() {
+    let effects = bucket(&[]);
+    let event = json!({"model": "aml"});
+    let first = run_as("model_updates", &event, &effects, "request-1").await;
+    let retried = run_as("model_updates", &event, &effects, "request-1").await;
+    assert_eq!(submitted(&first).len(), 1);
+    assert_eq!(submitted(&retried).len(), 0);
+    assert_eq!(retried.status_code(), Some(200));
+    // Another request is other work: an operator's second invocation runs.
+    let another = run_as("model_updates", &event, &effects, "request-2").await;
+    assert_eq!(submitted(&another).len(), 1);
+}
+
+#[tokio::test]
+async fn new_work_is_never_blocked() {
+    let effects = bucket(&[("models/aml/config.json", DAILY_TESTS)]);
+    let aml = model_state("aml");
+    let upload = run_as(
+        "model_manager_update",
+        &s3_event_with_sequencers(&[(&aml, "0A01")]),
+        &effects,
+        "r1",
+    )
+    .await;
+    let new_upload = run_as(
+        "model_manager_update",
+        &s3_event_with_sequencers(&[(&aml, "0A02")]),
+        &effects,
+        "r2",
+    )
+    .await;
+    assert_eq!((submitted(&upload).len(), submitted(&new_upload).len()), (1, 1));
+    // The stand-in record has the same key every day; each day's run is new.
+    let stand_in = s3_event(&["models/aml/model_2020-01-01-00-00-00.pkl"]);
+    let today = run_as("model_manager_update", &stand_in, &effects, "day-1").await;
+    let tomorrow = run_as("model_manager_update", &stand_in, &effects, "day-2").await;
+    assert_eq!((submitted(&today).len(), submitted(&tomorrow).len()), (1, 1));
+    let invoked = |outcome: &emmaa_runtime::GuestRun| {
+        outcome
+            .actions
+            .iter()
+            .filter(|a| matches!(a, emmaa_runtime::Action::LambdaInvoke { .. }))
+            .count()
+    };
+    let day_one = run_as("update_pipeline", &json!({}), &effects, "schedule-1").await;
+    let day_one_retried = run_as("update_pipeline", &json!({}), &effects, "schedule-1").await;
+    let day_two = run_as("update_pipeline", &json!({}), &effects, "schedule-2").await;
+    assert_eq!(
+        (invoked(&day_one), invoked(&day_one_retried), invoked(&day_two)),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        day_one_retried.response().unwrap()["already_invoked"][0]["item"],
+        "aml"
+    );
+}
+
+#[tokio::test]
+async fn work_claimed_by_a_live_request_is_answered_as_in_progress_there() {
+    let effects = bucket(&[]);
+    seed_pending_claim(
+        &effects,
+        "test-model_updates",
+        "request:r2:aml_update",
+        "r1",
+        u64::MAX / 2,
+    );
+    let outcome = run_as("model_updates", &json!({"model": "aml"}), &effects, "r2").await;
+    assert_eq!(submitted(&outcome).len(), 0);
+    let response = outcome.response().unwrap();
+    assert_eq!(response["statusCode"], 200);
+    assert_eq!(
+        response["in_progress_elsewhere"],
+        json!([{"job_name": format!("aml_update_{STAMP}"), "request_id": "r1"}])
+    );
+}
+
+#[tokio::test]
+async fn a_claim_left_pending_by_a_dead_runtime_is_taken_over() {
+    // By the same request (Lambda's retry of the event), at once.
+    let effects = bucket(&[]);
+    seed_pending_claim(
+        &effects,
+        "test-model_updates",
+        "request:r1:aml_update",
+        "r1",
+        u64::MAX / 2,
+    );
+    let retried = run_as("model_updates", &json!({"model": "aml"}), &effects, "r1").await;
+    assert_eq!(submitted(&retried).len(), 1);
+    // By another request, once the holder's deadline has passed.
+    let effects = bucket(&[]);
+    seed_pending_claim(&effects, "test-model_updates", "request:r2:aml_update", "r1", 1);
+    let later = run_as("model_updates", &json!({"model": "aml"}), &effects, "r2").await;
+    assert_eq!(submitted(&later).len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_submission_releases_its_claim_and_an_unknown_outcome_keeps_it() {
+    let ledger = LocalLedger::default();
+    let refusing = LocalEffects::new(LocalBucket::Empty)
+        .with_ledger(ledger.clone())
+        .failing_queue(
+            "emmaa-models-update-test",
+            AwsError::new(ErrorKind::Rejected, "ClientException", "no such queue"),
+        );
+    let refused = run_as("model_updates", &json!({"model": "aml"}), &refusing, "r1").await;
+    assert_eq!(refused.answer.failure().map(Failure::kind), Some("refused"));
+    let key = emmaa_runtime::ledger::claim_key("ledger/", "test-model_updates", "request:r1:aml_update");
+    assert_eq!(refusing.get_object_tagged("emmaa", &key).await.unwrap(), None);
+
+    let silent = LocalEffects::new(LocalBucket::Empty)
+        .with_ledger(ledger.clone())
+        .failing_queue(
+            "emmaa-models-update-test",
+            AwsError::new(ErrorKind::Unavailable, "Timeout", "no answer"),
+        );
+    run_as("model_updates", &json!({"model": "aml"}), &silent, "r1").await;
+    let (claim, _) = silent.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
+    let claim: Value = serde_json::from_slice(&claim).unwrap();
+    assert_eq!(claim["state"], "pending");
+
+    let working = LocalEffects::new(LocalBucket::Empty).with_ledger(ledger);
+    let retried = run_as("model_updates", &json!({"model": "aml"}), &working, "r1").await;
+    assert_eq!(submitted(&retried).len(), 1);
+    let (claim, _) = working.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
+    let claim: Value = serde_json::from_slice(&claim).unwrap();
+    assert_eq!(
+        (claim["state"].as_str(), claim["job_id"].as_str()),
+        (Some("done"), Some("local-aml_update_20200204_120000"))
+    );
+}
+
+#[tokio::test]
+async fn a_rerun_on_purpose_claims_nothing() {
+    let effects = bucket(&[]);
+    run_as("model_updates", &json!({"model": "aml"}), &effects, "r1").await;
+    let rerun = run_as(
+        "model_updates",
+        &json!({"model": "aml", "rerun": true}),
+        &effects,
+        "r1",
+    )
+    .await;
+    assert_eq!(submitted(&rerun).len(), 1);
+    assert!(
+        !rerun
+            .actions
+            .iter()
+            .any(|a| matches!(a, emmaa_runtime::Action::LedgerClaim { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_guest_cut_short_after_claimed_jobs_fails_so_that_the_retry_does_the_rest() {
+    let effects = bucket(&[]);
+    let outcome = run_as(
+        "sandbox_probe",
+        &json!({"reach": "submit-then-spin"}),
+        &effects,
+        "r1",
+    )
+    .await;
+    assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel));
+    assert_eq!(submitted(&outcome).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_racing_on_one_event_over_a_directory_ledger_submit_one_job_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<(String, String)> = (0..20)
+        .map(|n| (model_state(&format!("m{n:02}")), format!("0B{n:02}")))
+        .collect();
+    let keys: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|(key, sequencer)| (key.as_str(), sequencer.as_str()))
+        .collect();
+    let event = s3_event_with_sequencers(&keys);
+    let runtime = |request_id: &'static str| {
+        let effects =
+            LocalEffects::new(LocalBucket::Empty).with_ledger(LocalLedger::Directory(dir.path().to_owned()));
+        let event = event.clone();
+        tokio::spawn(async move { run_as("model_manager_update", &event, &effects, request_id).await })
+    };
+    let (a, b) = (runtime("runtime-a"), runtime("runtime-b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let mut jobs = submitted(&a);
+    jobs.extend(submitted(&b));
+    jobs.sort();
+    let expected: Vec<String> = (0..20).map(|n| format!("m{n:02}_mm_update_{STAMP}")).collect();
+    assert_eq!(jobs, expected, "one job per record across both runtimes");
+    for outcome in [&a, &b] {
+        assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+    }
+}
