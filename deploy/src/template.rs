@@ -373,7 +373,7 @@ pub fn template() -> Value {
     }
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "The EMMAA model-update pipeline: eleven functions, their triggers and their rights (made by deploy template from host/src/guests.rs)",
+        "Description": "The EMMAA model-update pipeline: eleven functions, their triggers and their rights (made by deploy template from host/runtime/src/functions.rs)",
         "Parameters": parameters(),
         "Conditions": {
             "CreatesBucket": {"Fn::Equals": [reference("CreateBucket"), "true"]},

@@ -3,7 +3,7 @@
 //! (`EMMAA_FUNCTION_PREFIX` plus a fixed suffix), what triggers it, what it
 //! lists and reads in the bucket, what it invokes, and whether it submits
 //! Batch jobs. One table: the host's allowlist ([`PipelineFunction::allows_read`] and
-//! the rest, applied to every call a guest asks for) and the README's IAM
+//! the rest, applied to every call a guest asks for) and the documented IAM
 //! table ([`iam_table`]) are made from it, so they cannot drift apart.
 
 /// What starts a function.
@@ -209,7 +209,7 @@ impl PipelineFunction {
     }
 }
 
-/// The README's IAM table: what each function's role must allow.
+/// The IAM table of docs/deploying.md: what each function's role must allow.
 pub fn iam_table(function_prefix: &str, ledger_prefix: &str) -> String {
     let mut table = String::from("| function | trigger | needs |\n|---|---|---|\n");
     for function in &FUNCTIONS {
@@ -292,31 +292,14 @@ mod tests {
         assert!(queries.submits_jobs);
     }
 
-    /// The README's IAM table is this table: regenerate it with
-    /// `EMMAA_BLESS=1 cargo test -p emmaa-runtime --lib`.
+    /// docs/deploying.md's IAM table is this table.
     #[test]
-    fn the_readme_iam_table_is_made_from_the_reach_table() {
-        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
-        let readme = std::fs::read_to_string(readme_path).unwrap();
-        let (start, end) = (
-            "<!-- iam-table: generated from host/runtime/src/functions.rs -->\n",
-            "<!-- /iam-table -->",
+    fn the_documented_iam_table_is_made_from_the_reach_table() {
+        crate::generated::check_block(
+            "docs/deploying.md",
+            "iam-table",
+            "host/runtime/src/functions.rs",
+            &iam_table("emmaa-", "ledger/"),
         );
-        let from = readme.find(start).expect("the README marks its IAM table") + start.len();
-        let to = from + readme[from..].find(end).expect("the IAM table ends");
-        let generated = iam_table("emmaa-", "ledger/");
-        if std::env::var_os("EMMAA_BLESS").is_some() {
-            std::fs::write(
-                readme_path,
-                format!("{}{generated}{}", &readme[..from], &readme[to..]),
-            )
-            .unwrap();
-        } else {
-            assert_eq!(
-                &readme[from..to],
-                generated,
-                "README's IAM table differs; EMMAA_BLESS=1 rewrites it"
-            );
-        }
     }
 }

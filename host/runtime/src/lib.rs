@@ -34,6 +34,8 @@ pub mod effects;
 pub mod engine;
 pub mod functions;
 pub mod gate;
+#[cfg(test)]
+mod generated;
 pub mod guest;
 pub mod imports;
 pub mod ledger;

@@ -166,6 +166,22 @@ pub struct Settings {
     pub trace_prefix: Option<String>,
 }
 
+/// The settings as a Markdown table, for docs/settings.md.
+pub fn settings_table() -> String {
+    let mut table = String::from("| variable | default | meaning | accepts |\n|---|---|---|---|\n");
+    for variable in VARIABLES {
+        let default = match variable.default {
+            "" => "(empty)".to_owned(),
+            default => format!("`{default}`"),
+        };
+        table.push_str(&format!(
+            "| `{}` | {default} | {} | {} |\n",
+            variable.name, variable.meaning, variable.accepts
+        ));
+    }
+    table
+}
+
 /// The settings as a table, for `--help`.
 pub fn settings_help() -> String {
     let mut help =
@@ -468,6 +484,17 @@ fn is_model_name(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    /// docs/settings.md's table is this table.
+    #[test]
+    fn the_documented_settings_table_is_made_from_the_variables() {
+        crate::generated::check_block(
+            "docs/settings.md",
+            "settings-table",
+            "host/runtime/src/settings.rs",
+            &settings_table(),
+        );
+    }
 
     use super::*;
 
