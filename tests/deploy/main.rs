@@ -9,6 +9,7 @@ mod support;
 
 mod aws_backend;
 mod bootstrap_on_lambda;
+mod documented_commands;
 mod faults;
 mod lambda_handler;
 mod ledger;
@@ -49,6 +50,7 @@ use support::workspace;
 use bootstrap_on_lambda::{PATIENCE, answer_one_event, bootstrap, start_bootstrap, unpacked_bundle};
 use faults::{assert_each_invoked_once, daily_models_behind_a_proxy, update_payload};
 use ledger::{env_through, model_states_event};
+use recorder::host_cli;
 use throttling::effects_for;
 use upload::deploy;
 

@@ -5,7 +5,7 @@ use super::*;
 /// The `host` command, built (if it is not already) in the workspace's
 /// target directory with the workspace's features, as the test command
 /// builds it.
-fn host_cli() -> &'static Path {
+pub(crate) fn host_cli() -> &'static Path {
     static HOST: OnceLock<PathBuf> = OnceLock::new();
     HOST.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
