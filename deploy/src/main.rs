@@ -15,7 +15,7 @@ use emmaa_deploy::stack::{AwsStack, StackRequest, deploy_stack};
 use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
 use emmaa_offline::replay::{TraceReplayer, TraceSource};
-use emmaa_runtime::functions::GUEST_DIR;
+use emmaa_runtime::engine::Components;
 
 #[derive(Parser)]
 #[command(
@@ -132,7 +132,7 @@ impl CheckOptions {
             .iter()
             .map(|trace| TraceSource::parse(trace))
             .collect();
-        let mut player = TraceReplayer::new(GUEST_DIR.into(), Duration::from_secs(60))?;
+        let mut player = TraceReplayer::new(Components::BuiltIn, Duration::from_secs(60))?;
         let checked = player.check(&sources, guest).await?;
         for one in &checked {
             println!("{}", one.line());

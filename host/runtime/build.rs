@@ -1,7 +1,10 @@
 //! Builds every guest under `guests/` as a WebAssembly component
-//! (`wasm32-wasip2`, the workspace's `guest` profile: release, built for size) so that replay, the tests and `deploy` find
-//! them in `EMMAA_GUEST_DIR`. Only with the `jit` feature: the Lambda
-//! bootstrap loads precompiled components from its bundle instead.
+//! (`wasm32-wasip2`, the workspace's `guest` profile: release, built for
+//! size) so that the tests and `deploy` find them in `EMMAA_GUEST_DIR`, and
+//! builds them into the program (`built_in.rs`), so that the command line
+//! runs its own guests wherever it is installed. Only with the `jit`
+//! feature: the Lambda bootstrap loads precompiled components from its
+//! bundle instead.
 //!
 //! The guests get a cargo of their own with its own `--target-dir`: sharing
 //! the outer build's directory would wait forever on the outer build's lock.
@@ -70,10 +73,26 @@ fn main() {
         };
         panic!("building the guests (cargo build --target wasm32-wasip2) failed:\n{stderr}{hint}");
     }
-    println!(
-        "cargo:rustc-env=EMMAA_GUEST_DIR={}",
-        target_dir.join("wasm32-wasip2").join("guest").display()
-    );
+    let built = target_dir.join("wasm32-wasip2").join("guest");
+    println!("cargo:rustc-env=EMMAA_GUEST_DIR={}", built.display());
+    write_built_in(&built, &guest_crates(&workspace.join("guests")));
+}
+
+/// Writes `$OUT_DIR/built_in.rs`: every guest's `.wasm`, by name, as bytes of the
+/// program (`include_bytes!`), so that a program built with `jit` carries its guests
+/// and runs them wherever it is installed.
+fn write_built_in(built: &Path, guests: &[String]) {
+    let mut code = String::from("&[\n");
+    for guest in guests {
+        let wasm = built.join(format!("{guest}.wasm"));
+        code.push_str(&format!(
+            "    ({guest:?}, include_bytes!({:?}).as_slice()),\n",
+            wasm.display().to_string()
+        ));
+    }
+    code.push(']');
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("built_in.rs");
+    fs::write(out, code).expect("OUT_DIR is writable");
 }
 
 /// The guest crates: every directory of `guests/` with a `Cargo.toml`,

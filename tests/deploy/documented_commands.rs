@@ -21,8 +21,8 @@ struct Documented {
 }
 
 /// The commands of a Markdown file: each logical line (a trailing `\` joins the next)
-/// of an indented block, outside fenced blocks, that starts with `cargo`, `rustup` or a
-/// variable set for a `cargo` command.
+/// of an indented block, outside fenced blocks, that starts with `cargo`, `rustup`,
+/// `emmaa-host` (installed) or a variable set for one of them.
 fn commands_in(doc: &str, text: &str) -> Vec<Documented> {
     let lines: Vec<&str> = text.lines().collect();
     let mut found = Vec::new();
@@ -57,7 +57,7 @@ fn commands_in(doc: &str, text: &str) -> Vec<Documented> {
                 }
             }
             let first_word = command.split_whitespace().find(|word| !word.contains('='));
-            if matches!(first_word, Some("cargo" | "rustup")) {
+            if matches!(first_word, Some("cargo" | "rustup" | "emmaa-host")) {
                 found.push(Documented {
                     place: format!("{doc}:{}", first + 1),
                     command: command.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -119,11 +119,17 @@ fn binaries_by_package() -> BTreeMap<String, usize> {
         .collect()
 }
 
-/// `command` with `cargo run [-q] -p PACKAGE [--features F] --` replaced by the binary the
-/// tests built (the same code), after checking that cargo could pick it: the package has
-/// one binary, or the command names it.
+/// `command` with `cargo run [-q] -p PACKAGE [--features F] --`, or the installed
+/// `emmaa-host`, replaced by the binary the tests built (the same code), after checking
+/// that cargo could pick it: the package has one binary, or the command names it.
 fn with_built_binaries(place: &str, command: &str, binaries: &BTreeMap<String, usize>) -> String {
     let mut words: Vec<String> = command.split(' ').map(str::to_owned).collect();
+    // The installed command line, as `cargo install` names it.
+    if let Some(installed) = words.iter_mut().find(|word| !word.contains('='))
+        && installed == "emmaa-host"
+    {
+        *installed = host_cli().display().to_string();
+    }
     while let Some(start) = words.windows(2).position(|pair| pair == ["cargo", "run"]) {
         let end = start
             + words[start..]

@@ -11,11 +11,11 @@ pub(crate) fn host_cli() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace())
-            .args(["build", "--workspace", "--bin", "host", "--quiet"])
+            .args(["build", "--workspace", "--bin", "emmaa-host", "--quiet"])
             .status()
             .unwrap();
         assert!(status.success(), "building the host command failed");
-        workspace().join("target/debug/host")
+        workspace().join("target/debug/emmaa-host")
     })
 }
 

@@ -54,7 +54,7 @@ async fn recorded(
 
 /// The replay of `trace` with the guests of this build.
 async fn replayed(trace: &emmaa_runtime::trace::Trace) -> emmaa_offline::report::RunReport {
-    let components = emmaa_runtime::functions::GUEST_DIR.into();
+    let components = emmaa_runtime::engine::Components::Directory(emmaa_runtime::functions::GUEST_DIR.into());
     let mut player = emmaa_offline::replay::TraceReplayer::new(components, Duration::from_secs(60)).unwrap();
     player.replay(trace, "test").await.unwrap()
 }

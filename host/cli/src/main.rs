@@ -1,6 +1,7 @@
-//! `host`: the command line. `host replay` runs an event through a guest on
-//! this machine, `host simulate` runs a whole day of the pipeline here, and
-//! `host check` replays recorded traces with a new build. Each command
+//! `emmaa-host`: the command line. `emmaa-host replay` runs an event through
+//! a guest on this machine, `emmaa-host simulate` runs a whole day of the
+//! pipeline here, and `emmaa-host check` replays recorded traces with a new
+//! build; each runs the guests built into it unless given `--components`. Each command
 //! parses its flags into a request; the work is done in `emmaa-offline`.
 
 use std::io::{IsTerminal, Write};
@@ -17,12 +18,13 @@ use emmaa_offline::report::RunReport;
 use emmaa_offline::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
 use emmaa_runtime::Settings;
 use emmaa_runtime::effects::MAX_ATTEMPTS;
+use emmaa_runtime::engine::Components;
 use emmaa_runtime::settings::settings_help;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
-    name = "host",
+    name = "emmaa-host",
     version,
     about = "Replays EMMAA handler events here, checks recorded traces, and simulates the pipeline's day"
 )]
@@ -59,9 +61,10 @@ enum Command {
         /// Fix the clock: an RFC 3339 time such as 2020-02-04T12:00:00Z (default: now).
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
-        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
-        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
-        components: PathBuf,
+        /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
+        /// instead of the ones built into this program.
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
+        components: Option<PathBuf>,
         /// How long the event may take (30s, 1500ms, 2m; at most 15m), as Lambda's deadline.
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
         deadline: String,
@@ -93,9 +96,10 @@ enum Command {
         /// the usual AWS settings: AWS_REGION, credentials, AWS_ENDPOINT_URL).
         #[arg(required = true, value_name = "TRACES")]
         traces: Vec<String>,
-        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
-        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
-        components: PathBuf,
+        /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
+        /// instead of the ones built into this program.
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
+        components: Option<PathBuf>,
         /// How long each replay may take (as replay's --deadline).
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
         deadline: String,
@@ -138,9 +142,10 @@ enum Command {
         /// With mermaid or dot: draw only what concerns this model.
         #[arg(long, value_name = "MODEL")]
         model: Option<String>,
-        /// Where the guest components are (<guest>.cwasm or <guest>.wasm).
-        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS", default_value = default_components())]
-        components: PathBuf,
+        /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
+        /// instead of the ones built into this program.
+        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
+        components: Option<PathBuf>,
         /// Each function's deadline (30s, 1500ms, 2m; at most 15m): by default
         /// the template's Timeout.
         #[arg(long, value_name = "DURATION", default_value = "300s")]
@@ -199,8 +204,10 @@ fn parse_storm(value: &str) -> Result<Storm, String> {
     })
 }
 
-fn default_components() -> &'static str {
-    emmaa_runtime::functions::GUEST_DIR
+/// The components a command runs: those of the directory given, or the
+/// guests built into this program.
+fn components_of(dir: Option<PathBuf>) -> Components {
+    dir.map_or(Components::BuiltIn, Components::Directory)
 }
 
 pub fn main() -> ExitCode {
@@ -208,7 +215,7 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("host: cannot start the async runtime: {err}");
+            eprintln!("emmaa-host: cannot start the async runtime: {err}");
             return ExitCode::from(2);
         }
     };
@@ -219,7 +226,7 @@ pub fn main() -> ExitCode {
             deadline,
         } => {
             log_to_stderr();
-            run_check(&runtime, &traces, components, &deadline)
+            run_check(&runtime, &traces, components_of(components), &deadline)
         }
         Command::Simulate {
             bucket_dir,
@@ -262,7 +269,7 @@ pub fn main() -> ExitCode {
                 Ok(SimulateRequest {
                     bucket,
                     now: now.unwrap_or_else(clock_now),
-                    components,
+                    components: components_of(components),
                     deadline: parse_deadline(&deadline)?,
                     redeliver,
                     quotas,
@@ -284,7 +291,7 @@ pub fn main() -> ExitCode {
         } => {
             log_to_stderr();
             if let Some(trace) = trace {
-                return replay_trace(&runtime, &trace, components, &deadline);
+                return replay_trace(&runtime, &trace, components_of(components), &deadline);
             }
             let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
                 Ok(ReplayRequest {
@@ -292,7 +299,7 @@ pub fn main() -> ExitCode {
                     event,
                     bucket_dir,
                     now,
-                    components,
+                    components: components_of(components),
                     deadline: parse_deadline(&deadline)?,
                     request_id,
                     ledger_dir,
@@ -312,7 +319,7 @@ pub fn main() -> ExitCode {
 fn replay_trace(
     runtime: &tokio::runtime::Runtime,
     trace: &str,
-    components: PathBuf,
+    components: Components,
     deadline: &str,
 ) -> ExitCode {
     let source = TraceSource::parse(trace);
@@ -338,7 +345,7 @@ fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&Run
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            eprintln!("host replay: {err}");
+            eprintln!("emmaa-host replay: {err}");
             return ExitCode::from(2);
         }
     };
@@ -348,7 +355,7 @@ fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&Run
     match printed {
         Ok(()) => ExitCode::from(status(&report)),
         Err(err) => {
-            eprintln!("host replay: cannot print the report: {err}");
+            eprintln!("emmaa-host replay: cannot print the report: {err}");
             ExitCode::from(2)
         }
     }
@@ -358,7 +365,7 @@ fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&Run
 fn run_check(
     runtime: &tokio::runtime::Runtime,
     traces: &[String],
-    components: PathBuf,
+    components: Components,
     deadline: &str,
 ) -> ExitCode {
     let sources: Vec<TraceSource> = traces.iter().map(|trace| TraceSource::parse(trace)).collect();
@@ -368,12 +375,12 @@ fn run_check(
     });
     let checked = match checked {
         Ok(checked) if checked.is_empty() => {
-            eprintln!("host check: no traces (*.json) in {}", traces.join(" "));
+            eprintln!("emmaa-host check: no traces (*.json) in {}", traces.join(" "));
             return ExitCode::from(2);
         }
         Ok(checked) => checked,
         Err(err) => {
-            eprintln!("host check: {err}");
+            eprintln!("emmaa-host check: {err}");
             return ExitCode::from(2);
         }
     };
@@ -421,7 +428,7 @@ fn run_simulate(
     let simulation = match simulation {
         Ok(simulation) => simulation,
         Err(err) => {
-            eprintln!("host simulate: {err}");
+            eprintln!("emmaa-host simulate: {err}");
             return ExitCode::from(2);
         }
     };
@@ -450,7 +457,7 @@ fn run_simulate(
         Ok(()) if simulation.runs.iter().all(|run| run.run.exit_code() == 0) => ExitCode::SUCCESS,
         Ok(()) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("host simulate: cannot print: {err}");
+            eprintln!("emmaa-host simulate: cannot print: {err}");
             ExitCode::from(2)
         }
     }

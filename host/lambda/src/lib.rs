@@ -35,7 +35,8 @@ fn startup_error(message: String) -> lambda_runtime::Error {
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").map_err(|_| {
         startup_error(
-            "AWS_LAMBDA_FUNCTION_NAME is not set: run this as a Lambda function, or use `host replay`".into(),
+            "AWS_LAMBDA_FUNCTION_NAME is not set: run this as a Lambda function, or use `emmaa-host replay`"
+                .into(),
         )
     })?;
     let root = std::env::var_os("LAMBDA_TASK_ROOT")

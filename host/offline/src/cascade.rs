@@ -7,7 +7,7 @@
 //! the daily schedules and from the files Batch jobs would write.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use emmaa_runtime::effects::local::LocalEffects;
 use emmaa_runtime::effects::{
     AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, InvocationType, Job,
 };
-use emmaa_runtime::engine::{EngineError, GuestRuntime, component_path};
+use emmaa_runtime::engine::{Components, EngineError, GuestRuntime};
 use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, find_in};
 use emmaa_runtime::guest::LoadedGuest;
 use emmaa_runtime::settings::Settings;
@@ -61,7 +61,7 @@ pub trait Watcher: Send + Sync {
 /// Runs functions and follows their invocations.
 pub struct Cascade {
     runtime: GuestRuntime,
-    components: PathBuf,
+    components: Components,
     /// The functions (names without the prefix) and the guests serving them.
     functions: &'static [PipelineFunction],
     settings: Arc<Settings>,
@@ -81,7 +81,7 @@ pub struct Cascade {
 
 impl Cascade {
     pub fn new(
-        components: PathBuf,
+        components: Components,
         settings: Settings,
         now: u64,
         deadline: Duration,
@@ -155,8 +155,11 @@ impl Cascade {
         if let Some(guest) = loaded.get(served.function) {
             return Ok(guest.clone());
         }
-        let path = component_path(&self.components, served.guest);
-        let guest = Arc::new(self.runtime.load(&path)?.serving(served));
+        let guest = Arc::new(
+            self.runtime
+                .load_guest(&self.components, served.guest)?
+                .serving(served),
+        );
         loaded.insert(served.function, guest.clone());
         Ok(guest)
     }

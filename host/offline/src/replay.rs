@@ -19,7 +19,7 @@ use emmaa_runtime::answer::{Failure, MAX_EVENT_BYTES};
 use emmaa_runtime::context::EventContext;
 use emmaa_runtime::difference::{Difference, first_difference};
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects, LocalLedger};
-use emmaa_runtime::engine::{EngineError, GuestRuntime, component_path};
+use emmaa_runtime::engine::{Components, EngineError, GuestRuntime};
 use emmaa_runtime::functions::{self, PipelineFunction};
 use emmaa_runtime::guest::LoadedGuest;
 use emmaa_runtime::settings::{Settings, SettingsError};
@@ -46,7 +46,7 @@ pub struct ReplayRequest {
     /// Seconds since the Unix epoch; the real time when not given.
     pub now: Option<u64>,
     /// Where the guest components are (`<guest>.cwasm` or `<guest>.wasm`).
-    pub components: PathBuf,
+    pub components: Components,
     /// How long the event may take, as Lambda's deadline would allow.
     pub deadline: Duration,
     /// Lambda's request id for the event.
@@ -363,7 +363,7 @@ struct AwsTraces(());
 impl AwsTraces {
     const MISSING: &'static str = "this host was built without AWS access (cargo's `aws` feature): copy the \
                            traces here (aws s3 cp --recursive) and give their directory, or run \
-                           `cargo run -p emmaa-host --features aws --bin host -- ...`";
+                           `cargo run -p emmaa-host --features aws -- ...`";
 
     async fn list_keys(&self, _bucket: &str, _prefix: &str) -> Result<Vec<String>, String> {
         Err(Self::MISSING.to_owned())
@@ -378,14 +378,14 @@ impl AwsTraces {
 /// traces: each guest loaded once from `components`.
 pub struct TraceReplayer {
     runtime: GuestRuntime,
-    components: PathBuf,
+    components: Components,
     deadline: Duration,
     loaded: BTreeMap<String, Arc<LoadedGuest>>,
     aws: AwsTraces,
 }
 
 impl TraceReplayer {
-    pub fn new(components: PathBuf, deadline: Duration) -> Result<Self, ReplayError> {
+    pub fn new(components: Components, deadline: Duration) -> Result<Self, ReplayError> {
         Ok(TraceReplayer {
             runtime: GuestRuntime::new()?,
             components,
@@ -413,7 +413,7 @@ impl TraceReplayer {
                 reason: format!("it names guest {name:?}, which is not a component name"),
             });
         }
-        let loaded = self.runtime.load(&component_path(&self.components, name))?;
+        let loaded = self.runtime.load_guest(&self.components, name)?;
         let guest = Arc::new(match PipelineFunction::by_guest(name) {
             Some(entry) => loaded.serving(entry),
             None => loaded,

@@ -27,7 +27,7 @@ use crate::report::{Followed, RunReport};
 use emmaa_runtime::action::Action;
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
 use emmaa_runtime::effects::{Invocation, Job};
-use emmaa_runtime::engine::{EngineError, GuestRuntime};
+use emmaa_runtime::engine::{Components, EngineError, GuestRuntime};
 use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, Trigger};
 use emmaa_runtime::settings::Settings;
 
@@ -67,7 +67,7 @@ pub struct SimulateRequest {
     pub bucket: SimulatedBucket,
     /// When the day starts (seconds since the epoch).
     pub now: u64,
-    pub components: PathBuf,
+    pub components: Components,
     /// Each function's deadline.
     pub deadline: Duration,
     /// Deliver every S3 notification twice.

@@ -38,6 +38,10 @@ pub enum EngineError {
     NoCompiler { path: String },
     #[error("could not link the component {path}: {message}")]
     Link { path: String, message: String },
+    #[error(
+        "guest {guest:?} is not built into this program: give the directory of its component with --components"
+    )]
+    NotBuiltIn { guest: String },
 }
 
 impl EngineError {
@@ -119,6 +123,23 @@ pub fn compile_cache_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
+/// Where a host finds the components of its guests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Components {
+    /// The guests built into this program (with `jit`: the command line's
+    /// default, so that an installed `emmaa-host` runs its own guests).
+    BuiltIn,
+    /// A directory of `<guest>.cwasm` or `<guest>.wasm` files.
+    Directory(PathBuf),
+}
+
+/// The guests built into this program by build.rs, by name.
+#[cfg(feature = "jit")]
+const BUILT_IN: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/built_in.rs"));
+
+#[cfg(not(feature = "jit"))]
+const BUILT_IN: &[(&str, &[u8])] = &[];
+
 /// Where the component of `guest` is in `dir`: `<guest>.cwasm` if there is
 /// one, else `<guest>.wasm`.
 pub fn component_path(dir: &Path, guest: &str) -> PathBuf {
@@ -156,6 +177,21 @@ impl GuestRuntime {
         Ok(GuestRuntime { engine })
     }
 
+    /// Loads the component of `guest` from `components`.
+    pub fn load_guest(&self, components: &Components, guest: &str) -> Result<LoadedGuest, EngineError> {
+        match components {
+            Components::Directory(dir) => self.load(&component_path(dir, guest)),
+            Components::BuiltIn => {
+                let (_, wasm) = BUILT_IN.iter().find(|(name, _)| *name == guest).ok_or_else(|| {
+                    EngineError::NotBuiltIn {
+                        guest: guest.to_owned(),
+                    }
+                })?;
+                self.load_bytes(wasm, false, &format!("{guest} (built in)"))
+            }
+        }
+    }
+
     /// Loads a component file: a `.cwasm` precompiled by `deploy`, or (with
     /// the `jit` feature) a `.wasm` compiled here.
     pub fn load(&self, path: &Path) -> Result<LoadedGuest, EngineError> {
@@ -165,17 +201,23 @@ impl GuestRuntime {
             source,
         })?;
         let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
-        let hash = (!precompiled).then(|| content_hash(&bytes));
+        self.load_bytes(&bytes, precompiled, &shown)
+    }
+
+    /// Loads a component from its bytes: precompiled (`.cwasm`), or a
+    /// `.wasm` to compile; `shown` names it in errors.
+    fn load_bytes(&self, bytes: &[u8], precompiled: bool, shown: &str) -> Result<LoadedGuest, EngineError> {
+        let hash = (!precompiled).then(|| content_hash(bytes));
         let component = if precompiled {
             // SAFETY: `.cwasm` files are made by `deploy bundle` with this
             // engine configuration and shipped inside the bundle with this
             // host; wasmtime checks the version and settings before use.
-            unsafe { Component::deserialize(&self.engine, &bytes) }
-                .map_err(|err| EngineError::load(&shown, &err))?
+            unsafe { Component::deserialize(&self.engine, bytes) }
+                .map_err(|err| EngineError::load(shown, &err))?
         } else {
-            self.compile(&bytes, &shown)?
+            self.compile(bytes, shown)?
         };
-        Ok(self.link(component, &shown)?.with_component_hash(hash))
+        Ok(self.link(component, shown)?.with_component_hash(hash))
     }
 
     /// Compiles `wasm`, or loads what an earlier compile of the same bytes

@@ -121,7 +121,7 @@ async fn a_cycle_between_functions_is_reported_and_not_followed() {
     let settings = Settings::from_lookup(|name| (name == "EMMAA_LEDGER").then(|| "off".to_owned())).unwrap();
     let cascade = Arc::new(
         Cascade::new(
-            GUEST_DIR.into(),
+            emmaa_runtime::engine::Components::Directory(GUEST_DIR.into()),
             settings,
             1_580_817_600,
             Duration::from_secs(10),

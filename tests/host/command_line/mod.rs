@@ -30,7 +30,7 @@ fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
 }
 
 fn replay_with_stdin(args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_emmaa-host"));
     command.current_dir(workspace()).arg("replay").args(args);
     for (name, _) in std::env::vars() {
         if name.starts_with("EMMAA_") {

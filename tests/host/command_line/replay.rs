@@ -208,7 +208,7 @@ fn a_fifo_in_the_bucket_directory_is_refused_by_name_not_read() {
 
 #[test]
 fn a_closed_standard_output_is_an_error_not_a_panic() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_emmaa-host"));
     command.current_dir(workspace()).args([
         "replay",
         "emmaa-model-update",
@@ -220,7 +220,7 @@ fn a_closed_standard_output_is_an_error_not_a_panic() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.starts_with("host replay: cannot print the report"),
+        stderr.starts_with("emmaa-host replay: cannot print the report"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -4,7 +4,7 @@ use super::*;
 
 /// `host simulate ARGS` with only the EMMAA_* settings given.
 pub(crate) fn simulate_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_host"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_emmaa-host"));
     command.current_dir(workspace()).arg("simulate").args(args);
     for (name, _) in std::env::vars() {
         if name.starts_with("EMMAA_") {

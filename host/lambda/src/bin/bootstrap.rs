@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         eprintln!(
             "bootstrap: not running in Lambda (AWS_LAMBDA_RUNTIME_API is not set); \
-             to run an event here, use `host replay`"
+             to run an event here, use `emmaa-host replay`"
         );
         return ExitCode::from(2);
     }
