@@ -110,7 +110,7 @@ enum Command {
 struct CheckOptions {
     /// First replay these recorded traces (files, directories, or
     /// s3://bucket/prefix; EMMAA_TRACE_PREFIX records them) with the guests
-    /// about to be shipped, as `host check` does, and ship nothing if one
+    /// about to be shipped, as `emmaa-host check` does, and ship nothing if one
     /// behaves differently (repeat it for more places).
     #[arg(long, value_name = "TRACES")]
     check_against: Vec<String>,

@@ -139,7 +139,7 @@ fn statements(function: &PipelineFunction) -> Vec<Value> {
 }
 
 /// Where the stack's default differs from the host's: on AWS the fan-out
-/// invokes asynchronously. Measured with `host simulate --quotas`: at
+/// invokes asynchronously. Measured with `emmaa-host simulate --quotas`: at
 /// 10,000 models a synchronous fan-out runs out of its deadline waiting for
 /// Batch's 50 submissions a second, while queued invocations lose nothing
 /// (a failed one goes to the FailedEvents queue after Lambda's retries).
@@ -200,7 +200,7 @@ fn parameters() -> Map<String, Value> {
         (
             "FunctionConcurrency",
             json!({"Type": "Number", "Default": 10, "MinValue": 0, "MaxValue": 80,
-            "Description": "Each function's reserved concurrency: it paces the day at Batch's 50 SubmitJob a second (host simulate --quotas: 10 keeps 10,000 models within 1.02 times that bound, with 79 executions at most instead of the account's 1,000); 0: no reservation"}),
+            "Description": "Each function's reserved concurrency: it paces the day at Batch's 50 SubmitJob a second (emmaa-host simulate --quotas: 10 keeps 10,000 models within 1.02 times that bound, with 79 executions at most instead of the account's 1,000); 0: no reservation"}),
         ),
         (
             "MemorySize",

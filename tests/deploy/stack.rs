@@ -142,8 +142,7 @@ fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
 /// on an existing bucket whose other notification must survive.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_and_queue() {
-    use emmaa_deploy::template::template;
-    use emmaa_runtime::functions::{FUNCTIONS, Trigger};
+    use emmaa_runtime::functions::FUNCTIONS;
     let moto = Moto::start_unconfigured();
     let config = moto.sdk_config().await;
     create_bucket(&config, "emmaa", vec![]).await;
@@ -216,8 +215,54 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         "{out}"
     );
 
-    // Lambda: eleven functions, named with the stack's prefix, each running
-    // the one bundle on provided.al2023 with its own role.
+    check_functions_and_roles(&moto, &lambda, &code_sha).await;
+
+    check_disabled_rules(&moto);
+    check_invoke_permissions(&lambda).await;
+    check_log_groups_and_failure_queue(&moto);
+    check_bucket_notifications(&moto, &s3, existing_queue).await;
+    assert!(out.contains("switched EventBridge notifications on"), "{out}");
+
+    // A second run switches the triggers on and keeps the earlier prefix.
+    let out = deploy_stack(&moto, &zip_path, &["--parameter", "Triggers=ENABLED"]);
+    assert!(out.contains("updating stack emmaa-next"), "{out}");
+    assert!(out.contains("stack emmaa-next: UPDATE_COMPLETE"), "{out}");
+    assert!(
+        out.contains("already there: s3://emmaa-artifacts/artifacts/pipeline-"),
+        "{out}"
+    );
+    let rules = moto.json_call("events", "AWSEvents.ListRules", json!({}));
+    for rule in rules["Rules"].as_array().unwrap() {
+        assert_eq!(rule["State"], "ENABLED", "{rule}");
+    }
+    let functions = lambda.list_functions().send().await.unwrap();
+    let mut names: Vec<&str> = functions
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .collect();
+    names.sort();
+    assert!(
+        names.iter().all(|name| name.starts_with("emmaa-next-")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), FUNCTIONS.len());
+}
+
+/// The template's logical id of a guest's resources: `model_updates` is
+/// `ModelUpdates`.
+fn logical_id(guest: &str) -> String {
+    guest
+        .split('_')
+        .map(|w| w[..1].to_uppercase() + &w[1..])
+        .collect()
+}
+
+/// Lambda: eleven functions, named with the stack's prefix, each running
+/// the one bundle on provided.al2023 with its own role.
+async fn check_functions_and_roles(moto: &Moto, lambda: &aws_sdk_lambda::Client, code_sha: &str) {
+    use emmaa_deploy::template::template;
+    use emmaa_runtime::functions::FUNCTIONS;
     let template = template();
     let functions = lambda.list_functions().send().await.unwrap();
     let by_name: BTreeMap<&str, _> = functions
@@ -237,7 +282,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
             "{name}"
         );
         assert_eq!(function.handler(), Some("bootstrap"), "{name}");
-        assert_eq!(function.code_sha256(), Some(code_sha.as_str()), "{name}");
+        assert_eq!(function.code_sha256(), Some(code_sha), "{name}");
         let variables = function.environment().unwrap().variables().unwrap();
         assert_eq!(variables["EMMAA_FUNCTION_PREFIX"], "emmaa-next-", "{name}");
         assert_eq!(variables["EMMAA_LEDGER"], "on", "{name}");
@@ -250,14 +295,10 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
             .unwrap();
         assert_eq!(reserved.reserved_concurrent_executions(), Some(10), "{name}");
         // IAM: the role holds exactly the template's statements for it.
-        let id: String = entry
-            .guest
-            .split('_')
-            .map(|w| w[..1].to_uppercase() + &w[1..])
-            .collect();
+        let id = logical_id(entry.guest);
         let role = function.role().unwrap().rsplit('/').next().unwrap().to_owned();
         assert!(role.contains(&format!("{id}Role")), "{name}: role {role}");
-        let document = policy_document(&moto, &role, "reach");
+        let document = policy_document(moto, &role, "reach");
         let expected = &template["Resources"][format!("{id}Role")]["Properties"]["Policies"][0]["PolicyDocument"]
             ["Statement"];
         assert_eq!(actions_of(&document["Statement"]), actions_of(expected), "{name}");
@@ -275,9 +316,12 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         );
         assert_eq!(variables["EMMAA_TRACE_PREFIX"], "traces/", "{name}");
     }
+}
 
-    // Events: two schedules and three S3 patterns, each aimed at its
-    // function, and (as asked) disabled.
+/// Events: two schedules and three S3 patterns, each aimed at its
+/// function, and (as asked) disabled.
+fn check_disabled_rules(moto: &Moto) {
+    use emmaa_runtime::functions::{FUNCTIONS, Trigger};
     let rules = moto.json_call("events", "AWSEvents.ListRules", json!({}));
     let rules = rules["Rules"].as_array().unwrap().clone();
     assert_eq!(rules.len(), 5, "{rules:?}");
@@ -337,9 +381,12 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         .collect();
     expected_patterns.sort();
     assert_eq!(patterns, expected_patterns);
+}
 
-    // Lambda permissions: EventBridge may invoke each triggered function,
-    // from its own rule only.
+/// Lambda permissions: EventBridge may invoke each triggered function,
+/// from its own rule only.
+async fn check_invoke_permissions(lambda: &aws_sdk_lambda::Client) {
+    use emmaa_runtime::functions::{FUNCTIONS, Trigger};
     for entry in FUNCTIONS.iter().filter(|entry| entry.trigger != Trigger::Invoked) {
         let name = format!("emmaa-next-{}", entry.function);
         let policy = lambda.get_policy().function_name(&name).send().await.unwrap();
@@ -352,18 +399,17 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
             .as_str()
             .unwrap();
-        let id: String = entry
-            .guest
-            .split('_')
-            .map(|w| w[..1].to_uppercase() + &w[1..])
-            .collect();
+        let id = logical_id(entry.guest);
         assert!(
             source.contains(&format!(":rule/emmaa-next-{id}Trigger")),
             "{name}: {source}"
         );
     }
+}
 
-    // Logs: a group per function, with the retention.
+/// Logs: a group per function, with the retention.
+fn check_log_groups_and_failure_queue(moto: &Moto) {
+    use emmaa_runtime::functions::FUNCTIONS;
     let groups = moto.json_call("logs", "Logs_20140328.DescribeLogGroups", json!({}));
     let mut groups: Vec<(String, u64)> = groups["logGroups"]
         .as_array()
@@ -388,9 +434,11 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
     let queues = moto.json_call("sqs", "AmazonSQS.ListQueues", json!({}));
     let queues = queues["QueueUrls"].to_string();
     assert!(queues.contains("emmaa-next-failed-events"), "{queues}");
+}
 
-    // S3: EventBridge was added by writing back the whole configuration,
-    // and the bucket's own queue notification survived it.
+/// S3: EventBridge was added by writing back the whole configuration,
+/// and the bucket's own queue notification survived it.
+async fn check_bucket_notifications(moto: &Moto, s3: &aws_sdk_s3::Client, existing_queue: &str) {
     let written = moto
         .recording()
         .into_iter()
@@ -409,30 +457,4 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         .await
         .unwrap();
     assert_eq!(notifications.queue_configurations().len(), 1);
-    assert!(out.contains("switched EventBridge notifications on"), "{out}");
-
-    // A second run switches the triggers on and keeps the earlier prefix.
-    let out = deploy_stack(&moto, &zip_path, &["--parameter", "Triggers=ENABLED"]);
-    assert!(out.contains("updating stack emmaa-next"), "{out}");
-    assert!(out.contains("stack emmaa-next: UPDATE_COMPLETE"), "{out}");
-    assert!(
-        out.contains("already there: s3://emmaa-artifacts/artifacts/pipeline-"),
-        "{out}"
-    );
-    let rules = moto.json_call("events", "AWSEvents.ListRules", json!({}));
-    for rule in rules["Rules"].as_array().unwrap() {
-        assert_eq!(rule["State"], "ENABLED", "{rule}");
-    }
-    let functions = lambda.list_functions().send().await.unwrap();
-    let mut names: Vec<&str> = functions
-        .functions()
-        .iter()
-        .filter_map(|f| f.function_name())
-        .collect();
-    names.sort();
-    assert!(
-        names.iter().all(|name| name.starts_with("emmaa-next-")),
-        "{names:?}"
-    );
-    assert_eq!(names.len(), FUNCTIONS.len());
 }

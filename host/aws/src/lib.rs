@@ -157,7 +157,7 @@ where
 }
 
 impl AwsEffects {
-    /// Every key under `prefix`, all pages, in S3's order (`host check`'s
+    /// Every key under `prefix`, all pages, in S3's order (`emmaa-host check`'s
     /// traces).
     pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
         self.list_all(bucket, prefix, None).await

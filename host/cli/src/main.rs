@@ -315,7 +315,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `host replay --trace`: prints the replay's JSON, with its verdict.
+/// `emmaa-host replay --trace`: prints the replay's JSON, with its verdict.
 fn replay_trace(
     runtime: &tokio::runtime::Runtime,
     trace: &str,
@@ -361,7 +361,7 @@ fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&Run
     }
 }
 
-/// `host check`: one line per trace, then the count.
+/// `emmaa-host check`: one line per trace, then the count.
 fn run_check(
     runtime: &tokio::runtime::Runtime,
     traces: &[String],
@@ -412,7 +412,7 @@ fn log_to_stderr() {
         .init();
 }
 
-/// `host simulate`: prints the day in the format asked for.
+/// `emmaa-host simulate`: prints the day in the format asked for.
 fn run_simulate(
     runtime: &tokio::runtime::Runtime,
     request: Result<SimulateRequest, ReplayError>,

@@ -2,8 +2,8 @@
 //! guest makes runs the invoked function's guest here (its whole run nested
 //! under the invoking action), and a `RequestResponse` caller gets that
 //! run's real answer, as on Lambda (an `Event` caller gets 202). A cycle
-//! between functions is reported and not followed. `host replay --follow`
-//! is one such run; `host simulate` (the `simulate` module) starts runs from
+//! between functions is reported and not followed. `emmaa-host replay --follow`
+//! is one such run; `emmaa-host simulate` (the `simulate` module) starts runs from
 //! the daily schedules and from the files Batch jobs would write.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -38,7 +38,7 @@ pub enum CascadeError {
     Engine(#[from] EngineError),
 }
 
-/// What the cascade hands to whoever runs it (`host simulate`): the jobs
+/// What the cascade hands to whoever runs it (`emmaa-host simulate`): the jobs
 /// the guests submit, and, under a model of AWS's limits, the asynchronous
 /// events they send.
 pub trait Watcher: Send + Sync {
@@ -72,7 +72,7 @@ pub struct Cascade {
     /// run one guest with different reaches).
     loaded: Mutex<HashMap<&'static str, Arc<LoadedGuest>>>,
     watcher: Option<Arc<dyn Watcher>>,
-    /// AWS's limits, in virtual time (`host simulate --quotas`).
+    /// AWS's limits, in virtual time (`emmaa-host simulate --quotas`).
     account: Option<Arc<Account>>,
     /// Whether invocations run the invoked function (else the local
     /// backend answers them, as a plain replay does).

@@ -1,4 +1,4 @@
-//! AWS's limits in virtual time, for `host simulate --quotas`: Lambda's
+//! AWS's limits in virtual time, for `emmaa-host simulate --quotas`: Lambda's
 //! account concurrency, Batch `SubmitJob`'s rate, S3's request rates per
 //! prefix, a latency on every call, and the answers AWS gives past them
 //! (429 `TooManyRequestsException`, 503 `SlowDown`), retried as the

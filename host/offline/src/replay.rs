@@ -1,4 +1,4 @@
-//! `host replay`: runs one event through a guest on this machine, with a
+//! `emmaa-host replay`: runs one event through a guest on this machine, with a
 //! directory as the bucket and every invocation and Batch submission
 //! recorded instead of performed, and prints what the handler would do.
 

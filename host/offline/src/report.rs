@@ -1,4 +1,4 @@
-//! What one function did with one event, as `host replay` prints it (the
+//! What one function did with one event, as `emmaa-host replay` prints it (the
 //! replay contract's document), and what an invocation it made led to
 //! when the run is followed across functions.
 

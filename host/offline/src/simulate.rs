@@ -1,4 +1,4 @@
-//! `host simulate`: a whole day of the pipeline, here. It starts from the
+//! `emmaa-host simulate`: a whole day of the pipeline, here. It starts from the
 //! two daily schedules, follows every invocation (as `replay --follow`),
 //! treats each Batch job as writing the file the handler contract says it
 //! writes (a model state, a model manager, test results) into an overlay of
@@ -208,7 +208,7 @@ impl Summary {
     }
 }
 
-/// The day, as `host simulate` prints it.
+/// The day, as `emmaa-host simulate` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Simulation {
     pub now: String,

@@ -4,7 +4,7 @@
 //! off and on, at the default `EMMAA_MAX_IN_FLIGHT`. Beside it, what the
 //! original (one call at a time) would take at the same latency.
 //!
-//! Run with `cargo bench -p emmaa-runtime --bench fan_out`; results go in
+//! Run with `cargo bench -p emmaa-runtime --features jit --bench fan_out`; results go in
 //! `docs/benchmarks.md`.
 
 use std::collections::BTreeMap;

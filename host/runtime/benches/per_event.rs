@@ -6,7 +6,7 @@
 //! - one small event: a fresh instance, `model_updates` on `{"model": "aml"}`;
 //! - one big event: `update_pipeline` over 1,205 models in memory.
 //!
-//! Run with `cargo bench -p emmaa-runtime --bench per_event`; results go in
+//! Run with `cargo bench -p emmaa-runtime --features jit --bench per_event`; results go in
 //! `docs/benchmarks.md`.
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! then recorded and made into the trace's JSON (what the Lambda host
 //! writes, in one S3 PutObject, before it answers), and the trace's size.
 //!
-//! Run with `cargo bench -p emmaa-runtime --bench recording`; results go in
+//! Run with `cargo bench -p emmaa-runtime --features jit --bench recording`; results go in
 //! `docs/benchmarks.md`.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The actions a guest asked for, as `host replay` prints them: one per S3
+//! The actions a guest asked for, as `emmaa-host replay` prints them: one per S3
 //! read or listing, ledger claim, Lambda invocation and Batch submission, in
 //! the order the guest asked for them (also when the host performed a batch
 //! concurrently).

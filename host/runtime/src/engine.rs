@@ -168,7 +168,7 @@ impl GuestRuntime {
     }
 
     /// An engine that allocates each instance when it is needed, without a
-    /// pool: for `host simulate --quotas`, where one process runs as many
+    /// pool: for `emmaa-host simulate --quotas`, where one process runs as many
     /// guests at once as Lambda would run functions (each in an execution
     /// environment, with a pool of its own).
     pub fn on_demand() -> Result<Self, EngineError> {

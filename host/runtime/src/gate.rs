@@ -2,7 +2,7 @@
 //! are in flight, and none started without the time it needs.
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-// tokio's clock: the real one on Lambda, a virtual one in `host simulate
+// tokio's clock: the real one on Lambda, a virtual one in `emmaa-host simulate
 // --quotas`, where the deadline must pass in the simulation's time.
 use tokio::time::Instant;
 

@@ -28,7 +28,7 @@ pub struct ManifestEntry {
     /// The precompiled component, relative to the bundle's root.
     pub component: String,
     /// `sha256:<hex>` of the guest's `.wasm` it was precompiled from: the
-    /// component a trace names, which `host replay --trace` compares.
+    /// component a trace names, which `emmaa-host replay --trace` compares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,
 }

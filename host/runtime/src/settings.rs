@@ -128,7 +128,7 @@ pub const VARIABLES: &[Variable] = &[
         name: TRACE_PREFIX,
         default: "",
         accepts: "empty (off), or a key prefix as EMMAA_LEDGER_PREFIX",
-        meaning: "where in the bucket the host writes a trace of each event (host replay --trace)",
+        meaning: "where in the bucket the host writes a trace of each event (emmaa-host replay --trace)",
     },
 ];
 

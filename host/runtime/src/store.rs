@@ -1,7 +1,7 @@
 //! The store of one event, built in one place with every limit of
 //! [`crate::limits`] set: fuel, the memory limiter and the epoch deadline.
 
-// tokio's clock: the real one on Lambda, a virtual one in `host simulate
+// tokio's clock: the real one on Lambda, a virtual one in `emmaa-host simulate
 // --quotas`, where the deadline must pass in the simulation's time.
 use tokio::time::Instant;
 use wasmtime::{Engine, Store};

@@ -97,7 +97,7 @@ pub struct TraceCall {
     pub call: Call,
     pub reply: Reply,
     /// What the host did for it, in the guest's order: reads, claims,
-    /// invocations, submissions (what `host replay` prints).
+    /// invocations, submissions (what `emmaa-host replay` prints).
     pub actions: Vec<Action>,
 }
 

@@ -1,4 +1,4 @@
-//! `host replay --follow`: every invocation runs the invoked function here, its run nested under the invoking action.
+//! `emmaa-host replay --follow`: every invocation runs the invoked function here, its run nested under the invoking action.
 
 use super::*;
 

@@ -1,5 +1,5 @@
 //! The command line, the binary itself, over the shipped example bucket
-//! and events: `host replay`, `--follow`, `host simulate` and `--quotas`.
+//! and events: `emmaa-host replay`, `--follow`, `emmaa-host simulate` and `--quotas`.
 
 mod follow;
 mod quotas;
@@ -24,7 +24,7 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// `host replay ARGS` with no EMMAA_* setting inherited from the caller.
+/// `emmaa-host replay ARGS` with no EMMAA_* setting inherited from the caller.
 fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
     replay_with_stdin(args, envs, "")
 }

@@ -1,4 +1,4 @@
-//! `host simulate --quotas`: the day under AWS's quotas, in virtual time.
+//! `emmaa-host simulate --quotas`: the day under AWS's quotas, in virtual time.
 
 use super::*;
 

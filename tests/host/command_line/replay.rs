@@ -1,4 +1,4 @@
-//! `host replay`, the binary, over the shipped example bucket and events: the printed contract, the exit statuses and the usage errors.
+//! `emmaa-host replay`, the binary, over the shipped example bucket and events: the printed contract, the exit statuses and the usage errors.
 
 use super::*;
 

@@ -1,8 +1,8 @@
-//! `host simulate`: the whole day of the pipeline, from the schedules and the files Batch jobs would write.
+//! `emmaa-host simulate`: the whole day of the pipeline, from the schedules and the files Batch jobs would write.
 
 use super::*;
 
-/// `host simulate ARGS` with only the EMMAA_* settings given.
+/// `emmaa-host simulate ARGS` with only the EMMAA_* settings given.
 pub(crate) fn simulate_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_emmaa-host"));
     command.current_dir(workspace()).arg("simulate").args(args);
