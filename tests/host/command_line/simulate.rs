@@ -52,44 +52,7 @@ fn the_simulated_day_over_the_example_bucket_has_every_job_file_and_trigger_and_
     // aml, brca, covid19 update daily; marm_model is curated (its manager
     // is rebuilt); rasmodel's flag is the string "true", so nothing.
     // covid19 and marm_model make tests (at 04:00, and after their update).
-    let mut expected: Vec<String> = [
-        "covid19_test_update",
-        "marm_model_test_update",
-        "aml_update",
-        "brca_update",
-        "covid19_update",
-        "marm_model_mm_update",
-        "aml_mm_update",
-        "brca_mm_update",
-        "covid19_mm_update",
-        "covid19_test_update",
-        "marm_model_test_update",
-    ]
-    .iter()
-    .map(|name| name.to_string())
-    .collect();
-    let corpora = [
-        ("aml", vec!["large_corpus_tests"]),
-        ("brca", vec!["large_corpus_tests", "simple_model_tests"]),
-        (
-            "covid19",
-            vec![
-                "large_corpus_tests",
-                "covid19_curated_tests",
-                "covid19_mitre_tests",
-            ],
-        ),
-        ("marm_model", vec!["large_corpus_tests"]),
-    ];
-    for (model, tests) in &corpora {
-        expected.push(format!("{model}_model_stats"));
-        expected.push(format!("{model}_queries"));
-        for corpus in tests {
-            expected.push(format!("{model}_{corpus}_tests"));
-            expected.push(format!("{model}_{corpus}_stats"));
-        }
-    }
-    expected.sort();
+    let expected = expected_job_stems();
     let jobs = day["jobs"].as_array().unwrap();
     let mut stems: Vec<String> = jobs
         .iter()
@@ -100,47 +63,8 @@ fn the_simulated_day_over_the_example_bucket_has_every_job_file_and_trigger_and_
 
     // Files: a model state per updated model, a model manager per model
     // whose manager was rebuilt, results per corpus; each fires one function.
-    let mut files: Vec<(String, String, String)> = jobs
-        .iter()
-        .flat_map(|job| {
-            let writes = job["writes"].as_array().unwrap().clone();
-            let fires = job["fires"].as_array().unwrap().clone();
-            assert!(writes.len() <= 1 && fires.len() == writes.len(), "{job}");
-            writes.into_iter().zip(fires).map(|(key, fired)| {
-                let key = key.as_str().unwrap();
-                let shape = key.rsplit_once('_').unwrap().0.to_owned();
-                (
-                    shape,
-                    fired.as_str().unwrap().to_owned(),
-                    stem(job["name"].as_str().unwrap()),
-                )
-            })
-        })
-        .collect();
-    files.sort();
-    let mut expected_files = Vec::new();
-    for model in ["aml", "brca", "covid19"] {
-        expected_files.push((
-            format!("models/{model}/model"),
-            "emmaa-mm-update".to_owned(),
-            format!("{model}_update"),
-        ));
-    }
-    for (model, tests) in &corpora {
-        expected_files.push((
-            format!("results/{model}/model_manager"),
-            "emmaa-after-update".to_owned(),
-            format!("{model}_mm_update"),
-        ));
-        for corpus in tests {
-            expected_files.push((
-                format!("results/{model}/results_{corpus}"),
-                "emmaa-test-stats".to_owned(),
-                format!("{model}_{corpus}_tests"),
-            ));
-        }
-    }
-    expected_files.sort();
+    let files = written_files(jobs);
+    let expected_files = expected_files();
     assert_eq!(files, expected_files);
 
     // Runs: two schedules, then one per file; every one answered 200.
@@ -183,6 +107,104 @@ fn the_simulated_day_over_the_example_bucket_has_every_job_file_and_trigger_and_
             "aml_large_corpus_tests_stats"
         ]
     );
+}
+
+/// The example bucket's models that are tested, and their test corpora.
+const CORPORA: [(&str, &[&str]); 4] = [
+    ("aml", &["large_corpus_tests"]),
+    ("brca", &["large_corpus_tests", "simple_model_tests"]),
+    (
+        "covid19",
+        &[
+            "large_corpus_tests",
+            "covid19_curated_tests",
+            "covid19_mitre_tests",
+        ],
+    ),
+    ("marm_model", &["large_corpus_tests"]),
+];
+
+/// The jobs of the example bucket's day, by stem (the name without its
+/// timestamp), sorted, as worked out by hand from its five configs.
+fn expected_job_stems() -> Vec<String> {
+    let mut expected: Vec<String> = [
+        "covid19_test_update",
+        "marm_model_test_update",
+        "aml_update",
+        "brca_update",
+        "covid19_update",
+        "marm_model_mm_update",
+        "aml_mm_update",
+        "brca_mm_update",
+        "covid19_mm_update",
+        "covid19_test_update",
+        "marm_model_test_update",
+    ]
+    .iter()
+    .map(|name| name.to_string())
+    .collect();
+    for (model, tests) in &CORPORA {
+        expected.push(format!("{model}_model_stats"));
+        expected.push(format!("{model}_queries"));
+        for corpus in *tests {
+            expected.push(format!("{model}_{corpus}_tests"));
+            expected.push(format!("{model}_{corpus}_stats"));
+        }
+    }
+    expected.sort();
+    expected
+}
+
+/// Each file the day's jobs write, as (its key without the timestamp, the
+/// function it fires, the stem of the job that wrote it), sorted.
+fn written_files(jobs: &[Value]) -> Vec<(String, String, String)> {
+    let mut files: Vec<(String, String, String)> = jobs
+        .iter()
+        .flat_map(|job| {
+            let writes = job["writes"].as_array().unwrap().clone();
+            let fires = job["fires"].as_array().unwrap().clone();
+            assert!(writes.len() <= 1 && fires.len() == writes.len(), "{job}");
+            writes.into_iter().zip(fires).map(|(key, fired)| {
+                let key = key.as_str().unwrap();
+                let shape = key.rsplit_once('_').unwrap().0.to_owned();
+                (
+                    shape,
+                    fired.as_str().unwrap().to_owned(),
+                    stem(job["name"].as_str().unwrap()),
+                )
+            })
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The files of the example bucket's day, as [`written_files`] gives them.
+fn expected_files() -> Vec<(String, String, String)> {
+    let mut expected_files = Vec::new();
+    for model in ["aml", "brca", "covid19"] {
+        expected_files.push((
+            format!("models/{model}/model"),
+            "emmaa-mm-update".to_owned(),
+            format!("{model}_update"),
+        ));
+    }
+    for (model, tests) in &CORPORA {
+        expected_files.push((
+            format!("results/{model}/model_manager"),
+            "emmaa-after-update".to_owned(),
+            format!("{model}_mm_update"),
+        ));
+        for corpus in *tests {
+            expected_files.push((
+                format!("results/{model}/results_{corpus}"),
+                "emmaa-test-stats".to_owned(),
+                format!("{model}_{corpus}_tests"),
+            ));
+        }
+    }
+    expected_files.sort();
+    expected_files
 }
 
 /// The example bucket's day drawn as `args` ask.
