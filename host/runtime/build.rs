@@ -57,8 +57,9 @@ fn main() {
             "--target-dir",
         ])
         .arg(&target_dir);
-    for guest in guest_crates(&workspace.join("guests")) {
-        cargo.args(["-p", &guest]);
+    let guests = guest_crates(&workspace.join("guests"));
+    for guest in &guests {
+        cargo.args(["-p", guest]);
     }
     for variable in OUTER_BUILD_VARIABLES {
         cargo.env_remove(variable);
@@ -75,7 +76,7 @@ fn main() {
     }
     let built = target_dir.join("wasm32-wasip2").join("guest");
     println!("cargo:rustc-env=EMMAA_GUEST_DIR={}", built.display());
-    write_built_in(&built, &guest_crates(&workspace.join("guests")));
+    write_built_in(&built, &guests);
 }
 
 /// Writes `$OUT_DIR/built_in.rs`: every guest's `.wasm`, by name, as bytes of the

@@ -6,6 +6,8 @@
 
 #[path = "../support/guests.rs"]
 mod support;
+#[path = "../support/workspace.rs"]
+mod workspace;
 
 mod batch_handlers;
 mod command_line;

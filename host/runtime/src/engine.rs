@@ -142,7 +142,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[];
 
 /// Where the component of `guest` is in `dir`: `<guest>.cwasm` if there is
 /// one, else `<guest>.wasm`.
-pub fn component_path(dir: &Path, guest: &str) -> PathBuf {
+fn component_path(dir: &Path, guest: &str) -> PathBuf {
     let precompiled = dir.join(format!("{guest}.cwasm"));
     if precompiled.is_file() {
         precompiled

@@ -16,13 +16,7 @@ use serde_json::{Value, json};
 
 const NOW: &str = "2020-02-04T12:00:00Z";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("host/cli sits in the workspace")
-        .to_owned()
-}
+use crate::workspace::workspace;
 
 /// `emmaa-host replay ARGS` with no EMMAA_* setting inherited from the caller.
 fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
