@@ -9,18 +9,18 @@
 //! of a failed asynchronous event (about 1 and 2 minutes later, with the
 //! same request id) are modelled too.
 //!
-//! The clock is tokio's: the simulation runs on a runtime whose time is
-//! paused, so a day of waiting takes no time here and the host's deadline
-//! (tokio's `Instant`) passes in the simulation's time.
+//! The clock is the runtime's (`emmaa_runtime::clock`): the simulation runs
+//! in virtual time, so a day of waiting takes no time here and the host's
+//! deadline passes in the simulation's time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
+use emmaa_runtime::clock;
 use emmaa_runtime::effects::MAX_ATTEMPTS;
 use emmaa_runtime::effects::patient::next_fraction;
 use emmaa_runtime::effects::{AwsError, ErrorKind};
@@ -209,7 +209,7 @@ pub struct Account {
 }
 
 impl Account {
-    /// An account whose day starts now (tokio's clock).
+    /// An account whose day starts now.
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Account {
             concurrency: Arc::new(Semaphore::new(limits.lambda_concurrency)),
@@ -220,7 +220,7 @@ impl Account {
                 reserved: HashMap::new(),
                 counters: Counters::default(),
             }),
-            start: Instant::now(),
+            start: clock::now(),
             limits,
         })
     }
@@ -231,7 +231,7 @@ impl Account {
 
     /// Time since the day started.
     pub fn elapsed(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.start)
+        clock::now().saturating_duration_since(self.start)
     }
 
     /// The clock of a day that started at `day_start` (seconds since the
@@ -312,7 +312,7 @@ impl Account {
     /// (`retry` is 0 for the first).
     pub async fn before_async_retry(&self, retry: u32) {
         self.state().counters.lambda_retries += 1;
-        tokio::time::sleep(ASYNC_RETRY_DELAY * (retry + 1)).await;
+        clock::sleep(ASYNC_RETRY_DELAY * (retry + 1)).await;
     }
 
     /// Whether Lambda retries a failed asynchronous event a `tries`-th time.
@@ -334,7 +334,7 @@ impl Account {
         let mut holds_retry_tokens = false;
         loop {
             attempts += 1;
-            tokio::time::sleep(Duration::from_millis(self.limits.latency_ms)).await;
+            clock::sleep(Duration::from_millis(self.limits.latency_ms)).await;
             match self.attempt(limit, key) {
                 Ok(place) => {
                     if holds_retry_tokens {
@@ -369,7 +369,7 @@ impl Account {
                         ceiling.mul_f64(next_fraction(&mut state.rng))
                     };
                     holds_retry_tokens = true;
-                    tokio::time::sleep(backoff).await;
+                    clock::sleep(backoff).await;
                 }
             }
         }
@@ -377,7 +377,7 @@ impl Account {
 
     /// One attempt: admitted, or AWS's throttling answer.
     fn attempt(&self, limit: Limit, key: &str) -> Result<Place, AwsError> {
-        let now = Instant::now();
+        let now = clock::now();
         let in_storm = self.limits.storm.is_some_and(|storm| {
             let elapsed = self.elapsed().as_secs();
             (storm.from_s..storm.from_s + storm.lasts_s).contains(&elapsed)
@@ -468,20 +468,11 @@ fn throttled(limit: Limit) -> AwsError {
 pub(crate) mod tests {
     use super::*;
 
-    /// A runtime whose clock only moves when every task waits.
-    pub(crate) fn paused() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("a runtime")
-    }
-
     #[test]
     fn submit_job_admits_fifty_a_second_after_a_burst_of_fifty() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let account = Account::new(Limits::default());
-            let now = Instant::now();
+            let now = clock::now();
             let mut bucket = TokenBucket::new(account.limits.submit_per_second, now);
             assert_eq!((0..60).filter(|_| bucket.take(now)).count(), 50);
             let later = now + Duration::from_millis(100);
@@ -491,7 +482,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_throttled_call_is_retried_with_backoff_until_its_attempts_run_out() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let limits = Limits {
                 storm: Some(Storm {
                     from_s: 0,
@@ -501,7 +492,7 @@ pub(crate) mod tests {
             };
             let account = Account::new(limits);
             let environment = account.environment("f");
-            let started = Instant::now();
+            let started = clock::now();
             let answer = account.call(&environment, Limit::SubmitJob, "").await;
             assert_eq!(
                 answer.err().map(|err| err.code),
@@ -513,7 +504,7 @@ pub(crate) mod tests {
                 (5, 4, 1)
             );
             // Four backoffs of at most 1, 2, 4 and 8 s, and five latencies.
-            let waited = started.elapsed();
+            let waited = clock::now() - started;
             assert!(waited >= Duration::from_millis(100) && waited < Duration::from_millis(15_100));
             // The retries' tokens are spent: 500 - 4 * 5 + (none given back).
             assert_eq!(*environment.retry_tokens.lock().unwrap(), 480);
@@ -522,7 +513,7 @@ pub(crate) mod tests {
 
     #[test]
     fn with_retries_off_the_first_throttle_is_the_answer() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let limits = Limits {
                 max_attempts: 1,
                 storm: Some(Storm {
@@ -541,7 +532,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_synchronous_invocation_past_the_concurrency_is_throttled() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let account = Account::new(Limits {
                 lambda_concurrency: 1,
                 max_attempts: 2,
@@ -560,7 +551,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_function_runs_no_more_than_its_reserved_concurrency() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let account = Account::new(Limits {
                 function_concurrency: Some(2),
                 max_attempts: 1,

@@ -12,19 +12,21 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use crate::cascade::{Cascade, CascadeError, Watcher};
 use crate::quota::{Account, Counters, Limits};
 use crate::report::{Followed, RunReport};
 use emmaa_runtime::action::Action;
+use emmaa_runtime::clock;
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
 use emmaa_runtime::effects::{Invocation, Job};
 use emmaa_runtime::engine::{Components, EngineError, GuestRuntime};
@@ -577,17 +579,12 @@ pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<S
         settings.clone(),
     )
     .await?;
-    // The timed day runs on a clock of its own: a paused one, which jumps
-    // to the next timer whenever every run is waiting.
+    // The timed day runs on a thread and a clock of its own: a virtual
+    // one, which jumps to the next timer whenever every run is waiting.
     let (answer, answered) = tokio::sync::oneshot::channel();
     let timed = request.clone();
     std::thread::spawn(move || {
-        let day = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .map_err(|err| SimulateError::Runtime(err.to_string()))
-            .and_then(|runtime| runtime.block_on(simulate_timed(&timed, settings, limits)));
+        let day = clock::run_virtual(simulate_timed(&timed, settings, limits));
         let _ = answer.send(day);
     });
     let mut simulation = answered
@@ -653,6 +650,9 @@ async fn simulate_in_order(
     Ok(Simulation::of(request.now, runs, jobs, duplicated, None))
 }
 
+/// One run of the timed day, from its delivery to its report.
+type DayRun = Pin<Box<dyn Future<Output = Result<SimulatedRun, CascadeError>>>>;
+
 /// The day under AWS's limits, in virtual time: both schedules fire at
 /// `now`, every asynchronous event waits for a place in the account's
 /// concurrency, and each job's files appear `job_time_s` after it is
@@ -673,9 +673,10 @@ async fn simulate_timed(
             .with_account(account.clone()),
     );
     let job_time = Duration::from_secs(limits.job_time_s);
-    let mut tasks = JoinSet::new();
+    // The day's runs, each driven by this future (on `run_virtual`'s thread).
+    let mut tasks: FuturesUnordered<DayRun> = FuturesUnordered::new();
     let mut delivered = 0;
-    let mut deliver = |tasks: &mut JoinSet<_>,
+    let mut deliver = |tasks: &mut FuturesUnordered<DayRun>,
                        (start, function, event): (Start, String, Value),
                        request_id: Option<String>,
                        delay: Duration| {
@@ -683,19 +684,19 @@ async fn simulate_timed(
         delivered += 1;
         watcher.register(&request_id, &start);
         let (cascade, account, now) = (cascade.clone(), account.clone(), request.now);
-        tasks.spawn(async move {
-            tokio::time::sleep(delay).await;
+        tasks.push(Box::pin(async move {
+            clock::sleep(delay).await;
             let at = account.clock(now);
             let run = cascade
                 .deliver(&function, &event.to_string(), &request_id)
                 .await?;
-            Ok::<_, CascadeError>(SimulatedRun {
+            Ok(SimulatedRun {
                 start,
                 at: rfc3339(at),
                 event,
                 run,
             })
-        });
+        }));
     };
     for start in schedule_starts(&prefix, request.now) {
         deliver(&mut tasks, start, None, Duration::ZERO);
@@ -718,9 +719,8 @@ async fn simulate_timed(
                     deliver(&mut tasks, start, Some(request_id), Duration::ZERO);
                 }
             },
-            joined = tasks.join_next() => match joined {
-                Some(Ok(run)) => runs.push(run?),
-                Some(Err(err)) => return Err(SimulateError::Runtime(format!("a run ended abnormally: {err}"))),
+            ran = tasks.next() => match ran {
+                Some(run) => runs.push(run?),
                 None => break,
             },
         }

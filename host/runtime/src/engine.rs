@@ -15,7 +15,7 @@ use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 
 use crate::bindings::{Handler, HandlerPre};
-use crate::digest::{content_hash, sha256_hex};
+use crate::digest::content_hash;
 use crate::guest::LoadedGuest;
 use crate::imports::HostState;
 use crate::limits::{pooling_config, start_epoch_ticker};
@@ -251,7 +251,11 @@ impl GuestRuntime {
         use std::hash::{Hash, Hasher};
         let mut engine = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut engine);
-        format!("{}-{:016x}", &sha256_hex(wasm)[..32], engine.finish())
+        format!(
+            "{}-{:016x}",
+            &crate::digest::sha256_hex(wasm)[..32],
+            engine.finish()
+        )
     }
 
     #[cfg(not(feature = "jit"))]

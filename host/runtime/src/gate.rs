@@ -1,11 +1,10 @@
 //! The gate of the calls a guest's work makes to AWS: a bound on how many
 //! are in flight, and none started without the time it needs.
 
+use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
-// tokio's clock: the real one on Lambda, a virtual one in `emmaa-host simulate
-// --quotas`, where the deadline must pass in the simulation's time.
-use tokio::time::Instant;
 
+use crate::clock;
 use crate::effects::{AwsError, ErrorKind};
 use crate::limits::CALL_RESERVE;
 
@@ -32,7 +31,7 @@ impl Gate {
     /// the interrupt point cannot cover it.
     pub async fn enter(&self) -> Result<SemaphorePermit<'_>, AwsError> {
         let permit = self.permits.acquire().await.map_err(|_| not_attempted())?;
-        if Instant::now() + CALL_RESERVE > self.interrupt_at {
+        if clock::now() + CALL_RESERVE > self.interrupt_at {
             return Err(not_attempted());
         }
         Ok(permit)

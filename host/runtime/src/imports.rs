@@ -9,9 +9,7 @@
 //! recorder, or answered from a trace instead of performed.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
 
@@ -21,6 +19,7 @@ use crate::bindings::emmaa::pipeline::batch::Submission;
 use crate::bindings::emmaa::pipeline::errors::AwsError;
 use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::bindings::emmaa::pipeline::{batch, environment, errors, functions, storage};
+use crate::clock;
 use crate::context::EventContext;
 use crate::effects::patient::Patient;
 use crate::effects::{Effects, ErrorKind, Invocation, Job};
@@ -63,7 +62,7 @@ impl HostState {
         context: EventContext,
         function: Option<&'static PipelineFunction>,
     ) -> Self {
-        let interrupt_at = interrupt_point(Instant::now(), context.time_left);
+        let interrupt_at = interrupt_point(clock::now(), context.time_left);
         let gate = Gate::new(settings.max_in_flight, interrupt_at);
         let effects = Arc::new(Patient::new(
             effects,
@@ -123,7 +122,7 @@ impl HostState {
         stream::iter(calls)
             .map(|item| async move {
                 let actions = vec![planned(&item)];
-                tokio::time::timeout_at(interrupt_at, call(Arc::clone(effects), item))
+                clock::timeout_at(interrupt_at, call(Arc::clone(effects), item))
                     .await
                     .unwrap_or_else(|_| (Err(deadline_reached()), actions))
             })
@@ -138,7 +137,7 @@ impl HostState {
     fn claimant<'a>(&'a self, ledger: &'a Ledger, effects: &'a dyn Effects) -> Claimant<'a> {
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let now_ms = millis(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default());
-        let time_left = self.interrupt_at.saturating_duration_since(Instant::now()) + DEADLINE_MARGIN;
+        let time_left = self.interrupt_at.saturating_duration_since(clock::now()) + DEADLINE_MARGIN;
         Claimant {
             ledger,
             effects,

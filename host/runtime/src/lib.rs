@@ -13,6 +13,7 @@
 //!   local backend (a directory or memory, fake answers) and the layer
 //!   that waits out throttling;
 //! - [`action`]: what a guest asked for, as a replay prints it;
+//! - [`clock`]: the time, real or a virtual day's;
 //! - [`limits`]: every limit a guest runs under; [`gate`]: the bound on
 //!   the calls in flight and the time they need;
 //! - [`ledger`]: claims that make each unit of work happen once;
@@ -27,6 +28,7 @@
 
 pub mod action;
 pub mod answer;
+pub mod clock;
 pub mod context;
 pub mod difference;
 pub mod digest;

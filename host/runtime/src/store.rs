@@ -1,10 +1,9 @@
 //! The store of one event, built in one place with every limit of
 //! [`crate::limits`] set: fuel, the memory limiter and the epoch deadline.
 
-// tokio's clock: the real one on Lambda, a virtual one in `emmaa-host simulate
-// --quotas`, where the deadline must pass in the simulation's time.
-use tokio::time::Instant;
 use wasmtime::{Engine, Store};
+
+use crate::clock;
 
 use crate::imports::HostState;
 use crate::limits::{EPOCH_TICK, FUEL_PER_EVENT};
@@ -14,7 +13,7 @@ use crate::limits::{EPOCH_TICK, FUEL_PER_EVENT};
 pub fn new_store(engine: &Engine, state: HostState) -> wasmtime::Result<Store<HostState>> {
     let ticks = state
         .interrupt_at
-        .saturating_duration_since(Instant::now())
+        .saturating_duration_since(clock::now())
         .as_millis()
         .div_ceil(EPOCH_TICK.as_millis())
         .max(1);

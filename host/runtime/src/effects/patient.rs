@@ -9,13 +9,13 @@
 //! everything else that went through is claimed.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 
 use super::{AwsError, Condition, Effects, ErrorKind, Invocation, InvocationOutcome, Job};
+use crate::clock;
 
 /// The longest pause before a throttled call is made again (the SDK's own
 /// longest backoff); each pause is a random part of it, at least a tenth.
@@ -51,7 +51,7 @@ impl Patient {
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
         let pause = MAX_PAUSE.mul_f64(0.1 + 0.9 * fraction);
-        (Instant::now() + pause < self.until).then_some(pause)
+        (clock::now() + pause < self.until).then_some(pause)
     }
 
     async fn patiently<R, F>(&self, call: impl Fn() -> F) -> Result<R, AwsError>
@@ -61,7 +61,7 @@ impl Patient {
         loop {
             match call().await {
                 Err(err) if err.kind == ErrorKind::Throttled => match self.pause() {
-                    Some(pause) => tokio::time::sleep(pause).await,
+                    Some(pause) => clock::sleep(pause).await,
                     None => {
                         return Err(AwsError::new(
                             ErrorKind::NotAttempted,
@@ -154,15 +154,6 @@ mod tests {
 
     use super::*;
 
-    /// A runtime whose clock only moves when every task waits.
-    fn paused() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("a runtime")
-    }
-
     /// A backend that fails the first `failures` calls with an error of `kind`.
     struct Throttling {
         failures: usize,
@@ -232,13 +223,13 @@ mod tests {
 
     #[test]
     fn a_throttled_call_is_made_again_after_a_pause_until_it_goes_through() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let inner = throttling(3);
-            let patient = Patient::new(inner.clone(), Instant::now() + Duration::from_secs(300), "r");
-            let started = Instant::now();
+            let patient = Patient::new(inner.clone(), clock::now() + Duration::from_secs(300), "r");
+            let started = clock::now();
             assert!(patient.get_object("b", "k", 1).await.is_ok());
             assert_eq!(inner.calls.load(Ordering::SeqCst), 4);
-            let waited = started.elapsed();
+            let waited = clock::now() - started;
             assert!(
                 waited >= MAX_PAUSE.mul_f64(0.3) && waited <= MAX_PAUSE * 3,
                 "{waited:?}"
@@ -248,9 +239,9 @@ mod tests {
 
     #[test]
     fn a_call_still_throttled_at_the_deadline_is_answered_as_not_done() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let inner = throttling(usize::MAX);
-            let patient = Patient::new(inner.clone(), Instant::now() + Duration::from_secs(60), "r");
+            let patient = Patient::new(inner.clone(), clock::now() + Duration::from_secs(60), "r");
             let err = patient.submit_job(&job()).await.unwrap_err();
             assert_eq!(
                 (err.kind, err.code.as_str()),
@@ -261,25 +252,25 @@ mod tests {
                 "{}",
                 err.message
             );
-            assert!(Instant::now() <= patient.until);
+            assert!(clock::now() <= patient.until);
             assert!(inner.calls.load(Ordering::SeqCst) >= 3);
         });
     }
 
     #[test]
     fn other_errors_are_answered_at_once() {
-        paused().block_on(async {
+        clock::run_virtual(async {
             let inner = Arc::new(Throttling {
                 failures: 1,
                 kind: ErrorKind::Denied,
                 calls: AtomicUsize::new(0),
             });
-            let patient = Patient::new(inner.clone(), Instant::now() + Duration::from_secs(300), "r");
-            let started = Instant::now();
+            let patient = Patient::new(inner.clone(), clock::now() + Duration::from_secs(300), "r");
+            let started = clock::now();
             let err = patient.find_jobs("q", "j").await.unwrap_err();
             assert_eq!(err.kind, ErrorKind::Denied);
             assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
-            assert_eq!(started.elapsed(), Duration::ZERO);
+            assert_eq!(clock::now() - started, Duration::ZERO);
         });
     }
 
