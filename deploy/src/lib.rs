@@ -3,12 +3,15 @@
 //! - [`bundle`]: the zip Lambda runs on `provided.al2023`: the host as
 //!   `bootstrap` (built without a compiler), the guest's component
 //!   precompiled for the architecture, and the manifest naming the function;
+//! - [`aws`]: the account the AWS flags name, and AWS's failures as one
+//!   sentence each;
 //! - [`upload`]: UpdateFunctionCode with every check an operator would make
 //!   by hand (the code hash, the update status, the runtime);
 //! - [`template`] and [`stack`]: the whole pipeline as a CloudFormation
 //!   stack, made from the reach table.
 
 pub mod arch;
+pub mod aws;
 pub mod bundle;
 pub mod cross;
 pub mod glibc;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use emmaa_deploy::arch::Arch;
+use emmaa_deploy::aws::{Account, AwsProblem, AwsTarget, connect};
 use emmaa_deploy::bundle::{Bundle, BundleRequest, Serves, bundle};
-use emmaa_deploy::stack::{AwsStack, StackRequest, deploy_stack};
+use emmaa_deploy::stack::{self, AwsStack, StackRequest, deploy_stack};
 use emmaa_deploy::template::{template, to_yaml};
-use emmaa_deploy::upload::{AwsLambda, Patience, plan, upload};
+use emmaa_deploy::upload::{AwsLambda, GuestMatch, Patience, match_guest, plan, upload};
 use emmaa_offline::replay::{TraceReplayer, TraceSource};
 use emmaa_runtime::engine::Components;
 
@@ -24,8 +25,42 @@ use emmaa_runtime::engine::Components;
     about = "Bundles EMMAA handlers for AWS Lambda and uploads them"
 )]
 struct Cli {
+    /// Say more: the AWS SDK's own account of a failure.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The AWS account, as the AWS CLI and SAM name it.
+#[derive(Args, Clone)]
+struct AwsOptions {
+    /// The AWS profile (of ~/.aws/config; default: AWS_PROFILE, else `default`).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// The AWS region (default: AWS_REGION, else the profile's).
+    #[arg(long)]
+    region: Option<String>,
+    /// Send every AWS call to this URL, e.g. moto or LocalStack (default:
+    /// AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+}
+
+impl AwsOptions {
+    /// The account, its region and credentials found, or a sentence saying
+    /// what to set.
+    async fn connect(&self) -> Result<Account, AwsProblem> {
+        connect(&self.target()).await
+    }
+
+    fn target(&self) -> AwsTarget {
+        AwsTarget {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -71,15 +106,23 @@ enum Command {
         parameters: Vec<(String, String)>,
         #[command(flatten)]
         build: BuildOptions,
-        /// Upload the (content-addressed) artifacts, make the change set and
-        /// print it, then delete it: the stack and the data bucket are left alone.
-        #[arg(long)]
+        /// Check everything that can be checked without AWS (parameters, the
+        /// settings they give, the template, cfn-lint if installed, the
+        /// bundle) and make no AWS call.
+        #[arg(long, conflicts_with = "plan")]
         dry_run: bool,
+        /// Make the change set, print it, then delete it (and the review stack
+        /// of a new stack): nothing is uploaded but a template over 51,200
+        /// bytes (content-addressed), and the stack and the buckets are left alone.
+        #[arg(long)]
+        plan: bool,
         /// Seconds between polls of CloudFormation.
         #[arg(long, default_value_t = 5.0)]
         poll: f64,
         #[command(flatten)]
         check: CheckOptions,
+        #[command(flatten)]
+        aws: AwsOptions,
     },
     /// Bundle a guest and replace the code of the existing Lambda function with it;
     /// with --all, replace the code of every function with one bundle.
@@ -95,14 +138,23 @@ enum Command {
         all: bool,
         #[command(flatten)]
         build: BuildOptions,
-        /// Write the zip and print what would be sent and changed, touching nothing.
-        #[arg(long)]
+        /// Build and check the zip and say what would be sent, making no AWS call.
+        #[arg(long, conflicts_with = "plan")]
         dry_run: bool,
+        /// Read the function and say what the upload would change (its code,
+        /// its runtime), changing nothing.
+        #[arg(long)]
+        plan: bool,
         /// Publish a version once the code is in place, and print it.
         #[arg(long)]
         publish: bool,
+        /// Upload even to a function that runs another guest.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         check: CheckOptions,
+        #[command(flatten)]
+        aws: AwsOptions,
     },
 }
 
@@ -123,7 +175,7 @@ impl CheckOptions {
     /// Replays the traces of `guest` (every guest's: None) with the guests
     /// this build ships; an error unless every one is the same, or the
     /// user said to go on despite differences.
-    async fn check(&self, guest: Option<&str>) -> anyhow::Result<()> {
+    async fn check(&self, guest: Option<&str>, aws: &AwsTarget) -> anyhow::Result<()> {
         if self.check_against.is_empty() {
             return Ok(());
         }
@@ -132,7 +184,8 @@ impl CheckOptions {
             .iter()
             .map(|trace| TraceSource::parse(trace))
             .collect();
-        let mut player = TraceReplayer::new(Components::BuiltIn, Duration::from_secs(60))?;
+        let mut player =
+            TraceReplayer::new(Components::BuiltIn, Duration::from_secs(60))?.with_aws(aws.clone());
         let checked = player.check(&sources, guest).await?;
         for one in &checked {
             println!("{}", one.line());
@@ -176,8 +229,8 @@ struct BuildOptions {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// The cargo profile to build the bootstrap with.
-    #[arg(long, default_value = "release")]
-    profile: String,
+    #[arg(long, value_name = "PROFILE", default_value = "release")]
+    build_profile: String,
     /// Use this bootstrap executable instead of building one.
     #[arg(long, value_name = "FILE")]
     bootstrap: Option<PathBuf>,
@@ -203,10 +256,10 @@ impl BuildOptions {
         BundleRequest {
             serves,
             arch: self.arch,
-            profile: self.profile,
+            profile: self.build_profile,
             bootstrap: self.bootstrap,
             out: self.out,
-            function_prefix: std::env::var("EMMAA_FUNCTION_PREFIX").unwrap_or_else(|_| "emmaa-".into()),
+            function_prefix: function_prefix(),
         }
     }
 }
@@ -220,6 +273,11 @@ fn describe(bundle: &Bundle) -> String {
         bundle.zip.len(),
         bundle.sha256_hex()
     )
+}
+
+/// The prefix of the pipeline's function names.
+fn function_prefix() -> String {
+    std::env::var("EMMAA_FUNCTION_PREFIX").unwrap_or_else(|_| "emmaa-".into())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -249,21 +307,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             parameters,
             build,
             dry_run,
+            plan,
             poll,
             check,
+            aws,
         } => {
-            check.check(None).await?;
+            check.check(None, &aws.target()).await?;
             let request = StackRequest {
                 stack: stack_name,
                 artifact_bucket,
                 artifact_prefix,
                 parameters: parameters.into_iter().collect(),
                 arch: build.arch,
-                dry_run,
+                plan,
                 poll: Duration::from_secs_f64(poll.max(0.05)),
                 timeout: Duration::from_secs(3600),
             };
-            let control = AwsStack::from_env().await;
+            let account = if dry_run { None } else { Some(aws.connect().await?) };
             let mut build = Some(build);
             let mut bundle_for = |prefix: &str| {
                 let build = build.take().ok_or("the bundle is built once")?;
@@ -273,10 +333,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", describe(&bundle));
                 Ok(bundle)
             };
-            deploy_stack(&control, &request, &template(), &mut bundle_for, &mut |line| {
-                println!("{line}")
-            })
-            .await?;
+            let mut say = |line: String| println!("{line}");
+            match account {
+                None => stack::dry_run(&request, &template(), &mut bundle_for, &mut say)?,
+                Some(account) => {
+                    let control = AwsStack::new(&account);
+                    deploy_stack(&control, &request, &template(), &mut bundle_for, &mut say).await?;
+                }
+            }
         }
         Command::Upload {
             guest,
@@ -284,47 +348,86 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             all,
             build,
             dry_run,
+            plan,
             publish,
+            force,
             check,
+            aws,
         } => {
             let serves = serves(guest, function, all);
-            match &serves {
-                Serves::One { guest, .. } => check.check(Some(guest)).await?,
-                Serves::All => check.check(None).await?,
+            if let Serves::One {
+                guest,
+                function: Some(function),
+            } = &serves
+            {
+                match match_guest(guest, function, &function_prefix()) {
+                    GuestMatch::Same | GuestMatch::Other { .. } if force => {}
+                    GuestMatch::Same => {}
+                    other @ GuestMatch::Other { .. } => {
+                        anyhow::bail!("{} (--force uploads it anyway)", other.describe())
+                    }
+                    other @ GuestMatch::Unknown { .. } => eprintln!("deploy: warning: {}", other.describe()),
+                }
             }
+            match &serves {
+                Serves::One { guest, .. } => check.check(Some(guest), &aws.target()).await?,
+                Serves::All => check.check(None, &aws.target()).await?,
+            }
+            // The account first: a missing region or credentials is said at
+            // once, not after the build.
+            let account = if dry_run { None } else { Some(aws.connect().await?) };
             let bundle = bundle(&build.request(serves))?;
             println!("{}", describe(&bundle));
-            let lambda = AwsLambda::from_env().await;
+            let Some(account) = account else {
+                for function in bundle.functions.keys() {
+                    println!(
+                        "dry run: would send {} bytes (CodeSha256 {}) to {function} with UpdateFunctionCode{}",
+                        bundle.zip.len(),
+                        bundle.code_sha256(),
+                        if publish { ", then publish a version" } else { "" }
+                    );
+                }
+                println!(
+                    "dry run: nothing was sent to AWS (--plan reads the functions and says what would change)"
+                );
+                return Ok(());
+            };
+            let lambda = AwsLambda::new(&account);
             for function in bundle.functions.keys() {
-                upload_one(&lambda, &bundle, function, dry_run, publish).await?;
+                upload_one(&lambda, &bundle, function, plan, publish).await?;
             }
         }
     }
     Ok(())
 }
 
-/// Replaces the code of `function` with `bundle` (or says what it would do).
+/// Replaces the code of `function` with `bundle` (or, planning, says what
+/// it would change).
 async fn upload_one(
     lambda: &AwsLambda,
     bundle: &Bundle,
     function: &str,
-    dry_run: bool,
+    planning: bool,
     publish: bool,
 ) -> anyhow::Result<()> {
-    let plan = plan(lambda, function)
-        .await
-        .with_context(|| format!("reading {function}"))?;
-    if dry_run {
-        println!(
-            "dry run: would send {} bytes (CodeSha256 {}) to {function} with UpdateFunctionCode",
-            bundle.zip.len(),
-            bundle.code_sha256()
-        );
+    let plan = plan(lambda, function).await?;
+    if planning {
+        let sent = bundle.code_sha256();
+        match plan.before.code_sha256.as_deref() {
+            Some(deployed) if deployed == sent => {
+                println!("plan: {function} already runs this code (CodeSha256 {sent})")
+            }
+            deployed => println!(
+                "plan: would replace {function}'s code (CodeSha256 {} -> {sent}, {} bytes)",
+                deployed.unwrap_or("(none)"),
+                bundle.zip.len()
+            ),
+        }
         if plan.switch_runtime {
-            println!("dry run: would switch {function}: {}", plan.describe_switch());
+            println!("plan: would switch {function}: {}", plan.describe_switch());
         }
         if publish {
-            println!("dry run: would publish a version");
+            println!("plan: would publish a version");
         }
         return Ok(());
     }
@@ -341,8 +444,36 @@ async fn upload_one(
     .with_context(|| format!("uploading to {function}"))
 }
 
+/// The AWS failure behind `err`, if one is.
+fn aws_problem(err: &anyhow::Error) -> Option<&AwsProblem> {
+    use emmaa_deploy::stack::{CloudError, StackError};
+    use emmaa_deploy::upload::{ControlError, UploadError};
+    err.chain().find_map(|cause| {
+        fn control(control: &ControlError) -> Option<&AwsProblem> {
+            match control {
+                ControlError::Aws(problem) => Some(problem),
+                ControlError::Conflict(_) => None,
+            }
+        }
+        if let Some(problem) = cause.downcast_ref::<AwsProblem>() {
+            Some(problem)
+        } else if let Some(CloudError(problem)) = cause.downcast_ref::<CloudError>() {
+            Some(problem)
+        } else if let Some(StackError::Cloud(CloudError(problem))) = cause.downcast_ref::<StackError>() {
+            Some(problem)
+        } else if let Some(error) = cause.downcast_ref::<ControlError>() {
+            control(error)
+        } else if let Some(UploadError::Control(error)) = cause.downcast_ref::<UploadError>() {
+            control(error)
+        } else {
+            None
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let result = runtime
         .context("cannot start the async runtime")
@@ -351,6 +482,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("deploy: {err:#}");
+            if let Some(details) = aws_problem(&err).and_then(|problem| problem.details.as_deref())
+                && verbose
+            {
+                eprintln!("  the AWS SDK said: {details}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,12 @@
 //! does not make, it switches the bucket's EventBridge notifications on by
 //! reading its notification configuration and writing it back with
 //! EventBridge added (the write replaces the whole configuration).
+//!
+//! Two steps short of that: [`dry_run`] checks everything that can be
+//! checked without AWS (the parameters, the settings they give, the
+//! template, the bundle); a plan ([`StackRequest::plan`]) makes the change
+//! set, prints it and deletes it (and the review stack a new stack's change
+//! set makes), uploading nothing but a template too big to send inline.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,11 +22,19 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter};
 use serde_json::Value;
 use thiserror::Error;
 
+use emmaa_runtime::settings::{Settings, VARIABLES};
+
 use crate::arch::Arch;
+use crate::aws::{Account, AwsProblem, Call, ProblemKind, explain};
 use crate::bundle::Bundle;
+use crate::template::{Lint, check_template, lint_with_cfn_lint, parameter_of, to_yaml};
 
 /// Parameters `deploy stack` sets itself.
 const SET_BY_DEPLOY: [&str; 3] = ["ArtifactBucket", "ArtifactKey", "Architecture"];
+
+/// The largest template CloudFormation takes inline (`TemplateBody`); a
+/// bigger one is read from S3.
+pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
 
 /// A stack as DescribeStacks answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,9 +106,16 @@ pub struct Notifications {
     pub others: usize,
 }
 
+/// A failed CloudFormation or S3 call, as one sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{0}")]
-pub struct CloudError(pub String);
+#[error(transparent)]
+pub struct CloudError(#[from] pub AwsProblem);
+
+impl CloudError {
+    fn other(sentence: impl Into<String>) -> Self {
+        CloudError(AwsProblem::new(ProblemKind::Other, sentence))
+    }
+}
 
 /// The CloudFormation and S3 calls `deploy stack` makes.
 #[async_trait]
@@ -126,8 +147,17 @@ pub struct ChangeSetRequest {
     pub stack: String,
     pub name: String,
     pub create: bool,
-    pub template_url: String,
+    pub template: TemplateSource,
     pub parameters: BTreeMap<String, String>,
+}
+
+/// Where CloudFormation reads the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// An object's URL (the template uploaded to the artifact bucket).
+    Url(String),
+    /// The template itself (compact JSON), at most [`TEMPLATE_BODY_LIMIT`] bytes.
+    Body(String),
 }
 
 /// What `deploy stack` is asked to do.
@@ -140,7 +170,8 @@ pub struct StackRequest {
     /// `--parameter Name=Value`, as given.
     pub parameters: BTreeMap<String, String>,
     pub arch: Arch,
-    pub dry_run: bool,
+    /// `--plan`: make the change set, print it and delete it.
+    pub plan: bool,
     pub poll: Duration,
     pub timeout: Duration,
 }
@@ -151,6 +182,16 @@ pub enum StackError {
     UnknownParameter(String, String),
     #[error("--parameter {0}: deploy stack sets it itself ({1})")]
     SetByDeploy(String, &'static str),
+    #[error("--parameter {name}={value:?}: {why}")]
+    BadParameter {
+        name: String,
+        value: String,
+        why: String,
+    },
+    #[error("the template does not check: {}", .0.join("; "))]
+    Template(Vec<String>),
+    #[error("cfn-lint finds fault with the template:\n{0}")]
+    Lint(String),
     #[error(
         "stack {stack} is {status}{reason}: it cannot be updated; delete it first \
          (aws cloudformation delete-stack --stack-name {stack})"
@@ -202,8 +243,8 @@ pub enum StackOutcome {
     },
     /// The template, code and parameters are those the stack has.
     Unchanged,
-    /// `--dry-run`: the changes that would be made.
-    DryRun { changes: Vec<ResourceChange> },
+    /// `--plan`: the changes that would be made.
+    Planned { changes: Vec<ResourceChange> },
 }
 
 /// The template's parameters and their defaults.
@@ -264,6 +305,127 @@ pub fn merge_parameters(
     Ok(merged)
 }
 
+/// Checks `given` against the template, without AWS: every name is a
+/// parameter deploy does not set itself, every value is one the parameter
+/// allows (`AllowedValues`, a number within `MinValue`/`MaxValue`), and the
+/// settings the parameters give the functions (`EMMAA_*`) are settings the
+/// host starts with.
+pub fn check_parameters(template: &Value, given: &BTreeMap<String, String>) -> Result<(), StackError> {
+    let merged = merge_parameters(template, None, given)?;
+    for (name, value) in given {
+        let parameter = &template["Parameters"][name];
+        let bad = |why: String| StackError::BadParameter {
+            name: name.clone(),
+            value: value.clone(),
+            why,
+        };
+        if let Some(allowed) = parameter["AllowedValues"].as_array() {
+            let allowed: Vec<String> = allowed.iter().map(plain).collect();
+            if !allowed.contains(value) {
+                return Err(bad(format!("not one of {}", allowed.join(", "))));
+            }
+        }
+        if parameter["Type"] == "Number" {
+            let number: f64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
+            let (min, max) = (parameter["MinValue"].as_f64(), parameter["MaxValue"].as_f64());
+            if min.is_some_and(|min| number < min) || max.is_some_and(|max| number > max) {
+                let bound = |bound: Option<f64>| bound.map_or("any".to_owned(), |bound| bound.to_string());
+                return Err(bad(format!("outside {} to {}", bound(min), bound(max))));
+            }
+        }
+    }
+    check_settings(&merged)
+}
+
+/// The settings `parameters` give the functions, as the host reads them.
+fn check_settings(parameters: &BTreeMap<String, String>) -> Result<(), StackError> {
+    Settings::from_lookup(|variable| parameters.get(&parameter_of(variable)).cloned())
+        .map(drop)
+        .map_err(|err| {
+            let variable = VARIABLES
+                .iter()
+                .map(|variable| variable.name)
+                .find(|name| err.to_string().contains(name))
+                .unwrap_or("");
+            let name = parameter_of(variable);
+            StackError::BadParameter {
+                value: parameters.get(&name).cloned().unwrap_or_default(),
+                name,
+                why: format!("the functions would not start: {err}"),
+            }
+        })
+}
+
+/// A template's scalar as text (`30`, not `30.0`; strings unquoted).
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The key a bundle goes to in the artifact bucket.
+fn bundle_key(request: &StackRequest, bundle: &Bundle) -> String {
+    format!("{}pipeline-{}.zip", request.artifact_prefix, bundle.sha256_hex())
+}
+
+/// The key a template goes to in the artifact bucket.
+fn template_key(request: &StackRequest, yaml: &str) -> String {
+    format!(
+        "{}template-{}.yaml",
+        request.artifact_prefix,
+        emmaa_runtime::digest::sha256_hex(yaml.as_bytes())
+    )
+}
+
+/// `deploy stack --dry-run`: everything that can be checked without AWS.
+/// The parameters given (names, allowed values, the settings they make),
+/// the template (the project's own checks, then cfn-lint when it is on the
+/// PATH), and the bundle, built and verified. It makes no AWS call; what
+/// the stack would change is `--plan`'s to say.
+pub fn dry_run(
+    request: &StackRequest,
+    template: &Value,
+    bundle_for: &mut dyn FnMut(&str) -> Result<Bundle, String>,
+    say: &mut dyn FnMut(String),
+) -> Result<(), StackError> {
+    check_parameters(template, &request.parameters)?;
+    let parameters = merge_parameters(template, None, &request.parameters)?;
+    say(format!(
+        "dry run: {} parameters given, the functions' settings check",
+        request.parameters.len()
+    ));
+    check_template(template).map_err(StackError::Template)?;
+    let yaml = to_yaml(template);
+    say(format!(
+        "dry run: the template checks ({} bytes, {} resources)",
+        yaml.len(),
+        template["Resources"]
+            .as_object()
+            .map_or(0, |resources| resources.len())
+    ));
+    match lint_with_cfn_lint(&yaml) {
+        Lint::Passed => say("dry run: cfn-lint passes the template".into()),
+        Lint::NotInstalled => {
+            say("dry run: cfn-lint is not on the PATH: not linted (pip install cfn-lint)".into())
+        }
+        Lint::Failed(report) => return Err(StackError::Lint(report)),
+    }
+    let prefix = parameters.get("FunctionPrefix").cloned().unwrap_or_default();
+    let bundle = bundle_for(&prefix).map_err(StackError::Bundle)?;
+    let bucket = &request.artifact_bucket;
+    say(format!(
+        "dry run: would upload s3://{bucket}/{} ({} bytes) and s3://{bucket}/{}, then make and \
+         execute a change set for stack {}",
+        bundle_key(request, &bundle),
+        bundle.zip.len(),
+        template_key(request, &yaml),
+        request.stack
+    ));
+    say("dry run: nothing was sent to AWS (--plan shows what the stack would change)".into());
+    Ok(())
+}
+
 fn is_no_change(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
@@ -285,6 +447,7 @@ pub async fn deploy_stack(
     say: &mut dyn FnMut(String),
 ) -> Result<StackOutcome, StackError> {
     let stack = &request.stack;
+    check_parameters(template, &request.parameters)?;
     let current = control.describe_stack(stack).await?;
     let create = match &current {
         None => true,
@@ -315,29 +478,47 @@ pub async fn deploy_stack(
     };
     let kept = if create { None } else { current.as_ref() };
     let mut parameters = merge_parameters(template, kept, &request.parameters)?;
+    check_settings(&parameters)?;
     let prefix = parameters.get("FunctionPrefix").cloned().unwrap_or_default();
 
     let bundle = bundle_for(&prefix).map_err(StackError::Bundle)?;
-    let yaml = crate::template::to_yaml(template);
+    let yaml = to_yaml(template);
     let bucket = &request.artifact_bucket;
-    let bundle_key = format!("{}pipeline-{}.zip", request.artifact_prefix, bundle.sha256_hex());
-    let template_key = format!(
-        "{}template-{}.yaml",
-        request.artifact_prefix,
-        emmaa_runtime::digest::sha256_hex(yaml.as_bytes())
-    );
-    if control.ensure_bucket(bucket).await? {
+    let bundle_key = bundle_key(request, &bundle);
+    let template_key = template_key(request, &yaml);
+    // A plan uploads only what CloudFormation must read from S3: a template
+    // too big to send inline (content-addressed, so it changes nothing).
+    let mut uploads = vec![(&template_key, yaml.as_bytes())];
+    if !request.plan {
+        uploads.insert(0, (&bundle_key, bundle.zip.as_slice()));
+    }
+    // Inline, the template goes as compact JSON (which CloudFormation reads
+    // as well as YAML): about three quarters of the YAML's size.
+    let json = serde_json::to_string(template).unwrap_or_default();
+    let inline = request.plan && json.len() <= TEMPLATE_BODY_LIMIT;
+    if inline {
+        uploads.clear();
+    }
+    if !uploads.is_empty() && control.ensure_bucket(bucket).await? {
         say(format!("made the artifact bucket {bucket}"));
     }
-    for (key, body) in [
-        (&bundle_key, bundle.zip.as_slice()),
-        (&template_key, yaml.as_bytes()),
-    ] {
+    for (key, body) in uploads {
         let put = control.put_if_absent(bucket, key, body).await?;
         say(format!(
-            "{} s3://{bucket}/{key} ({} bytes)",
+            "{}{} s3://{bucket}/{key} ({} bytes)",
+            if request.plan {
+                "plan: the template is over CloudFormation's 51,200-byte inline limit: "
+            } else {
+                ""
+            },
             if put { "uploaded" } else { "already there:" },
             body.len()
+        ));
+    }
+    if request.plan {
+        say(format!(
+            "plan: the bundle would go to s3://{bucket}/{bundle_key} ({} bytes); not uploaded",
+            bundle.zip.len()
         ));
     }
     parameters.insert("ArtifactBucket".into(), bucket.clone());
@@ -351,7 +532,11 @@ pub async fn deploy_stack(
             stack: stack.clone(),
             name: name.clone(),
             create,
-            template_url: control.object_url(bucket, &template_key),
+            template: if inline {
+                TemplateSource::Body(json.clone())
+            } else {
+                TemplateSource::Url(control.object_url(bucket, &template_key))
+            },
             parameters: parameters.clone(),
         })
         .await?;
@@ -374,10 +559,16 @@ pub async fn deploy_stack(
             say(format!(
                 "no changes: stack {stack} already has this code, template and parameters"
             ));
-            if !request.dry_run && !bucket_is_ours {
+            if !request.plan && !bucket_is_ours {
                 eventbridge_on(control, &data_bucket, say).await?;
             }
             return Ok(StackOutcome::Unchanged);
+        }
+        if request.plan {
+            control.delete_change_set(&id).await?;
+            if create && current.is_none() {
+                control.delete_stack(stack).await?;
+            }
         }
         return Err(StackError::ChangeSetFailed {
             stack: stack.clone(),
@@ -389,7 +580,7 @@ pub async fn deploy_stack(
         say(format!("  {change}"));
     }
 
-    if request.dry_run {
+    if request.plan {
         control.delete_change_set(&id).await?;
         if create && current.is_none() {
             control.delete_stack(stack).await?;
@@ -398,14 +589,21 @@ pub async fn deploy_stack(
             let notifications = control.notifications(&data_bucket).await?;
             if !notifications.eventbridge {
                 say(format!(
-                    "dry run: would switch EventBridge notifications on for bucket {data_bucket}, \
+                    "plan: would switch EventBridge notifications on for bucket {data_bucket}, \
                      writing back its {} other notifications",
                     notifications.others
                 ));
             }
         }
-        say("dry run: the change set was deleted, not executed".into());
-        return Ok(StackOutcome::DryRun {
+        say(format!(
+            "plan: the change set was deleted, not executed{}",
+            if create && current.is_none() {
+                ", and so was the review stack it made"
+            } else {
+                ""
+            }
+        ));
+        return Ok(StackOutcome::Planned {
             changes: change_set.changes,
         });
     }
@@ -484,20 +682,29 @@ where
 pub struct AwsStack {
     cloudformation: aws_sdk_cloudformation::Client,
     s3: aws_sdk_s3::Client,
-    region: String,
+    account: Account,
 }
 
 impl AwsStack {
-    pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    pub fn new(account: &Account) -> Self {
         AwsStack {
-            cloudformation: aws_sdk_cloudformation::Client::new(&config),
-            s3: aws_sdk_s3::Client::new(&config),
-            region: config
-                .region()
-                .map(|region| region.to_string())
-                .unwrap_or_else(|| "us-east-1".into()),
+            cloudformation: aws_sdk_cloudformation::Client::new(&account.config),
+            s3: aws_sdk_s3::Client::new(&account.config),
+            account: account.clone(),
         }
+    }
+
+    /// `err`, a failure of `action` on `resource`, as one sentence.
+    fn error<E>(
+        &self,
+        action: &str,
+        resource: &str,
+        err: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> CloudError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        CloudError(explain(&err, Call { action, resource }, &self.account))
     }
 }
 
@@ -512,18 +719,8 @@ impl AwsStack {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|err| cloud("GetBucketNotificationConfiguration", err))
+            .map_err(|err| self.error("s3:GetBucketNotification", &format!("bucket {bucket}"), err))
     }
-}
-
-fn cloud<E>(what: &str, err: aws_sdk_cloudformation::error::SdkError<E>) -> CloudError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    CloudError(format!(
-        "{what}: {}",
-        aws_smithy_types::error::display::DisplayErrorContext(&err)
-    ))
 }
 
 #[async_trait]
@@ -543,7 +740,9 @@ impl StackControl for AwsStack {
             {
                 return Ok(None);
             }
-            Err(err) => return Err(cloud("DescribeStacks", err)),
+            Err(err) => {
+                return Err(self.error("cloudformation:DescribeStacks", &format!("stack {stack}"), err));
+            }
         };
         Ok(output.stacks().first().map(|found| StackState {
             status: found
@@ -568,19 +767,22 @@ impl StackControl for AwsStack {
         match self.s3.head_bucket().bucket(bucket).send().await {
             Ok(_) => return Ok(false),
             Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(404) => {}
-            Err(err) => return Err(cloud("HeadBucket", err)),
+            Err(err) => return Err(self.error("s3:ListBucket", &format!("bucket {bucket}"), err)),
         }
         let mut create = self.s3.create_bucket().bucket(bucket);
-        if self.region != "us-east-1" {
+        if self.account.region != "us-east-1" {
             create = create.create_bucket_configuration(
                 aws_sdk_s3::types::CreateBucketConfiguration::builder()
                     .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                        self.region.as_str(),
+                        self.account.region.as_str(),
                     ))
                     .build(),
             );
         }
-        create.send().await.map_err(|err| cloud("CreateBucket", err))?;
+        create
+            .send()
+            .await
+            .map_err(|err| self.error("s3:CreateBucket", &format!("bucket {bucket}"), err))?;
         Ok(true)
     }
 
@@ -597,12 +799,12 @@ impl StackControl for AwsStack {
         match answer {
             Ok(_) => Ok(true),
             Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(412) => Ok(false),
-            Err(err) => Err(cloud("PutObject", err)),
+            Err(err) => Err(self.error("s3:PutObject", &format!("s3://{bucket}/{key}"), err)),
         }
     }
 
     fn object_url(&self, bucket: &str, key: &str) -> String {
-        format!("https://{bucket}.s3.{}.amazonaws.com/{key}", self.region)
+        format!("https://{bucket}.s3.{}.amazonaws.com/{key}", self.account.region)
     }
 
     async fn create_change_set(&self, request: &ChangeSetRequest) -> Result<String, CloudError> {
@@ -626,16 +828,29 @@ impl StackControl for AwsStack {
             } else {
                 ChangeSetType::Update
             })
-            .template_url(&request.template_url)
+            .set_template_url(match &request.template {
+                TemplateSource::Url(url) => Some(url.clone()),
+                TemplateSource::Body(_) => None,
+            })
+            .set_template_body(match &request.template {
+                TemplateSource::Body(body) => Some(body.clone()),
+                TemplateSource::Url(_) => None,
+            })
             .set_parameters(Some(parameters))
             .capabilities(Capability::CapabilityIam)
             .send()
             .await
-            .map_err(|err| cloud("CreateChangeSet", err))?;
+            .map_err(|err| {
+                self.error(
+                    "cloudformation:CreateChangeSet",
+                    &format!("stack {}", request.stack),
+                    err,
+                )
+            })?;
         output
             .id()
             .map(str::to_owned)
-            .ok_or_else(|| CloudError("CreateChangeSet answered no id".into()))
+            .ok_or_else(|| CloudError::other("CreateChangeSet answered no id"))
     }
 
     async fn describe_change_set(&self, id: &str) -> Result<ChangeSetState, CloudError> {
@@ -649,7 +864,13 @@ impl StackControl for AwsStack {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|err| cloud("DescribeChangeSet", err))?;
+                .map_err(|err| {
+                    self.error(
+                        "cloudformation:DescribeChangeSet",
+                        &format!("change set {id}"),
+                        err,
+                    )
+                })?;
             state.status = output
                 .status()
                 .map(|status| status.as_str().to_owned())
@@ -679,7 +900,13 @@ impl StackControl for AwsStack {
             .change_set_name(id)
             .send()
             .await
-            .map_err(|err| cloud("ExecuteChangeSet", err))?;
+            .map_err(|err| {
+                self.error(
+                    "cloudformation:ExecuteChangeSet",
+                    &format!("change set {id}"),
+                    err,
+                )
+            })?;
         Ok(())
     }
 
@@ -689,7 +916,7 @@ impl StackControl for AwsStack {
             .change_set_name(id)
             .send()
             .await
-            .map_err(|err| cloud("DeleteChangeSet", err))?;
+            .map_err(|err| self.error("cloudformation:DeleteChangeSet", &format!("change set {id}"), err))?;
         Ok(())
     }
 
@@ -699,7 +926,7 @@ impl StackControl for AwsStack {
             .stack_name(stack)
             .send()
             .await
-            .map_err(|err| cloud("DeleteStack", err))?;
+            .map_err(|err| self.error("cloudformation:DeleteStack", &format!("stack {stack}"), err))?;
         Ok(())
     }
 
@@ -714,7 +941,13 @@ impl StackControl for AwsStack {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|err| cloud("DescribeStackEvents", err))?;
+                .map_err(|err| {
+                    self.error(
+                        "cloudformation:DescribeStackEvents",
+                        &format!("stack {stack}"),
+                        err,
+                    )
+                })?;
             // Newest first.
             for event in output.stack_events() {
                 let at = event.timestamp().map(|at| at.as_secs_f64()).unwrap_or_default();
@@ -771,7 +1004,7 @@ impl StackControl for AwsStack {
             .notification_configuration(configuration)
             .send()
             .await
-            .map_err(|err| cloud("PutBucketNotificationConfiguration", err))?;
+            .map_err(|err| self.error("s3:PutBucketNotification", &format!("bucket {bucket}"), err))?;
         self.notifications(bucket).await
     }
 }
@@ -834,8 +1067,14 @@ mod tests {
         }
         async fn create_change_set(&self, request: &ChangeSetRequest) -> Result<String, CloudError> {
             self.log(format!(
-                "create_change_set create={} prefix={} key={}",
-                request.create, request.parameters["FunctionPrefix"], request.parameters["ArtifactKey"]
+                "create_change_set create={} prefix={} key={} template={}",
+                request.create,
+                request.parameters["FunctionPrefix"],
+                request.parameters["ArtifactKey"],
+                match request.template {
+                    TemplateSource::Body(_) => "body",
+                    TemplateSource::Url(_) => "url",
+                }
             ));
             Ok("change-set-1".into())
         }
@@ -886,7 +1125,7 @@ mod tests {
         }})
     }
 
-    fn request(parameters: &[(&str, &str)], dry_run: bool) -> StackRequest {
+    fn request(parameters: &[(&str, &str)], plan: bool) -> StackRequest {
         StackRequest {
             stack: "emmaa-pipeline".into(),
             artifact_bucket: "artifacts".into(),
@@ -896,7 +1135,7 @@ mod tests {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
             arch: Arch::X86_64,
-            dry_run,
+            plan,
             poll: Duration::from_millis(1),
             timeout: Duration::from_secs(5),
         }
@@ -1095,11 +1334,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dry_run_prints_the_changes_and_leaves_stack_and_bucket_alone() {
+    async fn a_plan_prints_the_changes_and_leaves_stack_and_buckets_alone() {
         let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
         let (result, _, lines) = run(&fake, &request(&[], true)).await;
-        assert!(matches!(result.unwrap(), StackOutcome::DryRun { changes } if changes.len() == 1));
+        assert!(matches!(result.unwrap(), StackOutcome::Planned { changes } if changes.len() == 1));
         let calls = fake.calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|call| call.starts_with("put") || call.starts_with("ensure_bucket")),
+            "a plan uploads nothing (the template goes inline): {calls:?}"
+        );
+        assert!(
+            calls.iter().any(|call| call.contains("template=body")),
+            "{calls:?}"
+        );
         assert!(!calls.contains(&"execute".to_string()), "{calls:?}");
         assert!(calls.contains(&"delete_change_set".to_string()));
         assert!(
@@ -1111,6 +1360,62 @@ mod tests {
             lines
                 .iter()
                 .any(|line| line.contains("would switch EventBridge notifications on for bucket emmaa"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plan_uploads_only_a_template_too_big_to_send_inline() {
+        let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        let mut big = template();
+        big["Description"] = json!("x".repeat(TEMPLATE_BODY_LIMIT));
+        let mut lines = Vec::new();
+        let result = deploy_stack(
+            &fake,
+            &request(&[], true),
+            &big,
+            &mut |_| {
+                Ok(Bundle {
+                    path: "pipeline.zip".into(),
+                    functions: BTreeMap::new(),
+                    arch: Arch::X86_64,
+                    zip: b"zip".to_vec(),
+                })
+            },
+            &mut |line| lines.push(line),
+        )
+        .await;
+        assert!(matches!(result.unwrap(), StackOutcome::Planned { .. }));
+        let calls = fake.calls();
+        let puts: Vec<&String> = calls.iter().filter(|call| call.starts_with("put")).collect();
+        assert_eq!(puts.len(), 1, "the template only: {calls:?}");
+        assert!(puts[0].starts_with("put deploy/template-"), "{calls:?}");
+        assert!(
+            calls.iter().any(|call| call.contains("template=url")),
+            "{calls:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("plan: the template is over CloudFormation's 51,200-byte inline limit: uploaded s3://artifacts/deploy/template-")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_setting_is_refused_before_aws_naming_the_parameter() {
+        let mut template = template();
+        template["Parameters"]["Bucket"] = json!({"Type": "String", "Default": "emmaa"});
+        let given = [("Bucket".to_string(), "Not A Bucket".to_string())].into();
+        let err = check_parameters(&template, &given).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--parameter Bucket=\"Not A Bucket\": the functions would not start: ")
+                && err.contains("EMMAA_BUCKET"),
+            "{err}"
+        );
+        let given = [("MemorySize".to_string(), "lots".to_string())].into();
+        assert_eq!(
+            check_parameters(&template, &given).unwrap_err().to_string(),
+            "--parameter MemorySize=\"lots\": not a number"
         );
     }
 

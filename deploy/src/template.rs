@@ -384,6 +384,218 @@ pub fn template() -> Value {
     })
 }
 
+/// CloudFormation's pseudo parameters, which `Ref` and `Fn::Sub` may name.
+const PSEUDO_PARAMETERS: [&str; 8] = [
+    "AWS::AccountId",
+    "AWS::NotificationARNs",
+    "AWS::NoValue",
+    "AWS::Partition",
+    "AWS::Region",
+    "AWS::StackId",
+    "AWS::StackName",
+    "AWS::URLSuffix",
+];
+
+/// CloudFormation's quotas on a template read from S3.
+const MAX_TEMPLATE_BYTES: usize = 1_000_000;
+const MAX_RESOURCES: usize = 500;
+const MAX_PARAMETERS: usize = 200;
+
+/// The project's own checks of a template, without AWS: within
+/// CloudFormation's quotas, every resource typed, and every name a `Ref`,
+/// `Fn::GetAtt`, `Fn::Sub`, `DependsOn`, `Condition` or `Fn::If` uses
+/// defined. Answers every fault found.
+pub fn check_template(template: &Value) -> Result<(), Vec<String>> {
+    let mut faults = Vec::new();
+    let names = |section: &str| -> Vec<String> {
+        template[section]
+            .as_object()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let (parameters, resources, conditions) = (names("Parameters"), names("Resources"), names("Conditions"));
+    let size = to_yaml(template).len();
+    if size > MAX_TEMPLATE_BYTES {
+        faults.push(format!(
+            "{size} bytes, over CloudFormation's {MAX_TEMPLATE_BYTES}"
+        ));
+    }
+    if resources.is_empty() || resources.len() > MAX_RESOURCES {
+        faults.push(format!("{} resources (1 to {MAX_RESOURCES})", resources.len()));
+    }
+    if parameters.len() > MAX_PARAMETERS {
+        faults.push(format!(
+            "{} parameters (at most {MAX_PARAMETERS})",
+            parameters.len()
+        ));
+    }
+    let defined = |name: &str| {
+        parameters.iter().chain(&resources).any(|known| known == name) || PSEUDO_PARAMETERS.contains(&name)
+    };
+    for (name, resource) in template["Resources"].as_object().into_iter().flatten() {
+        if !resource["Type"]
+            .as_str()
+            .is_some_and(|kind| kind.starts_with("AWS::"))
+        {
+            faults.push(format!("resource {name} has no AWS:: Type"));
+        }
+        let depends = match &resource["DependsOn"] {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many
+                .iter()
+                .filter_map(|one| one.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for target in depends {
+            if !resources.contains(&target) {
+                faults.push(format!(
+                    "resource {name} depends on {target}, which is not a resource"
+                ));
+            }
+        }
+        if let Some(condition) = resource["Condition"].as_str()
+            && !conditions.iter().any(|known| known == condition)
+        {
+            faults.push(format!(
+                "resource {name} has condition {condition}, which is not defined"
+            ));
+        }
+    }
+    let mut uses = Vec::new();
+    for section in ["Resources", "Outputs", "Conditions"] {
+        collect_uses(section, &template[section], &mut uses);
+    }
+    for (place, kind, name) in uses {
+        let known = match kind {
+            "Ref" | "Fn::Sub" => defined(&name),
+            "Fn::GetAtt" => resources.contains(&name),
+            _ => conditions.contains(&name),
+        };
+        if !known {
+            faults.push(format!("{place}: {kind} names {name}, which is not defined"));
+        }
+    }
+    if faults.is_empty() { Ok(()) } else { Err(faults) }
+}
+
+/// Every name `value` uses through `Ref`, `Fn::GetAtt`, `Fn::Sub`,
+/// `Condition` and `Fn::If`, with the path it is at.
+fn collect_uses(path: &str, value: &Value, uses: &mut Vec<(String, &'static str, String)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(name)) = map.get("Ref") {
+                uses.push((path.to_owned(), "Ref", name.clone()));
+            }
+            if let Some(target) = map.get("Fn::GetAtt") {
+                let resource = match target {
+                    Value::Array(parts) => parts.first().and_then(Value::as_str).map(str::to_owned),
+                    Value::String(dotted) => dotted.split('.').next().map(str::to_owned),
+                    _ => None,
+                };
+                uses.extend(resource.map(|name| (path.to_owned(), "Fn::GetAtt", name)));
+            }
+            if let Some(sub) = map.get("Fn::Sub") {
+                let (text, variables) = match sub {
+                    Value::String(text) => (text.as_str(), None),
+                    Value::Array(parts) => {
+                        (parts.first().and_then(Value::as_str).unwrap_or(""), parts.get(1))
+                    }
+                    _ => ("", None),
+                };
+                for name in sub_names(text) {
+                    if variables.is_none_or(|variables| variables.get(&name).is_none()) {
+                        uses.push((path.to_owned(), "Fn::Sub", name));
+                    }
+                }
+            }
+            if let Some(Value::Array(branches)) = map.get("Fn::If")
+                && let Some(Value::String(condition)) = branches.first()
+            {
+                uses.push((path.to_owned(), "Fn::If", condition.clone()));
+            }
+            if let Some(Value::String(condition)) = map.get("Condition")
+                && path.matches('/').count() > 1
+            {
+                uses.push((path.to_owned(), "Condition", condition.clone()));
+            }
+            for (key, item) in map {
+                collect_uses(&format!("{path}/{key}"), item, uses);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_uses(&format!("{path}/{index}"), item, uses);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The names `${Name}` and `${Name.Attribute}` in an `Fn::Sub` string
+/// (`${!Literal}` is text).
+fn sub_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        rest = &rest[start + 2..];
+        let Some(end) = rest.find('}') else { break };
+        let name = &rest[..end];
+        if !name.starts_with('!') {
+            names.push(name.split('.').next().unwrap_or(name).to_owned());
+        }
+        rest = &rest[end + 1..];
+    }
+    names
+}
+
+/// What cfn-lint said of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lint {
+    Passed,
+    /// Errors (the report), or cfn-lint could not run.
+    Failed(String),
+    NotInstalled,
+}
+
+/// `cfn-lint` on the PATH, if there is one (`deploy` does not need Python).
+pub fn find_cfn_lint() -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("cfn-lint"))
+        .find(|path| path.is_file())
+}
+
+/// Lints `yaml` with the cfn-lint on the PATH.
+pub fn lint_with_cfn_lint(yaml: &str) -> Lint {
+    find_cfn_lint().map_or(Lint::NotInstalled, |program| lint_with(&program, yaml))
+}
+
+/// Lints `yaml` with `program` (cfn-lint): its errors fail, its warnings
+/// and notes (exit codes 4 and 8) do not.
+pub fn lint_with(program: &std::path::Path, yaml: &str) -> Lint {
+    let path = std::env::temp_dir().join(format!(
+        "emmaa-template-{}-{}.yaml",
+        std::process::id(),
+        emmaa_runtime::digest::sha256_hex(yaml.as_bytes())
+    ));
+    if let Err(err) = std::fs::write(&path, yaml) {
+        return Lint::Failed(format!("writing {}: {err}", path.display()));
+    }
+    let output = std::process::Command::new(program).arg(&path).output();
+    let _ = std::fs::remove_file(&path);
+    match output {
+        Err(err) => Lint::Failed(format!("running {}: {err}", program.display())),
+        Ok(output) => match output.status.code() {
+            Some(code) if code & !(4 | 8) == 0 => Lint::Passed,
+            _ => Lint::Failed(format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        },
+    }
+}
+
 /// `value` as YAML, block style; every string double-quoted (JSON's
 /// escapes are YAML's), so no value is read as another type.
 pub fn to_yaml(value: &Value) -> String {
@@ -450,6 +662,43 @@ fn flow(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pipeline_template_passes_its_own_checks() {
+        assert_eq!(check_template(&template()), Ok(()));
+    }
+
+    #[test]
+    fn an_undefined_name_or_type_fails_the_checks() {
+        let mut broken = template();
+        broken["Resources"]["UpdatePipelineFunction"]["Properties"]["Role"] =
+            json!({"Fn::GetAtt": ["NoSuchRole", "Arn"]});
+        broken["Resources"]["Extra"] =
+            json!({"Properties": {"Name": {"Fn::Sub": "${Nope}-${AWS::Region}-${!Literal}"}}});
+        broken["Resources"]["Other"] = json!({"Type": "AWS::SQS::Queue", "DependsOn": "Gone",
+            "Properties": {"QueueName": {"Ref": "Missing"}, "X": {"Fn::If": ["NoCondition", 1, 2]}}});
+        let faults = check_template(&broken).unwrap_err();
+        let expected = [
+            "Resources/UpdatePipelineFunction/Properties/Role: Fn::GetAtt names NoSuchRole",
+            "resource Extra has no AWS:: Type",
+            "Fn::Sub names Nope,",
+            "resource Other depends on Gone",
+            "Ref names Missing",
+            "Fn::If names NoCondition",
+        ];
+        for fault in expected {
+            assert!(
+                faults.iter().any(|found| found.contains(fault)),
+                "{fault}: {faults:?}"
+            );
+        }
+        assert!(
+            !faults
+                .iter()
+                .any(|found| found.contains("Literal") || found.contains("AWS::Region")),
+            "{faults:?}"
+        );
+    }
 
     #[test]
     fn names_parameters_and_resources_in_camel_case() {

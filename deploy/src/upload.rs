@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use thiserror::Error;
 
+use crate::aws::{Account, AwsProblem, Call, ProblemKind, explain};
 use crate::bundle::Bundle;
 
 pub const RUNTIME: &str = "provided.al2023";
@@ -33,13 +35,18 @@ pub struct FunctionState {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ControlError {
-    #[error("function {0:?} does not exist: create it first (see the README's deploy section)")]
-    NotFound(String),
     /// `ResourceConflictException`: another update is still in progress.
     #[error("another update of the function is in progress: {0}")]
     Conflict(String),
-    #[error("{0}")]
-    Other(String),
+    /// Any other failure of a call, as one sentence.
+    #[error(transparent)]
+    Aws(#[from] AwsProblem),
+}
+
+impl ControlError {
+    fn other(sentence: impl Into<String>) -> Self {
+        ControlError::Aws(AwsProblem::new(ProblemKind::Other, sentence))
+    }
 }
 
 /// The few Lambda calls an upload makes.
@@ -124,6 +131,58 @@ pub async fn plan(control: &dyn LambdaControl, function: &str) -> Result<Plan, C
         before,
         switch_runtime,
     })
+}
+
+/// Whether a function is the one the pipeline runs a guest in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestMatch {
+    /// It is the guest's function.
+    Same,
+    /// It is another guest's function.
+    Other {
+        function: String,
+        runs: &'static str,
+        guest: String,
+    },
+    /// It is none of the pipeline's functions (a copy, a test function).
+    Unknown { function: String, guest: String },
+}
+
+impl GuestMatch {
+    pub fn describe(&self) -> String {
+        match self {
+            GuestMatch::Same => "the guest's own function".into(),
+            GuestMatch::Other {
+                function,
+                runs,
+                guest,
+            } => {
+                format!("{function} is {runs}'s function: uploading {guest} to it would replace its handler")
+            }
+            GuestMatch::Unknown { function, guest } => {
+                format!("{function} is none of the pipeline's functions; uploading {guest} to it anyway")
+            }
+        }
+    }
+}
+
+/// Whether `function` (a name with `function_prefix`) runs `guest`.
+pub fn match_guest(guest: &str, function: &str, function_prefix: &str) -> GuestMatch {
+    let runs = emmaa_runtime::functions::FUNCTIONS
+        .iter()
+        .find(|pipeline| pipeline.name(function_prefix) == function);
+    match runs {
+        Some(pipeline) if pipeline.guest == guest => GuestMatch::Same,
+        Some(pipeline) => GuestMatch::Other {
+            function: function.to_owned(),
+            runs: pipeline.guest,
+            guest: guest.to_owned(),
+        },
+        None => GuestMatch::Unknown {
+            function: function.to_owned(),
+            guest: guest.to_owned(),
+        },
+    }
 }
 
 /// Uploads `bundle` to `function` (one it serves). `say` gets one line
@@ -263,26 +322,39 @@ async fn wait_for_update(
 /// The Lambda API through the AWS SDK.
 pub struct AwsLambda {
     client: aws_sdk_lambda::Client,
+    account: Account,
 }
 
 impl AwsLambda {
-    pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    pub fn new(account: &Account) -> Self {
         AwsLambda {
-            client: aws_sdk_lambda::Client::new(&config),
+            client: aws_sdk_lambda::Client::new(&account.config),
+            account: account.clone(),
         }
     }
-}
 
-fn control_error<E>(function: &str, err: aws_sdk_lambda::error::SdkError<E>) -> ControlError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let message = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
-    match err.code() {
-        Some("ResourceNotFoundException") => ControlError::NotFound(function.to_owned()),
-        Some("ResourceConflictException") => ControlError::Conflict(message),
-        _ => ControlError::Other(message),
+    /// `err`, a failure of `action` on `function`, as one sentence.
+    fn error<E>(
+        &self,
+        action: &str,
+        function: &str,
+        err: aws_sdk_lambda::error::SdkError<E, HttpResponse>,
+    ) -> ControlError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if err.code() == Some("ResourceConflictException") {
+            return ControlError::Conflict(err.message().unwrap_or("ResourceConflictException").to_owned());
+        }
+        let resource = format!("function {function}");
+        ControlError::Aws(explain(
+            &err,
+            Call {
+                action,
+                resource: &resource,
+            },
+            &self.account,
+        ))
     }
 }
 
@@ -295,7 +367,7 @@ impl LambdaControl for AwsLambda {
             .function_name(function)
             .send()
             .await
-            .map_err(|err| control_error(function, err))?;
+            .map_err(|err| self.error("lambda:GetFunctionConfiguration", function, err))?;
         Ok(FunctionState {
             runtime: config.runtime().map(|runtime| runtime.as_str().to_owned()),
             handler: config.handler().map(str::to_owned),
@@ -321,11 +393,11 @@ impl LambdaControl for AwsLambda {
             .architectures(aws_sdk_lambda::types::Architecture::from(arch))
             .send()
             .await
-            .map_err(|err| control_error(function, err))?;
+            .map_err(|err| self.error("lambda:UpdateFunctionCode", function, err))?;
         output
             .code_sha256()
             .map(str::to_owned)
-            .ok_or_else(|| ControlError::Other("UpdateFunctionCode answered no CodeSha256".into()))
+            .ok_or_else(|| ControlError::other("UpdateFunctionCode answered no CodeSha256"))
     }
 
     async fn update_runtime(&self, function: &str, runtime: &str, handler: &str) -> Result<(), ControlError> {
@@ -336,7 +408,7 @@ impl LambdaControl for AwsLambda {
             .handler(handler)
             .send()
             .await
-            .map_err(|err| control_error(function, err))?;
+            .map_err(|err| self.error("lambda:UpdateFunctionConfiguration", function, err))?;
         Ok(())
     }
 
@@ -348,11 +420,11 @@ impl LambdaControl for AwsLambda {
             .code_sha256(code_sha256)
             .send()
             .await
-            .map_err(|err| control_error(function, err))?;
+            .map_err(|err| self.error("lambda:PublishVersion", function, err))?;
         output
             .version()
             .map(str::to_owned)
-            .ok_or_else(|| ControlError::Other("PublishVersion answered no version".into()))
+            .ok_or_else(|| ControlError::other("PublishVersion answered no version"))
     }
 }
 
@@ -363,6 +435,35 @@ mod tests {
 
     use super::*;
     use crate::arch::Arch;
+
+    #[test]
+    fn a_guest_matches_its_own_function_only() {
+        assert_eq!(
+            match_guest("model_updates", "emmaa-model-update", "emmaa-"),
+            GuestMatch::Same
+        );
+        let other = match_guest("model_updates", "emmaa-update-pipeline", "emmaa-");
+        assert_eq!(
+            other.describe(),
+            "emmaa-update-pipeline is update_pipeline's function: uploading model_updates to it would replace its handler"
+        );
+        assert_eq!(
+            match_guest("update_pipeline", "emmaa-test-update-pipeline", "emmaa-"),
+            GuestMatch::Other {
+                function: "emmaa-test-update-pipeline".into(),
+                runs: "test_update_pipeline",
+                guest: "update_pipeline".into()
+            }
+        );
+        assert!(matches!(
+            match_guest("model_updates", "emmaa-next-model-update", "emmaa-"),
+            GuestMatch::Unknown { .. }
+        ));
+        assert_eq!(
+            match_guest("model_updates", "emmaa-next-model-update", "emmaa-next-"),
+            GuestMatch::Same
+        );
+    }
 
     /// A Lambda that answers from a script and records the calls it got.
     struct ScriptedLambda {
@@ -398,7 +499,7 @@ mod tests {
             } else {
                 states.front().cloned()
             };
-            state.ok_or_else(|| ControlError::NotFound("f".into()))
+            state.ok_or_else(|| ControlError::other("no state scripted"))
         }
 
         async fn update_code(&self, _function: &str, zip: &[u8], arch: &str) -> Result<String, ControlError> {

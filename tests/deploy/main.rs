@@ -9,6 +9,7 @@ mod support;
 
 mod aws_backend;
 mod bootstrap_on_lambda;
+mod command_line;
 mod documented_commands;
 mod faults;
 mod lambda_handler;

@@ -123,11 +123,26 @@ async fn traces_recorded_by_the_bootstrap_replay_here_exactly_and_check_a_change
     let fan_out = key_of("emmaa-update-pipeline");
     assert!(fan_out.contains("/request-1-"), "{fan_out}");
 
-    // The fan-out, straight from S3; the others from files, with no AWS
-    // settings at all.
+    // The fan-out, straight from S3 (the account named by the AWS flags,
+    // only the credentials in the environment); the others from files, with
+    // no AWS settings at all.
+    let credentials: Vec<(String, String)> = moto
+        .env()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("AWS_ACCESS") || name.starts_with("AWS_SECRET"))
+        .collect();
+    let endpoint = moto.endpoint();
     let (printed, status) = host(
-        &["replay", "--trace", &format!("s3://emmaa/{fan_out}")],
-        &moto.env(),
+        &[
+            "replay",
+            "--trace",
+            &format!("s3://emmaa/{fan_out}"),
+            "--endpoint-url",
+            &endpoint,
+            "--region",
+            "us-east-1",
+        ],
+        &credentials,
     );
     let mut replays = BTreeMap::new();
     replays.insert(

@@ -4,7 +4,7 @@ use super::*;
 
 /// cfn-lint, installed into `target/cfn-lint-venv` (pinned, whatever the
 /// machine has).
-fn cfn_lint() -> PathBuf {
+pub(crate) fn cfn_lint() -> PathBuf {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
     PROGRAM
         .get_or_init(|| support::moto::venv_tool("cfn-lint-venv", "cfn-lint", &["cfn-lint==1.58.0"]))
@@ -115,7 +115,7 @@ fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
         "emmaa-next",
         "--artifact-bucket",
         "emmaa-artifacts",
-        "--profile",
+        "--build-profile",
         "dev",
         "--bootstrap",
         bootstrap().to_str().unwrap(),
@@ -173,20 +173,47 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join("pipeline.zip");
 
-    // A dry run changes nothing but prints every resource it would add.
-    let dry = deploy_stack(
+    // A plan changes nothing but prints every resource it would add, and
+    // deletes the review stack its change set made.
+    let plan = deploy_stack(
         &moto,
         &zip_path,
-        &["--parameter", "FunctionPrefix=emmaa-next-", "--dry-run"],
+        &["--parameter", "FunctionPrefix=emmaa-next-", "--plan"],
     );
     assert!(
-        dry.contains("Add     UpdatePipelineFunction (AWS::Lambda::Function)"),
-        "{dry}"
+        plan.contains("Add     UpdatePipelineFunction (AWS::Lambda::Function)"),
+        "{plan}"
     );
-    assert!(dry.contains("dry run: would switch EventBridge notifications on for bucket emmaa, writing back its 1 other notifications"), "{dry}");
+    assert!(plan.contains("plan: would switch EventBridge notifications on for bucket emmaa, writing back its 1 other notifications"), "{plan}");
+    assert!(
+        plan.contains("plan: the change set was deleted, not executed, and so was the review stack it made"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("plan: the bundle would go to s3://emmaa-artifacts/artifacts/pipeline-"),
+        "{plan}"
+    );
     let lambda = aws_sdk_lambda::Client::new(&config);
     let listed = lambda.list_functions().send().await.unwrap();
-    assert!(listed.functions().is_empty(), "a dry run made functions");
+    assert!(listed.functions().is_empty(), "a plan made functions");
+    let review = aws_sdk_cloudformation::Client::new(&config)
+        .describe_stacks()
+        .stack_name("emmaa-next")
+        .send()
+        .await;
+    let status = review.map(|found| {
+        found
+            .stacks()
+            .iter()
+            .filter_map(|stack| stack.stack_status().map(|status| status.as_str().to_owned()))
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        status.as_ref().map_or(true, |statuses| statuses
+            .iter()
+            .all(|status| status == "DELETE_COMPLETE")),
+        "the review stack is gone: {status:?}"
+    );
 
     moto.start_recording();
     let out = deploy_stack(

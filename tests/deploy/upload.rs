@@ -3,7 +3,7 @@
 use super::*;
 
 /// A zip holding a Python handler, as the original functions were deployed.
-fn python_zip() -> Vec<u8> {
+pub(crate) fn python_zip() -> Vec<u8> {
     use std::io::Write;
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     writer
@@ -60,7 +60,7 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
             "upload",
             "model_updates",
             "emmaa-model-update",
-            "--profile",
+            "--build-profile",
             "dev",
             "--out",
             zip_arg,
@@ -68,14 +68,21 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
         ];
         deploy(&args, &moto)
     };
-    let dry = upload_with("--dry-run");
-    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    let planned = upload_with("--plan");
+    let plan_out = String::from_utf8_lossy(&planned.stdout);
     assert!(
-        dry.status.success(),
-        "{dry_out}{}",
-        String::from_utf8_lossy(&dry.stderr)
+        planned.status.success(),
+        "{plan_out}{}",
+        String::from_utf8_lossy(&planned.stderr)
     );
-    assert!(dry_out.contains("dry run: would switch emmaa-model-update: runtime python3.12 -> provided.al2023, handler model_updates.lambda_handler -> bootstrap"), "{dry_out}");
+    assert!(plan_out.contains("plan: would switch emmaa-model-update: runtime python3.12 -> provided.al2023, handler model_updates.lambda_handler -> bootstrap"), "{plan_out}");
+    assert!(
+        plan_out.contains(&format!(
+            "plan: would replace emmaa-model-update's code (CodeSha256 {} -> ",
+            before.code_sha256().unwrap()
+        )),
+        "{plan_out}"
+    );
     let unchanged = configuration().await;
     assert_eq!(unchanged.code_sha256(), before.code_sha256());
     assert_eq!(unchanged.runtime(), before.runtime());
@@ -141,7 +148,7 @@ async fn deploy_upload_to_a_missing_function_says_to_create_it() {
             "upload",
             "model_updates",
             "emmaa-nope",
-            "--profile",
+            "--build-profile",
             "dev",
             "--out",
             out.to_str().unwrap(),
@@ -151,7 +158,14 @@ async fn deploy_upload_to_a_missing_function_says_to_create_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("function \"emmaa-nope\" does not exist: create it first"),
+        stderr.contains(&format!(
+            "deploy: function emmaa-nope does not exist in {} (us-east-1): check the name and --region",
+            moto.endpoint()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deploy: warning: emmaa-nope is none of the pipeline's functions"),
         "{stderr}"
     );
 }

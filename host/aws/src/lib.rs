@@ -1,5 +1,6 @@
 //! The AWS backend: S3, Lambda and Batch through the AWS SDK, configured by
-//! the standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL[_S3|_LAMBDA|_BATCH]`).
+//! the standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL[_S3|_LAMBDA|_BATCH]`)
+//! or, on the command line, by the AWS CLI's flags ([`AwsTarget`]).
 //! Throttling and transient failures are retried with exponential backoff by
 //! the SDK's standard retry mode, up to [`MAX_ATTEMPTS`]; every call has a
 //! timeout; what still fails reaches the guest as a typed [`AwsError`] it
@@ -11,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_batch::types::{ContainerOverrides, JobDependency};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_s3::primitives::ByteStream;
@@ -39,6 +40,33 @@ pub const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// is still running. (The caller's own deadline still cuts it short.)
 pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 10);
 
+/// Which AWS account and where, as the AWS CLI's `--profile`, `--region`
+/// and `--endpoint-url` name them; what is not given comes from the
+/// environment and the files `aws configure` writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsTarget {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsTarget {
+    /// The SDK's configuration loader for this account.
+    pub fn loader(&self) -> ConfigLoader {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        loader
+    }
+}
+
 pub struct AwsEffects {
     s3: aws_sdk_s3::Client,
     lambda: aws_sdk_lambda::Client,
@@ -49,6 +77,11 @@ impl AwsEffects {
     /// Clients configured from the environment, as on Lambda.
     pub async fn from_env() -> Self {
         Self::from_loader(aws_config::defaults(BehaviorVersion::latest())).await
+    }
+
+    /// Clients for `target`'s account, with the production retries and timeouts.
+    pub async fn for_target(target: &AwsTarget) -> Self {
+        Self::from_loader(target.loader()).await
     }
 
     /// Clients configured by `loader` (the environment, or a test's

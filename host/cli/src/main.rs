@@ -8,11 +8,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use emmaa_offline::quota::{Limits, Storm};
 use emmaa_offline::replay::{
-    DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TraceReplayer, TraceSource, clock_now,
-    parse_deadline, parse_now, replay,
+    AwsTarget, DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TraceReplayer, TraceSource,
+    clock_now, parse_deadline, parse_now, replay,
 };
 use emmaa_offline::report::RunReport;
 use emmaa_offline::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
@@ -31,6 +31,31 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The AWS account of traces on S3, as the AWS CLI names it (a build with
+/// the `aws` feature reads them).
+#[derive(Args)]
+struct AwsFlags {
+    /// The AWS profile for traces on S3 (default: AWS_PROFILE, else `default`).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// The AWS region for traces on S3 (default: AWS_REGION, else the profile's).
+    #[arg(long)]
+    region: Option<String>,
+    /// Read traces on S3 from this URL, e.g. moto (default: AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+}
+
+impl AwsFlags {
+    fn target(self) -> AwsTarget {
+        AwsTarget {
+            profile: self.profile,
+            region: self.region,
+            endpoint_url: self.endpoint_url,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -82,6 +107,8 @@ enum Command {
         /// Replay a recorded invocation: a trace file, or s3://bucket/key.
         #[arg(long, value_name = "FILE|S3_URL", conflicts_with_all = ["function", "event", "bucket_dir", "now", "request_id", "ledger_dir", "follow"])]
         trace: Option<String>,
+        #[command(flatten)]
+        aws: AwsFlags,
     },
     /// Replay recorded traces with these components (a new build) and say, per
     /// trace, whether it makes the same calls, takes the same actions and gives
@@ -103,6 +130,8 @@ enum Command {
         /// How long each replay may take (as replay's --deadline).
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
         deadline: String,
+        #[command(flatten)]
+        aws: AwsFlags,
     },
     /// Simulate a whole day here: the two daily schedules, every invocation,
     /// each Batch job writing the file the handler contract names, and the
@@ -224,9 +253,16 @@ pub fn main() -> ExitCode {
             traces,
             components,
             deadline,
+            aws,
         } => {
             log_to_stderr();
-            run_check(&runtime, &traces, components_of(components), &deadline)
+            run_check(
+                &runtime,
+                &traces,
+                components_of(components),
+                &deadline,
+                aws.target(),
+            )
         }
         Command::Simulate {
             bucket_dir,
@@ -288,10 +324,17 @@ pub fn main() -> ExitCode {
             ledger_dir,
             follow,
             trace,
+            aws,
         } => {
             log_to_stderr();
             if let Some(trace) = trace {
-                return replay_trace(&runtime, &trace, components_of(components), &deadline);
+                return replay_trace(
+                    &runtime,
+                    &trace,
+                    components_of(components),
+                    &deadline,
+                    aws.target(),
+                );
             }
             let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
                 Ok(ReplayRequest {
@@ -321,10 +364,11 @@ fn replay_trace(
     trace: &str,
     components: Components,
     deadline: &str,
+    aws: AwsTarget,
 ) -> ExitCode {
     let source = TraceSource::parse(trace);
     let report = parse_deadline(deadline).and_then(|deadline| {
-        let mut player = TraceReplayer::new(components, deadline)?;
+        let mut player = TraceReplayer::new(components, deadline)?.with_aws(aws);
         runtime.block_on(async {
             let recorded = player.read(&source).await?;
             player.replay(&recorded, trace).await
@@ -367,10 +411,11 @@ fn run_check(
     traces: &[String],
     components: Components,
     deadline: &str,
+    aws: AwsTarget,
 ) -> ExitCode {
     let sources: Vec<TraceSource> = traces.iter().map(|trace| TraceSource::parse(trace)).collect();
     let checked = parse_deadline(deadline).and_then(|deadline| {
-        let mut player = TraceReplayer::new(components, deadline)?;
+        let mut player = TraceReplayer::new(components, deadline)?.with_aws(aws);
         runtime.block_on(player.check(&sources, None))
     });
     let checked = match checked {

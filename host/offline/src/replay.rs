@@ -331,15 +331,36 @@ impl TraceSource {
     }
 }
 
-/// The AWS client for traces on S3, made when first needed.
+/// Which AWS account traces on S3 are read from (the AWS CLI's
+/// `--profile`, `--region`, `--endpoint-url`).
+#[cfg(feature = "aws")]
+pub use emmaa_aws::AwsTarget;
+
+/// Which AWS account traces on S3 would be read from: a build without the
+/// AWS backend takes the flags and reads no S3.
+#[cfg(not(feature = "aws"))]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsTarget {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// The AWS client for traces on S3 in the account named, made when first needed.
 #[cfg(feature = "aws")]
 #[derive(Default)]
-struct AwsTraces(tokio::sync::OnceCell<emmaa_aws::AwsEffects>);
+struct AwsTraces(tokio::sync::OnceCell<emmaa_aws::AwsEffects>, AwsTarget);
 
 #[cfg(feature = "aws")]
 impl AwsTraces {
+    async fn client(&self) -> &emmaa_aws::AwsEffects {
+        self.0
+            .get_or_init(|| emmaa_aws::AwsEffects::for_target(&self.1))
+            .await
+    }
+
     async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
-        let aws = self.0.get_or_init(emmaa_aws::AwsEffects::from_env).await;
+        let aws = self.client().await;
         aws.list_keys(bucket, prefix)
             .await
             .map_err(|err| format!("{}: {}", err.code, err.message))
@@ -347,7 +368,7 @@ impl AwsTraces {
 
     async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, String> {
         use emmaa_runtime::effects::Effects;
-        let aws = self.0.get_or_init(emmaa_aws::AwsEffects::from_env).await;
+        let aws = self.client().await;
         aws.get_object(bucket, key, max_size)
             .await
             .map_err(|err| format!("{}: {}", err.code, err.message))
@@ -393,6 +414,20 @@ impl TraceReplayer {
             loaded: BTreeMap::new(),
             aws: AwsTraces::default(),
         })
+    }
+
+    /// Reads traces on S3 from `target`'s account (by default, the one the
+    /// environment names).
+    #[cfg(feature = "aws")]
+    pub fn with_aws(mut self, target: AwsTarget) -> Self {
+        self.aws = AwsTraces(Default::default(), target);
+        self
+    }
+
+    /// A build without the AWS backend reads no S3, whatever the account.
+    #[cfg(not(feature = "aws"))]
+    pub fn with_aws(self, _target: AwsTarget) -> Self {
+        self
     }
 
     /// Reads the trace at `source`.
