@@ -19,7 +19,7 @@ use thiserror::Error;
 /// instance metadata, which does not answer off EC2).
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub use emmaa_aws::AwsTarget;
+pub use emmaa_runtime::effects::AwsTarget;
 
 /// An account ready for calls: its configuration, and what the sentences
 /// name.
@@ -27,7 +27,7 @@ pub use emmaa_aws::AwsTarget;
 pub struct Account {
     pub config: SdkConfig,
     pub region: String,
-    /// `https://...` for a custom endpoint (moto, LocalStack), else empty.
+    /// The custom endpoint (moto, LocalStack), if one is set.
     pub endpoint: Option<String>,
     pub profile: Option<String>,
 }
@@ -49,9 +49,11 @@ pub async fn connect(target: &AwsTarget) -> Result<Account, AwsProblem> {
         .profile
         .clone()
         .or_else(|| std::env::var("AWS_PROFILE").ok().filter(|name| !name.is_empty()));
-    // Credentials in the environment come first in the SDK's chain, profile
-    // or not.
-    let from_environment = std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|key| !key.is_empty());
+    // A profile named with --profile gives the credentials; one named by
+    // AWS_PROFILE comes after keys exported in the environment (as for the
+    // AWS CLI).
+    let from_environment =
+        target.profile.is_none() && std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|key| !key.is_empty());
     if let Some(name) = &profile
         && !from_environment
         && !profile_defined(name)
@@ -66,7 +68,7 @@ pub async fn connect(target: &AwsTarget) -> Result<Account, AwsProblem> {
             ),
         ));
     }
-    let config = target.loader().load().await;
+    let config = emmaa_aws::config_loader(target).load().await;
     let in_profile = profile
         .as_ref()
         .map(|name| format!(" (profile {name})"))
@@ -124,15 +126,21 @@ pub async fn connect(target: &AwsTarget) -> Result<Account, AwsProblem> {
     })
 }
 
-/// An AWS config file: the variable's path, else `~/.aws/<name>`.
+/// An AWS config file: the variable's path (a leading `~` is the home
+/// directory, as the SDK reads it), else `~/.aws/<name>`.
 fn config_file(variable: &str, name: &str) -> std::path::PathBuf {
-    match std::env::var_os(variable).filter(|path| !path.is_empty()) {
-        Some(path) => path.into(),
-        None => std::env::var_os("HOME")
+    let home = || {
+        std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
             .map(std::path::PathBuf::from)
             .unwrap_or_default()
-            .join(".aws")
-            .join(name),
+    };
+    match std::env::var(variable).ok().filter(|path| !path.is_empty()) {
+        Some(path) => match path.strip_prefix("~/") {
+            Some(rest) => home().join(rest),
+            None => path.into(),
+        },
+        None => home().join(".aws").join(name),
     }
 }
 
@@ -142,10 +150,11 @@ fn profile_defined(name: &str) -> bool {
     let sections = |variable, file, headers: &[String]| {
         std::fs::read_to_string(config_file(variable, file)).is_ok_and(|text| {
             text.lines().any(|line| {
-                let line = line.trim();
-                line.strip_prefix('[')
-                    .and_then(|line| line.strip_suffix(']'))
-                    .is_some_and(|header| {
+                // `[profile name]`, maybe with a comment after it.
+                line.trim()
+                    .strip_prefix('[')
+                    .and_then(|line| line.split_once(']'))
+                    .is_some_and(|(header, _)| {
                         headers
                             .iter()
                             .any(|wanted| header.split_whitespace().eq(wanted.split_whitespace()))
@@ -253,7 +262,12 @@ where
                 format!("{action} on {resource} could not be sent (run with -v for why)"),
             );
         }
-        SdkError::ResponseError(_) => return unreachable("its answer could not be read"),
+        SdkError::ResponseError(_) => {
+            return problem(
+                ProblemKind::Other,
+                format!("{place} answered {action} on {resource} with something unreadable (run with -v)"),
+            );
+        }
         _ => {}
     }
     let code = err.code().unwrap_or("");
@@ -305,18 +319,24 @@ where
                  and run it again"
             ),
         ),
-        "ResourceNotFoundException" | "NoSuchBucket" | "NotFound" => problem(
-            ProblemKind::Missing,
+        "ResourceNotFoundException" | "NoSuchBucket" | "NotFound" => {
+            problem(ProblemKind::Missing, missing(resource, &place))
+        }
+        "ValidationError" if message.contains("Stack with id") && message.contains("does not exist") => {
+            problem(ProblemKind::Missing, missing(resource, &place))
+        }
+        "RequestTimeTooSkewed" | "SignatureExpired" => problem(
+            ProblemKind::BadCredentials,
             format!(
-                "{resource} does not exist in {place}: check the name and --region (`deploy stack` \
-                 creates the pipeline's functions)"
+                "AWS refused {action}: this machine's clock is off ({code}); set it right (AWS takes \
+                 requests signed within 15 minutes of its time)"
             ),
         ),
-        "ValidationError" if message.contains("does not exist") => problem(
-            ProblemKind::Missing,
+        "PermanentRedirect" | "AuthorizationHeaderMalformed" => problem(
+            ProblemKind::Other,
             format!(
-                "{resource} does not exist in {place}: check the name and --region, or create it \
-                 with `deploy stack`"
+                "{resource} is in another region than {}: pass its --region",
+                account.region
             ),
         ),
         _ if status == Some(403) => problem(
@@ -344,6 +364,18 @@ where
             ),
         ),
     }
+}
+
+/// The sentence for a `resource` ("function F", "stack S", "bucket B",
+/// "log group G") that does not exist, with what creates it.
+fn missing(resource: &str, place: &str) -> String {
+    let what_to_do = match resource.split(' ').next().unwrap_or("") {
+        "function" => "check the name and --region (`deploy stack` creates the pipeline's functions)",
+        "stack" => "check the name and --region, or create it with `deploy stack`",
+        "log" => "check the name and --region (Lambda makes a function's log group when it first runs)",
+        _ => "check the name (--artifact-bucket, --parameter Bucket) and --region",
+    };
+    format!("{resource} does not exist in {place}: {what_to_do}")
 }
 
 /// The first sentence of AWS's message (some run to several lines).

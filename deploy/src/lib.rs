@@ -7,6 +7,9 @@
 //!   sentence each;
 //! - [`upload`]: UpdateFunctionCode with every check an operator would make
 //!   by hand (the code hash, the update status, the runtime);
+//! - [`remote`]: the deployed functions, invoked, and their logs read;
+//! - [`rollback`]: bundles kept by their hash, and a function's code put
+//!   back to the one before;
 //! - [`template`] and [`stack`]: the whole pipeline as a CloudFormation
 //!   stack, made from the reach table.
 
@@ -15,6 +18,8 @@ pub mod aws;
 pub mod bundle;
 pub mod cross;
 pub mod glibc;
+pub mod remote;
+pub mod rollback;
 pub mod stack;
 pub mod template;
 pub mod upload;

@@ -3,6 +3,7 @@
 //! <function>` replaces `python update_lambda.py <script> <function>`, and
 //! `deploy upload --all` updates every function of an installation.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use clap::{Args, Parser, Subcommand};
 use emmaa_deploy::arch::Arch;
 use emmaa_deploy::aws::{Account, AwsProblem, AwsTarget, connect};
 use emmaa_deploy::bundle::{Bundle, BundleRequest, Serves, bundle};
+use emmaa_deploy::remote::{self, Remote, Seen};
+use emmaa_deploy::rollback::{self, Keeper, Kept};
 use emmaa_deploy::stack::{self, AwsStack, StackRequest, deploy_stack};
 use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, GuestMatch, Patience, match_guest, plan, upload};
@@ -124,6 +127,62 @@ enum Command {
         #[command(flatten)]
         aws: AwsOptions,
     },
+    /// Invoke a deployed function and print its answer (standard output) and
+    /// the log lines its request wrote (standard error). `emmaa-host replay`
+    /// runs the same event here instead. Exit status: 0, or 1 when the
+    /// function failed.
+    Invoke {
+        /// The Lambda function (emmaa-model-update, ...).
+        function: String,
+        #[command(flatten)]
+        input: EventOptions,
+        /// Queue the event (InvocationType Event), as the schedules and the
+        /// fan-out do; its log lines are read from CloudWatch Logs.
+        #[arg(long)]
+        queued: bool,
+        /// How long to wait for the request's log lines (seconds; 0: do not read them).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        logs_wait: f64,
+        #[command(flatten)]
+        aws: AwsOptions,
+    },
+    /// Point a function's code back at the bundle it ran before (kept by
+    /// `deploy upload --artifact-bucket`); a second rollback goes forward again.
+    Rollback {
+        /// The Lambda function (emmaa-model-update, ...).
+        function: String,
+        /// Say what it would do, changing nothing.
+        #[arg(long)]
+        plan: bool,
+        #[command(flatten)]
+        aws: AwsOptions,
+    },
+    /// Print a deployed function's log lines (CloudWatch Logs), and with
+    /// --tail follow them as they come.
+    Logs {
+        /// The Lambda function (emmaa-model-update, ...).
+        function: String,
+        /// From how long ago: 30s, 10m, 2h, 1d.
+        #[arg(long, value_name = "AGE", default_value = "10m")]
+        since: String,
+        /// Only the lines of this request.
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
+        /// Only lines of this level or more severe (TRACE, DEBUG, INFO, WARN, ERROR).
+        #[arg(long)]
+        level: Option<String>,
+        /// Keep printing new lines as they come (polling, as `sam logs --tail`).
+        #[arg(long)]
+        tail: bool,
+        /// With --tail, stop after this many seconds (default: never).
+        #[arg(long = "for", value_name = "SECONDS", requires = "tail")]
+        for_seconds: Option<f64>,
+        /// Seconds between polls with --tail.
+        #[arg(long, default_value_t = 2.0)]
+        poll: f64,
+        #[command(flatten)]
+        aws: AwsOptions,
+    },
     /// Bundle a guest and replace the code of the existing Lambda function with it;
     /// with --all, replace the code of every function with one bundle.
     Upload {
@@ -151,11 +210,47 @@ enum Command {
         /// Upload even to a function that runs another guest.
         #[arg(long)]
         force: bool,
+        /// Keep the bundle in this bucket (artifacts/pipeline-<sha256>.zip) and tag
+        /// the function with it, so that `deploy rollback` can go back to it.
+        #[arg(long, value_name = "BUCKET")]
+        artifact_bucket: Option<String>,
         #[command(flatten)]
         check: CheckOptions,
         #[command(flatten)]
         aws: AwsOptions,
     },
+}
+
+/// What a command reads an event from.
+#[derive(Args)]
+struct EventOptions {
+    /// The event: a file, or - for standard input (`emmaa-host generate-event` makes one).
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    event: Option<PathBuf>,
+    /// The event itself, as JSON text.
+    #[arg(long, value_name = "JSON")]
+    data: Option<String>,
+}
+
+impl EventOptions {
+    /// The event's bytes ({} when none is given).
+    fn read(&self) -> anyhow::Result<Vec<u8>> {
+        let bytes = match (&self.data, &self.event) {
+            (Some(data), _) => data.clone().into_bytes(),
+            (None, Some(path)) if path.as_os_str() == "-" => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .context("reading standard input")?;
+                bytes
+            }
+            (None, Some(path)) => {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            (None, None) => b"{}".to_vec(),
+        };
+        serde_json::from_slice::<serde_json::Value>(&bytes).context("the event is not JSON")?;
+        Ok(bytes)
+    }
 }
 
 #[derive(Args)]
@@ -175,9 +270,16 @@ impl CheckOptions {
     /// Replays the traces of `guest` (every guest's: None) with the guests
     /// this build ships; an error unless every one is the same, or the
     /// user said to go on despite differences.
-    async fn check(&self, guest: Option<&str>, aws: &AwsTarget) -> anyhow::Result<()> {
+    /// `offline` (a dry run): traces on S3 are refused, not read.
+    async fn check(&self, guest: Option<&str>, aws: &AwsTarget, offline: bool) -> anyhow::Result<()> {
         if self.check_against.is_empty() {
             return Ok(());
+        }
+        if offline && let Some(s3) = self.check_against.iter().find(|place| place.starts_with("s3://")) {
+            anyhow::bail!(
+                "--check-against {s3}: a dry run makes no AWS call; copy the traces here \
+                 (aws s3 cp --recursive) and give their directory"
+            );
         }
         let sources: Vec<TraceSource> = self
             .check_against
@@ -312,7 +414,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             check,
             aws,
         } => {
-            check.check(None, &aws.target()).await?;
+            let account = if dry_run { None } else { Some(aws.connect().await?) };
+            check.check(None, &aws.target(), dry_run).await?;
             let request = StackRequest {
                 stack: stack_name,
                 artifact_bucket,
@@ -323,7 +426,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 poll: Duration::from_secs_f64(poll.max(0.05)),
                 timeout: Duration::from_secs(3600),
             };
-            let account = if dry_run { None } else { Some(aws.connect().await?) };
             let mut build = Some(build);
             let mut bundle_for = |prefix: &str| {
                 let build = build.take().ok_or("the bundle is built once")?;
@@ -342,6 +444,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Invoke {
+            function,
+            input,
+            queued,
+            logs_wait,
+            aws,
+        } => {
+            let payload = input.read()?;
+            let account = aws.connect().await?;
+            let wait = Duration::from_secs_f64(logs_wait.clamp(0.0, 900.0));
+            invoke(&Remote::new(&account), &function, &payload, queued, wait).await?;
+        }
+        Command::Rollback { function, plan, aws } => {
+            let account = aws.connect().await?;
+            let keeper = Keeper::new(&account);
+            rollback::roll_back(&keeper, &function, plan, &mut |line| println!("{line}")).await?;
+            if !plan {
+                let lambda = AwsLambda::new(&account);
+                emmaa_deploy::upload::wait_for_update(&lambda, &function, Patience::default(), &mut |line| {
+                    println!("{line}")
+                })
+                .await?;
+            }
+        }
+        Command::Logs {
+            function,
+            since,
+            request_id,
+            level,
+            tail,
+            for_seconds,
+            poll,
+            aws,
+        } => {
+            let since = parse_age(&since)?;
+            let level = level
+                .as_deref()
+                .map(remote::parse_level)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let account = aws.connect().await?;
+            let poll = Duration::from_secs_f64(poll.clamp(0.1, 60.0));
+            print_logs(
+                &Remote::new(&account),
+                &function,
+                since,
+                request_id.as_deref(),
+                level,
+                tail,
+                for_seconds,
+                poll,
+            )
+            .await?;
+        }
         Command::Upload {
             guest,
             function,
@@ -351,6 +507,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             plan,
             publish,
             force,
+            artifact_bucket,
             check,
             aws,
         } => {
@@ -369,13 +526,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     other @ GuestMatch::Unknown { .. } => eprintln!("deploy: warning: {}", other.describe()),
                 }
             }
-            match &serves {
-                Serves::One { guest, .. } => check.check(Some(guest), &aws.target()).await?,
-                Serves::All => check.check(None, &aws.target()).await?,
-            }
             // The account first: a missing region or credentials is said at
             // once, not after the build.
             let account = if dry_run { None } else { Some(aws.connect().await?) };
+            let guest = match &serves {
+                Serves::One { guest, .. } => Some(guest.as_str()),
+                Serves::All => None,
+            };
+            check.check(guest, &aws.target(), dry_run).await?;
             let bundle = bundle(&build.request(serves))?;
             println!("{}", describe(&bundle));
             let Some(account) = account else {
@@ -393,12 +551,142 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             };
             let lambda = AwsLambda::new(&account);
+            let keeper = Keeper::new(&account);
+            let kept = artifact_bucket.map(|bucket| Kept {
+                bucket,
+                key: rollback::bundle_key(&bundle.sha256_hex()),
+            });
+            if let Some(kept) = &kept {
+                if plan {
+                    println!("plan: would keep the bundle at {}", kept.url());
+                } else {
+                    let put = keeper.keep(kept, &bundle.zip).await?;
+                    println!(
+                        "{} {}",
+                        if put {
+                            "kept the bundle at"
+                        } else {
+                            "the bundle is kept already at"
+                        },
+                        kept.url()
+                    );
+                }
+            }
             for function in bundle.functions.keys() {
                 upload_one(&lambda, &bundle, function, plan, publish).await?;
+                if let (Some(kept), false) = (&kept, plan) {
+                    let (arn, tags) = keeper.tags(function).await?;
+                    let tags = rollback::tags_after_upload(&tags, kept);
+                    let previous = tags.get(rollback::PREVIOUS_TAG).cloned();
+                    keeper.set_tags(function, &arn, tags).await?;
+                    if let Some(previous) = previous {
+                        println!("{function} can go back to {previous} (deploy rollback {function})");
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+/// `deploy invoke`: the answer on standard output, the request's log lines
+/// on standard error.
+async fn invoke(
+    remote: &Remote,
+    function: &str,
+    payload: &[u8],
+    queued: bool,
+    logs_wait: Duration,
+) -> anyhow::Result<()> {
+    let since = remote::now_ms() - 1_000;
+    let invoked = remote.invoke(function, payload, queued).await?;
+    eprintln!(
+        "{function}: request {} answered {}",
+        invoked.request_id, invoked.status
+    );
+    if !invoked.payload.is_empty() {
+        println!("{}", invoked.payload);
+    }
+    match &invoked.log_tail {
+        Some(tail) => tail.lines().for_each(|line| eprintln!("{line}")),
+        None if !logs_wait.is_zero() && !invoked.request_id.is_empty() => {
+            let lines = remote
+                .request_lines(
+                    function,
+                    &invoked.request_id,
+                    since,
+                    logs_wait,
+                    Duration::from_millis(500),
+                )
+                .await?;
+            if lines.is_empty() {
+                eprintln!(
+                    "(no log lines of request {} reached CloudWatch Logs within {} s)",
+                    invoked.request_id,
+                    logs_wait.as_secs_f64()
+                );
+            }
+            lines.iter().for_each(|line| eprintln!("{}", line.message));
+        }
+        None => {}
+    }
+    if let Some(failure) = invoked.failure() {
+        anyhow::bail!("{function} failed: {failure}");
+    }
+    Ok(())
+}
+
+/// `deploy logs`: the lines since `since`, and with `tail` the new ones
+/// as they come, each once.
+#[allow(clippy::too_many_arguments)]
+async fn print_logs(
+    remote: &Remote,
+    function: &str,
+    since: Duration,
+    request_id: Option<&str>,
+    level: Option<usize>,
+    tail: bool,
+    for_seconds: Option<f64>,
+    poll: Duration,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut from = remote::now_ms() - i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
+    let mut seen = Seen::default();
+    loop {
+        let lines = remote.lines_since(function, from, request_id).await?;
+        if let Some(last) = lines.last() {
+            from = from.max(last.timestamp_ms);
+        }
+        let mut out = std::io::stdout().lock();
+        for line in seen.new_lines(lines) {
+            if remote::at_least(&line, level) {
+                writeln!(out, "{}", line.message).context("writing standard output")?;
+            }
+        }
+        out.flush().context("writing standard output")?;
+        drop(out);
+        let done = for_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
+        if !tail || done {
+            return Ok(());
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// `30s`, `10m`, `2h`, `1d`: an age.
+fn parse_age(text: &str) -> anyhow::Result<Duration> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--since {text:?}: use a number and a unit: 30s, 10m, 2h, 1d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => anyhow::bail!("--since {text:?}: use a number and a unit: 30s, 10m, 2h, 1d"),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 /// Replaces the code of `function` with `bundle` (or, planning, says what

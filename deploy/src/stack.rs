@@ -22,7 +22,7 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter};
 use serde_json::Value;
 use thiserror::Error;
 
-use emmaa_runtime::settings::{Settings, VARIABLES};
+use emmaa_runtime::settings::Settings;
 
 use crate::arch::Arch;
 use crate::aws::{Account, AwsProblem, Call, ProblemKind, explain};
@@ -124,6 +124,7 @@ pub trait StackControl: Send + Sync {
     async fn describe_stack(&self, stack: &str) -> Result<Option<StackState>, CloudError>;
     /// Makes the bucket unless it exists; answers whether it made it.
     async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError>;
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool, CloudError>;
     /// Puts the object unless a key holds it already; answers whether it put it.
     async fn put_if_absent(&self, bucket: &str, key: &str, body: &[u8]) -> Result<bool, CloudError>;
     /// The URL CloudFormation reads a template at.
@@ -182,12 +183,20 @@ pub enum StackError {
     UnknownParameter(String, String),
     #[error("--parameter {0}: deploy stack sets it itself ({1})")]
     SetByDeploy(String, &'static str),
-    #[error("--parameter {name}={value:?}: {why}")]
+    /// `flag` is `--parameter ` for a value given, else says whose it is.
+    #[error("{flag}{name}={value:?}: {why}")]
     BadParameter {
+        flag: &'static str,
         name: String,
         value: String,
         why: String,
     },
+    #[error(
+        "plan: the template ({bytes} bytes) is over CloudFormation's 51,200-byte inline limit and must \
+         be read from S3, but the artifact bucket {bucket} does not exist: a plan makes no bucket \
+         (`deploy stack` makes it)"
+    )]
+    PlanWithoutBucket { bucket: String, bytes: usize },
     #[error("the template does not check: {}", .0.join("; "))]
     Template(Vec<String>),
     #[error("cfn-lint finds fault with the template:\n{0}")]
@@ -315,6 +324,7 @@ pub fn check_parameters(template: &Value, given: &BTreeMap<String, String>) -> R
     for (name, value) in given {
         let parameter = &template["Parameters"][name];
         let bad = |why: String| StackError::BadParameter {
+            flag: "--parameter ",
             name: name.clone(),
             value: value.clone(),
             why,
@@ -334,21 +344,24 @@ pub fn check_parameters(template: &Value, given: &BTreeMap<String, String>) -> R
             }
         }
     }
-    check_settings(&merged)
+    check_settings(&merged, given)
 }
 
 /// The settings `parameters` give the functions, as the host reads them.
-fn check_settings(parameters: &BTreeMap<String, String>) -> Result<(), StackError> {
+fn check_settings(
+    parameters: &BTreeMap<String, String>,
+    given: &BTreeMap<String, String>,
+) -> Result<(), StackError> {
     Settings::from_lookup(|variable| parameters.get(&parameter_of(variable)).cloned())
         .map(drop)
         .map_err(|err| {
-            let variable = VARIABLES
-                .iter()
-                .map(|variable| variable.name)
-                .find(|name| err.to_string().contains(name))
-                .unwrap_or("");
-            let name = parameter_of(variable);
+            let name = parameter_of(err.variable);
             StackError::BadParameter {
+                flag: if given.contains_key(&name) {
+                    "--parameter "
+                } else {
+                    "the stack's parameter "
+                },
                 value: parameters.get(&name).cloned().unwrap_or_default(),
                 name,
                 why: format!("the functions would not start: {err}"),
@@ -449,8 +462,13 @@ pub async fn deploy_stack(
     let stack = &request.stack;
     check_parameters(template, &request.parameters)?;
     let current = control.describe_stack(stack).await?;
+    // DescribeStacks may still answer a just-deleted stack by its name.
+    let fresh = current
+        .as_ref()
+        .is_none_or(|state| state.status == "DELETE_COMPLETE");
     let create = match &current {
         None => true,
+        _ if fresh => true,
         Some(state) if state.status == "REVIEW_IN_PROGRESS" => true,
         Some(state) if state.status.ends_with("_IN_PROGRESS") => {
             return Err(StackError::Busy {
@@ -478,7 +496,7 @@ pub async fn deploy_stack(
     };
     let kept = if create { None } else { current.as_ref() };
     let mut parameters = merge_parameters(template, kept, &request.parameters)?;
-    check_settings(&parameters)?;
+    check_settings(&parameters, &request.parameters)?;
     let prefix = parameters.get("FunctionPrefix").cloned().unwrap_or_default();
 
     let bundle = bundle_for(&prefix).map_err(StackError::Bundle)?;
@@ -498,6 +516,12 @@ pub async fn deploy_stack(
     let inline = request.plan && json.len() <= TEMPLATE_BODY_LIMIT;
     if inline {
         uploads.clear();
+    }
+    if request.plan && !uploads.is_empty() && !control.bucket_exists(bucket).await? {
+        return Err(StackError::PlanWithoutBucket {
+            bucket: bucket.clone(),
+            bytes: yaml.len(),
+        });
     }
     if !uploads.is_empty() && control.ensure_bucket(bucket).await? {
         say(format!("made the artifact bucket {bucket}"));
@@ -544,14 +568,42 @@ pub async fn deploy_stack(
         "change set {name}: {} stack {stack}",
         if create { "creating" } else { "updating" }
     ));
+    let bucket_is_ours = parameters.get("CreateBucket").map(String::as_str) == Some("true");
+    let data_bucket = parameters.get("Bucket").cloned().unwrap_or_default();
+    if request.plan {
+        // Whatever happens, the change set goes, and with a new stack the
+        // review stack CreateChangeSet made (which takes its change sets).
+        let review_stack = create && fresh;
+        let planned = plan_changes(
+            control,
+            request,
+            &id,
+            (!bucket_is_ours).then_some(&data_bucket),
+            say,
+        )
+        .await;
+        let cleaned = clean_up_plan(control, request, &id, review_stack).await;
+        return match (planned, cleaned) {
+            (Ok(outcome), Ok(())) => {
+                say(format!(
+                    "plan: the change set was deleted, not executed{}",
+                    if review_stack {
+                        ", and so was the review stack it made"
+                    } else {
+                        ""
+                    }
+                ));
+                Ok(outcome)
+            }
+            (Err(err), _) | (Ok(_), Err(err)) => Err(err),
+        };
+    }
     let change_set = poll(request, "the change set stayed pending", || async {
         let state = control.describe_change_set(&id).await?;
         let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
         Ok((!pending).then_some(state))
     })
     .await?;
-    let bucket_is_ours = parameters.get("CreateBucket").map(String::as_str) == Some("true");
-    let data_bucket = parameters.get("Bucket").cloned().unwrap_or_default();
     if change_set.status == "FAILED" {
         let reason = change_set.reason.unwrap_or_else(|| "AWS gave no reason".into());
         if is_no_change(&reason) {
@@ -559,16 +611,10 @@ pub async fn deploy_stack(
             say(format!(
                 "no changes: stack {stack} already has this code, template and parameters"
             ));
-            if !request.plan && !bucket_is_ours {
+            if !bucket_is_ours {
                 eventbridge_on(control, &data_bucket, say).await?;
             }
             return Ok(StackOutcome::Unchanged);
-        }
-        if request.plan {
-            control.delete_change_set(&id).await?;
-            if create && current.is_none() {
-                control.delete_stack(stack).await?;
-            }
         }
         return Err(StackError::ChangeSetFailed {
             stack: stack.clone(),
@@ -578,34 +624,6 @@ pub async fn deploy_stack(
     say(format!("{} changes:", change_set.changes.len()));
     for change in &change_set.changes {
         say(format!("  {change}"));
-    }
-
-    if request.plan {
-        control.delete_change_set(&id).await?;
-        if create && current.is_none() {
-            control.delete_stack(stack).await?;
-        }
-        if !bucket_is_ours {
-            let notifications = control.notifications(&data_bucket).await?;
-            if !notifications.eventbridge {
-                say(format!(
-                    "plan: would switch EventBridge notifications on for bucket {data_bucket}, \
-                     writing back its {} other notifications",
-                    notifications.others
-                ));
-            }
-        }
-        say(format!(
-            "plan: the change set was deleted, not executed{}",
-            if create && current.is_none() {
-                ", and so was the review stack it made"
-            } else {
-                ""
-            }
-        ));
-        return Ok(StackOutcome::Planned {
-            changes: change_set.changes,
-        });
     }
 
     control.execute_change_set(&id).await?;
@@ -631,6 +649,78 @@ pub async fn deploy_stack(
         status: state.status,
         changes: change_set.changes,
     })
+}
+
+/// A plan's change set, waited for and printed, and what would happen to
+/// `data_bucket`'s notifications (a bucket the stack does not make).
+async fn plan_changes(
+    control: &dyn StackControl,
+    request: &StackRequest,
+    id: &str,
+    data_bucket: Option<&String>,
+    say: &mut dyn FnMut(String),
+) -> Result<StackOutcome, StackError> {
+    let change_set = poll(request, "the change set stayed pending", || async {
+        let state = control.describe_change_set(id).await?;
+        let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
+        Ok((!pending).then_some(state))
+    })
+    .await?;
+    if change_set.status == "FAILED" {
+        let reason = change_set.reason.unwrap_or_else(|| "AWS gave no reason".into());
+        if is_no_change(&reason) {
+            say(format!(
+                "plan: no changes: stack {} already has this code, template and parameters",
+                request.stack
+            ));
+            return Ok(StackOutcome::Unchanged);
+        }
+        return Err(StackError::ChangeSetFailed {
+            stack: request.stack.clone(),
+            reason,
+        });
+    }
+    say(format!("{} changes:", change_set.changes.len()));
+    for change in &change_set.changes {
+        say(format!("  {change}"));
+    }
+    if let Some(bucket) = data_bucket {
+        let notifications = control.notifications(bucket).await?;
+        if !notifications.eventbridge {
+            say(format!(
+                "plan: would switch EventBridge notifications on for bucket {bucket}, \
+                 writing back its {} other notifications",
+                notifications.others
+            ));
+        }
+    }
+    Ok(StackOutcome::Planned {
+        changes: change_set.changes,
+    })
+}
+
+/// Leaves the account as a plan found it: the change set deleted or, for a
+/// new stack, the review stack (with its change sets), waited out.
+async fn clean_up_plan(
+    control: &dyn StackControl,
+    request: &StackRequest,
+    id: &str,
+    review_stack: bool,
+) -> Result<(), StackError> {
+    if !review_stack {
+        return Ok(control.delete_change_set(id).await?);
+    }
+    control.delete_stack(&request.stack).await?;
+    poll(
+        request,
+        "the review stack stayed in DELETE_IN_PROGRESS",
+        || async {
+            let state = control.describe_stack(&request.stack).await?;
+            let gone = state.is_none_or(|state| state.status == "DELETE_COMPLETE");
+            Ok(gone.then_some(()))
+        },
+    )
+    .await
 }
 
 /// Switches EventBridge notifications on for a bucket the stack does not
@@ -763,11 +853,17 @@ impl StackControl for AwsStack {
         }))
     }
 
-    async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError> {
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool, CloudError> {
         match self.s3.head_bucket().bucket(bucket).send().await {
-            Ok(_) => return Ok(false),
-            Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(404) => {}
-            Err(err) => return Err(self.error("s3:ListBucket", &format!("bucket {bucket}"), err)),
+            Ok(_) => Ok(true),
+            Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(404) => Ok(false),
+            Err(err) => Err(self.error("s3:ListBucket", &format!("bucket {bucket}"), err)),
+        }
+    }
+
+    async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError> {
+        if self.bucket_exists(bucket).await? {
+            return Ok(false);
         }
         let mut create = self.s3.create_bucket().bucket(bucket);
         if self.account.region != "us-east-1" {
@@ -1025,6 +1121,7 @@ mod tests {
         ends: String,
         failures: Vec<FailedResource>,
         eventbridge: Mutex<bool>,
+        bucket_exists: Mutex<bool>,
         calls: Mutex<Vec<String>>,
     }
 
@@ -1036,6 +1133,7 @@ mod tests {
                 ends: ends.into(),
                 failures: Vec::new(),
                 eventbridge: Mutex::new(false),
+                bucket_exists: Mutex::new(true),
                 calls: Mutex::new(Vec::new()),
             }
         }
@@ -1057,6 +1155,9 @@ mod tests {
         async fn ensure_bucket(&self, bucket: &str) -> Result<bool, CloudError> {
             self.log(format!("ensure_bucket {bucket}"));
             Ok(false)
+        }
+        async fn bucket_exists(&self, _: &str) -> Result<bool, CloudError> {
+            Ok(*self.bucket_exists.lock().unwrap())
         }
         async fn put_if_absent(&self, _: &str, key: &str, _: &[u8]) -> Result<bool, CloudError> {
             self.log(format!("put {key}"));
@@ -1095,6 +1196,7 @@ mod tests {
         }
         async fn delete_stack(&self, stack: &str) -> Result<(), CloudError> {
             self.log(format!("delete_stack {stack}"));
+            *self.stack.lock().unwrap() = None;
             Ok(())
         }
         async fn failures_since(&self, _: &str, _: f64) -> Result<Vec<FailedResource>, CloudError> {
@@ -1350,10 +1452,9 @@ mod tests {
             "{calls:?}"
         );
         assert!(!calls.contains(&"execute".to_string()), "{calls:?}");
-        assert!(calls.contains(&"delete_change_set".to_string()));
         assert!(
             calls.contains(&"delete_stack emmaa-pipeline".to_string()),
-            "the review stack goes too"
+            "the review stack goes, and its change set with it: {calls:?}"
         );
         assert!(!calls.iter().any(|call| call.starts_with("enable_eventbridge")));
         assert!(
@@ -1399,6 +1500,61 @@ mod tests {
                 .any(|line| line.starts_with("plan: the template is over CloudFormation's 51,200-byte inline limit: uploaded s3://artifacts/deploy/template-")),
             "{lines:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_plan_cleans_up_after_a_failed_change_set_too() {
+        let failed = ChangeSetState {
+            status: "FAILED".into(),
+            reason: Some("Template error: unresolved resource dependencies".into()),
+            changes: Vec::new(),
+        };
+        let fresh = Fake::new(None, failed.clone(), "CREATE_COMPLETE");
+        let (result, _, _) = run(&fresh, &request(&[], true)).await;
+        assert!(matches!(result, Err(StackError::ChangeSetFailed { .. })));
+        assert!(
+            fresh.calls().contains(&"delete_stack emmaa-pipeline".to_string()),
+            "{:?}",
+            fresh.calls()
+        );
+        let existing = Fake::new(existing("UPDATE_COMPLETE", "emmaa-"), failed, "UPDATE_COMPLETE");
+        let (result, _, _) = run(&existing, &request(&[], true)).await;
+        assert!(result.is_err());
+        let calls = existing.calls();
+        assert!(calls.contains(&"delete_change_set".to_string()), "{calls:?}");
+        assert!(
+            !calls.iter().any(|call| call.starts_with("delete_stack")),
+            "{calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plan_makes_no_bucket() {
+        let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        *fake.bucket_exists.lock().unwrap() = false;
+        let mut big = template();
+        big["Description"] = json!("x".repeat(TEMPLATE_BODY_LIMIT));
+        let result = deploy_stack(
+            &fake,
+            &request(&[], true),
+            &big,
+            &mut |_| {
+                Ok(Bundle {
+                    path: "pipeline.zip".into(),
+                    functions: BTreeMap::new(),
+                    arch: Arch::X86_64,
+                    zip: b"zip".to_vec(),
+                })
+            },
+            &mut |_| {},
+        )
+        .await;
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("the artifact bucket artifacts does not exist: a plan makes no bucket"),
+            "{err}"
+        );
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
     }
 
     #[test]

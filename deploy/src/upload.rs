@@ -166,11 +166,25 @@ impl GuestMatch {
     }
 }
 
-/// Whether `function` (a name with `function_prefix`) runs `guest`.
+/// Whether `function` runs `guest`: a pipeline function's name with
+/// `function_prefix`, or with another installation's prefix (`emmaa-next-`:
+/// the longest function name it ends with, after a `-`).
 pub fn match_guest(guest: &str, function: &str, function_prefix: &str) -> GuestMatch {
-    let runs = emmaa_runtime::functions::FUNCTIONS
+    use emmaa_runtime::functions::FUNCTIONS;
+    let ends_with = |pipeline: &&emmaa_runtime::functions::PipelineFunction| {
+        function
+            .strip_suffix(pipeline.function)
+            .is_some_and(|prefix| prefix.is_empty() || prefix.ends_with('-'))
+    };
+    let runs = FUNCTIONS
         .iter()
-        .find(|pipeline| pipeline.name(function_prefix) == function);
+        .find(|pipeline| pipeline.name(function_prefix) == function)
+        .or_else(|| {
+            FUNCTIONS
+                .iter()
+                .filter(ends_with)
+                .max_by_key(|pipeline| pipeline.function.len())
+        });
     match runs {
         Some(pipeline) if pipeline.guest == guest => GuestMatch::Same,
         Some(pipeline) => GuestMatch::Other {
@@ -282,7 +296,7 @@ where
 }
 
 /// Polls the function until its last update is no longer in progress.
-async fn wait_for_update(
+pub async fn wait_for_update(
     control: &dyn LambdaControl,
     function: &str,
     patience: Patience,
@@ -455,8 +469,20 @@ mod tests {
                 guest: "update_pipeline".into()
             }
         );
-        assert!(matches!(
+        // Another installation's functions, by their names' ends.
+        assert_eq!(
             match_guest("model_updates", "emmaa-next-model-update", "emmaa-"),
+            GuestMatch::Same
+        );
+        assert!(matches!(
+            match_guest("model_updates", "emmaa-next-update-pipeline", "emmaa-"),
+            GuestMatch::Other {
+                runs: "update_pipeline",
+                ..
+            }
+        ));
+        assert!(matches!(
+            match_guest("model_updates", "emmaa-model-update-copy", "emmaa-"),
             GuestMatch::Unknown { .. }
         ));
         assert_eq!(

@@ -299,6 +299,16 @@ fn a_dry_run_builds_and_checks_everything_without_aws() {
     ] {
         assert!(out.contains(said), "{said}: {out}");
     }
+    // Traces on S3 are not read by a dry run.
+    let traces = deploy_bare(
+        &[&stack_args[..], &["--check-against", "s3://emmaa/traces/"]].concat(),
+        &[("AWS_ENDPOINT_URL", endpoint.as_str())],
+    );
+    assert_eq!(
+        one_line_error(&traces),
+        "deploy: --check-against s3://emmaa/traces/: a dry run makes no AWS call; copy the traces here \
+         (aws s3 cp --recursive) and give their directory"
+    );
     // Without cfn-lint it says so, and checks the rest.
     let unlinted = deploy_bare(
         &stack_args,
@@ -379,6 +389,12 @@ fn a_guest_goes_to_its_own_function_unless_forced() {
     );
     let forced = upload("emmaa-update-pipeline", &["--force"]);
     assert!(forced.status.success(), "{}", text(&forced.stderr));
+    // Another installation's function, whatever its prefix.
+    let line = one_line_error(&upload("emmaa-next-update-pipeline", &[]));
+    assert!(
+        line.starts_with("deploy: emmaa-next-update-pipeline is update_pipeline's function"),
+        "{line}"
+    );
     let unknown = upload("emmaa-model-update-copy", &[]);
     assert!(unknown.status.success(), "{}", text(&unknown.stderr));
     assert!(

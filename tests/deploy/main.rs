@@ -15,6 +15,7 @@ mod faults;
 mod lambda_handler;
 mod ledger;
 mod recorder;
+mod remote;
 mod stack;
 mod throttling;
 mod upload;

@@ -169,3 +169,140 @@ async fn deploy_upload_to_a_missing_function_says_to_create_it() {
         "{stderr}"
     );
 }
+
+/// The function's CodeSha256 as Lambda reports it.
+async fn code_sha256(lambda: &aws_sdk_lambda::Client, function: &str) -> String {
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap();
+    configuration.code_sha256().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_rollback_goes_back_to_the_bundle_uploaded_before_and_forward_again() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa-artifacts", vec![]).await;
+    let role = moto.create_role("emmaa-lambda");
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    lambda
+        .create_function()
+        .function_name("emmaa-model-update")
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(python_zip().into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = bootstrap().to_str().unwrap().to_owned();
+    let upload = |guest: &str| {
+        let out = dir.path().join(format!("{guest}.zip"));
+        let args = [
+            "upload",
+            guest,
+            "emmaa-model-update",
+            "--force",
+            "--bootstrap",
+            &bootstrap,
+            "--out",
+            out.to_str().unwrap(),
+            "--artifact-bucket",
+            "emmaa-artifacts",
+        ];
+        let output = deploy(&args, &moto);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let zip = std::fs::read(out).unwrap();
+        (text, emmaa_runtime::digest::sha256_hex(&zip))
+    };
+    let (_, first) = upload("model_updates");
+    let first_sha = code_sha256(&lambda, "emmaa-model-update").await;
+    let (out, second) = upload("model_stats");
+    assert_ne!(first, second);
+    let kept = |sha: &str| format!("s3://emmaa-artifacts/artifacts/pipeline-{sha}.zip");
+    assert!(
+        out.contains(&format!("kept the bundle at {}", kept(&second))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "emmaa-model-update can go back to {} (deploy rollback emmaa-model-update)",
+            kept(&first)
+        )),
+        "{out}"
+    );
+    let second_sha = code_sha256(&lambda, "emmaa-model-update").await;
+    assert_ne!(first_sha, second_sha);
+
+    let rollback = |more: &[&str]| {
+        let output = deploy(&[&["rollback", "emmaa-model-update"][..], more].concat(), &moto);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    let plan = rollback(&["--plan"]);
+    assert!(
+        plan.contains(&format!(
+            "plan: would roll emmaa-model-update back from {} to {}",
+            kept(&second),
+            kept(&first)
+        )),
+        "{plan}"
+    );
+    assert_eq!(
+        code_sha256(&lambda, "emmaa-model-update").await,
+        second_sha,
+        "a plan changes nothing"
+    );
+    let back = rollback(&[]);
+    assert!(
+        back.contains(&format!(
+            "AWS answered: CodeSha256 {first_sha} (matches {})",
+            kept(&first)
+        )),
+        "{back}"
+    );
+    assert_eq!(code_sha256(&lambda, "emmaa-model-update").await, first_sha);
+    // A second rollback goes forward again.
+    rollback(&[]);
+    assert_eq!(code_sha256(&lambda, "emmaa-model-update").await, second_sha);
+
+    // A function no upload kept a bundle for has nowhere to go.
+    lambda
+        .create_function()
+        .function_name("emmaa-queries")
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(moto.create_role("emmaa-queries"))
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(python_zip().into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let never = deploy(&["rollback", "emmaa-queries"], &moto);
+    let stderr = String::from_utf8_lossy(&never.stderr);
+    assert!(
+        stderr.starts_with("deploy: emmaa-queries has no earlier bundle to go back to: its tag emmaa:previous-code is missing"),
+        "{stderr}"
+    );
+}

@@ -40,31 +40,27 @@ pub const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// is still running. (The caller's own deadline still cuts it short.)
 pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 10);
 
-/// Which AWS account and where, as the AWS CLI's `--profile`, `--region`
-/// and `--endpoint-url` name them; what is not given comes from the
-/// environment and the files `aws configure` writes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AwsTarget {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-}
+pub use emmaa_runtime::effects::AwsTarget;
 
-impl AwsTarget {
-    /// The SDK's configuration loader for this account.
-    pub fn loader(&self) -> ConfigLoader {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(profile) = &self.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(region) = &self.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(url) = &self.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        loader
+/// The SDK's configuration loader for `target`'s account. A profile named
+/// on the command line gives the credentials, as for the AWS CLI (the SDK's
+/// own chain would take keys exported in the environment first).
+pub fn config_loader(target: &AwsTarget) -> ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &target.profile {
+        loader = loader.profile_name(profile).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build(),
+        );
     }
+    if let Some(region) = &target.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &target.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader
 }
 
 pub struct AwsEffects {
@@ -81,7 +77,7 @@ impl AwsEffects {
 
     /// Clients for `target`'s account, with the production retries and timeouts.
     pub async fn for_target(target: &AwsTarget) -> Self {
-        Self::from_loader(target.loader()).await
+        Self::from_loader(config_loader(target)).await
     }
 
     /// Clients configured by `loader` (the environment, or a test's

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use emmaa_offline::events::{EventRequest, Shape, generate_event};
 use emmaa_offline::quota::{Limits, Storm};
 use emmaa_offline::replay::{
     AwsTarget, DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TraceReplayer, TraceSource,
@@ -104,8 +105,12 @@ enum Command {
         /// caller gets its real answer, and a cycle is reported, not followed.
         #[arg(long)]
         follow: bool,
+        /// Record the run's trace into FILE, as EMMAA_TRACE_PREFIX records one on
+        /// Lambda (replay it with --trace FILE; `emmaa-host check` compares a new build with it).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
         /// Replay a recorded invocation: a trace file, or s3://bucket/key.
-        #[arg(long, value_name = "FILE|S3_URL", conflicts_with_all = ["function", "event", "bucket_dir", "now", "request_id", "ledger_dir", "follow"])]
+        #[arg(long, value_name = "FILE|S3_URL", conflicts_with_all = ["function", "event", "bucket_dir", "now", "request_id", "ledger_dir", "follow", "record"])]
         trace: Option<String>,
         #[command(flatten)]
         aws: AwsFlags,
@@ -132,6 +137,41 @@ enum Command {
         deadline: String,
         #[command(flatten)]
         aws: AwsFlags,
+    },
+    /// Print the event a function gets, as AWS sends it: a daily schedule's,
+    /// a new object's (EventBridge's "Object Created", or the bucket's
+    /// notification), or the payload its caller invokes it with.
+    ///
+    /// The key of a new object is made from --model as the Batch jobs name
+    /// their files (or given with --key). Pipe it into replay:
+    /// `emmaa-host generate-event emmaa-model-update --model aml | emmaa-host
+    /// replay emmaa-model-update - --bucket-dir examples/bucket`. Exit status:
+    /// 0, or 2 for usage errors (a flag the function needs, or cannot use).
+    GenerateEvent {
+        /// A Lambda function name (emmaa-mm-update) or a guest name (model_manager_update).
+        function: String,
+        /// The model the event is about.
+        #[arg(long, value_name = "M")]
+        model: Option<String>,
+        /// The test corpus (model_tests' payload; test_stats' results key).
+        #[arg(long, value_name = "T")]
+        tests: Option<String>,
+        /// The new object's key, instead of one made from --model.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// How a new object's event comes: eventbridge (the stack's rules) or
+        /// notification (a bucket notification: {"Records": [...]}, the key URL-encoded).
+        #[arg(long, default_value = "eventbridge", value_parser = ["eventbridge", "notification"])]
+        shape: String,
+        /// The bucket (default: EMMAA_BUCKET's value).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// The region in the event's ARNs and fields.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// The event's time, RFC 3339 (default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
     },
     /// Simulate a whole day here: the two daily schedules, every invocation,
     /// each Batch job writing the file the handler contract names, and the
@@ -264,6 +304,55 @@ pub fn main() -> ExitCode {
                 aws.target(),
             )
         }
+        Command::GenerateEvent {
+            function,
+            model,
+            tests,
+            key,
+            shape,
+            bucket,
+            region,
+            now,
+        } => {
+            let event = now
+                .as_deref()
+                .map(parse_now)
+                .transpose()
+                .map_err(|err| err.to_string())
+                .and_then(|now| {
+                    let settings = Settings::from_env().map_err(|err| format!("bad setting: {err}"))?;
+                    let request = EventRequest {
+                        function,
+                        model,
+                        tests,
+                        key,
+                        shape: if shape == "notification" {
+                            Shape::Notification
+                        } else {
+                            Shape::EventBridge
+                        },
+                        bucket: bucket.unwrap_or(settings.pipeline.bucket),
+                        region,
+                        now: now.unwrap_or_else(clock_now),
+                        function_prefix: settings.pipeline.function_prefix,
+                    };
+                    generate_event(&request).map_err(|err| err.to_string())
+                });
+            match event {
+                Ok(event) => {
+                    let text = serde_json::to_string_pretty(&event).unwrap_or_default();
+                    let mut out = std::io::stdout().lock();
+                    match writeln!(out, "{text}") {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(_) => ExitCode::from(2),
+                    }
+                }
+                Err(err) => {
+                    eprintln!("emmaa-host generate-event: {err}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Simulate {
             bucket_dir,
             models,
@@ -323,6 +412,7 @@ pub fn main() -> ExitCode {
             request_id,
             ledger_dir,
             follow,
+            record,
             trace,
             aws,
         } => {
@@ -347,6 +437,7 @@ pub fn main() -> ExitCode {
                     request_id,
                     ledger_dir,
                     follow,
+                    record,
                 })
             });
             let report = request.and_then(|request| {

@@ -25,6 +25,7 @@ use emmaa_runtime::engine::{Components, EngineError, GuestRuntime};
 use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, find_in};
 use emmaa_runtime::guest::LoadedGuest;
 use emmaa_runtime::settings::Settings;
+use emmaa_runtime::trace::{Header, Recording, Tape, Trace};
 
 use crate::quota::{Account, Environment, Limit, Place};
 use crate::report::{Followed, ReportedAction, RunReport, accepted, function_error};
@@ -172,7 +173,21 @@ impl Cascade {
         event: &str,
         request_id: &str,
     ) -> Result<RunReport, CascadeError> {
-        self.run_in_chain(function, event, request_id, self.now, Vec::new())
+        let (report, _) = self
+            .run_in_chain(function, event, request_id, self.now, Vec::new(), false)
+            .await?;
+        Ok(report)
+    }
+
+    /// As [`Cascade::run`], recording the run's calls as the flight
+    /// recorder does on Lambda: the report and the run's trace.
+    pub async fn run_recorded(
+        self: &Arc<Self>,
+        function: &str,
+        event: &str,
+        request_id: &str,
+    ) -> Result<(RunReport, Option<Trace>), CascadeError> {
+        self.run_in_chain(function, event, request_id, self.now, Vec::new(), true)
             .await
     }
 
@@ -185,8 +200,10 @@ impl Cascade {
         request_id: &str,
         now: u64,
     ) -> Result<RunReport, CascadeError> {
-        self.run_in_chain(function, event, request_id, now, Vec::new())
-            .await
+        let (report, _) = self
+            .run_in_chain(function, event, request_id, now, Vec::new(), false)
+            .await?;
+        Ok(report)
     }
 
     /// Delivers an asynchronous event (a schedule's, an S3 notification, an
@@ -223,7 +240,8 @@ impl Cascade {
         request_id: &str,
         now: u64,
         mut chain: Vec<String>,
-    ) -> Result<RunReport, CascadeError> {
+        record: bool,
+    ) -> Result<(RunReport, Option<Trace>), CascadeError> {
         let (served, name) = self
             .function(function)
             .ok_or_else(|| CascadeError::UnknownFunction(function.to_owned()))?;
@@ -249,15 +267,37 @@ impl Cascade {
             time_left: self.deadline,
             now,
         };
-        let outcome = guest
-            .handle(event, &context, effects.clone(), self.settings.clone())
+        let tape = if record {
+            Tape::Recording(Recording::default())
+        } else {
+            Tape::Off
+        };
+        let (outcome, tape) = guest
+            .handle_taped(event, &context, effects.clone(), self.settings.clone(), tape)
             .await;
+        let trace = match tape {
+            Tape::Recording(recording) => {
+                let header = Header {
+                    function: &name,
+                    guest: served.guest,
+                    component: guest.component.as_deref(),
+                    request_id,
+                    deadline_ms: context.deadline_ms,
+                    time_left_ms: u64::try_from(context.time_left.as_millis()).unwrap_or(u64::MAX),
+                    now,
+                    settings: &self.settings,
+                    event,
+                };
+                Some(Trace::new(header, recording, &outcome.answer, outcome.fuel_used))
+            }
+            _ => None,
+        };
         let mut report = RunReport::of(&name, served.guest, outcome);
         effects.attach(&mut report.actions);
         if let (Some(account), Some(environment)) = (&self.account, &effects.environment) {
             account.release(environment.clone());
         }
-        Ok(report)
+        Ok((report, trace))
     }
 }
 
@@ -406,8 +446,10 @@ impl Effects for Following {
             &request_id,
             self.now,
             self.chain.clone(),
+            false,
         ))
         .await
+        .map(|(report, _)| report)
         .map_err(|err| AwsError::new(ErrorKind::Unavailable, "ServiceException", err.to_string()))?;
         drop(place);
         let outcome = run.invocation_outcome(invocation.invocation_type);

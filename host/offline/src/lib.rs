@@ -1,6 +1,7 @@
 //! The EMMAA host's offline tools, over the runtime: nothing here runs on
 //! Lambda.
 //!
+//! - [`events`]: the events AWS sends each function (`generate-event`);
 //! - [`report`]: what one function did with one event (the replay
 //!   contract's document);
 //! - [`quota`]: AWS's limits, in virtual time;
@@ -11,6 +12,7 @@
 //!   files Batch jobs would write.
 
 pub mod cascade;
+pub mod events;
 pub mod quota;
 pub mod replay;
 pub mod report;

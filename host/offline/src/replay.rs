@@ -56,11 +56,20 @@ pub struct ReplayRequest {
     /// Run every invoked function here too, nesting its run under the
     /// invoking action.
     pub follow: bool,
+    /// Write the run's trace here, as the flight recorder writes one on
+    /// Lambda (`replay --trace` replays it).
+    pub record: Option<PathBuf>,
 }
 
 /// Why a replay could not start (usage errors: exit status 2).
 #[derive(Debug, Error)]
 pub enum ReplayError {
+    #[error("--record {path}: {source}")]
+    Record {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("unknown function {name:?}: use one of {known}")]
     UnknownFunction { name: String, known: String },
     #[error("cannot read the event {path}: {source}")]
@@ -212,13 +221,20 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<RunRe
         )?
         .following(request.follow),
     );
-    cascade
-        .run(&function.name(&prefix), &event, &request.request_id)
+    let (report, trace) = cascade
+        .run_recorded(&function.name(&prefix), &event, &request.request_id)
         .await
         .map_err(|err| match err {
             CascadeError::UnknownFunction(_) => unknown(),
             CascadeError::Engine(err) => ReplayError::Engine(err),
-        })
+        })?;
+    if let (Some(path), Some(trace)) = (&request.record, trace) {
+        std::fs::write(path, trace.to_json()).map_err(|source| ReplayError::Record {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(report)
 }
 
 /// Where traces are: a file, a directory (every `.json` under it), or
@@ -333,18 +349,7 @@ impl TraceSource {
 
 /// Which AWS account traces on S3 are read from (the AWS CLI's
 /// `--profile`, `--region`, `--endpoint-url`).
-#[cfg(feature = "aws")]
-pub use emmaa_aws::AwsTarget;
-
-/// Which AWS account traces on S3 would be read from: a build without the
-/// AWS backend takes the flags and reads no S3.
-#[cfg(not(feature = "aws"))]
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AwsTarget {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-}
+pub use emmaa_runtime::effects::AwsTarget;
 
 /// The AWS client for traces on S3 in the account named, made when first needed.
 #[cfg(feature = "aws")]
@@ -363,7 +368,7 @@ impl AwsTraces {
         let aws = self.client().await;
         aws.list_keys(bucket, prefix)
             .await
-            .map_err(|err| format!("{}: {}", err.code, err.message))
+            .map_err(|err| short_aws_error(&err))
     }
 
     async fn get_object(&self, bucket: &str, key: &str, max_size: u64) -> Result<Vec<u8>, String> {
@@ -371,8 +376,17 @@ impl AwsTraces {
         let aws = self.client().await;
         aws.get_object(bucket, key, max_size)
             .await
-            .map_err(|err| format!("{}: {}", err.code, err.message))
+            .map_err(|err| short_aws_error(&err))
     }
+}
+
+/// An S3 read's failure in one line: the code and the first line of the
+/// message (the SDK's own account runs to many).
+#[cfg(feature = "aws")]
+fn short_aws_error(err: &emmaa_runtime::effects::AwsError) -> String {
+    let first = err.message.lines().next().unwrap_or("");
+    let cut: String = first.chars().take(200).collect();
+    format!("{}: {cut}", err.code)
 }
 
 /// A build without the AWS backend reads traces from files only.

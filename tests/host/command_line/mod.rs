@@ -2,6 +2,7 @@
 //! and events: `emmaa-host replay`, `--follow`, `emmaa-host simulate` and `--quotas`.
 
 mod follow;
+mod generate_event;
 mod quotas;
 mod replay;
 mod simulate;

@@ -366,3 +366,40 @@ fn claims_stay_in_memory_unless_a_ledger_dir_keeps_them_for_a_redelivery() {
             .all(|entry| entry.as_ref().unwrap().file_name() != "ledger")
     );
 }
+
+#[test]
+fn a_run_recorded_here_replays_exactly_from_its_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.json");
+    let trace_arg = trace.to_str().unwrap();
+    let recorded = replay(
+        &[
+            "emmaa-update-pipeline",
+            "examples/events/emmaa-update-pipeline.json",
+            "--bucket-dir",
+            "examples/bucket",
+            "--now",
+            NOW,
+            "--record",
+            trace_arg,
+        ],
+        &[],
+    );
+    assert_eq!(
+        recorded.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let written: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    assert_eq!(written["function"], "emmaa-update-pipeline");
+    assert!(!written["calls"].as_array().unwrap().is_empty(), "{written}");
+    // No bucket, no settings: every call is answered from the trace.
+    let replayed = replay(&["--trace", trace_arg], &[]);
+    let report: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(replayed.status.code(), Some(0), "{report}");
+    assert_eq!(report["trace"]["same"], true, "{report}");
+    assert_eq!(report["trace"]["exact"], true, "{report}");
+    let first: Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    assert_eq!(report["actions"], first["actions"]);
+}

@@ -27,6 +27,16 @@ pub fn invocation_type_name(invocation_type: InvocationType) -> &'static str {
     }
 }
 
+/// Which AWS account and where, as the AWS CLI's `--profile`, `--region`
+/// and `--endpoint-url` name them; what is not given comes from the
+/// environment and the files `aws configure` writes (`emmaa-aws` loads it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsTarget {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
 /// The condition of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
