@@ -5,11 +5,12 @@
 //! unchanged code gives AWS the same `CodeSha256`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
+use emmaa_offline::progress::Progress;
 use emmaa_runtime::functions::{FUNCTIONS, GUEST_DIR, PipelineFunction};
 use emmaa_runtime::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestEntry};
 use sha2::{Digest, Sha256};
@@ -165,6 +166,16 @@ pub fn build_bootstrap(
         .arg("--target-dir")
         .arg(&target_dir);
     let shown = format!("{cargo:?}");
+    // On a terminal cargo shows its own progress; elsewhere its output is
+    // kept for the error, and the build is quiet.
+    let on_terminal = std::io::stderr().is_terminal();
+    if on_terminal {
+        say(format!(
+            "building the bootstrap ({} profile; minutes the first time)",
+            profile
+        ));
+        cargo.stderr(std::process::Stdio::inherit());
+    }
     let output = cargo.output().map_err(|err| BuildFailed {
         command: shown.clone(),
         detail: err.to_string(),
@@ -172,7 +183,11 @@ pub fn build_bootstrap(
     if !output.status.success() {
         return Err(BuildFailed {
             command: shown,
-            detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+            detail: if on_terminal {
+                "cargo's output is above".to_owned()
+            } else {
+                String::from_utf8_lossy(&output.stderr).into_owned()
+            },
         }
         .into());
     }
@@ -233,10 +248,10 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
     }
 
     let mut components = BTreeMap::new();
-    for guest in functions.values() {
-        if components.contains_key(guest) {
-            continue;
-        }
+    let guests: std::collections::BTreeSet<&String> = functions.values().collect();
+    let progress = Progress::start(format!("precompiling for {}", request.arch.lambda_name()));
+    for (done, &guest) in guests.iter().enumerate() {
+        progress.step(done + 1, guests.len(), guest);
         let wasm = read(&Path::new(GUEST_DIR).join(format!("{guest}.wasm")))?;
         // Always for the named target, never this machine's own CPU: its
         // extensions may be missing where Lambda runs the function.
@@ -252,6 +267,7 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
             (component, emmaa_runtime::digest::content_hash(&wasm)),
         );
     }
+    progress.note("zipping");
     let component_file = |guest: &str| format!("{guest}.cwasm");
     let manifest = Manifest {
         format: MANIFEST_FORMAT,

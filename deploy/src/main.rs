@@ -146,6 +146,11 @@ enum Command {
         #[command(flatten)]
         aws: AwsOptions,
     },
+    /// Print a shell's completions for deploy (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Point a function's code back at the bundle it ran before (kept by
     /// `deploy upload --artifact-bucket`); a second rollback goes forward again.
     Rollback {
@@ -455,6 +460,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let account = aws.connect().await?;
             let wait = Duration::from_secs_f64(logs_wait.clamp(0.0, 900.0));
             invoke(&Remote::new(&account), &function, &payload, queued, wait).await?;
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut std::io::stdout());
         }
         Command::Rollback { function, plan, aws } => {
             let account = aws.connect().await?;

@@ -22,6 +22,7 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter};
 use serde_json::Value;
 use thiserror::Error;
 
+use emmaa_offline::progress::Progress;
 use emmaa_runtime::settings::Settings;
 
 use crate::arch::Arch;
@@ -598,11 +599,16 @@ pub async fn deploy_stack(
             (Err(err), _) | (Ok(_), Err(err)) => Err(err),
         };
     }
-    let change_set = poll(request, "the change set stayed pending", || async {
-        let state = control.describe_change_set(&id).await?;
-        let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
-        Ok((!pending).then_some(state))
-    })
+    let change_set = poll(
+        request,
+        "waiting for the change set",
+        "the change set stayed pending",
+        || async {
+            let state = control.describe_change_set(&id).await?;
+            let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
+            Ok((!pending).then_some(state))
+        },
+    )
     .await?;
     if change_set.status == "FAILED" {
         let reason = change_set.reason.unwrap_or_else(|| "AWS gave no reason".into());
@@ -628,10 +634,15 @@ pub async fn deploy_stack(
 
     control.execute_change_set(&id).await?;
     say(format!("executing {name}"));
-    let state = poll(request, "the stack stayed in progress", || async {
-        let state = control.describe_stack(stack).await?;
-        Ok(state.filter(|state| !state.status.ends_with("_IN_PROGRESS")))
-    })
+    let state = poll(
+        request,
+        "CloudFormation is changing the stack",
+        "the stack stayed in progress",
+        || async {
+            let state = control.describe_stack(stack).await?;
+            Ok(state.filter(|state| !state.status.ends_with("_IN_PROGRESS")))
+        },
+    )
     .await?;
     if !matches!(state.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE") {
         let failures = control.failures_since(stack, started - 1.0).await?;
@@ -660,11 +671,16 @@ async fn plan_changes(
     data_bucket: Option<&String>,
     say: &mut dyn FnMut(String),
 ) -> Result<StackOutcome, StackError> {
-    let change_set = poll(request, "the change set stayed pending", || async {
-        let state = control.describe_change_set(id).await?;
-        let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
-        Ok((!pending).then_some(state))
-    })
+    let change_set = poll(
+        request,
+        "waiting for the change set",
+        "the change set stayed pending",
+        || async {
+            let state = control.describe_change_set(id).await?;
+            let pending = matches!(state.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS");
+            Ok((!pending).then_some(state))
+        },
+    )
     .await?;
     if change_set.status == "FAILED" {
         let reason = change_set.reason.unwrap_or_else(|| "AWS gave no reason".into());
@@ -713,6 +729,7 @@ async fn clean_up_plan(
     control.delete_stack(&request.stack).await?;
     poll(
         request,
+        "deleting the review stack",
         "the review stack stayed in DELETE_IN_PROGRESS",
         || async {
             let state = control.describe_stack(&request.stack).await?;
@@ -745,14 +762,23 @@ async fn eventbridge_on(
     Ok(())
 }
 
-/// Calls `check` every `request.poll` until it answers something.
-async fn poll<T, F, Fut>(request: &StackRequest, what: &str, mut check: F) -> Result<T, StackError>
+/// Calls `check` every `request.poll` until it answers something, showing
+/// `doing` on a terminal; gives up, saying `what` did not end, after
+/// `request.timeout`.
+async fn poll<T, F, Fut>(
+    request: &StackRequest,
+    doing: &str,
+    what: &str,
+    mut check: F,
+) -> Result<T, StackError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, StackError>>,
 {
     let started = Instant::now();
+    let progress = Progress::start(doing);
     loop {
+        progress.tick();
         if let Some(found) = check().await? {
             return Ok(found);
         }

@@ -12,6 +12,8 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use thiserror::Error;
 
+use emmaa_offline::progress::Progress;
+
 use crate::aws::{Account, AwsProblem, Call, ProblemKind, explain};
 use crate::bundle::Bundle;
 
@@ -218,10 +220,12 @@ pub async fn upload(
         bundle.sha256_hex(),
         bundle.arch.lambda_name()
     ));
+    let sending = Progress::start(format!("sending {} MB to {function}", bundle.zip.len() >> 20));
     let answered = retry_conflicts(patience, say, || {
         control.update_code(function, &bundle.zip, bundle.arch.lambda_name())
     })
     .await?;
+    drop(sending);
     if answered != sent {
         return Err(UploadError::ShaMismatch { sent, answered });
     }
@@ -303,10 +307,12 @@ pub async fn wait_for_update(
     say: &mut dyn FnMut(String),
 ) -> Result<FunctionState, UploadError> {
     let started = Instant::now();
+    let progress = Progress::start(format!("waiting for the update of {function}"));
     // Close polls first (most updates end within a second or two), then
     // `patience.poll` apart.
     let mut pause = patience.poll.min(FIRST_POLL);
     loop {
+        progress.tick();
         let state = control.get_configuration(function).await?;
         match state.last_update_status.as_deref() {
             Some("InProgress") => {

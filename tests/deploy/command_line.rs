@@ -406,3 +406,24 @@ fn a_guest_goes_to_its_own_function_unless_forced() {
         text(&unknown.stderr)
     );
 }
+
+#[test]
+fn completions_name_every_command() {
+    let output = deploy_bare(&["completions", "bash"], &[]);
+    let script = text(&output.stdout);
+    assert!(
+        output.status.success() && script.contains("_deploy()"),
+        "{script}"
+    );
+    for command in [
+        "upload",
+        "stack",
+        "invoke",
+        "logs",
+        "rollback",
+        "--endpoint-url",
+        "--build-profile",
+    ] {
+        assert!(script.contains(command), "bash completions lack {command}");
+    }
+}

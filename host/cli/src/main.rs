@@ -84,7 +84,8 @@ enum Command {
         /// A directory standing for the bucket: key models/a/config.json is DIR/models/a/config.json.
         #[arg(long, value_name = "DIR")]
         bucket_dir: Option<PathBuf>,
-        /// Fix the clock: an RFC 3339 time such as 2020-02-04T12:00:00Z (default: now).
+        /// Fix the clock: 2020-02-04T12:00:00Z (RFC 3339), 2020-02-04 (its midnight,
+        /// UTC), today, yesterday or now (default: now).
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
         /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
@@ -169,9 +170,15 @@ enum Command {
         /// The region in the event's ARNs and fields.
         #[arg(long, default_value = "us-east-1")]
         region: String,
-        /// The event's time, RFC 3339 (default: now).
+        /// The event's time: RFC 3339, a date, today, yesterday or now (default: now).
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
+    },
+    /// Print a shell's completions for emmaa-host (bash, zsh, fish, elvish,
+    /// powershell): e.g. `emmaa-host completions bash > ~/.local/share/bash-completion/completions/emmaa-host`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Simulate a whole day here: the two daily schedules, every invocation,
     /// each Batch job writing the file the handler contract names, and the
@@ -196,13 +203,15 @@ enum Command {
         /// updated daily, the rest curated; one in ten making tests).
         #[arg(long, value_name = "N")]
         models: Option<usize>,
-        /// When the day starts, RFC 3339 (default: now); each run started
+        /// When the day starts: RFC 3339, a date (its midnight, UTC), today,
+        /// yesterday or now (default: now); each run started
         /// after it sees the clock one second later.
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
-        /// json (everything), summary (the counts, and --quotas' scale), mermaid
-        /// or dot (the graph).
-        #[arg(long, default_value = "json", value_parser = ["json", "summary", "mermaid", "dot"])]
+        /// json (everything), summary (the counts, and --quotas' scale: a table on a
+        /// terminal, JSON when piped), table (the summary as a table), mermaid or
+        /// dot (the graph).
+        #[arg(long, default_value = "json", value_parser = ["json", "summary", "table", "mermaid", "dot"])]
         format: String,
         /// Deliver every S3 notification twice, as S3 may: with the ledger on
         /// (EMMAA_LEDGER), the summary's "duplicated" stays 0.
@@ -304,6 +313,11 @@ pub fn main() -> ExitCode {
                 aws.target(),
             )
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "emmaa-host", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::GenerateEvent {
             function,
             model,
@@ -373,7 +387,10 @@ pub fn main() -> ExitCode {
             submit_rate,
             seed,
         } => {
-            log_to_stderr();
+            // A day's refusals and failures are in its report and summary, and
+            // Lambda retries a failed event: a run that failed and was done
+            // on a retry is not a warning. What is lost is (below).
+            log_at("warn,guest=error");
             let quotas = quotas.then(|| Limits {
                 lambda_concurrency: lambda_concurrency as usize,
                 function_concurrency: function_concurrency.map(|places| places as usize),
@@ -541,8 +558,13 @@ fn run_check(
 /// Local commands log warnings (or `RUST_LOG`) to standard error, leaving
 /// standard output to their JSON.
 fn log_to_stderr() {
+    log_at("warn");
+}
+
+/// Logs to standard error at `default` unless RUST_LOG says otherwise.
+fn log_at(default: &str) {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -578,6 +600,8 @@ fn run_simulate(
     let text = match format {
         "mermaid" => Ok(graph().mermaid()),
         "dot" => Ok(graph().dot()),
+        "table" => Ok(simulation.summary_table()),
+        "summary" if std::io::stdout().is_terminal() => Ok(simulation.summary_table()),
         "summary" => serde_json::to_string_pretty(&serde_json::json!({
             "now": simulation.now,
             "summary": simulation.summary.counts(),
@@ -589,6 +613,17 @@ fn run_simulate(
     let printed = text
         .map_err(std::io::Error::other)
         .and_then(|text| std::io::stdout().lock().write_all(text.as_bytes()));
+    // Under the quotas, work that was lost or done twice is the warning.
+    if let Some(scale) = simulation
+        .scale
+        .as_ref()
+        .filter(|scale| scale.lost + scale.duplicated > 0)
+    {
+        eprintln!(
+            "emmaa-host simulate: warning: of {} expected jobs, {} were never submitted and {} more than once",
+            scale.expected_jobs, scale.lost, scale.duplicated
+        );
+    }
     match printed {
         Ok(()) if simulation.runs.iter().all(|run| run.run.exit_code() == 0) => ExitCode::SUCCESS,
         Ok(()) => ExitCode::from(1),

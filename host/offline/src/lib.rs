@@ -4,6 +4,7 @@
 //! - [`events`]: the events AWS sends each function (`generate-event`);
 //! - [`report`]: what one function did with one event (the replay
 //!   contract's document);
+//! - [`progress`]: a line that shows long work on a terminal;
 //! - [`quota`]: AWS's limits, in virtual time;
 //! - [`cascade`]: runs that follow invocations from function to function;
 //! - [`replay`]: one event on this machine, and recorded traces replayed
@@ -13,6 +14,7 @@
 
 pub mod cascade;
 pub mod events;
+pub mod progress;
 pub mod quota;
 pub mod replay;
 pub mod report;

@@ -80,7 +80,10 @@ pub enum ReplayError {
     EventTooLarge { path: String, failure: Failure },
     #[error("--deadline {value:?} is not a duration like 30s, 1500ms or 2m (from 1ms to 15m)")]
     BadDeadline { value: String },
-    #[error("--now {value:?} is not an RFC 3339 time like 2020-02-04T12:00:00Z: {reason}")]
+    #[error(
+        "--now {value:?} is not a time: use RFC 3339 (2020-02-04T12:00:00Z), a date (2020-02-04, its \
+         midnight UTC), today, yesterday or now ({reason})"
+    )]
     BadNow { value: String, reason: String },
     #[error("--bucket-dir {0} is not a directory")]
     BucketDirMissing(String),
@@ -127,14 +130,47 @@ pub fn clock_now() -> u64 {
     OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
 }
 
-/// Parses `--now`: an RFC 3339 time, converted to UTC seconds.
+/// Parses `--now` (every date flag): an RFC 3339 time
+/// (`2020-02-04T12:00:00Z`), a date (`2020-02-04`: its midnight, UTC),
+/// `today` or `yesterday` (their midnight, UTC) or `now`; UTC seconds.
 pub fn parse_now(value: &str) -> Result<u64, ReplayError> {
+    parse_now_at(value, clock_now())
+}
+
+/// [`parse_now`] with the clock at `clock` (seconds since the epoch).
+pub fn parse_now_at(value: &str, clock: u64) -> Result<u64, ReplayError> {
     let bad = |reason: String| ReplayError::BadNow {
         value: value.to_owned(),
         reason,
     };
-    let time = OffsetDateTime::parse(value, &Rfc3339).map_err(|err| bad(err.to_string()))?;
-    u64::try_from(time.unix_timestamp()).map_err(|_| bad("it is before 1970".into()))
+    const DAY: u64 = 86_400;
+    let midnight = clock - clock % DAY;
+    let seconds = match value.trim() {
+        "now" => return Ok(clock),
+        "today" => return Ok(midnight),
+        "yesterday" => return Ok(midnight.saturating_sub(DAY)),
+        date if date.len() == 10 && date.as_bytes().get(4) == Some(&b'-') => {
+            let part =
+                |range: std::ops::Range<usize>| date.get(range).and_then(|text| text.parse::<i32>().ok());
+            let (Some(year), Some(month), Some(day)) = (part(0..4), part(5..7), part(8..10)) else {
+                return Err(bad("a date is YYYY-MM-DD".into()));
+            };
+            let month = u8::try_from(month)
+                .ok()
+                .and_then(|month| time::Month::try_from(month).ok())
+                .ok_or_else(|| bad(format!("there is no month {month}")))?;
+            let day = u8::try_from(day).map_err(|_| bad(format!("there is no day {day}")))?;
+            time::Date::from_calendar_date(year, month, day)
+                .map_err(|err| bad(err.to_string()))?
+                .midnight()
+                .assume_utc()
+                .unix_timestamp()
+        }
+        time => OffsetDateTime::parse(time, &Rfc3339)
+            .map_err(|err| bad(err.to_string()))?
+            .unix_timestamp(),
+    };
+    u64::try_from(seconds).map_err(|_| bad("it is before 1970".into()))
 }
 
 /// Reads the event: at most one byte more than Lambda accepts, so that
@@ -655,11 +691,28 @@ mod tests {
     }
 
     #[test]
-    fn now_refuses_what_is_not_rfc_3339() {
-        let err = parse_now("yesterday").unwrap_err().to_string();
+    fn now_takes_a_date_today_yesterday_and_now_through_one_parser() {
+        let clock = 1_580_817_600 + 3_723; // 2020-02-04T13:02:03Z
+        let midnight = 1_580_774_400; // 2020-02-04T00:00:00Z
+        assert_eq!(parse_now_at("2020-02-04", clock).unwrap(), midnight);
+        assert_eq!(parse_now_at("today", clock).unwrap(), midnight);
+        assert_eq!(parse_now_at("yesterday", clock).unwrap(), midnight - 86_400);
+        assert_eq!(parse_now_at("now", clock).unwrap(), clock);
+        assert_eq!(
+            parse_now_at("2020-02-04T12:00:00Z", clock).unwrap(),
+            1_580_817_600
+        );
+    }
+
+    #[test]
+    fn now_refuses_what_is_neither_a_time_nor_a_date() {
+        let err = parse_now("last week").unwrap_err().to_string();
         assert!(
-            err.starts_with("--now \"yesterday\" is not an RFC 3339 time"),
+            err.starts_with("--now \"last week\" is not a time: use RFC 3339"),
             "{err}"
         );
+        for bad in ["2020-13-01", "2020-02-30", "2020-2-4", "1969-12-31"] {
+            assert!(parse_now(bad).is_err(), "{bad}");
+        }
     }
 }

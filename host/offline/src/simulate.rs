@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::cascade::{Cascade, CascadeError, Watcher};
+use crate::progress::Progress;
 use crate::quota::{Account, Counters, Limits};
 use crate::report::{Followed, RunReport};
 use emmaa_runtime::action::Action;
@@ -223,6 +224,60 @@ pub struct Simulation {
 }
 
 impl Simulation {
+    /// The summary (and, under the quotas, the scale) as a table for a
+    /// person: one row per count, then the runs per function.
+    pub fn summary_table(&self) -> String {
+        let summary = &self.summary;
+        let mut rows: Vec<(&str, String)> = vec![
+            ("runs", summary.runs.to_string()),
+            ("invocations", summary.invocations.to_string()),
+            ("jobs", summary.jobs.to_string()),
+            ("files", summary.files.to_string()),
+            ("refusals", summary.refusals.to_string()),
+            ("cycles", summary.cycles.to_string()),
+            ("redelivered", summary.redelivered.to_string()),
+            ("duplicated", summary.duplicated.to_string()),
+        ];
+        if let Some(scale) = &self.scale {
+            let counters = &scale.counters;
+            rows.extend([
+                ("expected jobs", scale.expected_jobs.to_string()),
+                ("lost", scale.lost.to_string()),
+                ("duplicated jobs", scale.duplicated.to_string()),
+                ("last job at", format!("{:.0} s", counters.last_submitted_s)),
+                (
+                    "its bound",
+                    format!("{:.0} s (x{:.2})", scale.bound_s, scale.of_bound),
+                ),
+                ("calls", counters.calls.to_string()),
+                ("throttled", counters.throttled.to_string()),
+                ("retried", counters.retried.to_string()),
+                ("given up", counters.given_up.to_string()),
+                ("Lambda's retries", counters.lambda_retries.to_string()),
+                ("peak concurrency", counters.peak_concurrency.to_string()),
+                ("environments", counters.environments.to_string()),
+            ]);
+        }
+        let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        let value_width = rows.iter().map(|(_, value)| value.len()).max().unwrap_or(0);
+        let mut text = format!("the day from {}\n", self.now);
+        for (name, value) in &rows {
+            let _ = writeln!(text, "  {name:<width$}  {value:>value_width$}");
+        }
+        let function_width = summary
+            .functions
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max("function".len());
+        let _ = writeln!(text, "\n  {:<function_width$}  runs", "function");
+        for (function, runs) in &summary.functions {
+            let _ = writeln!(text, "  {function:<function_width$}  {runs:>4}");
+        }
+        text
+    }
+
     fn of(
         now: u64,
         runs: Vec<SimulatedRun>,
@@ -609,6 +664,7 @@ async fn simulate_in_order(
     let mut runs = Vec::new();
     let mut jobs = Vec::new();
     let mut sequencer = 0;
+    let progress = Progress::start("simulating the day");
     while let Some((start, function, event)) = pending.pop_front() {
         let at = request.now + runs.len() as u64;
         let event = match &start {
@@ -645,6 +701,7 @@ async fn simulate_in_order(
             event,
             run,
         });
+        progress.note(&format!("{} runs, {} jobs", runs.len(), jobs.len()));
     }
     let duplicated = watcher.day().duplicated;
     Ok(Simulation::of(request.now, runs, jobs, duplicated, None))
@@ -702,6 +759,7 @@ async fn simulate_timed(
         deliver(&mut tasks, start, None, Duration::ZERO);
     }
     let (mut runs, mut jobs, mut sequencer) = (Vec::new(), Vec::new(), 0);
+    let progress = Progress::start("simulating the day under the quotas");
     loop {
         tokio::select! {
             biased;
@@ -720,7 +778,15 @@ async fn simulate_timed(
                 }
             },
             ran = tasks.next() => match ran {
-                Some(run) => runs.push(run?),
+                Some(run) => {
+                    runs.push(run?);
+                    progress.note(&format!(
+                        "{} runs, {} jobs, {} s into the day",
+                        runs.len(),
+                        jobs.len(),
+                        account.elapsed().as_secs()
+                    ));
+                }
                 None => break,
             },
         }

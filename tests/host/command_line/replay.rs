@@ -271,7 +271,7 @@ fn usage_errors_exit_2_with_one_line_on_stderr() {
     );
     assert_usage_error(
         &replay(&["emmaa-queries", "--now", "noon"], &[]),
-        "--now \"noon\" is not an RFC 3339 time",
+        "--now \"noon\" is not a time: use RFC 3339 (2020-02-04T12:00:00Z), a date",
     );
     assert_usage_error(
         &replay(&["emmaa-queries"], &[("EMMAA_INVOCATION_TYPE", "Sometimes")]),

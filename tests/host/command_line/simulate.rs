@@ -399,3 +399,30 @@ fn a_redelivered_day_duplicates_nothing_with_the_ledger_and_counts_duplicates_wi
     assert!(duplicated > 0, "without claims a redelivery does the work again");
     assert!(unclaimed["summary"]["jobs"].as_u64().unwrap() > 33);
 }
+
+#[test]
+fn the_summary_is_a_table_for_a_person_and_json_when_piped() {
+    let args = ["--bucket-dir", "examples/bucket", "--now", NOW];
+    let piped = simulate(&[&args[..], &["--format", "summary"]].concat());
+    let json: Value = serde_json::from_slice(&piped.stdout).unwrap();
+    let table = simulate(&[&args[..], &["--format", "table"]].concat());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), piped.status.code());
+    assert!(text.starts_with(&format!("the day from {NOW}\n")), "{text}");
+    let row = |name: &str| -> String {
+        text.lines()
+            .find_map(|line| {
+                let line = line.trim();
+                line.strip_prefix(name)
+                    .filter(|rest| rest.starts_with("  "))
+                    .map(|rest| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no row {name}: {text}"))
+    };
+    for name in ["runs", "invocations", "jobs", "files", "refusals", "duplicated"] {
+        assert_eq!(row(name), json["summary"][name].to_string(), "{name}");
+    }
+    for (function, runs) in json["summary"]["functions"].as_object().unwrap() {
+        assert_eq!(row(function), runs.to_string(), "{function}");
+    }
+}
