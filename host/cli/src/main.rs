@@ -10,13 +10,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use emmaa_offline::events::{EventRequest, Shape, generate_event};
+use emmaa_offline::picture::Picture;
 use emmaa_offline::quota::{Limits, Storm};
 use emmaa_offline::replay::{
     AwsTarget, DEFAULT_DEADLINE, REPLAY_REQUEST_ID, ReplayError, ReplayRequest, TraceReplayer, TraceSource,
     clock_now, parse_deadline, parse_now, replay,
 };
 use emmaa_offline::report::RunReport;
-use emmaa_offline::simulate::{Graph, SimulateRequest, SimulatedBucket, simulate};
+use emmaa_offline::simulate::{SimulateRequest, SimulatedBucket, simulate};
 use emmaa_runtime::Settings;
 use emmaa_runtime::effects::MAX_ATTEMPTS;
 use emmaa_runtime::engine::Components;
@@ -590,16 +591,16 @@ fn run_simulate(
             return ExitCode::from(2);
         }
     };
-    let graph = || {
-        let graph = Graph::of(&simulation);
+    let picture = || {
+        let picture = Picture::of(&simulation);
         match model {
-            Some(model) => graph.for_model(model),
-            None => graph,
+            Some(model) => picture.for_model(model),
+            None => picture,
         }
     };
     let text = match format {
-        "mermaid" => Ok(graph().mermaid()),
-        "dot" => Ok(graph().dot()),
+        "mermaid" => Ok(picture().mermaid()),
+        "dot" => Ok(picture().dot()),
         "table" => Ok(simulation.summary_table()),
         "summary" if std::io::stdout().is_terminal() => Ok(simulation.summary_table()),
         "summary" => serde_json::to_string_pretty(&serde_json::json!({

@@ -10,10 +10,12 @@
 //! - [`replay`]: one event on this machine, and recorded traces replayed
 //!   and checked;
 //! - [`simulate`]: a whole day of cascades, from the schedules and the
-//!   files Batch jobs would write.
+//!   files Batch jobs would write;
+//! - [`picture`]: the day drawn at a page's width, a row per model.
 
 pub mod cascade;
 pub mod events;
+pub mod picture;
 pub mod progress;
 pub mod quota;
 pub mod replay;

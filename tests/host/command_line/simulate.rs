@@ -220,77 +220,96 @@ fn picture(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-#[test]
-fn the_day_draws_as_mermaid_and_dot_with_one_models_whole_path() {
-    for format in ["mermaid", "dot"] {
-        let text = picture(&["--format", format]);
-        let arrow = if format == "dot" { "->" } else { "-->" };
-        // aml, from the schedule to its test statistics.
-        let path = [
-            ("schedule_UpdateSchedule", "fn_emmaa_update_pipeline"),
-            ("fn_emmaa_update_pipeline", "fn_emmaa_model_update"),
-            ("fn_emmaa_model_update", "job_aml_update_20200204_120001"),
-            (
-                "job_aml_update_20200204_120001",
-                "file_models_aml_model_2020_02_04_12_00_01_pkl",
-            ),
-            (
-                "file_models_aml_model_2020_02_04_12_00_01_pkl",
-                "fn_emmaa_mm_update",
-            ),
-            ("fn_emmaa_mm_update", "job_aml_mm_update_20200204_120002"),
-            (
-                "job_aml_mm_update_20200204_120002",
-                "file_results_aml_model_manager_2020_02_04_12_00_02_pkl",
-            ),
-            (
-                "file_results_aml_model_manager_2020_02_04_12_00_02_pkl",
-                "fn_emmaa_after_update",
-            ),
-            ("fn_emmaa_after_update", "fn_emmaa_test_pipeline"),
-            ("fn_emmaa_test_pipeline", "fn_emmaa_model_test"),
-            (
-                "fn_emmaa_model_test",
-                "job_aml_large_corpus_tests_tests_20200204_120006",
-            ),
-            (
-                "fn_emmaa_test_stats",
-                "job_aml_large_corpus_tests_stats_20200204_120010",
-            ),
-        ];
-        for (from, to) in path {
-            let found = text.lines().any(|line| {
-                let line = line.trim();
-                line.starts_with(&format!("{from} {arrow}"))
-                    && (line.ends_with(&format!(" {to}")) || line.contains(&format!(" {to} [")))
-            });
-            assert!(found, "{format}: no edge {from} {arrow} {to}:\n{text}");
-        }
-        if format == "dot" {
-            assert!(text.starts_with("digraph pipeline {") && text.trim_end().ends_with('}'));
-        } else {
-            assert!(text.starts_with("flowchart LR\n"));
-        }
+/// The picture as `format` draws it, checked against its golden file
+/// (`EMMAA_BLESS=1` writes the file again).
+fn golden_picture(args: &[&str], golden: &str) -> String {
+    let text = picture(args);
+    let path = workspace().join("tests/expected").join(golden);
+    if std::env::var_os("EMMAA_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
     }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text, expected, "{golden} differs: EMMAA_BLESS=1 writes it again");
+    text
 }
 
 #[test]
-fn one_models_picture_holds_its_path_and_no_other_model() {
-    let text = picture(&["--format", "mermaid", "--model", "aml"]);
-    for other in ["brca", "covid19", "marm_model", "rasmodel", "TestUpdateSchedule"] {
+fn the_day_draws_a_row_per_model_a_column_per_stage_and_a_legend() {
+    let text = golden_picture(&["--format", "dot"], "day.dot");
+    assert!(text.starts_with("digraph day {") && text.trim_end().ends_with('}'));
+    // Four stages wide, whatever the number of models: the page's width.
+    let columns: Vec<&str> = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("{ rank=same; head_"))
+        .collect();
+    assert_eq!(columns.len(), 4, "{text}");
+    let stage = |job: &str| {
+        columns
+            .iter()
+            .position(|column| column.contains(&format!(" job_{job};")))
+            .unwrap_or_else(|| panic!("{job} in no column:\n{text}"))
+    };
+    // aml's whole path, a stage to the right each time.
+    let path = [
+        "aml_update_20200204_120001",
+        "aml_mm_update_20200204_120002",
+        "aml_large_corpus_tests_tests_20200204_120006",
+        "aml_large_corpus_tests_stats_20200204_120010",
+    ];
+    for (at, pair) in path.windows(2).enumerate() {
+        assert!(
+            text.contains(&format!("    job_{} -> job_{} [tooltip=", pair[0], pair[1])),
+            "no arrow {} -> {}:\n{text}",
+            pair[0],
+            pair[1]
+        );
+        assert_eq!((stage(pair[0]), stage(pair[1])), (at, at + 1), "{text}");
+    }
+    // A curated model's model manager, started by the schedule, stands under
+    // the others' model managers.
+    assert_eq!(stage("marm_model_mm_update_20200204_120001"), 1);
+    // The rows, in model order, each headed by its model and schedules.
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("row_") && line.contains("[label="))
+        .collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    for (row, (model, schedules)) in rows.iter().zip([
+        ("aml", "Update"),
+        ("brca", "Update"),
+        ("covid19", "TestUpdate, Update"),
+        ("marm_model", "TestUpdate, Update"),
+    ]) {
+        assert!(row.contains(&format!("\"{model}\\n({schedules})\"")), "{row}");
+    }
+    assert!(text.contains("How to read the day"), "no legend:\n{text}");
+    // Every job of the day, once.
+    let jobs = text
+        .lines()
+        .filter(|line| line.contains("[label=") && line.trim_start().starts_with("job_"));
+    assert_eq!(jobs.count(), 33, "{text}");
+}
+
+#[test]
+fn one_models_picture_holds_its_row_and_no_other_model() {
+    let text = golden_picture(&["--format", "mermaid", "--model", "aml"], "day-aml.mmd");
+    assert!(text.starts_with("flowchart LR\n"));
+    for other in ["brca", "covid19", "marm_model", "TestUpdate"] {
         assert!(!text.contains(other), "{other} in aml's picture:\n{text}");
     }
-    for edge in [
-        "schedule_UpdateSchedule -->|daily| fn_emmaa_update_pipeline",
-        "fn_emmaa_update_pipeline -->|aml| fn_emmaa_model_update",
-        "file_results_aml_model_manager_2020_02_04_12_00_02_pkl -->|S3 trigger| fn_emmaa_after_update",
-        "fn_emmaa_test_stats -->|submit| job_aml_large_corpus_tests_stats_20200204_120010",
+    for arrow in [
+        "job_aml_update_20200204_120001 --> job_aml_mm_update_20200204_120002",
+        "job_aml_mm_update_20200204_120002 --> job_aml_queries_20200204_120006",
+        "job_aml_large_corpus_tests_tests_20200204_120006 --> job_aml_large_corpus_tests_stats_20200204_120010",
     ] {
-        assert!(text.contains(edge), "no {edge}:\n{text}");
+        assert!(text.contains(arrow), "no {arrow}:\n{text}");
     }
-    // Six jobs, three files: aml's whole day.
-    assert_eq!(text.matches("[[\"aml_").count(), 6, "{text}");
-    assert_eq!(text.matches("[/\"").count(), 3, "{text}");
+    // Six jobs: aml's whole day, and the legend.
+    let jobs = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("job_aml_") && line.ends_with("\"]"));
+    assert_eq!(jobs.count(), 6, "{text}");
+    assert!(text.contains("subgraph legend"), "{text}");
 }
 
 /// Replay keeps each compiled component in its cache and reuses it; a
