@@ -779,10 +779,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("deploy: {err:#}");
+            let interrupted = err.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<emmaa_deploy::stack::StackError>(),
+                    Some(emmaa_deploy::stack::StackError::Interrupted { .. })
+                )
+            });
             if let Some(details) = aws_problem(&err).and_then(|problem| problem.details.as_deref())
                 && verbose
             {
                 eprintln!("  the AWS SDK said: {details}");
+            }
+            // As a shell reports a command Ctrl-C stopped.
+            if interrupted {
+                return ExitCode::from(130);
             }
             ExitCode::FAILURE
         }

@@ -225,6 +225,11 @@ pub enum StackError {
     TimedOut { seconds: u64, what: String },
     #[error("building the bundle: {0}")]
     Bundle(String),
+    #[error(
+        "interrupted: the plan's change set was deleted, not executed{}",
+        if *review_stack { ", and so was the review stack it made" } else { "" }
+    )]
+    Interrupted { review_stack: bool },
     #[error(transparent)]
     Cloud(#[from] CloudError),
 }
@@ -575,14 +580,17 @@ pub async fn deploy_stack(
         // Whatever happens, the change set goes, and with a new stack the
         // review stack CreateChangeSet made (which takes its change sets).
         let review_stack = create && fresh;
-        let planned = plan_changes(
-            control,
-            request,
-            &id,
-            (!bucket_is_ours).then_some(&data_bucket),
-            say,
-        )
-        .await;
+        // Ctrl-C while the plan waits stops the waiting, not the clean-up.
+        let planned = tokio::select! {
+            planned = plan_changes(
+                control,
+                request,
+                &id,
+                (!bucket_is_ours).then_some(&data_bucket),
+                say,
+            ) => planned,
+            () = interrupted() => Err(StackError::Interrupted { review_stack }),
+        };
         let cleaned = clean_up_plan(control, request, &id, review_stack).await;
         return match (planned, cleaned) {
             (Ok(outcome), Ok(())) => {
@@ -660,6 +668,13 @@ pub async fn deploy_stack(
         status: state.status,
         changes: change_set.changes,
     })
+}
+
+/// Ctrl-C (SIGINT), or never when the signal cannot be watched.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// A plan's change set, waited for and printed, and what would happen to

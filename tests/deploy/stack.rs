@@ -489,3 +489,82 @@ async fn check_bucket_notifications(moto: &Moto, s3: &aws_sdk_s3::Client, existi
         .unwrap();
     assert_eq!(notifications.queue_configurations().len(), 1);
 }
+
+/// Ctrl-C while a plan waits on CloudFormation: the change set and the
+/// review stack a new stack's plan makes are deleted all the same, and the
+/// command says so with a shell's status for an interrupted command.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_plan_still_deletes_the_review_stack() {
+    let moto = Moto::start_unconfigured();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", vec![]).await;
+    let proxy = FaultProxy::start(&moto.address);
+    // The plan's first look at its change set never gets an answer.
+    proxy.fail("Action=DescribeChangeSet", vec![Fault::Hold]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pipeline.zip");
+    let endpoint = format!("http://{}", proxy.address);
+    let child = Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args([
+            "stack",
+            "--stack-name",
+            "emmaa-next",
+            "--artifact-bucket",
+            "emmaa-artifacts",
+            "--build-profile",
+            "dev",
+            "--bootstrap",
+            bootstrap().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--poll",
+            "0.1",
+            "--plan",
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .envs(moto.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while proxy.seen("Action=DescribeChangeSet").is_empty() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(300),
+            "the plan never asked for its change set"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with(
+            "deploy: interrupted: the plan's change set was deleted, not executed, and so was the review stack it made"
+        ),
+        "{stderr}"
+    );
+    assert!(!proxy.seen("Action=DeleteStack").is_empty(), "no DeleteStack");
+    let stacks = aws_sdk_cloudformation::Client::new(&config)
+        .describe_stacks()
+        .stack_name("emmaa-next")
+        .send()
+        .await;
+    let live: Vec<String> = stacks
+        .map(|found| {
+            found
+                .stacks()
+                .iter()
+                .filter_map(|stack| stack.stack_status().map(|status| status.as_str().to_owned()))
+                .filter(|status| status != "DELETE_COMPLETE")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(live.is_empty(), "the review stack is left: {live:?}");
+}
