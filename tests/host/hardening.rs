@@ -195,6 +195,14 @@ async fn calls_that_no_longer_fit_before_the_deadline_are_reported_not_attempted
         refused.iter().all(|(_, reason)| reason.contains("NotAttempted")),
         "{refused:?}"
     );
+    // The ten submissions are all in `actions`; the eight the host did not
+    // make are marked so, and so the replay's report shows them.
+    assert_eq!(outcome.actions.len(), 10);
+    assert_eq!(outcome.not_attempted, (2..10).collect::<Vec<usize>>());
+    let report = emmaa_offline::report::RunReport::of("emmaa-mm-update", "model_manager_update", outcome);
+    let shown = serde_json::to_value(&report.actions).unwrap();
+    assert!(shown[1].get("attempted").is_none(), "{shown}");
+    assert_eq!(shown[2]["attempted"], false, "{shown}");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod workspace;
 mod batch_handlers;
 mod command_line;
 mod concurrency;
+mod event_shapes;
 mod fan_out_handlers;
 mod hardening;
 mod ledger;

@@ -15,11 +15,13 @@ emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     let settings = settings();
-    let records = report.keep_valid(parse_records(event, |field, key| {
+    let records = parse_records(event, &settings.bucket, |field, key| {
         let model = model_manager_key(field, key)?;
         check_job_names(&JobKind::PER_MODEL, &model, None).map_err(|refusal| refusal.reason)?;
         Ok(model)
-    }));
+    })
+    .noting_ignored(report);
+    let records = report.keep_valid(records);
     let after_update_calls = records
         .iter()
         .flat_map(|(model, work)| {

@@ -73,6 +73,14 @@ impl Report {
         valid
     }
 
+    /// Notes an item the event held that is not work for this handler (an
+    /// S3 deletion, say): listed under `ignored`, never refused, so Lambda
+    /// neither retries nor dead-letters the event for it.
+    pub fn ignore(&mut self, item: &str, reason: &str) {
+        let Refusal { item, reason } = Refusal::new(item, reason);
+        self.append("ignored", json!({"item": item, "reason": reason}));
+    }
+
     /// Adds a field to the answer (`job_id`, `job_ids`).
     pub fn set(&mut self, field: &str, value: Value) {
         self.fields.insert(field.to_owned(), value);

@@ -125,7 +125,7 @@ proptest! {
 
     #[test]
     fn every_record_refusal_names_its_field(event in s3_event()) {
-        for parsed in parse_records(&event, results_key) {
+        for parsed in parse_records(&event, "emmaa", results_key).objects {
             match parsed {
                 Ok(((model, corpus), _)) => prop_assert!(is_safe(model.as_str()) && is_safe(corpus.as_str())),
                 Err(refusal) => prop_assert!(

@@ -13,46 +13,167 @@ use serde_json::Value;
 
 use crate::quote::{self, quote};
 use crate::work::{self, Work};
-use crate::{ModelName, Refusal, TestCorpus};
+use crate::{ModelName, Refusal, Report, TestCorpus};
 
-/// Applies `parse_key` to the decoded key of every object of `event`, and
+/// What an S3 event holds: its new objects (each parsed, or refused), and
+/// what is not a new object, ignored.
+#[derive(Debug)]
+pub struct Records<T> {
+    pub objects: Vec<Result<(T, Work), Refusal>>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// Something an S3 event holds that is not a new object (a deletion, a
+/// restore, S3's test event): nothing to do, and nothing wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub item: String,
+    pub reason: String,
+}
+
+impl<T> Records<T> {
+    /// The objects, with the ignored items written into `report`'s answer.
+    pub fn noting_ignored(self, report: &mut Report) -> Vec<Result<(T, Work), Refusal>> {
+        for ignored in self.ignored {
+            report.ignore(&ignored.item, &ignored.reason);
+        }
+        self.objects
+    }
+}
+
+/// Applies `parse_key` to the decoded key of every new object of `event`
+/// (S3's `ObjectCreated:*` records, EventBridge's "Object Created"), and
 /// gives each its unit of work. An object whose key is missing, badly
-/// encoded or refused by `parse_key` becomes a refusal naming its field
-/// (`Records[i].s3.object.key`, `detail.object.key`) and its value.
+/// encoded or refused by `parse_key`, or that is in another bucket than
+/// `bucket`, becomes a refusal naming its field (`Records[i].s3.object.key`,
+/// `detail.object.key`) and its value. Records of anything else
+/// (`ObjectRemoved:*`, `LifecycleExpiration:*`, `ObjectRestore:*`,
+/// `Replication:*`, other EventBridge events, `s3:TestEvent`) are ignored,
+/// each with why. A record without an `eventName` is a new object: the
+/// stand-in record update_pipeline sends has only its key.
 pub fn parse_records<T>(
     event: &Value,
+    bucket: &str,
     parse_key: impl Fn(&str, &str) -> Result<T, String>,
-) -> Vec<Result<(T, Work), Refusal>> {
-    let from_eventbridge = event.get("source") == Some(&Value::from("aws.s3"))
-        && event.get("detail-type") == Some(&Value::from("Object Created"));
-    if from_eventbridge {
+) -> Records<T> {
+    let refused = |refusal: Refusal| Records {
+        objects: vec![Err(refusal)],
+        ignored: Vec::new(),
+    };
+    let eventbridge =
+        event.get("source") == Some(&Value::from("aws.s3")) && event.get("detail-type").is_some();
+    if eventbridge && event.get("Records").is_some() {
+        return refused(Refusal::new(
+            "Records",
+            "the event is both an EventBridge event (\"source\": \"aws.s3\") and an S3 \
+             notification (\"Records\"): which one it is cannot be told",
+        ));
+    }
+    if eventbridge {
         let object = event.pointer("/detail/object").unwrap_or(&Value::Null);
-        return vec![parse_object("detail.object.key", object, &parse_key)];
+        let kind = event.get("detail-type").unwrap_or(&Value::Null);
+        if kind != "Object Created" {
+            return Records {
+                objects: Vec::new(),
+                ignored: vec![Ignored {
+                    item: item_name(object),
+                    reason: format!("detail-type {} is not a new object", quote::json(kind)),
+                }],
+            };
+        }
+        let in_bucket = event.pointer("/detail/bucket/name");
+        return Records {
+            objects: vec![
+                check_bucket("detail.bucket.name", in_bucket, bucket, object)
+                    .and_then(|()| parse_object("detail.object.key", object, &parse_key)),
+            ],
+            ignored: Vec::new(),
+        };
+    }
+    if let Some(test) = event.get("Event").filter(|name| *name == "s3:TestEvent")
+        && event.get("Records").is_none()
+    {
+        return Records {
+            objects: Vec::new(),
+            ignored: vec![Ignored {
+                item: "s3:TestEvent".into(),
+                reason: format!(
+                    "Event {} is S3's test of a new notification configuration",
+                    quote::json(test)
+                ),
+            }],
+        };
     }
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
-        return vec![Err(Refusal::new(
+        return refused(Refusal::new(
             "Records",
             format!(
                 "the event has no \"Records\" list (an S3 event looks like \
                  {{\"Records\": [{{\"s3\": {{\"object\": {{\"key\": ...}}}}}}]}}), got {}",
                 quote::json(event)
             ),
-        ))];
+        ));
     };
     if records.is_empty() {
-        return vec![Err(Refusal::new(
-            "Records",
-            "the event's \"Records\" list is empty",
-        ))];
+        return refused(Refusal::new("Records", "the event's \"Records\" list is empty"));
     }
-    records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let object = record.pointer("/s3/object").unwrap_or(&Value::Null);
-            parse_object(&format!("Records[{index}].s3.object.key"), object, &parse_key)
-        })
-        .collect()
+    let mut parsed = Records {
+        objects: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for (index, record) in records.iter().enumerate() {
+        let object = record.pointer("/s3/object").unwrap_or(&Value::Null);
+        match record.get("eventName") {
+            Some(Value::String(name)) if name.starts_with("ObjectCreated:") => {}
+            None => {}
+            Some(other) => {
+                parsed.ignored.push(Ignored {
+                    item: item_name(object),
+                    reason: format!(
+                        "Records[{index}].eventName {} is not a new object",
+                        quote::json(other)
+                    ),
+                });
+                continue;
+            }
+        }
+        let in_bucket = record.pointer("/s3/bucket/name");
+        parsed.objects.push(
+            check_bucket(
+                &format!("Records[{index}].s3.bucket.name"),
+                in_bucket,
+                bucket,
+                object,
+            )
+            .and_then(|()| parse_object(&format!("Records[{index}].s3.object.key"), object, &parse_key)),
+        );
+    }
+    parsed
+}
+
+/// An object's bucket, when the event names one, must be the pipeline's.
+fn check_bucket(field: &str, named: Option<&Value>, bucket: &str, object: &Value) -> Result<(), Refusal> {
+    match named {
+        None => Ok(()),
+        Some(Value::String(name)) if name == bucket => Ok(()),
+        Some(other) => Err(Refusal::new(
+            item_name(object),
+            format!(
+                "{field} {} is not the pipeline's bucket {} (EMMAA_BUCKET)",
+                quote::json(other),
+                quote(bucket)
+            ),
+        )),
+    }
+}
+
+/// How an object is named in an answer: its key, decoded when it can be.
+fn item_name(object: &Value) -> String {
+    match object.get("key") {
+        Some(Value::String(raw)) => decode_key(raw).unwrap_or_else(|_| raw.clone()),
+        Some(other) => quote::json(other),
+        None => "(no key)".into(),
+    }
 }
 
 /// One object of an event: `parse_key` of its decoded key, and its work.
@@ -281,7 +402,7 @@ mod tests {
             "models/a%3Bb/model_2020-01-01-00-00-00.pkl",
             "models/brca/model_2020-01-01-00-00-00.pkl",
         ]);
-        let parsed = parse_records(&event, model_state_key);
+        let parsed = parse_records(&event, "emmaa", model_state_key).objects;
         assert_eq!(parsed[0].as_ref().unwrap().0.as_str(), "aml");
         let refusal = parsed[1].as_ref().unwrap_err();
         assert_eq!(refusal.item, "models/a;b/model_2020-01-01-00-00-00.pkl");
@@ -298,7 +419,7 @@ mod tests {
             {"s3": {"object": {"key": key, "sequencer": "0A1B"}}},
             {"s3": {"object": {"key": key}}}
         ]});
-        let parsed = parse_records(&event, model_state_key);
+        let parsed = parse_records(&event, "emmaa", model_state_key).objects;
         assert_eq!(
             parsed[0].as_ref().unwrap().1.as_deref(),
             Some("s3:models/aml/model_2020-01-01-00-00-00.pkl@0A1B")
@@ -318,7 +439,7 @@ mod tests {
                 "key": "models/aml/model_2020-02-04-12-00-00.pkl", "sequencer": "0064D3901D00059242"
             }}
         });
-        let parsed = parse_records(&event, model_state_key);
+        let parsed = parse_records(&event, "emmaa", model_state_key).objects;
         assert_eq!(parsed.len(), 1);
         let (model, work) = parsed[0].as_ref().unwrap();
         assert_eq!(model.as_str(), "aml");
@@ -327,28 +448,37 @@ mod tests {
             Some("s3:models/aml/model_2020-02-04-12-00-00.pkl@0064D3901D00059242")
         );
         let bad = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": "models/a;b/x.pkl"}}});
-        let refusal = parse_records(&bad, model_state_key).remove(0).unwrap_err();
+        let refusal = parse_records(&bad, "emmaa", model_state_key)
+            .objects
+            .remove(0)
+            .unwrap_err();
         assert!(
             refusal.reason.starts_with("the model in detail.object.key"),
             "{}",
             refusal.reason
         );
         let empty = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}});
-        let refusal = parse_records(&empty, model_state_key).remove(0).unwrap_err();
+        let refusal = parse_records(&empty, "emmaa", model_state_key)
+            .objects
+            .remove(0)
+            .unwrap_err();
         assert_eq!(refusal.reason, "detail.object.key is missing");
     }
 
     #[test]
     fn decodes_keys_before_validating_them() {
         let event = event_with_keys(&["models/my+model/model_2020-01-01-00-00-00.pkl"]);
-        let refusal = parse_records(&event, model_state_key).remove(0).unwrap_err();
+        let refusal = parse_records(&event, "emmaa", model_state_key)
+            .objects
+            .remove(0)
+            .unwrap_err();
         assert!(refusal.reason.contains("\"my model\""), "{}", refusal.reason);
     }
 
     #[test]
     fn refuses_a_record_without_a_key() {
         let event = json!({"Records": [{"s3": {"object": {}}}, {"s3": {"object": {"key": 7}}}]});
-        let parsed = parse_records(&event, model_state_key);
+        let parsed = parse_records(&event, "emmaa", model_state_key).objects;
         assert_eq!(
             parsed[0].as_ref().unwrap_err().reason,
             "Records[0].s3.object.key is missing"
@@ -361,7 +491,7 @@ mod tests {
 
     #[test]
     fn refuses_an_event_without_records() {
-        let parsed = parse_records(&json!({"model": "aml"}), model_state_key);
+        let parsed = parse_records(&json!({"model": "aml"}), "emmaa", model_state_key).objects;
         assert_eq!(parsed.len(), 1);
         assert!(
             parsed[0]
@@ -370,7 +500,89 @@ mod tests {
                 .reason
                 .contains("no \"Records\" list")
         );
-        let parsed = parse_records(&json!({"Records": []}), model_state_key);
+        let parsed = parse_records(&json!({"Records": []}), "emmaa", model_state_key).objects;
         assert!(parsed[0].as_ref().unwrap_err().reason.contains("empty"));
+    }
+
+    #[test]
+    fn only_new_objects_are_work_and_the_rest_is_ignored_with_why() {
+        let key = "models/aml/model_2020-01-01-00-00-00.pkl";
+        let record = |name: &str| json!({"eventName": name, "s3": {"bucket": {"name": "emmaa"}, "object": {"key": key}}});
+        let event = json!({"Records": [
+            record("ObjectRemoved:Delete"),
+            record("ObjectCreated:CompleteMultipartUpload"),
+            record("LifecycleExpiration:Delete"),
+            record("ObjectRestore:Completed"),
+            record("Replication:OperationFailedReplication"),
+        ]});
+        let parsed = parse_records(&event, "emmaa", model_state_key);
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.objects[0].as_ref().unwrap().0.as_str(), "aml");
+        let reasons: Vec<&str> = parsed.ignored.iter().map(|i| i.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "Records[0].eventName \"ObjectRemoved:Delete\" is not a new object",
+                "Records[2].eventName \"LifecycleExpiration:Delete\" is not a new object",
+                "Records[3].eventName \"ObjectRestore:Completed\" is not a new object",
+                "Records[4].eventName \"Replication:OperationFailedReplication\" is not a new object",
+            ]
+        );
+        assert!(parsed.ignored.iter().all(|ignored| ignored.item == key));
+    }
+
+    #[test]
+    fn eventbridge_events_other_than_object_created_and_s3s_test_event_are_ignored() {
+        let deleted = json!({"detail-type": "Object Deleted", "source": "aws.s3",
+            "detail": {"bucket": {"name": "emmaa"}, "object": {"key": "models/aml/m.pkl"}}});
+        let parsed = parse_records(&deleted, "emmaa", model_state_key);
+        assert!(parsed.objects.is_empty());
+        assert_eq!(
+            parsed.ignored,
+            [Ignored {
+                item: "models/aml/m.pkl".into(),
+                reason: "detail-type \"Object Deleted\" is not a new object".into()
+            }]
+        );
+        let test = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2020-02-04T12:00:00.000Z",
+            "Bucket": "emmaa", "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"});
+        let parsed = parse_records(&test, "emmaa", model_state_key);
+        assert!(parsed.objects.is_empty());
+        assert_eq!(parsed.ignored[0].item, "s3:TestEvent");
+    }
+
+    #[test]
+    fn an_object_in_another_bucket_is_refused_and_an_ambiguous_event_too() {
+        let event = json!({"Records": [
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "elsewhere"},
+                "object": {"key": "models/aml/model_2020-01-01-00-00-00.pkl"}}},
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "emmaa"},
+                "object": {"key": "models/brca/model_2020-01-01-00-00-00.pkl"}}},
+        ]});
+        let parsed = parse_records(&event, "emmaa", model_state_key).objects;
+        let refusal = parsed[0].as_ref().unwrap_err();
+        assert_eq!(refusal.item, "models/aml/model_2020-01-01-00-00-00.pkl");
+        assert_eq!(
+            refusal.reason,
+            "Records[0].s3.bucket.name \"elsewhere\" is not the pipeline's bucket \"emmaa\" (EMMAA_BUCKET)"
+        );
+        assert_eq!(parsed[1].as_ref().unwrap().0.as_str(), "brca");
+        let bridge = json!({"detail-type": "Object Created", "source": "aws.s3",
+            "detail": {"bucket": {"name": "elsewhere"}, "object": {"key": "models/aml/m.pkl"}}});
+        let refusal = parse_records(&bridge, "emmaa", model_state_key)
+            .objects
+            .remove(0)
+            .unwrap_err();
+        assert!(
+            refusal.reason.starts_with("detail.bucket.name \"elsewhere\""),
+            "{}",
+            refusal.reason
+        );
+        let both = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}, "Records": []});
+        let refusal = parse_records(&both, "emmaa", model_state_key)
+            .objects
+            .remove(0)
+            .unwrap_err();
+        assert!(refusal.reason.contains("cannot be told"), "{}", refusal.reason);
     }
 }

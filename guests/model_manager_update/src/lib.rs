@@ -4,13 +4,16 @@
 
 use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::host::settings;
 use emmaa_guest::s3_event::{model_state_key, parse_records};
 use emmaa_guest::{JobRequest, ModelName, Report, Value};
 
 emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
-    submit_each(parse_records(event, model_state_key), report, model_manager_job);
+    let bucket = settings().bucket;
+    let records = parse_records(event, &bucket, model_state_key).noting_ignored(report);
+    submit_each(records, report, model_manager_job);
     Ok(())
 }
 

@@ -4,13 +4,16 @@
 
 use emmaa_guest::batch_job::JobKind;
 use emmaa_guest::batch_job::submit_each;
+use emmaa_guest::host::settings;
 use emmaa_guest::s3_event::{parse_records, results_key};
 use emmaa_guest::{JobRequest, ModelName, Report, TestCorpus, Value};
 
 emmaa_guest::export_handler!(handle);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
-    submit_each(parse_records(event, results_key), report, test_stats_job);
+    let bucket = settings().bucket;
+    let records = parse_records(event, &bucket, results_key).noting_ignored(report);
+    submit_each(records, report, test_stats_job);
     Ok(())
 }
 

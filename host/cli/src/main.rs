@@ -201,8 +201,9 @@ enum Command {
         )]
         bucket_dir: Option<PathBuf>,
         /// Instead of a bucket directory: N made-up models (three in four
-        /// updated daily, the rest curated; one in ten making tests).
-        #[arg(long, value_name = "N")]
+        /// updated daily, the rest curated; one in ten making tests), from 1
+        /// to 100000.
+        #[arg(long, value_name = "N", value_parser = parse_models)]
         models: Option<usize>,
         /// When the day starts: RFC 3339, a date (its midnight, UTC), today,
         /// yesterday or now (default: now); each run started
@@ -289,12 +290,34 @@ fn components_of(dir: Option<PathBuf>) -> Components {
     dir.map_or(Components::BuiltIn, Components::Directory)
 }
 
+/// A line on standard error: a closed standard error loses it, and never
+/// panics as `eprintln!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// The most made-up models a simulated day takes.
+const MAX_MODELS: usize = 100_000;
+
+/// `--models N`: from 1 to [`MAX_MODELS`].
+fn parse_models(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_MODELS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of models from 1 to {MAX_MODELS}"
+        )),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("emmaa-host: cannot start the async runtime: {err}");
+            say!("emmaa-host: cannot start the async runtime: {err}");
             return ExitCode::from(2);
         }
     };
@@ -316,8 +339,15 @@ pub fn main() -> ExitCode {
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
-            clap_complete::generate(shell, &mut Cli::command(), "emmaa-host", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "emmaa-host", &mut script);
+            match std::io::stdout().lock().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    say!("emmaa-host completions: cannot print: {err}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::GenerateEvent {
             function,
@@ -363,7 +393,7 @@ pub fn main() -> ExitCode {
                     }
                 }
                 Err(err) => {
-                    eprintln!("emmaa-host generate-event: {err}");
+                    say!("emmaa-host generate-event: {err}");
                     ExitCode::from(2)
                 }
             }
@@ -498,7 +528,7 @@ fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&Run
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            eprintln!("emmaa-host replay: {err}");
+            say!("emmaa-host replay: {err}");
             return ExitCode::from(2);
         }
     };
@@ -508,7 +538,7 @@ fn print_report(report: Result<RunReport, ReplayError>, status: impl FnOnce(&Run
     match printed {
         Ok(()) => ExitCode::from(status(&report)),
         Err(err) => {
-            eprintln!("emmaa-host replay: cannot print the report: {err}");
+            say!("emmaa-host replay: cannot print the report: {err}");
             ExitCode::from(2)
         }
     }
@@ -529,26 +559,30 @@ fn run_check(
     });
     let checked = match checked {
         Ok(checked) if checked.is_empty() => {
-            eprintln!("emmaa-host check: no traces (*.json) in {}", traces.join(" "));
+            say!("emmaa-host check: no traces (*.json) in {}", traces.join(" "));
             return ExitCode::from(2);
         }
         Ok(checked) => checked,
         Err(err) => {
-            eprintln!("emmaa-host check: {err}");
+            say!("emmaa-host check: {err}");
             return ExitCode::from(2);
         }
     };
-    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
     for one in &checked {
-        let _ = writeln!(out, "{}", one.line());
+        text.push_str(&one.line());
+        text.push('\n');
     }
     let same = checked.iter().filter(|one| one.same()).count();
-    let _ = writeln!(
-        out,
-        "{} traces: {same} same, {} not",
+    text.push_str(&format!(
+        "{} traces: {same} same, {} not\n",
         checked.len(),
         checked.len() - same
-    );
+    ));
+    if let Err(err) = std::io::stdout().lock().write_all(text.as_bytes()) {
+        say!("emmaa-host check: cannot print: {err}");
+        return ExitCode::from(2);
+    }
     if same == checked.len() {
         ExitCode::SUCCESS
     } else {
@@ -587,10 +621,32 @@ fn run_simulate(
     let simulation = match simulation {
         Ok(simulation) => simulation,
         Err(err) => {
-            eprintln!("emmaa-host simulate: {err}");
+            say!("emmaa-host simulate: {err}");
             return ExitCode::from(2);
         }
     };
+    if let Some(model) = model
+        && !simulation.summary.models.contains_key(model)
+    {
+        let known: Vec<&str> = simulation
+            .summary
+            .models
+            .keys()
+            .take(10)
+            .map(String::as_str)
+            .collect();
+        let more = simulation.summary.models.len().saturating_sub(known.len());
+        say!(
+            "emmaa-host simulate: --model {model:?}: no model of that name has a job in the day (it has: {}{})",
+            known.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        return ExitCode::from(2);
+    }
     let picture = || {
         let picture = Picture::of(&simulation);
         match model {
@@ -620,16 +676,18 @@ fn run_simulate(
         .as_ref()
         .filter(|scale| scale.lost + scale.duplicated > 0)
     {
-        eprintln!(
+        say!(
             "emmaa-host simulate: warning: of {} expected jobs, {} were never submitted and {} more than once",
-            scale.expected_jobs, scale.lost, scale.duplicated
+            scale.expected_jobs,
+            scale.lost,
+            scale.duplicated
         );
     }
     match printed {
         Ok(()) if simulation.runs.iter().all(|run| run.run.exit_code() == 0) => ExitCode::SUCCESS,
         Ok(()) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("emmaa-host simulate: cannot print: {err}");
+            say!("emmaa-host simulate: cannot print: {err}");
             ExitCode::from(2)
         }
     }

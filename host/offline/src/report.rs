@@ -55,7 +55,15 @@ impl RunReport {
                 message: failure.to_string(),
                 error_type: failure.error_type(),
             }),
-            actions: outcome.actions.into_iter().map(ReportedAction::from).collect(),
+            actions: outcome
+                .actions
+                .into_iter()
+                .enumerate()
+                .map(|(at, action)| ReportedAction {
+                    attempted: !outcome.not_attempted.contains(&at),
+                    ..ReportedAction::from(action)
+                })
+                .collect(),
             trace: None,
         }
     }
@@ -129,10 +137,22 @@ pub struct ReportedAction {
     /// What the invoked function did, run here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<Box<Followed>>,
+    /// False (and shown) when the host did not make the call: too little
+    /// time was left before the deadline.
+    #[serde(skip_serializing_if = "is_true")]
+    pub attempted: bool,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl From<Action> for ReportedAction {
     fn from(action: Action) -> Self {
-        ReportedAction { action, run: None }
+        ReportedAction {
+            action,
+            run: None,
+            attempted: true,
+        }
     }
 }

@@ -311,7 +311,17 @@ pub enum SimulateError {
     Cascade(#[from] CascadeError),
     #[error("the simulation's runtime: {0}")]
     Runtime(String),
+    #[error(
+        "--now {0}: the day could run past the year 9999, which job names and keys cannot carry: \
+         start it before {LATEST_START}"
+    )]
+    PastYear9999(String),
 }
+
+/// The last second a day may start at: a month before the end of 9999, room
+/// for the longest day (runs a second apart, or the quotas' hours).
+const LATEST_START_S: u64 = 253_399_622_400;
+const LATEST_START: &str = "9999-12-01T00:00:00Z";
 
 /// `2020-02-04T12:00:00Z`.
 fn rfc3339(seconds: u64) -> String {
@@ -622,6 +632,9 @@ fn file_starts(
 /// seconds after `now`), or, with `request.quotas`, every run when AWS
 /// would start it, under the quotas, in virtual time.
 pub async fn simulate(request: &SimulateRequest, settings: Settings) -> Result<Simulation, SimulateError> {
+    if request.now > LATEST_START_S {
+        return Err(SimulateError::PastYear9999(rfc3339(request.now)));
+    }
     let Some(limits) = request.quotas.clone() else {
         return simulate_in_order(request, settings).await;
     };
@@ -865,6 +878,11 @@ mod tests {
             depends_on: Vec::new(),
             work: None,
         }
+    }
+
+    #[test]
+    fn the_latest_start_is_a_month_before_the_end_of_9999() {
+        assert_eq!(rfc3339(LATEST_START_S), LATEST_START);
     }
 
     #[test]

@@ -28,6 +28,9 @@ use crate::trace::Tape;
 pub struct GuestRun {
     pub answer: Answer,
     pub actions: Vec<Action>,
+    /// The places in `actions` of calls the host did not make: too little
+    /// time was left before the deadline (`not-attempted`).
+    pub not_attempted: Vec<usize>,
     /// The fuel the guest burned (about one unit per wasm instruction).
     pub fuel_used: u64,
 }
@@ -52,6 +55,7 @@ impl GuestRun {
         GuestRun {
             answer: Answer::Failed(failure),
             actions: Vec::new(),
+            not_attempted: Vec::new(),
             fuel_used: 0,
         }
     }
@@ -154,6 +158,7 @@ impl LoadedGuest {
         let outcome = GuestRun {
             answer: conclude(answer, &state.done),
             actions: state.actions,
+            not_attempted: state.not_attempted,
             fuel_used,
         };
         (outcome, state.tape)

@@ -43,6 +43,9 @@ pub struct HostState {
     /// The calls to AWS services, bounded and timed.
     pub(crate) gate: Gate,
     pub(crate) actions: Vec<Action>,
+    /// The places in `actions` of calls the host did not make (answered
+    /// `not-attempted`: too little time was left).
+    pub(crate) not_attempted: Vec<usize>,
     /// Every invocation and submission, as it turned out.
     pub(crate) done: Vec<Effect>,
     pub(crate) limiter: MemoryLimiter,
@@ -76,6 +79,7 @@ impl HostState {
             context,
             interrupt_at,
             actions: Vec::new(),
+            not_attempted: Vec::new(),
             done: Vec::new(),
             limiter: MemoryLimiter::default(),
             last_guest_error: None,
@@ -189,6 +193,10 @@ impl HostState {
     fn record<R>(&mut self, done: Vec<Performed<R>>) -> Vec<Result<R, AwsError>> {
         done.into_iter()
             .map(|(result, actions)| {
+                if matches!(&result, Err(error) if error.kind == ErrorKind::NotAttempted) {
+                    self.not_attempted
+                        .extend(self.actions.len()..self.actions.len() + actions.len());
+                }
                 self.actions.extend(actions);
                 result
             })

@@ -197,7 +197,17 @@ pub fn settings_help() -> String {
 
 impl Settings {
     /// Reads the settings from the process environment.
+    /// A value that is not UTF-8 is refused by name, never taken as unset.
     pub fn from_env() -> Result<Self, SettingsError> {
+        for variable in VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(raw)) = std::env::var(variable.name) {
+                return Err(SettingsError {
+                    variable: variable.name,
+                    value: raw.to_string_lossy().into_owned(),
+                    problem: "is not valid UTF-8".into(),
+                });
+            }
+        }
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -443,8 +453,18 @@ impl Setting {
     /// model, one under `results/` would fire a trigger.
     fn key_prefix(self, what: &str) -> Result<String, SettingsError> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()/".contains(c);
+        // S3 keeps `.`, `..` and empty segments as they are, where a bucket
+        // directory (or a person) reads `./models/` as `models/`.
+        let odd_segment = self
+            .value
+            .strip_suffix('/')
+            .unwrap_or(&self.value)
+            .split('/')
+            .any(|segment| matches!(segment, "" | "." | ".."));
         if !self.value.ends_with('/') || self.value.starts_with('/') || !self.value.chars().all(allowed) {
             self.refuse("is not a key prefix: letters, digits and ! - _ . * ' ( ) /, ending in /")
+        } else if odd_segment {
+            self.refuse("has an empty, . or .. segment, which S3 keeps as it is: name the prefix plainly")
         } else if self.value.starts_with("models/") || self.value.starts_with("results/") {
             self.refuse(format!(
                 "is under models/ or results/, where {what} would be listed as a model or fire a trigger"
@@ -671,7 +691,18 @@ mod tests {
         assert_eq!(on.ledger().unwrap().bucket, "emmaa");
         assert_eq!(settings(&[(LEDGER, "off")]).unwrap().ledger(), None);
         assert!(refused(LEDGER, "yes"));
-        for bad in ["models/ledger/", "results/", "ledger", "/ledger/", "led ger/", ""] {
+        for bad in [
+            "models/ledger/",
+            "results/",
+            "ledger",
+            "/ledger/",
+            "led ger/",
+            "",
+            "./models/",
+            "x/../models/",
+            "ledger//",
+            "a/./b/",
+        ] {
             assert!(refused(LEDGER_PREFIX, bad), "{bad:?}");
         }
         assert!(settings(&[(LEDGER_PREFIX, "ops/claims/")]).is_ok());

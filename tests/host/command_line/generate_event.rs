@@ -98,11 +98,16 @@ fn a_new_object_comes_as_eventbridge_or_as_a_notification() {
     assert_eq!(record["eventName"], "ObjectCreated:Put");
     assert_eq!(record["s3"]["bucket"]["arn"], "arn:aws:s3:::other");
     assert_eq!(record["s3"]["object"]["key"], "models/aml/model_a+b.pkl");
-    // Both shapes name the same work to the handler.
-    for event in [&bridge, &notification] {
-        let report = replayed("emmaa-mm-update", event);
-        assert!(report["response"].is_object(), "{report}");
-    }
+    // EventBridge's shape is work for the handler; the notification, from
+    // another bucket than the pipeline's, is refused naming it.
+    let report = replayed("emmaa-mm-update", &bridge);
+    assert!(report["response"].is_object(), "{report}");
+    let report = replayed("emmaa-mm-update", &notification);
+    assert_eq!(
+        report["error"]["message"],
+        "Records[0].s3.bucket.name \"other\" is not the pipeline's bucket \"emmaa\" (EMMAA_BUCKET)",
+        "{report}"
+    );
 }
 
 #[test]

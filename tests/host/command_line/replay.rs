@@ -129,6 +129,23 @@ fn settings_come_from_the_emmaa_environment_variables() {
 }
 
 #[test]
+fn a_setting_that_is_not_utf8_is_refused_by_name_not_taken_as_unset() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let output = Command::new(env!("CARGO_BIN_EXE_emmaa-host"))
+        .current_dir(workspace())
+        .args(["replay", "emmaa-queries", "-", "--now", NOW])
+        .env("EMMAA_BUCKET", std::ffi::OsStr::from_bytes(b"emm\xffaa"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        "emmaa-host replay: bad setting: EMMAA_BUCKET=\"emm\u{fffd}aa\" is not valid UTF-8"
+    );
+}
+
+#[test]
 fn a_partial_answer_exits_1_and_still_prints_the_report() {
     let event = json!({"Records": [
         {"s3": {"object": {"key": "models/aml/model_2020-02-04-12-00-00.pkl"}}},
@@ -402,4 +419,34 @@ fn a_run_recorded_here_replays_exactly_from_its_trace() {
     assert_eq!(report["trace"]["exact"], true, "{report}");
     let first: Value = serde_json::from_slice(&recorded.stdout).unwrap();
     assert_eq!(report["actions"], first["actions"]);
+}
+
+/// With standard output and standard error both going to a pipe nobody
+/// reads (`emmaa-host ... 2>&1 | head -0`), every command ends with status 2
+/// (it could not print), and none panics (101).
+#[test]
+fn unreadable_standard_output_and_error_end_in_status_2_without_a_panic() {
+    let trace = "examples/traces/emmaa-model-update.json";
+    let event = "examples/events/emmaa-queries.json";
+    for args in [
+        vec!["replay", "emmaa-queries", event, "--now", NOW],
+        vec!["replay", "--trace", trace],
+        vec!["check", trace],
+        vec!["simulate", "--models", "2", "--now", NOW, "--format", "summary"],
+        vec!["generate-event", "emmaa-queries", "--model", "aml"],
+        vec!["completions", "bash"],
+        vec!["replay", "emmaa-nothing", event],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = Command::new(env!("CARGO_BIN_EXE_emmaa-host"))
+            .current_dir(workspace())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}");
+    }
 }

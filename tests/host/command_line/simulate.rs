@@ -445,3 +445,41 @@ fn the_summary_is_a_table_for_a_person_and_json_when_piped() {
         assert_eq!(row(function), runs.to_string(), "{function}");
     }
 }
+
+#[test]
+fn out_of_range_days_and_unknown_models_are_usage_errors() {
+    let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).trim_end().to_owned();
+    for bad in ["0", "100001", "many"] {
+        let output = simulate(&["--models", bad]);
+        assert_eq!(output.status.code(), Some(2), "--models {bad}");
+        assert!(
+            stderr(&output).contains(&format!("{bad:?} is not a number of models from 1 to 100000")),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let output = simulate(&["--models", "1", "--now", "9999-12-31"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "emmaa-host simulate: --now 9999-12-31T00:00:00Z: the day could run past the year 9999, which \
+         job names and keys cannot carry: start it before 9999-12-01T00:00:00Z"
+    );
+    // `marm` is the start of marm_model's jobs' names, not a model.
+    let output = simulate(&[
+        "--bucket-dir",
+        "examples/bucket",
+        "--now",
+        NOW,
+        "--format",
+        "mermaid",
+        "--model",
+        "marm",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "emmaa-host simulate: --model \"marm\": no model of that name has a job in the day (it has: \
+         aml, brca, covid19, marm_model)"
+    );
+}
