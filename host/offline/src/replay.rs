@@ -2,7 +2,7 @@
 //! directory as the bucket and every invocation and Batch submission
 //! recorded instead of performed, and prints what the handler would do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,7 +278,15 @@ pub async fn replay(request: &ReplayRequest, settings: Settings) -> Result<RunRe
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceSource {
     Path(PathBuf),
-    S3 { bucket: String, key: String },
+    S3 {
+        bucket: String,
+        key: String,
+    },
+    /// An entry of a directory that is not read: why.
+    Refused {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 /// The most bytes a trace file may have: [`MAX_TRACE_BYTES`] and room.
@@ -303,7 +311,7 @@ impl TraceSource {
 
     fn shown(&self) -> String {
         match self {
-            TraceSource::Path(path) => path.display().to_string(),
+            TraceSource::Path(path) | TraceSource::Refused { path, .. } => path.display().to_string(),
             TraceSource::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
         }
     }
@@ -315,24 +323,8 @@ impl TraceSource {
             reason,
         };
         match self {
-            TraceSource::Path(path) if path.is_dir() => {
-                let mut found = Vec::new();
-                let mut dirs = vec![path.clone()];
-                while let Some(dir) = dirs.pop() {
-                    let entries = std::fs::read_dir(&dir).map_err(|err| unreadable(err.to_string()))?;
-                    for entry in entries {
-                        let path = entry.map_err(|err| unreadable(err.to_string()))?.path();
-                        if path.is_dir() {
-                            dirs.push(path);
-                        } else if path.extension().is_some_and(|ext| ext == "json") {
-                            found.push(path);
-                        }
-                    }
-                }
-                found.sort();
-                Ok(found.into_iter().map(TraceSource::Path).collect())
-            }
-            TraceSource::Path(_) => Ok(vec![self.clone()]),
+            TraceSource::Path(path) if path.is_dir() => walk(path).map_err(unreadable),
+            TraceSource::Path(_) | TraceSource::Refused { .. } => Ok(vec![self.clone()]),
             TraceSource::S3 { key, .. } if key.ends_with(".json") => Ok(vec![self.clone()]),
             TraceSource::S3 { bucket, key } => {
                 let keys = aws.list_keys(bucket, key).await.map_err(unreadable)?;
@@ -355,7 +347,12 @@ impl TraceSource {
             reason,
         };
         let bytes = match self {
+            TraceSource::Refused { reason, .. } => return Err(unreadable(reason.clone())),
             TraceSource::Path(path) => {
+                let metadata = std::fs::metadata(path).map_err(|err| unreadable(err.to_string()))?;
+                if !metadata.is_file() {
+                    return Err(unreadable(not_a_file(&metadata)));
+                }
                 let file = std::fs::File::open(path).map_err(|err| unreadable(err.to_string()))?;
                 let mut bytes = Vec::new();
                 file.take(MAX_TRACE_FILE_BYTES + 1)
@@ -379,8 +376,77 @@ impl TraceSource {
                 trace.format
             )));
         }
+        if let Some(problem) = trace.integrity_problem() {
+            return Err(unreadable(problem));
+        }
         Ok(trace)
     }
+}
+
+/// Every `.json` under `root`, each once, sorted. The walk stays inside
+/// `root`: a link that leads out of it (`..`, an absolute path) is listed as
+/// refused, a directory reached twice (a link loop) is walked once, and an
+/// entry that is not a regular file (a FIFO, a device) is refused by name,
+/// never opened.
+fn walk(root: &Path) -> Result<Vec<TraceSource>, String> {
+    let real_root = root.canonicalize().map_err(|err| err.to_string())?;
+    let mut walked = HashSet::from([real_root.clone()]);
+    let mut traces = HashSet::new();
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|err| err.to_string())?.path();
+            let refuse = |reason: String| TraceSource::Refused {
+                path: path.clone(),
+                reason,
+            };
+            let json = path.extension().is_some_and(|ext| ext == "json");
+            let (metadata, real) = match (std::fs::metadata(&path), path.canonicalize()) {
+                (Ok(metadata), Ok(real)) => (metadata, real),
+                (Err(err), _) | (_, Err(err)) => {
+                    if json {
+                        found.push(refuse(err.to_string()));
+                    }
+                    continue;
+                }
+            };
+            if !real.starts_with(&real_root) {
+                if json || metadata.is_dir() {
+                    found.push(refuse(format!("it leads out of {}", root.display())));
+                }
+            } else if metadata.is_dir() {
+                if walked.insert(real) {
+                    dirs.push(path);
+                }
+            } else if json && !metadata.is_file() {
+                found.push(refuse(not_a_file(&metadata)));
+            } else if json && traces.insert(real) {
+                found.push(TraceSource::Path(path));
+            }
+        }
+    }
+    found.sort_by_key(TraceSource::shown);
+    Ok(found)
+}
+
+/// Why an entry that is not a regular file is not read.
+fn not_a_file(metadata: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = metadata.file_type();
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    format!("it is {what}, not a regular file: not read")
 }
 
 /// Which AWS account traces on S3 are read from (the AWS CLI's

@@ -132,6 +132,43 @@ impl Body {
     }
 }
 
+impl Trace {
+    /// Why the trace cannot be trusted as it is, if it cannot: a body whose
+    /// bytes do not hash to its name (edited, or damaged on the way), or a
+    /// guest the pipeline does not have.
+    pub fn integrity_problem(&self) -> Option<String> {
+        if crate::functions::PipelineFunction::by_guest(&self.guest).is_none() {
+            return Some(format!(
+                "it names guest {:?}, which is none of the pipeline's",
+                short(&self.guest)
+            ));
+        }
+        for (name, body) in &self.bodies {
+            match body.bytes() {
+                Some(bytes) if content_hash(&bytes) == *name => {}
+                Some(_) => {
+                    return Some(format!(
+                        "it is corrupt: body {:?} does not hash to its name",
+                        short(name)
+                    ));
+                }
+                None => {
+                    return Some(format!(
+                        "it is corrupt: body {:?} is not valid base64",
+                        short(name)
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// At most 100 characters of `text`, for a message.
+fn short(text: &str) -> &str {
+    text.char_indices().nth(100).map_or(text, |(end, _)| &text[..end])
+}
+
 /// How the run ended, as the Lambda host answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedAnswer {

@@ -1,6 +1,7 @@
 //! The command line, the binary itself, over the shipped example bucket
 //! and events: `emmaa-host replay`, `--follow`, `emmaa-host simulate` and `--quotas`.
 
+mod check;
 mod completions;
 mod follow;
 mod generate_event;
