@@ -279,6 +279,9 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
                     guest: guest.clone(),
                     component: component_file(guest),
                     wasm: components.get(guest).map(|(_, hash)| hash.clone()),
+                    cwasm: components
+                        .get(guest)
+                        .map(|(component, _)| emmaa_runtime::digest::content_hash(component)),
                 };
                 (function.clone(), entry)
             })

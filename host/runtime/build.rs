@@ -25,6 +25,10 @@ const OUTER_BUILD_VARIABLES: &[&str] = &[
     "CARGO_BUILD_TARGET_DIR",
 ];
 
+#[path = "src/mark.rs"]
+#[allow(dead_code, reason = "the build marks guests; it reads no mark")]
+mod mark;
+
 fn main() {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -75,8 +79,24 @@ fn main() {
         panic!("building the guests (cargo build --target wasm32-wasip2) failed:\n{stderr}{hint}");
     }
     let built = target_dir.join("wasm32-wasip2").join("guest");
-    println!("cargo:rustc-env=EMMAA_GUEST_DIR={}", built.display());
-    write_built_in(&built, &guests);
+    let marked = target_dir.join("marked");
+    mark_guests(&built, &marked, &guests);
+    println!("cargo:rustc-env=EMMAA_GUEST_DIR={}", marked.display());
+    write_built_in(&marked, &guests);
+}
+
+/// Copies each guest's component into `marked` with its identity
+/// (`src/mark.rs`), writing only what changed.
+fn mark_guests(built: &Path, marked: &Path, guests: &[String]) {
+    fs::create_dir_all(marked).expect("the target directory is writable");
+    for guest in guests {
+        let wasm = fs::read(built.join(format!("{guest}.wasm"))).expect("cargo built the guest");
+        let with_mark = mark::with_guest_mark(&wasm, guest).expect("cargo built a component");
+        let path = marked.join(format!("{guest}.wasm"));
+        if fs::read(&path).ok().as_deref() != Some(with_mark.as_slice()) {
+            fs::write(&path, with_mark).expect("the target directory is writable");
+        }
+    }
 }
 
 /// Writes `$OUT_DIR/built_in.rs`: every guest's `.wasm`, by name, as bytes of the

@@ -208,9 +208,12 @@ async fn traces_recorded_by_the_bootstrap_replay_here_exactly_and_check_a_change
         )
         .unwrap();
     }
-    std::fs::copy(
-        Path::new(emmaa_runtime::functions::GUEST_DIR).join("model_stats.wasm"),
+    // model_stats' code, marked as a build of model_updates.
+    let other =
+        std::fs::read(Path::new(emmaa_runtime::functions::GUEST_DIR).join("model_stats.wasm")).unwrap();
+    std::fs::write(
         changed.path().join("model_updates.wasm"),
+        emmaa_runtime::mark::with_guest_mark(&other, "model_updates").unwrap(),
     )
     .unwrap();
     let dir = files.path().to_str().unwrap();

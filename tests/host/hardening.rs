@@ -103,6 +103,96 @@ async fn an_event_over_lambdas_limit_is_refused_before_the_guest_sees_it() {
     assert_eq!(outcome.fuel_used, 0);
 }
 
+/// `depth` nested arrays around `inner`.
+fn nested(depth: usize, inner: &str) -> String {
+    format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// One nesting limit for host and guest: an event as deep as the host takes
+/// is parsed by every guest, which answers it (never traps); one level more
+/// is refused by the host as not JSON, before any guest sees it.
+#[tokio::test]
+async fn an_event_as_deep_as_the_host_takes_is_answered_and_one_level_more_is_not_json() {
+    use emmaa_runtime::limits::MAX_EVENT_DEPTH;
+    let key = "models/aml/model_2020-02-04-12-00-00.pkl";
+    let cases = |depth: usize| {
+        // The outer object is one level, `Records` another, a record and its
+        // `s3` and `object` three more.
+        [
+            (
+                "model_updates",
+                format!(r#"{{"model": "aml", "x": {}}}"#, nested(depth - 1, "1")),
+            ),
+            (
+                "model_manager_update",
+                format!(
+                    r#"{{"Records": [{{"s3": {{"object": {{"key": "{key}", "x": {}}}}}}}]}}"#,
+                    nested(depth - 5, "1")
+                ),
+            ),
+        ]
+    };
+    for (guest, event) in cases(MAX_EVENT_DEPTH) {
+        let outcome = run_in_time(
+            guest,
+            &event,
+            Arc::new(bucket(&[])),
+            settings(&[]),
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(outcome.status_code(), Some(200), "{guest}: {:?}", outcome.answer);
+    }
+    for (guest, event) in cases(MAX_EVENT_DEPTH + 1) {
+        let outcome = run_in_time(
+            guest,
+            &event,
+            Arc::new(bucket(&[])),
+            settings(&[]),
+            Duration::from_secs(60),
+        )
+        .await;
+        match &outcome.answer {
+            Answer::Failed(Failure::EventNotJson(why)) => assert!(
+                why.starts_with(&format!(
+                    "it nests deeper than {MAX_EVENT_DEPTH} arrays and objects"
+                )),
+                "{why}"
+            ),
+            other => panic!("{guest}: {other:?}"),
+        }
+        assert_eq!(outcome.fuel_used, 0, "{guest}: the guest never ran");
+    }
+    // Brackets inside strings are not nesting.
+    let event = format!(r#"{{"model": "aml", "x": "{}"}}"#, "[".repeat(1_000));
+    let outcome = run_in_time(
+        "model_updates",
+        &event,
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.answer);
+}
+
+/// A value an answer echoes shows its control and bidirectional characters
+/// as escapes, as a refusal's reason does.
+#[tokio::test]
+async fn an_echoed_value_shows_bidirectional_controls_as_escapes() {
+    let event = s3_event(&[
+        "models/aml/model_2020-02-04-12-00-00.pkl",
+        "models/exe\u{202e}txt/model_2020-02-04-12-00-00.pkl",
+    ]);
+    let outcome = run("model_manager_update", event, bucket(&[])).await;
+    assert_eq!(outcome.status_code(), Some(207), "{:?}", outcome.answer);
+    let refused = refused(&outcome);
+    for shown in [&refused[0].0, &refused[0].1] {
+        assert!(!shown.contains('\u{202e}'), "{shown}");
+        assert!(shown.contains("exe\\u{202e}txt"), "{shown}");
+    }
+}
+
 #[tokio::test]
 async fn a_refusal_quotes_a_huge_value_cut() {
     let name = "a;".repeat(2_500_000);

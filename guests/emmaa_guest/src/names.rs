@@ -107,7 +107,9 @@ mod tests {
     fn refuses_model_name_with_shell_metacharacters() {
         for name in ["a;rm -rf /", "a b", "$(id)", "a`b`", "a|b", "a&b", "a\nb", "a/b"] {
             let refusal = ModelName::parse("model", name).unwrap_err();
-            assert_eq!(refusal.item, name);
+            // A control character is echoed as an escape.
+            let shown = if name == "a\nb" { "a\\u{a}b" } else { name };
+            assert_eq!(refusal.item, shown);
             assert!(refusal.reason.starts_with(&format!("model {name:?} ")));
             assert!(refusal.reason.contains(NAME_PATTERN));
         }

@@ -20,16 +20,40 @@ fn split(value: &str) -> (&str, String) {
     }
 }
 
-/// `value` cut to [`MAX_QUOTED_CHARS`] characters, with how much was cut.
-pub fn cut(value: &str) -> String {
-    let (head, more) = split(value);
-    format!("{head}{more}")
+/// Unicode's bidirectional controls: they reorder what a screen shows
+/// (U+202E makes `exe.txt` read as `txt.exe`), so an echoed value shows
+/// them as escapes.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `value` as a Rust string literal (`"a b"`), cut.
+/// `text` with every control character and bidirectional control written
+/// as an escape (`\u{202e}`).
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `value` cut to [`MAX_QUOTED_CHARS`] characters, with how much was cut,
+/// its control and bidirectional characters escaped: what an answer echoes
+/// of a value (a refused item) shows it as it is.
+pub fn cut(value: &str) -> String {
+    let (head, more) = split(value);
+    format!("{}{more}", escaped(head))
+}
+
+/// `value` as a Rust string literal (`"a b"`), cut, with bidirectional
+/// controls escaped as control characters are.
 pub fn quote(value: &str) -> String {
     let (head, more) = split(value);
-    format!("{head:?}{more}")
+    format!("{}{more}", escaped(&format!("{head:?}")))
 }
 
 /// A JSON value as JSON text, cut.
@@ -40,6 +64,13 @@ pub fn json(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_and_bidirectional_characters_are_echoed_as_escapes() {
+        assert_eq!(cut("exe\u{202e}txt.\u{1b}[2J"), "exe\\u{202e}txt.\\u{1b}[2J");
+        assert_eq!(quote("a\u{2066}b\n"), "\"a\\u{2066}b\\n\"");
+        assert_eq!(cut("päth/ünïcode"), "päth/ünïcode");
+    }
 
     #[test]
     fn short_values_are_quoted_whole() {

@@ -42,6 +42,13 @@ pub enum EngineError {
         "guest {guest:?} is not built into this program: give the directory of its component with --components"
     )]
     NotBuiltIn { guest: String },
+    /// The component is not the guest it was asked for, or cannot say.
+    #[error("{path} cannot serve guest {guest:?}: {why}")]
+    NotTheGuest {
+        path: String,
+        guest: String,
+        why: String,
+    },
 }
 
 impl EngineError {
@@ -120,7 +127,55 @@ pub fn compile_cache_dir() -> Option<PathBuf> {
             .create(&dir)
             .ok()?;
     }
+    if writable_by_others(&dir) {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!(
+                "the compile cache {} is writable by others (or not yours): not used; \
+                 make it yours alone (chmod go-w) or set EMMAA_COMPILE_CACHE",
+                dir.display()
+            );
+        });
+        return None;
+    }
     Some(dir)
+}
+
+/// A cache entry's bytes, when the digest beside it matches them.
+#[cfg(feature = "jit")]
+fn verified_entry(path: &Path) -> Option<Vec<u8>> {
+    let digest = std::fs::read_to_string(digest_path(path)).ok()?;
+    let bytes = std::fs::read(path).ok()?;
+    (content_hash(&bytes) == digest).then_some(bytes)
+}
+
+/// Where an entry's digest is kept: beside it.
+#[cfg(feature = "jit")]
+fn digest_path(entry: &Path) -> PathBuf {
+    entry.with_extension("cwasm.sha256")
+}
+
+/// Writes `bytes` to a file of its own, then renames it to `path`.
+#[cfg(feature = "jit")]
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+}
+
+/// Whether someone other than its owner, or an owner other than this
+/// process's user, could write `dir`: then what is in it is not run.
+#[cfg(feature = "jit")]
+fn writable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = std::fs::metadata("/proc/self").map(|own| own.uid()).ok();
+    match std::fs::metadata(dir) {
+        Ok(metadata) => metadata.mode() & 0o022 != 0 || Some(metadata.uid()) != me,
+        Err(_) => true,
+    }
 }
 
 /// Where a host finds the components of its guests.
@@ -149,6 +204,61 @@ fn component_path(dir: &Path, guest: &str) -> PathBuf {
     } else {
         dir.join(format!("{guest}.wasm"))
     }
+}
+
+/// Checks that `bytes`, read from `path` in `dir`, are `guest`'s component:
+/// a `.wasm` by its mark ([`crate::mark`]); a `.cwasm`, whose precompiled
+/// code is run as it is, by the `manifest.json` beside it (`deploy
+/// bundle`'s), which must name it for `guest` with its digest, and which
+/// must name the `.wasm` beside it too, if there is one (a stale `.cwasm`
+/// is not preferred silently).
+fn check_identity(dir: &Path, path: &Path, bytes: &[u8], guest: &str) -> Result<(), EngineError> {
+    let refuse = |why: String| EngineError::NotTheGuest {
+        path: path.display().to_string(),
+        guest: guest.to_owned(),
+        why,
+    };
+    let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
+    if !precompiled {
+        return match crate::mark::guest_mark(bytes).map_err(&refuse)? {
+            Some(mark) if mark == guest => Ok(()),
+            Some(mark) => Err(refuse(format!("it is guest {mark:?} (its emmaa:guest mark)"))),
+            None => Err(refuse(format!(
+                "it carries no {} mark (the builds of this project add it; see docs/command-line.md)",
+                crate::mark::MARK_SECTION
+            ))),
+        };
+    }
+    let manifest = crate::manifest::Manifest::read(dir).map_err(|err| {
+        refuse(format!(
+            "precompiled code is run as it is, so a .cwasm is loaded only beside the manifest.json \
+             that vouches for it ({err}): give the bundle's directory, or the .wasm"
+        ))
+    })?;
+    let file = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    let entry = manifest
+        .functions
+        .values()
+        .find(|entry| entry.component == file && entry.guest == guest)
+        .ok_or_else(|| refuse(format!("manifest.json names no {file} for guest {guest:?}")))?;
+    if entry.cwasm.as_deref() != Some(content_hash(bytes).as_str()) {
+        return Err(refuse(
+            "it is not the .cwasm manifest.json names (damaged, or from another bundle)".into(),
+        ));
+    }
+    let wasm = dir.join(format!("{guest}.wasm"));
+    if let Ok(source) = std::fs::read(&wasm)
+        && entry.wasm.as_deref() != Some(content_hash(&source).as_str())
+    {
+        return Err(refuse(format!(
+            "it was precompiled from another build than {} beside it: remove the stale one",
+            wasm.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The engine, ready to load guests.
@@ -180,7 +290,17 @@ impl GuestRuntime {
     /// Loads the component of `guest` from `components`.
     pub fn load_guest(&self, components: &Components, guest: &str) -> Result<LoadedGuest, EngineError> {
         match components {
-            Components::Directory(dir) => self.load(&component_path(dir, guest)),
+            Components::Directory(dir) => {
+                let path = component_path(dir, guest);
+                let shown = path.display().to_string();
+                let bytes = std::fs::read(&path).map_err(|source| EngineError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                check_identity(dir, &path, &bytes, guest)?;
+                let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
+                self.load_bytes(&bytes, precompiled, &shown)
+            }
             Components::BuiltIn => {
                 let (_, wasm) = BUILT_IN.iter().find(|(name, _)| *name == guest).ok_or_else(|| {
                     EngineError::NotBuiltIn {
@@ -225,10 +345,11 @@ impl GuestRuntime {
     #[cfg(feature = "jit")]
     fn compile(&self, wasm: &[u8], shown: &str) -> Result<Component, EngineError> {
         let cached = compile_cache_dir().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(wasm))));
-        if let Some(bytes) = cached.as_ref().and_then(|path| std::fs::read(path).ok()) {
-            // SAFETY: the file is in the user's own cache directory, written
-            // below by this function from this engine's compilation of the
-            // same bytes (its name holds their hash and the engine's);
+        if let Some(bytes) = cached.as_deref().and_then(verified_entry) {
+            // SAFETY: the entry is in a cache directory only its owner can
+            // write, written below by this function from this engine's
+            // compilation of the same bytes (its name holds their hash and
+            // the engine's), and its digest, written after it, matches;
             // wasmtime checks its version and settings again.
             if let Ok(component) = unsafe { Component::deserialize(&self.engine, &bytes) } {
                 return Ok(component);
@@ -237,10 +358,11 @@ impl GuestRuntime {
         let component = Component::new(&self.engine, wasm).map_err(|err| EngineError::load(shown, &err))?;
         if let (Some(path), Ok(serialized)) = (cached, component.serialize()) {
             // Best effort: a cache that cannot be written only costs time.
-            let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
-            if std::fs::write(&temporary, serialized).is_ok() && std::fs::rename(&temporary, &path).is_err() {
-                let _ = std::fs::remove_file(&temporary);
-            }
+            // The entry first, then its digest: each written whole and
+            // renamed into place, so a reader never takes half of either.
+            let digest = content_hash(&serialized);
+            let _ = write_atomically(&path, &serialized)
+                .and_then(|()| write_atomically(&digest_path(&path), digest.as_bytes()));
         }
         Ok(component)
     }

@@ -18,7 +18,7 @@ use crate::context::EventContext;
 use crate::effects::Effects;
 use crate::functions::PipelineFunction;
 use crate::imports::HostState;
-use crate::limits::FUEL_PER_EVENT;
+use crate::limits::{FUEL_PER_EVENT, MAX_EVENT_DEPTH};
 use crate::settings::Settings;
 use crate::store::new_store;
 use crate::trace::Tape;
@@ -62,13 +62,42 @@ impl GuestRun {
 }
 
 /// Refuses an event over Lambda's payload limit, before reading it, or one
-/// that is not JSON.
+/// that is not JSON, or nests deeper than [`MAX_EVENT_DEPTH`].
 pub fn check_event(event: &str) -> Result<(), Failure> {
     if event.len() > MAX_EVENT_BYTES {
         return Err(Failure::EventTooLarge { size: event.len() });
     }
+    if let Some(at) = too_deep(event.as_bytes()) {
+        return Err(Failure::EventNotJson(format!(
+            "it nests deeper than {MAX_EVENT_DEPTH} arrays and objects (at byte {at})"
+        )));
+    }
     serde_json::from_str::<IgnoredAny>(event).map_err(|err| Failure::EventNotJson(err.to_string()))?;
     Ok(())
+}
+
+/// Where `json` first opens its `MAX_EVENT_DEPTH + 1`-th level, if it does:
+/// brackets counted outside strings.
+fn too_deep(json: &[u8]) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (at, byte) in json.iter().enumerate() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_EVENT_DEPTH {
+                    return Some(at);
+                }
+            }
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            (false, _, _) => {}
+        }
+    }
+    None
 }
 
 /// A guest, linked and pre-instantiated; cheap to run once per event.

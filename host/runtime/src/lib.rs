@@ -8,7 +8,8 @@
 //!   hashes;
 //! - [`functions`]: the pipeline's functions, the guests they run and what
 //!   each may reach; [`manifest`]: which component serves which function
-//!   in a bundle; [`context`]: what Lambda tells a handler about an event;
+//!   in a bundle; [`mark`]: the guest a component says it is;
+//!   [`context`]: what Lambda tells a handler about an event;
 //! - [`effects`]: the S3, Lambda and Batch calls behind one trait, with a
 //!   local backend (a directory or memory, fake answers) and the layer
 //!   that waits out throttling;
@@ -43,6 +44,7 @@ pub mod imports;
 pub mod ledger;
 pub mod limits;
 pub mod manifest;
+pub mod mark;
 pub mod settings;
 pub mod store;
 pub mod trace;

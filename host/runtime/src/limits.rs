@@ -16,6 +16,13 @@ use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter};
 /// second: a bound on work, where the deadline bounds time.
 pub const FUEL_PER_EVENT: u64 = 10_000_000_000;
 
+/// The deepest an event's JSON may nest (arrays and objects). The host
+/// refuses a deeper event as not JSON before the guest sees it, so every
+/// event a guest is given parses there too (`serde_json` stops at 128, and
+/// a guest's stack is smaller than the host's): one limit, one error kind.
+/// No AWS event nests past 10.
+pub const MAX_EVENT_DEPTH: usize = 64;
+
 /// The most linear memory one guest instance may grow to.
 pub const MAX_GUEST_MEMORY: usize = 256 << 20;
 

@@ -31,6 +31,11 @@ pub struct ManifestEntry {
     /// component a trace names, which `emmaa-host replay --trace` compares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,
+    /// `sha256:<hex>` of the precompiled component itself: `emmaa-host
+    /// --components` loads a `.cwasm` only when it matches, as precompiled
+    /// code is run as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwasm: Option<String>,
 }
 
 #[derive(Debug, Error)]

@@ -3,6 +3,7 @@
 
 mod check;
 mod completions;
+mod components;
 mod follow;
 mod generate_event;
 mod quotas;

@@ -332,21 +332,54 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
         succeeded(&output)
     };
     let first = run();
-    let entries: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].extension().is_some_and(|ext| ext == "cwasm"));
-    let compiled = std::fs::read(&entries[0]).unwrap();
-    assert_eq!(run(), first, "the cached component answers the same");
-    std::fs::write(&entries[0], b"not a component").unwrap();
-    assert_eq!(run(), first, "a damaged entry is compiled again");
+    entries.sort();
+    // The entry, and its digest beside it.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let (entry, digest) = (&entries[0], &entries[1]);
+    assert!(entry.extension().is_some_and(|ext| ext == "cwasm"), "{entries:?}");
     assert_eq!(
-        std::fs::read(&entries[0]).unwrap().len(),
-        compiled.len(),
-        "and rewritten"
+        digest.file_name(),
+        entry.with_extension("cwasm.sha256").file_name()
     );
+    let compiled = std::fs::read(entry).unwrap();
+    assert_eq!(run(), first, "the cached component answers the same");
+    std::fs::write(entry, b"not a component").unwrap();
+    assert_eq!(run(), first, "a damaged entry is compiled again");
+    assert_eq!(std::fs::read(entry).unwrap(), compiled, "and rewritten");
+    // One byte flipped, which wasmtime's own checks may not see: the digest does.
+    let mut flipped = compiled.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    std::fs::write(entry, &flipped).unwrap();
+    assert_eq!(run(), first, "a changed entry is compiled again");
+    assert_eq!(std::fs::read(entry).unwrap(), compiled, "and rewritten");
+    // A cache directory others can write is not used, and the host says so.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(entry, &flipped).unwrap();
+    let output = replay(
+        &[
+            "emmaa-model-update",
+            "examples/events/emmaa-model-update.json",
+            "--now",
+            NOW,
+        ],
+        &[("EMMAA_COMPILE_CACHE", cache_arg)],
+    );
+    assert_eq!(succeeded(&output), first);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .matches("is writable by others (or not yours): not used")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(entry).unwrap(), flipped, "not read, not written");
     // EMMAA_COMPILE_CACHE empty: no cache at all.
     let output = replay(
         &[
