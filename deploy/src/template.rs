@@ -59,6 +59,52 @@ fn bucket_arn(path: &str) -> Value {
     sub(&format!("arn:${{AWS::Partition}}:s3:::${{Bucket}}{path}"))
 }
 
+/// The Batch parameters a submission names: queues and job definitions.
+const BATCH_PARAMETERS: [&str; 4] = ["JobQueue", "LargeJobQueue", "JobDefinition", "LargeJobDefinition"];
+
+/// What `SubmitJob` may name for the Batch parameter `parameter`, given as
+/// a name or an ARN (as the settings accept either): an ARN as it is; a
+/// queue's name as its ARN; a job definition's `name:revision` as its ARN,
+/// and a bare name as any revision of exactly that name (`name:*`, never
+/// `name*`, which would grant `name_other` too).
+fn batch_resource(parameter: &str) -> Value {
+    let kind = if parameter.ends_with("Queue") {
+        "job-queue"
+    } else {
+        "job-definition"
+    };
+    let arn = |suffix: &str| {
+        sub(&format!(
+            "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{{parameter}}}{suffix}"
+        ))
+    };
+    let by_name = match kind {
+        "job-queue" => arn(""),
+        _ => json!({"Fn::If": [format!("{parameter}HasRevision"), arn(""), arn(":*")]}),
+    };
+    json!({"Fn::If": [format!("{parameter}IsArn"), reference(parameter), by_name]})
+}
+
+/// The conditions [`batch_resource`] asks: whether each Batch parameter is
+/// an ARN (`arn:...`), and whether a job definition names its revision.
+fn batch_conditions() -> Vec<(String, Value)> {
+    let first_of = |parameter: &str| json!({"Fn::Select": [0, {"Fn::Split": [":", reference(parameter)]}]});
+    let mut conditions = Vec::new();
+    for parameter in BATCH_PARAMETERS {
+        conditions.push((
+            format!("{parameter}IsArn"),
+            json!({"Fn::Equals": [first_of(parameter), "arn"]}),
+        ));
+        if parameter.ends_with("Definition") {
+            conditions.push((
+                format!("{parameter}HasRevision"),
+                json!({"Fn::Not": [{"Fn::Equals": [first_of(parameter), reference(parameter)]}]}),
+            ));
+        }
+    }
+    conditions
+}
+
 /// The statements of `function`'s role: logs, its reach, the ledger, the
 /// traces (when they are on).
 fn statements(function: &PipelineFunction) -> Vec<Value> {
@@ -95,19 +141,14 @@ fn statements(function: &PipelineFunction) -> Vec<Value> {
         statements.push(json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": functions}));
     }
     if function.submits_jobs {
-        let batch = |kind: &str, parameter: &str, revisions: &str| {
-            sub(&format!(
-                "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{{parameter}}}{revisions}"
-            ))
-        };
         statements.push(json!({
             "Effect": "Allow",
             "Action": "batch:SubmitJob",
             "Resource": [
-                batch("job-queue", "JobQueue", ""),
-                batch("job-queue", "LargeJobQueue", ""),
-                batch("job-definition", "JobDefinition", "*"),
-                batch("job-definition", "LargeJobDefinition", "*"),
+                batch_resource("JobQueue"),
+                batch_resource("LargeJobQueue"),
+                batch_resource("JobDefinition"),
+                batch_resource("LargeJobDefinition"),
             ],
         }));
         // ListJobs has no resource-level permissions.
@@ -375,13 +416,27 @@ pub fn template() -> Value {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "The EMMAA model-update pipeline: eleven functions, their triggers and their rights (made by deploy template from host/runtime/src/functions.rs)",
         "Parameters": parameters(),
-        "Conditions": {
-            "CreatesBucket": {"Fn::Equals": [reference("CreateBucket"), "true"]},
-            "ReservesConcurrency": {"Fn::Not": [{"Fn::Equals": [reference("FunctionConcurrency"), 0]}]},
-            "RecordsTraces": {"Fn::Not": [{"Fn::Equals": [reference("TracePrefix"), ""]}]},
-        },
+        "Conditions": conditions(),
         "Resources": resources,
     })
+}
+
+fn conditions() -> Value {
+    let mut conditions = serde_json::Map::new();
+    conditions.insert(
+        "CreatesBucket".into(),
+        json!({"Fn::Equals": [reference("CreateBucket"), "true"]}),
+    );
+    conditions.insert(
+        "ReservesConcurrency".into(),
+        json!({"Fn::Not": [{"Fn::Equals": [reference("FunctionConcurrency"), 0]}]}),
+    );
+    conditions.insert(
+        "RecordsTraces".into(),
+        json!({"Fn::Not": [{"Fn::Equals": [reference("TracePrefix"), ""]}]}),
+    );
+    conditions.extend(batch_conditions());
+    Value::Object(conditions)
 }
 
 /// CloudFormation's pseudo parameters, which `Ref` and `Fn::Sub` may name.
@@ -727,6 +782,105 @@ mod tests {
         assert_eq!(
             pattern["detail"]["object"]["key"],
             json!([{"wildcard": "results/*.json"}])
+        );
+    }
+
+    /// The intrinsic functions the Batch grant uses, evaluated as
+    /// CloudFormation does for the parameter values given.
+    fn evaluate(value: &Value, template: &Value, parameters: &[(&str, &str)]) -> Value {
+        let eval = |value: &Value| evaluate(value, template, parameters);
+        let Value::Object(map) = value else {
+            return match value {
+                Value::Array(items) => Value::Array(items.iter().map(eval).collect()),
+                other => other.clone(),
+            };
+        };
+        let Some((name, args)) = map.iter().next().filter(|_| map.len() == 1) else {
+            return value.clone();
+        };
+        match name.as_str() {
+            "Ref" => json!(parameters.iter().find(|(k, _)| args == k).expect("a parameter").1),
+            "Fn::Sub" => {
+                let mut text = args.as_str().unwrap().to_owned();
+                for (name, value) in parameters {
+                    text = text.replace(&format!("${{{name}}}"), value);
+                }
+                json!(text)
+            }
+            "Fn::If" => {
+                let condition = &template["Conditions"][args[0].as_str().unwrap()];
+                match eval(condition) == json!(true) {
+                    true => eval(&args[1]),
+                    false => eval(&args[2]),
+                }
+            }
+            "Fn::Equals" => json!(eval(&args[0]) == eval(&args[1])),
+            "Fn::Not" => json!(eval(&args[0]) != json!(true)),
+            "Fn::Select" => eval(&args[1])[args[0].as_u64().unwrap() as usize].clone(),
+            "Fn::Split" => json!(
+                eval(&args[1])
+                    .as_str()
+                    .unwrap()
+                    .split(args[0].as_str().unwrap())
+                    .collect::<Vec<_>>()
+            ),
+            _ => value.clone(),
+        }
+    }
+
+    /// Given a name or an ARN, the grant names exactly the queue or the job
+    /// definition the settings name (a bare definition name: any of its
+    /// revisions, never another definition whose name starts the same).
+    #[test]
+    fn the_batch_grant_matches_a_name_or_an_arn_exactly() {
+        let template = template();
+        let statements = &template["Resources"]["ModelQueriesRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"];
+        let submit = statements
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == "batch:SubmitJob")
+            .unwrap();
+        let arn = |rest: &str| format!("arn:aws:batch:us-east-1:123456789012:{rest}");
+        let granted = |values: &[(&str, &str)]| {
+            let mut parameters = vec![
+                ("AWS::Partition", "aws"),
+                ("AWS::Region", "us-east-1"),
+                ("AWS::AccountId", "123456789012"),
+                ("JobQueue", "emmaa-models-update-test"),
+                ("LargeJobQueue", "emmaa-after-update"),
+                ("JobDefinition", "emmaa_jobdef"),
+                ("LargeJobDefinition", "emmaa_testing_jobs_def"),
+            ];
+            for (name, value) in values {
+                parameters.iter_mut().find(|(k, _)| k == name).unwrap().1 = value;
+            }
+            evaluate(&submit["Resource"], &template, &parameters)
+        };
+        assert_eq!(
+            granted(&[]),
+            json!([
+                arn("job-queue/emmaa-models-update-test"),
+                arn("job-queue/emmaa-after-update"),
+                arn("job-definition/emmaa_jobdef:*"),
+                arn("job-definition/emmaa_testing_jobs_def:*"),
+            ])
+        );
+        let queue = arn("job-queue/other-queue");
+        let definition = arn("job-definition/other_def:4");
+        assert_eq!(
+            granted(&[
+                ("JobQueue", &queue),
+                ("JobDefinition", &definition),
+                ("LargeJobDefinition", "emmaa_testing_jobs_def:12"),
+            ]),
+            json!([
+                queue,
+                arn("job-queue/emmaa-after-update"),
+                definition,
+                arn("job-definition/emmaa_testing_jobs_def:12"),
+            ])
         );
     }
 

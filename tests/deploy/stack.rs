@@ -341,6 +341,17 @@ async fn check_functions_and_roles(moto: &Moto, lambda: &aws_sdk_lambda::Client,
             );
         }
         assert!(!text.contains("function:emmaa-model-update\""), "{name}: {text}");
+        // CloudFormation resolved the Batch grant for the names given: any
+        // revision of exactly the job definition, never `emmaa_jobdef*`.
+        if entry.submits_jobs {
+            for granted in [
+                "job-queue/emmaa-models-update-test\"",
+                "job-definition/emmaa_jobdef:*\"",
+                "job-definition/emmaa_testing_jobs_def:*\"",
+            ] {
+                assert!(text.contains(granted), "{name} may submit to {granted}: {text}");
+            }
+        }
         assert!(
             text.contains(&format!("emmaa/traces/{name}/*")),
             "{name} may write its traces: {text}"
