@@ -87,20 +87,26 @@ async fn thousands_of_refusals_are_counted_past_the_first_two_hundred() {
 #[tokio::test]
 async fn an_event_over_lambdas_limit_is_refused_before_the_guest_sees_it() {
     let event = format!(r#"{{"model": "{}"}}"#, "a".repeat(7_000_000));
-    let outcome = run_in_time(
-        "model_updates",
-        &event,
-        Arc::new(bucket(&[])),
-        settings(&[]),
-        Duration::from_secs(60),
-    )
-    .await;
+    let outcome = run_text("model_updates", &event).await;
     assert_eq!(
         outcome.answer,
         Answer::Failed(Failure::EventTooLarge { size: event.len() })
     );
     assert!(outcome.actions.is_empty());
     assert_eq!(outcome.fuel_used, 0);
+}
+
+/// Runs `guest` on the raw `event`, with the default settings, an empty
+/// bucket and a minute left.
+async fn run_text(guest: &str, event: &str) -> emmaa_runtime::GuestRun {
+    run_in_time(
+        guest,
+        event,
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        Duration::from_secs(60),
+    )
+    .await
 }
 
 /// `depth` nested arrays around `inner`.
@@ -133,25 +139,11 @@ async fn an_event_as_deep_as_the_host_takes_is_answered_and_one_level_more_is_no
         ]
     };
     for (guest, event) in cases(MAX_EVENT_DEPTH) {
-        let outcome = run_in_time(
-            guest,
-            &event,
-            Arc::new(bucket(&[])),
-            settings(&[]),
-            Duration::from_secs(60),
-        )
-        .await;
+        let outcome = run_text(guest, &event).await;
         assert_eq!(outcome.status_code(), Some(200), "{guest}: {:?}", outcome.answer);
     }
     for (guest, event) in cases(MAX_EVENT_DEPTH + 1) {
-        let outcome = run_in_time(
-            guest,
-            &event,
-            Arc::new(bucket(&[])),
-            settings(&[]),
-            Duration::from_secs(60),
-        )
-        .await;
+        let outcome = run_text(guest, &event).await;
         match &outcome.answer {
             Answer::Failed(Failure::EventNotJson(why)) => assert!(
                 why.starts_with(&format!(
@@ -165,14 +157,7 @@ async fn an_event_as_deep_as_the_host_takes_is_answered_and_one_level_more_is_no
     }
     // Brackets inside strings are not nesting.
     let event = format!(r#"{{"model": "aml", "x": "{}"}}"#, "[".repeat(1_000));
-    let outcome = run_in_time(
-        "model_updates",
-        &event,
-        Arc::new(bucket(&[])),
-        settings(&[]),
-        Duration::from_secs(60),
-    )
-    .await;
+    let outcome = run_text("model_updates", &event).await;
     assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.answer);
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::report::{Followed, RunReport};
 use crate::simulate::{Simulation, Start};
 use emmaa_runtime::action::Action;
+use emmaa_runtime::digest::sha256_hex;
 use emmaa_runtime::functions::FUNCTIONS;
 
 /// The day laid out as rows and columns.
@@ -361,12 +362,9 @@ fn id(kind: &str, name: &str) -> String {
         .collect();
     // Names that differ only in punctuation (`a-b`, `a_b`) keep ids apart
     // by a digest of the name itself.
-    let digest = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
     match safe == name {
         true => format!("{kind}_{safe}"),
-        false => format!("{kind}_{safe}_{:04x}", digest & 0xffff),
+        false => format!("{kind}_{safe}_{}", &sha256_hex(name.as_bytes())[..4]),
     }
 }
 

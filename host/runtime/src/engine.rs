@@ -292,14 +292,7 @@ impl GuestRuntime {
         match components {
             Components::Directory(dir) => {
                 let path = component_path(dir, guest);
-                let shown = path.display().to_string();
-                let bytes = std::fs::read(&path).map_err(|source| EngineError::Read {
-                    path: shown.clone(),
-                    source,
-                })?;
-                check_identity(dir, &path, &bytes, guest)?;
-                let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
-                self.load_bytes(&bytes, precompiled, &shown)
+                self.load_checked(&path, |bytes| check_identity(dir, &path, bytes, guest))
             }
             Components::BuiltIn => {
                 let (_, wasm) = BUILT_IN.iter().find(|(name, _)| *name == guest).ok_or_else(|| {
@@ -315,11 +308,21 @@ impl GuestRuntime {
     /// Loads a component file: a `.cwasm` precompiled by `deploy`, or (with
     /// the `jit` feature) a `.wasm` compiled here.
     pub fn load(&self, path: &Path) -> Result<LoadedGuest, EngineError> {
+        self.load_checked(path, |_| Ok(()))
+    }
+
+    /// As [`GuestRuntime::load`], once `check` accepts the file's bytes.
+    fn load_checked(
+        &self,
+        path: &Path,
+        check: impl FnOnce(&[u8]) -> Result<(), EngineError>,
+    ) -> Result<LoadedGuest, EngineError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
             path: shown.clone(),
             source,
         })?;
+        check(&bytes)?;
         let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
         self.load_bytes(&bytes, precompiled, &shown)
     }

@@ -319,8 +319,8 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().join("components");
     let cache_arg = cache_dir.to_str().unwrap();
-    let run = || {
-        let output = replay(
+    let replay_cached = || {
+        replay(
             &[
                 "emmaa-model-update",
                 "examples/events/emmaa-model-update.json",
@@ -328,9 +328,9 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
                 NOW,
             ],
             &[("EMMAA_COMPILE_CACHE", cache_arg)],
-        );
-        succeeded(&output)
+        )
     };
+    let run = || succeeded(&replay_cached());
     let first = run();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&cache_dir)
         .unwrap()
@@ -361,15 +361,7 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_compiled_again() {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(entry, &flipped).unwrap();
-    let output = replay(
-        &[
-            "emmaa-model-update",
-            "examples/events/emmaa-model-update.json",
-            "--now",
-            NOW,
-        ],
-        &[("EMMAA_COMPILE_CACHE", cache_arg)],
-    );
+    let output = replay_cached();
     assert_eq!(succeeded(&output), first);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
