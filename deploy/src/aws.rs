@@ -357,7 +357,11 @@ where
             format!(
                 "{action} on {resource} failed: {}",
                 if said.is_empty() {
-                    "AWS gave no reason".into()
+                    match status {
+                        Some(200) => "its answer could not be read (HTTP 200; -v shows why)".into(),
+                        Some(status) => format!("AWS gave no reason (HTTP {status})"),
+                        None => "AWS gave no reason".into(),
+                    }
                 } else {
                     said
                 }

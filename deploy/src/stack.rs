@@ -23,15 +23,31 @@ use serde_json::Value;
 use thiserror::Error;
 
 use emmaa_offline::progress::Progress;
-use emmaa_runtime::settings::Settings;
+use emmaa_runtime::functions::FUNCTIONS;
+use emmaa_runtime::settings::{MAX_ENVIRONMENT_BYTES, Settings};
 
 use crate::arch::Arch;
 use crate::aws::{Account, AwsProblem, Call, ProblemKind, explain};
 use crate::bundle::Bundle;
-use crate::template::{Lint, check_template, lint_with_cfn_lint, parameter_of, to_yaml};
+use crate::template::{
+    EXISTING_LOGS_AND_QUEUE, Lint, check_template, environment_bytes, failed_events_queue,
+    lint_with_cfn_lint, log_group_name, parameter_of, to_yaml,
+};
 
 /// Parameters `deploy stack` sets itself.
-const SET_BY_DEPLOY: [&str; 3] = ["ArtifactBucket", "ArtifactKey", "Architecture"];
+const SET_BY_DEPLOY: [&str; 4] = [
+    "ArtifactBucket",
+    "ArtifactKey",
+    "Architecture",
+    EXISTING_LOGS_AND_QUEUE,
+];
+
+/// The concurrency Lambda keeps unreserved in every account: reservations
+/// may take an account's unreserved executions down to this and no lower.
+pub const UNRESERVED_MINIMUM: i64 = 100;
+
+/// The quota to raise for more concurrent executions (Service Quotas).
+const CONCURRENCY_QUOTA: &str = "Service Quotas, AWS Lambda, Concurrent executions (L-B99A9384)";
 
 /// The largest template CloudFormation takes inline (`TemplateBody`); a
 /// bigger one is read from S3.
@@ -107,6 +123,22 @@ pub struct Notifications {
     pub others: usize,
 }
 
+/// An account's Lambda concurrency (GetAccountSettings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountConcurrency {
+    pub limit: i64,
+    pub unreserved: i64,
+}
+
+/// Which of the resources a stack keeps when it is deleted (its functions'
+/// log groups, the failed-events queue) exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// The log groups found, by name.
+    pub log_groups: Vec<String>,
+    pub queue: bool,
+}
+
 /// A failed CloudFormation or S3 call, as one sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(transparent)]
@@ -142,6 +174,14 @@ pub trait StackControl: Send + Sync {
     /// Reads the bucket's notification configuration and writes it back
     /// with EventBridge on.
     async fn enable_eventbridge(&self, bucket: &str) -> Result<Notifications, CloudError>;
+    /// The account's Lambda concurrency: its limit and what is unreserved.
+    async fn account_concurrency(&self) -> Result<AccountConcurrency, CloudError>;
+    /// Which of `log_groups` and the queue `queue` exist.
+    async fn kept(&self, log_groups: &[String], queue: &str) -> Result<Kept, CloudError>;
+    /// Makes a log group with a retention, as the template would.
+    async fn make_log_group(&self, name: &str, retention_days: i32) -> Result<(), CloudError>;
+    /// Makes the failed-events queue, as the template would.
+    async fn make_queue(&self, name: &str) -> Result<(), CloudError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +260,33 @@ pub enum StackError {
         stack: String,
         status: String,
         failures: Vec<FailedResource>,
+    },
+    #[error(
+        "FunctionConcurrency={per_function} reserves {wanted} concurrent executions ({per_function} for \
+         each of the {functions} functions), but this account has {unreserved} of its {limit} unreserved\
+         {held_text} and Lambda keeps {UNRESERVED_MINIMUM} unreserved: at most {fits} per function fits. \
+         Pass --parameter FunctionConcurrency={fits} (0: no reservation), or ask AWS for more \
+         ({CONCURRENCY_QUOTA})",
+        held_text = if *held > 0 { format!(" (the stack holds {held} more now)") } else { String::new() }
+    )]
+    Concurrency {
+        per_function: i64,
+        functions: usize,
+        wanted: i64,
+        limit: i64,
+        unreserved: i64,
+        held: i64,
+        fits: i64,
+    },
+    #[error(
+        "the functions' settings come to {bytes} bytes, over Lambda's {limit} for a function's \
+         environment (every EMMAA_* name and value); the largest is {largest} ({largest_bytes} bytes)"
+    )]
+    EnvironmentTooBig {
+        bytes: usize,
+        limit: usize,
+        largest: String,
+        largest_bytes: usize,
     },
     #[error("gave up after {seconds} s: {what}")]
     TimedOut { seconds: u64, what: String },
@@ -341,6 +408,19 @@ pub fn check_parameters(template: &Value, given: &BTreeMap<String, String>) -> R
                 return Err(bad(format!("not one of {}", allowed.join(", "))));
             }
         }
+        let length = value.chars().count();
+        if let Some(min) = parameter["MinLength"]
+            .as_u64()
+            .filter(|min| (length as u64) < *min)
+        {
+            return Err(bad(format!("shorter than {min} characters")));
+        }
+        if let Some(max) = parameter["MaxLength"]
+            .as_u64()
+            .filter(|max| (length as u64) > *max)
+        {
+            return Err(bad(format!("longer than {max} characters")));
+        }
         if parameter["Type"] == "Number" {
             let number: f64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
             let (min, max) = (parameter["MinValue"].as_f64(), parameter["MaxValue"].as_f64());
@@ -358,6 +438,16 @@ fn check_settings(
     parameters: &BTreeMap<String, String>,
     given: &BTreeMap<String, String>,
 ) -> Result<(), StackError> {
+    let (bytes, largest) = environment_bytes(parameters);
+    if bytes > MAX_ENVIRONMENT_BYTES {
+        let (largest, largest_bytes) = largest.unwrap_or_default();
+        return Err(StackError::EnvironmentTooBig {
+            bytes,
+            limit: MAX_ENVIRONMENT_BYTES,
+            largest,
+            largest_bytes,
+        });
+    }
     Settings::from_lookup(|variable| parameters.get(&parameter_of(variable)).cloned())
         .map(drop)
         .map_err(|err| {
@@ -504,6 +594,9 @@ pub async fn deploy_stack(
     let mut parameters = merge_parameters(template, kept, &request.parameters)?;
     check_settings(&parameters, &request.parameters)?;
     let prefix = parameters.get("FunctionPrefix").cloned().unwrap_or_default();
+    check_concurrency(control, &parameters, kept, say).await?;
+    let existing = existing_logs_and_queue(control, request, &parameters, kept, say).await?;
+    parameters.insert(EXISTING_LOGS_AND_QUEUE.into(), existing.to_string());
 
     let bundle = bundle_for(&prefix).map_err(StackError::Bundle)?;
     let yaml = to_yaml(template);
@@ -670,6 +763,129 @@ pub async fn deploy_stack(
     })
 }
 
+/// Reads the account's Lambda limits and refuses a reservation Lambda
+/// would refuse halfway through the stack's change (every function's
+/// `ReservedConcurrentExecutions` must leave [`UNRESERVED_MINIMUM`]
+/// unreserved), saying what would fit. What the stack reserves now (an
+/// update) counts as free. When the limits cannot be read, says so and
+/// goes on: CloudFormation has the last word.
+async fn check_concurrency(
+    control: &dyn StackControl,
+    parameters: &BTreeMap<String, String>,
+    current: Option<&StackState>,
+    say: &mut dyn FnMut(String),
+) -> Result<(), StackError> {
+    let per_function = |parameters: &BTreeMap<String, String>| {
+        parameters
+            .get("FunctionConcurrency")
+            .and_then(|value| value.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let functions = FUNCTIONS.len();
+    let count = functions as i64;
+    let wanted = per_function(parameters) * count;
+    let held = current.map_or(0, |stack| per_function(&stack.parameters) * count);
+    if wanted == 0 {
+        return Ok(());
+    }
+    let account = match control.account_concurrency().await {
+        Ok(account) => account,
+        Err(err) => {
+            say(format!(
+                "the account's Lambda limits are unknown ({err}): the reservation of {wanted} concurrent \
+                 executions is not checked"
+            ));
+            return Ok(());
+        }
+    };
+    let free = account.unreserved + held - UNRESERVED_MINIMUM;
+    if wanted > free {
+        return Err(StackError::Concurrency {
+            per_function: per_function(parameters),
+            functions,
+            wanted,
+            limit: account.limit,
+            unreserved: account.unreserved,
+            held,
+            fits: (free / count).max(0),
+        });
+    }
+    say(format!(
+        "Lambda: this account allows {} concurrent executions, {} unreserved; the stack reserves {wanted}",
+        account.limit, account.unreserved
+    ));
+    Ok(())
+}
+
+/// Whether the stack is to use log groups and a failed-events queue that
+/// exist already: a stack deleted keeps them (DeletionPolicy `Retain`),
+/// and a stack stood up again with the same function prefix would fail
+/// making them. Looked up when the stack makes them anew (a new stack, or
+/// a new function prefix); otherwise the stack's current choice stands.
+/// When some exist and some do not, the missing ones are made here, as
+/// the template would make them, so the stack can use all of them (a plan
+/// says so and makes nothing).
+async fn existing_logs_and_queue(
+    control: &dyn StackControl,
+    request: &StackRequest,
+    parameters: &BTreeMap<String, String>,
+    current: Option<&StackState>,
+    say: &mut dyn FnMut(String),
+) -> Result<bool, StackError> {
+    let prefix = parameters.get("FunctionPrefix").cloned().unwrap_or_default();
+    if let Some(current) = current
+        && current.parameters.get("FunctionPrefix") == Some(&prefix)
+    {
+        return Ok(current
+            .parameters
+            .get(EXISTING_LOGS_AND_QUEUE)
+            .map(String::as_str)
+            == Some("true"));
+    }
+    let log_groups: Vec<String> = FUNCTIONS
+        .iter()
+        .map(|function| log_group_name(&prefix, function))
+        .collect();
+    let queue = failed_events_queue(&prefix);
+    let kept = control.kept(&log_groups, &queue).await?;
+    if kept.log_groups.is_empty() && !kept.queue {
+        return Ok(false);
+    }
+    let missing: Vec<&String> = log_groups
+        .iter()
+        .filter(|name| !kept.log_groups.contains(name))
+        .collect();
+    say(format!(
+        "found {} of the {} log groups{} kept from an earlier stack with function prefix {prefix:?}: the \
+         stack uses them as they are ({EXISTING_LOGS_AND_QUEUE}=true)",
+        kept.log_groups.len(),
+        log_groups.len(),
+        if kept.queue {
+            format!(" and the failed-events queue {queue}")
+        } else {
+            String::new()
+        }
+    ));
+    let retention: i32 = parameters
+        .get("LogRetentionDays")
+        .and_then(|days| days.parse().ok())
+        .unwrap_or(30);
+    let verb = if request.plan { "plan: would make" } else { "made" };
+    for name in missing {
+        if !request.plan {
+            control.make_log_group(name, retention).await?;
+        }
+        say(format!("{verb} the missing log group {name} ({retention} days)"));
+    }
+    if !kept.queue {
+        if !request.plan {
+            control.make_queue(&queue).await?;
+        }
+        say(format!("{verb} the missing failed-events queue {queue}"));
+    }
+    Ok(true)
+}
+
 /// Ctrl-C (SIGINT), or never when the signal cannot be watched.
 async fn interrupted() {
     if tokio::signal::ctrl_c().await.is_err() {
@@ -813,6 +1029,9 @@ where
 pub struct AwsStack {
     cloudformation: aws_sdk_cloudformation::Client,
     s3: aws_sdk_s3::Client,
+    lambda: aws_sdk_lambda::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    sqs: aws_sdk_sqs::Client,
     account: Account,
 }
 
@@ -821,6 +1040,9 @@ impl AwsStack {
         AwsStack {
             cloudformation: aws_sdk_cloudformation::Client::new(&account.config),
             s3: aws_sdk_s3::Client::new(&account.config),
+            lambda: aws_sdk_lambda::Client::new(&account.config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&account.config),
+            sqs: aws_sdk_sqs::Client::new(&account.config),
             account: account.clone(),
         }
     }
@@ -1144,6 +1366,87 @@ impl StackControl for AwsStack {
             .map_err(|err| self.error("s3:PutBucketNotification", &format!("bucket {bucket}"), err))?;
         self.notifications(bucket).await
     }
+
+    async fn account_concurrency(&self) -> Result<AccountConcurrency, CloudError> {
+        let output = self
+            .lambda
+            .get_account_settings()
+            .send()
+            .await
+            .map_err(|err| self.error("lambda:GetAccountSettings", "the account", err))?;
+        let limit = output
+            .account_limit()
+            .ok_or_else(|| CloudError::other("GetAccountSettings answered no AccountLimit"))?;
+        Ok(AccountConcurrency {
+            limit: i64::from(limit.concurrent_executions()),
+            unreserved: limit.unreserved_concurrent_executions().map_or(0, i64::from),
+        })
+    }
+
+    async fn kept(&self, log_groups: &[String], queue: &str) -> Result<Kept, CloudError> {
+        let mut kept = Kept::default();
+        for name in log_groups {
+            // By prefix, as DescribeLogGroups looks them up; the name is
+            // then matched whole.
+            let output = self
+                .logs
+                .describe_log_groups()
+                .log_group_name_prefix(name)
+                .limit(50)
+                .send()
+                .await
+                .map_err(|err| self.error("logs:DescribeLogGroups", &format!("log group {name}"), err))?;
+            if output
+                .log_groups()
+                .iter()
+                .any(|group| group.log_group_name() == Some(name.as_str()))
+            {
+                kept.log_groups.push(name.clone());
+            }
+        }
+        kept.queue = match self.sqs.get_queue_url().queue_name(queue).send().await {
+            Ok(_) => true,
+            Err(err)
+                if err.code() == Some("AWS.SimpleQueueService.NonExistentQueue")
+                    || err.code() == Some("QueueDoesNotExist") =>
+            {
+                false
+            }
+            Err(err) => return Err(self.error("sqs:GetQueueUrl", &format!("queue {queue}"), err)),
+        };
+        Ok(kept)
+    }
+
+    async fn make_log_group(&self, name: &str, retention_days: i32) -> Result<(), CloudError> {
+        let resource = format!("log group {name}");
+        self.logs
+            .create_log_group()
+            .log_group_name(name)
+            .send()
+            .await
+            .map_err(|err| self.error("logs:CreateLogGroup", &resource, err))?;
+        self.logs
+            .put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(retention_days)
+            .send()
+            .await
+            .map_err(|err| self.error("logs:PutRetentionPolicy", &resource, err))?;
+        Ok(())
+    }
+
+    async fn make_queue(&self, name: &str) -> Result<(), CloudError> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        self.sqs
+            .create_queue()
+            .queue_name(name)
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+            .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
+            .send()
+            .await
+            .map_err(|err| self.error("sqs:CreateQueue", &format!("queue {name}"), err))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -1163,6 +1466,9 @@ mod tests {
         failures: Vec<FailedResource>,
         eventbridge: Mutex<bool>,
         bucket_exists: Mutex<bool>,
+        /// GetAccountSettings' answer; `None`: the call fails.
+        account: Option<AccountConcurrency>,
+        kept: Kept,
         calls: Mutex<Vec<String>>,
     }
 
@@ -1175,6 +1481,11 @@ mod tests {
                 failures: Vec::new(),
                 eventbridge: Mutex::new(false),
                 bucket_exists: Mutex::new(true),
+                account: Some(AccountConcurrency {
+                    limit: 1000,
+                    unreserved: 1000,
+                }),
+                kept: Kept::default(),
                 calls: Mutex::new(Vec::new()),
             }
         }
@@ -1183,7 +1494,16 @@ mod tests {
             self.calls.lock().unwrap().push(call);
         }
 
+        /// The calls that change or upload something (the look-ups left
+        /// out: the account's limits, what an earlier stack kept).
         fn calls(&self) -> Vec<String> {
+            self.all_calls()
+                .into_iter()
+                .filter(|call| call != "account_concurrency" && !call.starts_with("kept "))
+                .collect()
+        }
+
+        fn all_calls(&self) -> Vec<String> {
             self.calls.lock().unwrap().clone()
         }
     }
@@ -1209,10 +1529,11 @@ mod tests {
         }
         async fn create_change_set(&self, request: &ChangeSetRequest) -> Result<String, CloudError> {
             self.log(format!(
-                "create_change_set create={} prefix={} key={} template={}",
+                "create_change_set create={} prefix={} key={} existing={} template={}",
                 request.create,
                 request.parameters["FunctionPrefix"],
                 request.parameters["ArtifactKey"],
+                request.parameters[EXISTING_LOGS_AND_QUEUE],
                 match request.template {
                     TemplateSource::Body(_) => "body",
                     TemplateSource::Url(_) => "url",
@@ -1254,6 +1575,23 @@ mod tests {
             *self.eventbridge.lock().unwrap() = true;
             self.notifications(bucket).await
         }
+        async fn account_concurrency(&self) -> Result<AccountConcurrency, CloudError> {
+            self.log("account_concurrency".into());
+            self.account
+                .ok_or_else(|| CloudError::other("lambda:GetAccountSettings: UnknownOperation"))
+        }
+        async fn kept(&self, log_groups: &[String], queue: &str) -> Result<Kept, CloudError> {
+            self.log(format!("kept {} log groups, {queue}", log_groups.len()));
+            Ok(self.kept.clone())
+        }
+        async fn make_log_group(&self, name: &str, retention_days: i32) -> Result<(), CloudError> {
+            self.log(format!("make_log_group {name} {retention_days}"));
+            Ok(())
+        }
+        async fn make_queue(&self, name: &str) -> Result<(), CloudError> {
+            self.log(format!("make_queue {name}"));
+            Ok(())
+        }
     }
 
     fn template() -> Value {
@@ -1262,6 +1600,8 @@ mod tests {
             "Bucket": {"Type": "String", "Default": "emmaa"},
             "CreateBucket": {"Type": "String", "Default": "false"},
             "MemorySize": {"Type": "Number", "Default": 256},
+            "FunctionConcurrency": {"Type": "Number", "Default": 10},
+            "ExistingLogsAndQueue": {"Type": "String", "Default": "false"},
             "ArtifactBucket": {"Type": "String"},
             "ArtifactKey": {"Type": "String"},
             "Architecture": {"Type": "String", "Default": "x86_64"},
@@ -1642,5 +1982,201 @@ mod tests {
                 .iter()
                 .any(|call| call.starts_with("enable_eventbridge"))
         );
+    }
+
+    /// A new account's 10 concurrent executions take no reservation: the
+    /// run stops before it builds or changes anything, saying what fits.
+    #[tokio::test]
+    async fn a_reservation_the_account_cannot_hold_is_refused_before_cloudformation() {
+        let mut fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        fake.account = Some(AccountConcurrency {
+            limit: 10,
+            unreserved: 10,
+        });
+        let (result, prefixes, _) = run(&fake, &request(&[], false)).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StackError::Concurrency {
+                    wanted: 110,
+                    fits: 0,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("FunctionConcurrency=10 reserves 110"), "{text}");
+        assert!(text.contains("10 of its 10 unreserved"), "{text}");
+        assert!(text.contains("--parameter FunctionConcurrency=0"), "{text}");
+        assert!(prefixes.is_empty(), "no bundle was built");
+        assert_eq!(fake.all_calls(), ["account_concurrency"]);
+
+        // An account of 1,000 with 350 unreserved: 22 a function fits.
+        fake.account = Some(AccountConcurrency {
+            limit: 1000,
+            unreserved: 350,
+        });
+        let (result, _, _) = run(&fake, &request(&[("FunctionConcurrency", "23")], false)).await;
+        assert!(
+            matches!(result, Err(StackError::Concurrency { fits: 22, .. })),
+            "{result:?}"
+        );
+        let (result, _, lines) = run(&fake, &request(&[("FunctionConcurrency", "22")], false)).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(
+            lines.iter().any(|line| line.contains("the stack reserves 242")),
+            "{lines:?}"
+        );
+    }
+
+    /// An update counts what the stack reserves now as free; a run that
+    /// cannot read the limits says so and goes on; no reservation asks
+    /// nothing.
+    #[tokio::test]
+    async fn an_update_counts_its_own_reservation_and_unknown_limits_do_not_stop_it() {
+        // A stack reserving 10 a function, in an account with 100 left.
+        let stack = || {
+            let mut current = existing("UPDATE_COMPLETE", "emmaa-");
+            if let Some(stack) = current.as_mut() {
+                stack.parameters.insert("FunctionConcurrency".into(), "10".into());
+            }
+            let mut fake = Fake::new(current, adds(), "UPDATE_COMPLETE");
+            fake.account = Some(AccountConcurrency {
+                limit: 1000,
+                unreserved: 100,
+            });
+            fake
+        };
+        let (result, _, _) = run(&stack(), &request(&[], false)).await;
+        assert!(result.is_ok(), "the stack's own 110 are free to it: {result:?}");
+        let mut fake = stack();
+        let (result, _, _) = run(&fake, &request(&[("FunctionConcurrency", "11")], false)).await;
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("(the stack holds 110 more now)"), "{text}");
+        assert!(text.contains("at most 10 per function fits"), "{text}");
+
+        fake.account = None;
+        let (result, _, lines) = run(&fake, &request(&[("FunctionConcurrency", "50")], false)).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("the account's Lambda limits are unknown")
+                    && line.contains("the reservation of 550 concurrent executions is not checked")),
+            "{lines:?}"
+        );
+        let before = fake.all_calls().len();
+        let (result, _, _) = run(&fake, &request(&[("FunctionConcurrency", "0")], false)).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(!fake.all_calls()[before..].contains(&"account_concurrency".to_string()));
+    }
+
+    /// A stack stood up again where an earlier one was deleted finds the
+    /// log groups and the queue it kept, makes what is missing, and uses
+    /// them; with nothing kept the stack makes its own; an update with the
+    /// same prefix keeps the stack's choice without looking.
+    #[tokio::test]
+    async fn a_new_stack_uses_the_logs_and_queue_an_earlier_one_kept() {
+        let fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        run(&fake, &request(&[], false)).await.0.unwrap();
+        let calls = fake.all_calls();
+        assert!(
+            calls.contains(&"kept 11 log groups, emmaa-failed-events".to_string()),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|call| call.contains("existing=false")),
+            "{calls:?}"
+        );
+
+        let mut fake = Fake::new(None, adds(), "CREATE_COMPLETE");
+        fake.kept = Kept {
+            log_groups: FUNCTIONS
+                .iter()
+                .skip(1)
+                .map(|function| log_group_name("emmaa-", function))
+                .collect(),
+            queue: false,
+        };
+        let (result, _, lines) = run(&fake, &request(&[], false)).await;
+        result.unwrap();
+        let calls = fake.calls();
+        assert!(
+            calls.contains(&"make_log_group /aws/lambda/emmaa-update-pipeline 30".to_string()),
+            "{calls:?}"
+        );
+        assert!(
+            calls.contains(&"make_queue emmaa-failed-events".to_string()),
+            "{calls:?}"
+        );
+        assert_eq!(
+            calls.iter().filter(|call| call.starts_with("make_")).count(),
+            2,
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|call| call.contains("existing=true")),
+            "{calls:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("found 10 of the 11 log groups kept")),
+            "{lines:?}"
+        );
+        // A plan makes nothing, and says what it would make.
+        let before = fake.calls().len();
+        let (_, _, lines) = run(&fake, &request(&[], true)).await;
+        assert!(
+            !fake.calls()[before..]
+                .iter()
+                .any(|call| call.starts_with("make_"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line == "plan: would make the missing failed-events queue emmaa-failed-events"),
+            "{lines:?}"
+        );
+
+        let mut current = existing("UPDATE_COMPLETE", "emmaa-");
+        if let Some(stack) = current.as_mut() {
+            stack
+                .parameters
+                .insert(EXISTING_LOGS_AND_QUEUE.into(), "true".into());
+        }
+        let fake = Fake::new(current, adds(), "UPDATE_COMPLETE");
+        run(&fake, &request(&[], false)).await.0.unwrap();
+        let calls = fake.all_calls();
+        assert!(!calls.iter().any(|call| call.starts_with("kept")), "{calls:?}");
+        assert!(
+            calls.iter().any(|call| call.contains("existing=true")),
+            "{calls:?}"
+        );
+    }
+
+    /// Lambda's 4 KB for a function's settings together, checked before
+    /// anything is sent, naming the largest.
+    #[test]
+    fn settings_over_lambdas_four_kilobytes_are_refused_by_their_largest() {
+        let large = "m".repeat(3_000) + "," + &"n".repeat(1_500);
+        let given = [("LargeModels".to_string(), large)].into();
+        let parameters = merge_parameters(&crate::template::template(), None, &given).unwrap();
+        let err = check_settings(&parameters, &given).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StackError::EnvironmentTooBig {
+                    largest_bytes: 4_501,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("over Lambda's 4096"), "{text}");
+        assert!(text.contains("the largest is LargeModels (4501 bytes)"), "{text}");
     }
 }

@@ -140,43 +140,108 @@ fn statements(function: &PipelineFunction) -> Vec<Value> {
             .collect();
         statements.push(json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": functions}));
     }
-    if function.submits_jobs {
-        statements.push(json!({
-            "Effect": "Allow",
-            "Action": "batch:SubmitJob",
-            "Resource": [
-                batch_resource("JobQueue"),
-                batch_resource("LargeJobQueue"),
-                batch_resource("JobDefinition"),
-                batch_resource("LargeJobDefinition"),
-            ],
-        }));
-        // ListJobs has no resource-level permissions.
-        statements.push(json!({"Effect": "Allow", "Action": "batch:ListJobs", "Resource": "*"}));
-    }
     statements.push(json!({
         "Effect": "Allow",
         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
         "Resource": bucket_arn(&format!("/${{LedgerPrefix}}${{FunctionPrefix}}{}/*", function.function)),
     }));
-    // The flight recorder's traces, only while EMMAA_TRACE_PREFIX is set.
-    statements.push(json!({"Fn::If": [
-        "RecordsTraces",
-        {
-            "Effect": "Allow",
-            "Action": "s3:PutObject",
-            "Resource": bucket_arn(&format!("/${{TracePrefix}}${{FunctionPrefix}}{}/*", function.function)),
-        },
-        {"Ref": "AWS::NoValue"},
-    ]}));
-    if function.trigger == Trigger::Invoked {
-        statements.push(json!({
-            "Effect": "Allow",
-            "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": ["FailedEvents", "Arn"]},
-        }));
-    }
+    // Every function's failed events go to the queue (its on-failure
+    // destination).
+    statements.push(json!({
+        "Effect": "Allow",
+        "Action": "sqs:SendMessage",
+        "Resource": sub(FAILED_EVENTS_ARN),
+    }));
     statements
+}
+
+/// The policy of every role whose function submits Batch jobs: one
+/// policy attached to each of them (the grant is the same for all, and a
+/// copy in each role's own policy would put the template over
+/// CloudFormation's 51,200 bytes inline).
+fn submit_jobs_policy() -> Value {
+    let roles: Vec<Value> = FUNCTIONS
+        .iter()
+        .filter(|function| function.submits_jobs)
+        .map(|function| reference(&format!("{}Role", logical_id(function.guest))))
+        .collect();
+    json!({
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "submit-jobs",
+            "Roles": roles,
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "batch:SubmitJob",
+                    "Resource": [
+                        batch_resource("JobQueue"),
+                        batch_resource("LargeJobQueue"),
+                        batch_resource("JobDefinition"),
+                        batch_resource("LargeJobDefinition"),
+                    ],
+                },
+                // ListJobs has no resource-level permissions.
+                {"Effect": "Allow", "Action": "batch:ListJobs", "Resource": "*"},
+            ]},
+        },
+    })
+}
+
+/// The policy that lets `function` write its flight recorder's traces,
+/// made only while `EMMAA_TRACE_PREFIX` is set: a resource of its own
+/// with a condition, so every policy document is plain IAM (checkov
+/// leaves a role's IAM checks unknown when one of its statements is an
+/// `Fn::If`, and moto's CloudFormation fails on an `Fn::If` that leaves a
+/// role's policy out).
+fn traces_policy(function: &PipelineFunction) -> Value {
+    json!({
+        "Type": "AWS::IAM::Policy",
+        "Condition": "RecordsTraces",
+        "Properties": {
+            "PolicyName": "traces",
+            "Roles": [reference(&format!("{}Role", logical_id(function.guest)))],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": bucket_arn(&format!("/${{TracePrefix}}${{FunctionPrefix}}{}/*", function.function)),
+            }]},
+        },
+    })
+}
+
+/// The policy that lets the functions that submit jobs submit them.
+pub const SUBMIT_JOBS: &str = "SubmitJobsPolicy";
+
+/// The failed-events queue, by the name the stack gives it: the same
+/// whether the stack made it or found it kept from an earlier stack.
+const FAILED_EVENTS_ARN: &str =
+    "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${FunctionPrefix}failed-events";
+
+/// The queue, as the asynchronous-invocation settings name it: through
+/// the stack's own queue when the stack makes it, so CloudFormation makes
+/// the queue first.
+fn failed_events_destination() -> Value {
+    json!({"Fn::If": [MAKES_LOGS_AND_QUEUE, {"Fn::GetAtt": ["FailedEvents", "Arn"]}, sub(FAILED_EVENTS_ARN)]})
+}
+
+/// The condition under which the stack makes the log groups and the
+/// failed-events queue: unless they exist, kept from an earlier stack
+/// with the same function prefix (`ExistingLogsAndQueue`).
+pub const MAKES_LOGS_AND_QUEUE: &str = "MakesLogsAndQueue";
+
+/// The parameter `deploy stack` sets when the log groups and the queue
+/// exist already.
+pub const EXISTING_LOGS_AND_QUEUE: &str = "ExistingLogsAndQueue";
+
+/// The name of a function's log group.
+pub fn log_group_name(function_prefix: &str, function: &PipelineFunction) -> String {
+    format!("/aws/lambda/{function_prefix}{}", function.function)
+}
+
+/// The name of the failed-events queue.
+pub fn failed_events_queue(function_prefix: &str) -> String {
+    format!("{function_prefix}failed-events")
 }
 
 /// Where the stack's default differs from the host's: on AWS the fan-out
@@ -203,17 +268,48 @@ fn environment() -> Value {
     json!({ "Variables": variables })
 }
 
+/// AWS's limits on a setting, as its parameter's constraints, so that
+/// CloudFormation refuses a value AWS would (the host checks each value
+/// fully at start, and `deploy stack` before it sends anything; Lambda's
+/// 4 KB for the settings together is `deploy stack`'s to check).
+fn limits(variable: &str) -> Value {
+    let prefix = settings::MAX_FUNCTION_PREFIX_LEN;
+    match variable {
+        settings::BUCKET => {
+            json!({"MinLength": 3, "MaxLength": 63, "AllowedPattern": "^[a-z0-9][a-z0-9.-]*[a-z0-9]$"})
+        }
+        settings::FUNCTION_PREFIX => json!({"MaxLength": prefix, "AllowedPattern": "^[A-Za-z0-9_-]*$"}),
+        settings::INVOCATION_TYPE => json!({"AllowedValues": ["RequestResponse", "Event"]}),
+        settings::LEDGER => json!({"AllowedValues": ["on", "off"]}),
+        settings::MAX_IN_FLIGHT => json!({"AllowedPattern": "^[0-9]{1,4}$"}),
+        // A queue's ARN is under 200 characters; a definition's name
+        // 128 and its revision a number.
+        settings::JOB_QUEUE
+        | settings::LARGE_JOB_QUEUE
+        | settings::JOB_DEFINITION
+        | settings::LARGE_JOB_DEFINITION => {
+            json!({"MinLength": 1, "MaxLength": 256})
+        }
+        // S3's keys are at most 1,024 bytes; the ledger's and the traces'
+        // keys add the function name and a 64-character digest or a
+        // request id to the prefix.
+        settings::LEDGER_PREFIX | settings::TRACE_PREFIX => json!({"MaxLength": 512}),
+        _ => json!({}),
+    }
+}
+
 fn parameters() -> Map<String, Value> {
     let mut parameters = Map::new();
     for variable in VARIABLES {
-        parameters.insert(
-            parameter_of(variable.name),
-            json!({
-                "Type": "String",
-                "Default": stack_default(variable),
-                "Description": format!("{}: {} ({})", variable.name, variable.meaning, variable.accepts),
-            }),
-        );
+        let mut parameter = json!({
+            "Type": "String",
+            "Default": stack_default(variable),
+            "Description": format!("{}: {} ({})", variable.name, variable.meaning, variable.accepts),
+        });
+        if let (Some(parameter), Value::Object(limits)) = (parameter.as_object_mut(), limits(variable.name)) {
+            parameter.extend(limits);
+        }
+        parameters.insert(parameter_of(variable.name), parameter);
     }
     let more = [
         (
@@ -268,6 +364,11 @@ fn parameters() -> Map<String, Value> {
             "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]}),
         ),
         (
+            EXISTING_LOGS_AND_QUEUE,
+            json!({"Type": "String", "Default": "false", "AllowedValues": ["true", "false"],
+            "Description": "true: the log groups and the failed-events queue exist, kept from an earlier stack with this function prefix, and the stack uses them instead of making them (deploy stack sets it)"}),
+        ),
+        (
             "AsyncRetries",
             json!({"Type": "Number", "Default": 2, "MinValue": 0, "MaxValue": 2,
             "Description": "Lambda's retries of a failed Event invocation (claims make a retry do only what is left)"}),
@@ -295,19 +396,33 @@ pub fn template() -> Value {
             },
         }),
     );
+    // The failed events and the logs outlive the stack: deleting or
+    // replacing it keeps them (a stack stood up again with the same
+    // function prefix finds them and uses them: ExistingLogsAndQueue).
     resources.insert(
         "FailedEvents".into(),
         json!({
             "Type": "AWS::SQS::Queue",
-            "Properties": {"QueueName": sub("${FunctionPrefix}failed-events"), "MessageRetentionPeriod": 1_209_600},
+            "Condition": MAKES_LOGS_AND_QUEUE,
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "QueueName": sub("${FunctionPrefix}failed-events"),
+                "MessageRetentionPeriod": 1_209_600,
+                "SqsManagedSseEnabled": true,
+            },
         }),
     );
+    resources.insert(SUBMIT_JOBS.into(), submit_jobs_policy());
     for function in &FUNCTIONS {
         let id = logical_id(function.guest);
         resources.insert(
             format!("{id}Logs"),
             json!({
                 "Type": "AWS::Logs::LogGroup",
+                "Condition": MAKES_LOGS_AND_QUEUE,
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
                 "Properties": {
                     "LogGroupName": sub(&format!("/aws/lambda/${{FunctionPrefix}}{}", function.function)),
                     "RetentionInDays": reference("LogRetentionDays"),
@@ -330,11 +445,11 @@ pub fn template() -> Value {
                 },
             }),
         );
+        resources.insert(format!("{id}Traces"), traces_policy(function));
         resources.insert(
             format!("{id}Function"),
             json!({
                 "Type": "AWS::Lambda::Function",
-                "DependsOn": [format!("{id}Logs")],
                 "Properties": {
                     "FunctionName": function_name(function),
                     "Runtime": "provided.al2023",
@@ -348,6 +463,33 @@ pub fn template() -> Value {
                     "Role": {"Fn::GetAtt": [format!("{id}Role"), "Arn"]},
                     "Code": {"S3Bucket": reference("ArtifactBucket"), "S3Key": reference("ArtifactKey")},
                     "Environment": environment(),
+                    // Through the stack's log group when it makes one, so
+                    // CloudFormation makes it first (Lambda would make it
+                    // at the first event, and the stack's would then fail).
+                    "LoggingConfig": {"LogGroup": {"Fn::If": [
+                        MAKES_LOGS_AND_QUEUE,
+                        reference(&format!("{id}Logs")),
+                        {"Ref": "AWS::NoValue"},
+                    ]}},
+                },
+            }),
+        );
+        // A function that submits jobs is made once its role may.
+        if function.submits_jobs {
+            resources[&format!("{id}Function")]["DependsOn"] = json!(SUBMIT_JOBS);
+        }
+        // Every function's asynchronous invocations (the schedules' and
+        // EventBridge's included, not only the functions' own): Lambda's
+        // retries, then the failed-events queue.
+        resources.insert(
+            format!("{id}Async"),
+            json!({
+                "Type": "AWS::Lambda::EventInvokeConfig",
+                "Properties": {
+                    "FunctionName": {"Ref": format!("{id}Function")},
+                    "Qualifier": "$LATEST",
+                    "MaximumRetryAttempts": reference("AsyncRetries"),
+                    "DestinationConfig": {"OnFailure": {"Destination": failed_events_destination()}},
                 },
             }),
         );
@@ -369,32 +511,18 @@ pub fn template() -> Value {
                 };
                 Some(rule(("ScheduleExpression", reference(schedule))))
             }
-            Trigger::NewObject { prefix, suffix } => Some(rule((
+            Trigger::NewObject { key } => Some(rule((
                 "EventPattern",
                 json!({
                     "source": ["aws.s3"],
                     "detail-type": ["Object Created"],
                     "detail": {
                         "bucket": {"name": [reference("Bucket")]},
-                        "object": {"key": [{"wildcard": format!("{prefix}*{suffix}")}]},
+                        "object": {"key": [{"wildcard": key}]},
                     },
                 }),
             ))),
-            Trigger::Invoked => {
-                resources.insert(
-                    format!("{id}Async"),
-                    json!({
-                        "Type": "AWS::Lambda::EventInvokeConfig",
-                        "Properties": {
-                            "FunctionName": {"Ref": format!("{id}Function")},
-                            "Qualifier": "$LATEST",
-                            "MaximumRetryAttempts": reference("AsyncRetries"),
-                            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["FailedEvents", "Arn"]}}},
-                        },
-                    }),
-                );
-                None
-            }
+            Trigger::Invoked => None,
         };
         if let Some(rule) = trigger {
             resources.insert(format!("{id}Trigger"), rule);
@@ -432,11 +560,34 @@ fn conditions() -> Value {
         json!({"Fn::Not": [{"Fn::Equals": [reference("FunctionConcurrency"), 0]}]}),
     );
     conditions.insert(
+        MAKES_LOGS_AND_QUEUE.into(),
+        json!({"Fn::Equals": [reference(EXISTING_LOGS_AND_QUEUE), "false"]}),
+    );
+    conditions.insert(
         "RecordsTraces".into(),
         json!({"Fn::Not": [{"Fn::Equals": [reference("TracePrefix"), ""]}]}),
     );
     conditions.extend(batch_conditions());
     Value::Object(conditions)
+}
+
+/// The bytes of a function's environment for these parameters: every
+/// `EMMAA_*` variable's name and value (what Lambda counts against its
+/// 4 KB), and the largest value's parameter.
+pub fn environment_bytes(
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> (usize, Option<(String, usize)>) {
+    let mut total = 0;
+    let mut largest: Option<(String, usize)> = None;
+    for variable in VARIABLES {
+        let parameter = parameter_of(variable.name);
+        let value = parameters.get(&parameter).map_or(0, String::len);
+        total += variable.name.len() + value;
+        if largest.as_ref().is_none_or(|(_, size)| value > *size) {
+            largest = Some((parameter, value));
+        }
+    }
+    (total, largest)
 }
 
 /// CloudFormation's pseudo parameters, which `Ref` and `Fn::Sub` may name.
@@ -775,14 +926,125 @@ mod tests {
             5,
             "two schedules, three S3 triggers"
         );
-        assert_eq!(of_type("AWS::Lambda::EventInvokeConfig"), 6);
         let schedule = &resources["UpdatePipelineTrigger"]["Properties"]["ScheduleExpression"];
         assert_eq!(schedule, &json!({"Ref": "UpdateSchedule"}));
         let pattern = &resources["TestStatsTrigger"]["Properties"]["EventPattern"];
         assert_eq!(
             pattern["detail"]["object"]["key"],
-            json!([{"wildcard": "results/*.json"}])
+            json!([{"wildcard": "results/*/results_*.json"}])
         );
+        let pattern = &resources["AfterUpdateTrigger"]["Properties"]["EventPattern"];
+        assert_eq!(
+            pattern["detail"]["object"]["key"],
+            json!([{"wildcard": "results/*/model_manager_*.pkl"}])
+        );
+    }
+
+    /// Every function, scheduled and S3-triggered ones too, sends the
+    /// events it failed (after Lambda's retries) to the queue, and its role
+    /// may. moto's CloudFormation lists `AWS::Lambda::EventInvokeConfig` as
+    /// made without making it, so the template is where this is checked.
+    #[test]
+    fn every_function_has_a_failure_destination_its_role_may_send_to() {
+        let template = template();
+        let resources = &template["Resources"];
+        let queue = json!({"Fn::If": ["MakesLogsAndQueue", {"Fn::GetAtt": ["FailedEvents", "Arn"]}, {"Fn::Sub": FAILED_EVENTS_ARN}]});
+        for function in &FUNCTIONS {
+            let id = logical_id(function.guest);
+            let settings = &resources[format!("{id}Async")];
+            assert_eq!(settings["Type"], "AWS::Lambda::EventInvokeConfig", "{id}");
+            assert_eq!(
+                settings["Properties"]["FunctionName"],
+                json!({"Ref": format!("{id}Function")})
+            );
+            assert_eq!(
+                settings["Properties"]["DestinationConfig"]["OnFailure"]["Destination"], queue,
+                "{id}"
+            );
+            let statements =
+                &resources[format!("{id}Role")]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+            assert!(
+                statements.as_array().unwrap().contains(
+                    &json!({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::Sub": FAILED_EVENTS_ARN}})
+                ),
+                "{id}: {statements}"
+            );
+        }
+    }
+
+    /// The logs and the failed events outlive the stack, and the stack
+    /// makes them only when they do not exist already; the queue is
+    /// encrypted at rest.
+    #[test]
+    fn logs_and_failed_events_are_kept_and_made_only_when_missing() {
+        let template = template();
+        let resources = template["Resources"].as_object().unwrap();
+        let kept: Vec<&String> = resources
+            .iter()
+            .filter(|(_, resource)| {
+                resource["DeletionPolicy"] == "Retain" && resource["UpdateReplacePolicy"] == "Retain"
+            })
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            kept.len(),
+            11 + 1 + 1,
+            "log groups, the queue, the bucket: {kept:?}"
+        );
+        for (id, resource) in resources {
+            if matches!(
+                resource["Type"].as_str(),
+                Some("AWS::Logs::LogGroup" | "AWS::SQS::Queue")
+            ) {
+                assert_eq!(resource["Condition"], MAKES_LOGS_AND_QUEUE, "{id}");
+                assert!(kept.contains(&id), "{id}");
+            }
+        }
+        assert_eq!(
+            resources["FailedEvents"]["Properties"]["SqsManagedSseEnabled"],
+            true
+        );
+        assert_eq!(
+            template["Conditions"][MAKES_LOGS_AND_QUEUE],
+            json!({"Fn::Equals": [{"Ref": EXISTING_LOGS_AND_QUEUE}, "false"]})
+        );
+        // A function logs to the stack's group when the stack makes one.
+        assert_eq!(
+            resources["ModelTestsFunction"]["Properties"]["LoggingConfig"]["LogGroup"],
+            json!({"Fn::If": [MAKES_LOGS_AND_QUEUE, {"Ref": "ModelTestsLogs"}, {"Ref": "AWS::NoValue"}]})
+        );
+    }
+
+    /// The parameters carry AWS's limits, so CloudFormation itself refuses
+    /// what AWS would.
+    #[test]
+    fn parameters_carry_aws_limits() {
+        let template = template();
+        let parameters = &template["Parameters"];
+        assert_eq!(parameters["FunctionPrefix"]["MaxLength"], 44);
+        assert_eq!(parameters["FunctionPrefix"]["AllowedPattern"], "^[A-Za-z0-9_-]*$");
+        assert_eq!(parameters["Bucket"]["MaxLength"], 63);
+        assert_eq!(parameters["Bucket"]["MinLength"], 3);
+        assert_eq!(parameters["Ledger"]["AllowedValues"], json!(["on", "off"]));
+        assert_eq!(parameters["JobQueue"]["MaxLength"], 256);
+        // Each setting's default meets its own limits.
+        for (name, parameter) in parameters.as_object().unwrap() {
+            let Some(default) = parameter["Default"].as_str() else {
+                continue;
+            };
+            let length = default.chars().count() as u64;
+            assert!(
+                parameter["MaxLength"].as_u64().is_none_or(|max| length <= max),
+                "{name}"
+            );
+            assert!(
+                parameter["MinLength"].as_u64().is_none_or(|min| length >= min),
+                "{name}"
+            );
+            if let Some(allowed) = parameter["AllowedValues"].as_array() {
+                assert!(allowed.contains(&parameter["Default"]), "{name}");
+            }
+        }
     }
 
     /// The intrinsic functions the Batch grant uses, evaluated as
@@ -834,8 +1096,7 @@ mod tests {
     #[test]
     fn the_batch_grant_matches_a_name_or_an_arn_exactly() {
         let template = template();
-        let statements = &template["Resources"]["ModelQueriesRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-            ["Statement"];
+        let statements = &template["Resources"][SUBMIT_JOBS]["Properties"]["PolicyDocument"]["Statement"];
         let submit = statements
             .as_array()
             .unwrap()
@@ -899,8 +1160,30 @@ mod tests {
                 .collect()
         };
         let queries = actions("ModelQueries");
-        assert!(queries.contains(&json!("batch:SubmitJob")));
         assert!(!queries.contains(&json!("lambda:InvokeFunction")));
+        // The functions that submit jobs, and only they, have the policy
+        // that lets them, and are made after it.
+        let submitting = template["Resources"][SUBMIT_JOBS]["Properties"]["Roles"].clone();
+        let expected: Vec<Value> = FUNCTIONS
+            .iter()
+            .filter(|function| function.submits_jobs)
+            .map(|function| json!({"Ref": format!("{}Role", logical_id(function.guest))}))
+            .collect();
+        assert_eq!(submitting, json!(expected));
+        assert!(
+            submitting
+                .as_array()
+                .unwrap()
+                .contains(&json!({"Ref": "ModelQueriesRole"}))
+        );
+        assert_eq!(
+            template["Resources"]["ModelQueriesFunction"]["DependsOn"],
+            SUBMIT_JOBS
+        );
+        assert_eq!(
+            template["Resources"]["UpdatePipelineFunction"].get("DependsOn"),
+            None
+        );
         assert!(!queries.contains(&json!("s3:ListBucket")));
         let pipeline = policy("UpdatePipeline");
         let invoke = pipeline
@@ -911,21 +1194,30 @@ mod tests {
             .unwrap();
         assert_eq!(invoke["Resource"].as_array().unwrap().len(), 2);
         assert!(!actions("UpdatePipeline").contains(&json!("batch:SubmitJob")));
+        // Every statement of a policy is plain IAM (no condition around a
+        // statement, which scanners cannot read).
+        assert!(
+            pipeline
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["Effect"] == "Allow")
+        );
         // Traces may be written under the trace prefix only, and only when
-        // there is one.
-        let traces = pipeline
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|s| s.get("Fn::If"))
-            .unwrap();
-        assert_eq!(traces[0], "RecordsTraces");
-        assert_eq!(traces[1]["Action"], "s3:PutObject");
+        // there is one: a policy of their own, on the function's role only.
+        let traces = &template["Resources"]["UpdatePipelineTraces"];
+        assert_eq!(traces["Condition"], "RecordsTraces");
         assert_eq!(
-            traces[1]["Resource"]["Fn::Sub"],
+            traces["Properties"]["Roles"],
+            json!([{"Ref": "UpdatePipelineRole"}])
+        );
+        let statements = &traces["Properties"]["PolicyDocument"]["Statement"];
+        assert_eq!(statements.as_array().unwrap().len(), 1);
+        assert_eq!(statements[0]["Action"], "s3:PutObject");
+        assert_eq!(
+            statements[0]["Resource"]["Fn::Sub"],
             "arn:${AWS::Partition}:s3:::${Bucket}/${TracePrefix}${FunctionPrefix}update-pipeline/*"
         );
-        assert_eq!(traces[2], json!({"Ref": "AWS::NoValue"}));
         assert_eq!(
             template["Conditions"]["RecordsTraces"],
             json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "TracePrefix"}, ""]}]})

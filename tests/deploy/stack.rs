@@ -34,6 +34,129 @@ fn the_pipeline_template_passes_cfn_lint() {
     assert!(String::from_utf8_lossy(&broken.stdout).contains("provided.al2099"));
 }
 
+/// checkov, installed into `target/checkov-venv` (pinned).
+fn checkov() -> PathBuf {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| support::moto::venv_tool("checkov-venv", "checkov", &["checkov==3.3.30"]))
+        .clone()
+}
+
+/// checkov's JSON report on `template`, with the project's configuration
+/// (deploy/checkov.yaml: the reviewed skip list).
+fn scan(template: &Value) -> (bool, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, emmaa_deploy::template::to_yaml(template)).unwrap();
+    let config = support::workspace().join("deploy").join("checkov.yaml");
+    let output = Command::new(checkov())
+        .arg("--config-file")
+        .arg(&config)
+        .arg("-f")
+        .arg(&path)
+        .args(["--output", "json", "--compact"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "checkov's report: {err}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), report)
+}
+
+/// The check ids of one kind of result (`passed_checks`, `failed_checks`,
+/// `skipped_checks`), with the resources each was run on.
+fn checks(report: &Value, kind: &str) -> Vec<(String, String)> {
+    report["results"][kind]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|check| {
+            (
+                check["check_id"].as_str().unwrap_or("").to_owned(),
+                check["resource"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The template under checkov: nothing fails but the reviewed skips (each
+/// with its reason), and the five IAM checks that a conditional statement
+/// once hid from it run on every role, and fail on a grant they should.
+#[test]
+fn the_pipeline_template_passes_checkov_with_its_reviewed_skips() {
+    let config = std::fs::read_to_string(support::workspace().join("deploy").join("checkov.yaml")).unwrap();
+    let skips: Vec<&str> = config
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- CKV"))
+        .collect();
+    assert_eq!(skips.len(), 5, "{config}");
+    for skip in &skips {
+        let reason = skip
+            .split_once('#')
+            .map(|(_, reason)| reason.trim())
+            .unwrap_or("");
+        assert!(
+            reason.split_whitespace().count() >= 8,
+            "a skip without its reason: CKV{skip}"
+        );
+    }
+
+    let template = emmaa_deploy::template::template();
+    let (passed, report) = scan(&template);
+    let failed = checks(&report, "failed_checks");
+    assert!(passed && failed.is_empty(), "checkov: {failed:?}");
+    let ran = checks(&report, "passed_checks");
+    // Every role and policy: 11 roles, the jobs' policy, 11 traces' policies.
+    let iam_resources = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|resource| {
+            matches!(
+                resource["Type"].as_str(),
+                Some("AWS::IAM::Role" | "AWS::IAM::Policy")
+            )
+        })
+        .count();
+    assert_eq!(iam_resources, 23);
+    for check in [
+        "CKV_AWS_107",
+        "CKV_AWS_108",
+        "CKV_AWS_109",
+        "CKV_AWS_110",
+        "CKV_AWS_111",
+    ] {
+        let policies = ran.iter().filter(|(id, _)| id == check).count();
+        assert_eq!(
+            policies, iam_resources,
+            "{check} ran on {policies} of the roles and policies"
+        );
+    }
+    // A skipped check is not run at all.
+    assert!(!ran.iter().any(|(id, _)| id == "CKV_AWS_117"), "{ran:?}");
+
+    // A role granted writes to every object fails them.
+    let mut broad = template.clone();
+    broad["Resources"]["UpdatePipelineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}));
+    let (passed, report) = scan(&broad);
+    assert!(!passed);
+    let failed = checks(&report, "failed_checks");
+    assert!(
+        failed.contains(&(
+            "CKV_AWS_111".to_owned(),
+            "AWS::IAM::Role.UpdatePipelineRole".to_owned()
+        )),
+        "{failed:?}"
+    );
+}
+
 /// The values of every `<tag>` in `xml`, unescaped.
 fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     let open = format!("<{tag}>");
@@ -90,15 +213,12 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// Each statement's actions, as a sorted list of strings; a conditional
-/// statement (`Fn::If`) counts as its first branch: the test's stack meets
-/// every condition.
+/// Each statement's actions, as a sorted list of strings.
 fn actions_of(statements: &Value) -> Vec<String> {
     let mut actions: Vec<String> = statements
         .as_array()
         .unwrap()
         .iter()
-        .map(|statement| statement.get("Fn::If").map_or(statement, |branches| &branches[1]))
         .flat_map(|statement| match &statement["Action"] {
             Value::Array(many) => many.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
             one => vec![one.as_str().unwrap().to_owned()],
@@ -142,15 +262,27 @@ fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
 /// on an existing bucket whose other notification must survive.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_and_queue() {
-    use emmaa_runtime::functions::FUNCTIONS;
     let moto = Moto::start_unconfigured();
     let config = moto.sdk_config().await;
-    create_bucket(&config, "emmaa", vec![]).await;
+    let (s3, existing_queue) = bucket_with_a_queue_notification(&moto, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("pipeline.zip");
+    deploy_plan_create_and_update(&moto, &config, &s3, existing_queue, &zip_path).await;
+}
+
+/// The bucket `emmaa`, with a notification to a queue of its own (which
+/// the stack's write-back must keep; and moto answers an empty
+/// configuration in a form the SDK refuses).
+async fn bucket_with_a_queue_notification(
+    moto: &Moto,
+    config: &aws_config::SdkConfig,
+) -> (aws_sdk_s3::Client, &'static str) {
+    create_bucket(config, "emmaa", vec![]).await;
     let queue = moto.json_call("sqs", "AmazonSQS.CreateQueue", json!({"QueueName": "existing"}));
     assert!(queue["QueueUrl"].is_string(), "{queue}");
     let existing_queue = "arn:aws:sqs:us-east-1:123456789012:existing";
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
+        aws_sdk_s3::config::Builder::from(config)
             .force_path_style(true)
             .build(),
     );
@@ -170,14 +302,21 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         .send()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let zip_path = dir.path().join("pipeline.zip");
+    (s3, existing_queue)
+}
 
+async fn deploy_plan_create_and_update(
+    moto: &Moto,
+    config: &aws_config::SdkConfig,
+    s3: &aws_sdk_s3::Client,
+    existing_queue: &str,
+    zip_path: &Path,
+) {
     // A plan changes nothing but prints every resource it would add, and
     // deletes the review stack its change set made.
     let plan = deploy_stack(
-        &moto,
-        &zip_path,
+        moto,
+        zip_path,
         &["--parameter", "FunctionPrefix=emmaa-next-", "--plan"],
     );
     assert!(
@@ -193,10 +332,10 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         plan.contains("plan: the bundle would go to s3://emmaa-artifacts/artifacts/pipeline-"),
         "{plan}"
     );
-    let lambda = aws_sdk_lambda::Client::new(&config);
+    let lambda = aws_sdk_lambda::Client::new(config);
     let listed = lambda.list_functions().send().await.unwrap();
     assert!(listed.functions().is_empty(), "a plan made functions");
-    let review = aws_sdk_cloudformation::Client::new(&config)
+    let review = aws_sdk_cloudformation::Client::new(config)
         .describe_stacks()
         .stack_name("emmaa-next")
         .send()
@@ -221,8 +360,8 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
 
     moto.start_recording();
     let out = deploy_stack(
-        &moto,
-        &zip_path,
+        moto,
+        zip_path,
         &[
             "--parameter",
             "FunctionPrefix=emmaa-next-",
@@ -233,7 +372,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         ],
     );
     assert!(out.contains("stack emmaa-next: CREATE_COMPLETE"), "{out}");
-    let zip = std::fs::read(&zip_path).unwrap();
+    let zip = std::fs::read(zip_path).unwrap();
     use base64::Engine as _;
     use sha2::Digest as _;
     let code_sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip));
@@ -246,16 +385,16 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         "{out}"
     );
 
-    check_functions_and_roles(&moto, &lambda, &code_sha).await;
+    check_functions_and_roles(moto, &lambda, &code_sha).await;
 
-    check_disabled_rules(&moto);
+    check_disabled_rules(moto);
     check_invoke_permissions(&lambda).await;
-    check_log_groups_and_failure_queue(&moto);
-    check_bucket_notifications(&moto, &s3, existing_queue).await;
+    check_log_groups_and_failure_queue(moto);
+    check_bucket_notifications(moto, s3, existing_queue).await;
     assert!(out.contains("switched EventBridge notifications on"), "{out}");
 
     // A second run switches the triggers on and keeps the earlier prefix.
-    let out = deploy_stack(&moto, &zip_path, &["--parameter", "Triggers=ENABLED"]);
+    let out = deploy_stack(moto, zip_path, &["--parameter", "Triggers=ENABLED"]);
     assert!(out.contains("updating stack emmaa-next"), "{out}");
     assert!(out.contains("stack emmaa-next: UPDATE_COMPLETE"), "{out}");
     assert!(
@@ -277,7 +416,7 @@ async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_an
         names.iter().all(|name| name.starts_with("emmaa-next-")),
         "{names:?}"
     );
-    assert_eq!(names.len(), FUNCTIONS.len());
+    assert_eq!(names.len(), emmaa_runtime::functions::FUNCTIONS.len());
 }
 
 /// The template's logical id of a guest's resources: `model_updates` is
@@ -333,7 +472,10 @@ async fn check_functions_and_roles(moto: &Moto, lambda: &aws_sdk_lambda::Client,
         let expected = &template["Resources"][format!("{id}Role")]["Properties"]["Policies"][0]["PolicyDocument"]
             ["Statement"];
         assert_eq!(actions_of(&document["Statement"]), actions_of(expected), "{name}");
-        let text = document.to_string();
+        let mut text = document.to_string();
+        if entry.submits_jobs {
+            text.push_str(&policy_document(moto, &role, "submit-jobs").to_string());
+        }
         for invoked in entry.invokes {
             assert!(
                 text.contains(&format!("function:emmaa-next-{invoked}")),
@@ -352,9 +494,15 @@ async fn check_functions_and_roles(moto: &Moto, lambda: &aws_sdk_lambda::Client,
                 assert!(text.contains(granted), "{name} may submit to {granted}: {text}");
             }
         }
+        // The traces, a policy of their own, there as TracePrefix is set.
+        let traces = policy_document(moto, &role, "traces").to_string();
         assert!(
-            text.contains(&format!("emmaa/traces/{name}/*")),
-            "{name} may write its traces: {text}"
+            traces.contains(&format!("emmaa/traces/{name}/*")),
+            "{name} may write its traces: {traces}"
+        );
+        assert!(
+            text.contains(":emmaa-next-failed-events\""),
+            "{name} may send its failed events: {text}"
         );
         assert_eq!(variables["EMMAA_TRACE_PREFIX"], "traces/", "{name}");
     }
@@ -414,10 +562,7 @@ fn check_disabled_rules(moto: &Moto) {
     let mut expected_patterns: Vec<(String, String)> = FUNCTIONS
         .iter()
         .filter_map(|entry| match entry.trigger {
-            Trigger::NewObject { prefix, suffix } => Some((
-                format!("emmaa-next-{}", entry.function),
-                format!("{prefix}*{suffix}"),
-            )),
+            Trigger::NewObject { key } => Some((format!("emmaa-next-{}", entry.function), key.to_owned())),
             _ => None,
         })
         .collect();
@@ -578,4 +723,151 @@ async fn ctrl_c_during_a_plan_still_deletes_the_review_stack() {
         })
         .unwrap_or_default();
     assert!(live.is_empty(), "the review stack is left: {live:?}");
+}
+
+/// A stack deleted keeps its log groups and its failed-events queue (with
+/// what is in it); a stack stood up again with the same function prefix
+/// finds them and uses them, where making them again would fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_stood_up_again_uses_the_logs_and_queue_the_deleted_one_kept() {
+    let moto = Moto::start_unconfigured();
+    let config = moto.sdk_config().await;
+    bucket_with_a_queue_notification(&moto, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("pipeline.zip");
+    let prefix = ["--parameter", "FunctionPrefix=emmaa-next-"];
+    let first = deploy_stack(&moto, &zip, &prefix);
+    assert!(first.contains("stack emmaa-next: CREATE_COMPLETE"), "{first}");
+    assert!(!first.contains("kept from an earlier stack"), "{first}");
+    // moto serves no GetAccountSettings: the limits are unknown, and the
+    // run goes on.
+    assert!(
+        first.contains("the account's Lambda limits are unknown"),
+        "{first}"
+    );
+    let queue = moto.json_call(
+        "sqs",
+        "AmazonSQS.GetQueueUrl",
+        json!({"QueueName": "emmaa-next-failed-events"}),
+    );
+    let queue_url = queue["QueueUrl"].as_str().unwrap().to_owned();
+    moto.json_call(
+        "sqs",
+        "AmazonSQS.SendMessage",
+        json!({"QueueUrl": queue_url, "MessageBody": "a failed event"}),
+    );
+
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config);
+    cloudformation
+        .delete_stack()
+        .stack_name("emmaa-next")
+        .send()
+        .await
+        .unwrap();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    assert!(
+        lambda
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .is_empty()
+    );
+    check_log_groups_and_failure_queue(&moto);
+
+    let second = deploy_stack(&moto, &zip, &prefix);
+    assert!(
+        second.contains(
+            "found 11 of the 11 log groups and the failed-events queue emmaa-next-failed-events kept from an \
+             earlier stack with function prefix \"emmaa-next-\": the stack uses them as they are (ExistingLogsAndQueue=true)"
+        ),
+        "{second}"
+    );
+    assert!(second.contains("stack emmaa-next: CREATE_COMPLETE"), "{second}");
+    assert_eq!(
+        lambda.list_functions().send().await.unwrap().functions().len(),
+        11
+    );
+    check_log_groups_and_failure_queue(&moto);
+    let received = moto.json_call(
+        "sqs",
+        "AmazonSQS.ReceiveMessage",
+        json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
+    );
+    assert_eq!(received["Messages"][0]["Body"], "a failed event", "{received}");
+    let stacks = cloudformation
+        .describe_stacks()
+        .stack_name("emmaa-next")
+        .send()
+        .await
+        .unwrap();
+    let parameters = stacks.stacks()[0].parameters();
+    let existing = parameters
+        .iter()
+        .find(|parameter| parameter.parameter_key() == Some("ExistingLogsAndQueue"))
+        .and_then(|parameter| parameter.parameter_value());
+    assert_eq!(existing, Some("true"));
+}
+
+/// `deploy stack` reads the account's Lambda limits before it changes
+/// anything (moto serves no GetAccountSettings: a stub in front of it
+/// answers as for a new account, 10 concurrent executions), refuses the
+/// default reservation and says what to pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_accounts_ten_executions_stop_the_stack_before_cloudformation() {
+    let moto = Moto::start_unconfigured();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", vec![]).await;
+    let proxy = FaultProxy::start(&moto.address);
+    proxy.fail(
+        "/account-settings",
+        vec![Fault::Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: json!({
+                "AccountLimit": {"TotalCodeSize": 80_530_636_800_u64, "CodeSizeUnzipped": 262_144_000,
+                    "CodeSizeZipped": 52_428_800, "ConcurrentExecutions": 10, "UnreservedConcurrentExecutions": 10},
+                "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0},
+            })
+            .to_string(),
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{}", proxy.address);
+    let output = Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args([
+            "stack",
+            "--stack-name",
+            "emmaa-next",
+            "--artifact-bucket",
+            "emmaa-artifacts",
+        ])
+        .args([
+            "--build-profile",
+            "dev",
+            "--bootstrap",
+            bootstrap().to_str().unwrap(),
+        ])
+        .args(["--out", dir.path().join("pipeline.zip").to_str().unwrap()])
+        .args(["--endpoint-url", &endpoint])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "FunctionConcurrency=10 reserves 110 concurrent executions (10 for each of the 11 functions), but \
+             this account has 10 of its 10 unreserved and Lambda keeps 100 unreserved: at most 0 per function fits. \
+             Pass --parameter FunctionConcurrency=0"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(proxy.seen("/account-settings").len(), 1);
+    assert!(
+        proxy.seen("Action=CreateChangeSet").is_empty(),
+        "CloudFormation was asked"
+    );
+    assert!(proxy.seen("emmaa-artifacts").is_empty(), "something was uploaded");
 }

@@ -135,14 +135,16 @@ pub fn generate_event(request: &EventRequest) -> Result<Value, EventError> {
 /// `None` for test results without a corpus.
 fn new_object_key(function: &PipelineFunction, model: &str, tests: Option<&str>, now: u64) -> Option<String> {
     let date = key_date(now);
-    let Trigger::NewObject { prefix, suffix } = function.trigger else {
+    let Trigger::NewObject { key } = function.trigger else {
         return None;
     };
-    Some(match (prefix, suffix) {
-        ("models/", _) => format!("models/{model}/model_{date}.pkl"),
-        (_, ".pkl") => format!("results/{model}/model_manager_{date}.pkl"),
+    let made = match key.split('*').next() {
+        Some("models/") => format!("models/{model}/model_{date}.pkl"),
+        _ if key.ends_with(".pkl") => format!("results/{model}/model_manager_{date}.pkl"),
         _ => format!("results/{model}/results_{}_{date}.json", tests?),
-    })
+    };
+    // The key the trigger's own rule would start the function for.
+    function.started_by(&made).then_some(made)
 }
 
 /// `2020-02-04-12-00-00`: the date in the Batch jobs' file names.

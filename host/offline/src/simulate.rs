@@ -31,7 +31,7 @@ use emmaa_runtime::clock;
 use emmaa_runtime::effects::local::{LocalBucket, LocalEffects};
 use emmaa_runtime::effects::{Invocation, Job};
 use emmaa_runtime::engine::{Components, EngineError, GuestRuntime};
-use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction, Trigger};
+use emmaa_runtime::functions::{FUNCTIONS, PipelineFunction};
 use emmaa_runtime::settings::Settings;
 
 /// The bucket a day runs over.
@@ -384,13 +384,7 @@ pub fn files_written(job: &Job, at: u64) -> (Option<String>, Vec<String>) {
 pub fn triggered_by(key: &str, prefix: &str) -> Vec<String> {
     FUNCTIONS
         .iter()
-        .filter(|entry| match entry.trigger {
-            Trigger::NewObject {
-                prefix: key_prefix,
-                suffix,
-            } => key.starts_with(key_prefix) && key.ends_with(suffix),
-            _ => false,
-        })
+        .filter(|entry| entry.started_by(key))
         .map(|entry| format!("{prefix}{}", entry.function))
         .collect()
 }

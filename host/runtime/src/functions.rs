@@ -11,11 +11,11 @@
 pub enum Trigger {
     /// A schedule, once a day.
     Daily,
-    /// A new object in the bucket whose key has this prefix and suffix.
-    NewObject {
-        prefix: &'static str,
-        suffix: &'static str,
-    },
+    /// A new object in the bucket whose key matches `key`, a pattern in
+    /// EventBridge's wildcard syntax (see [`wildcard_matches`]): the
+    /// contract's layout of the files that start the function, so the
+    /// stack's rule starts it for no other file.
+    NewObject { key: &'static str },
     /// Another function invokes it.
     Invoked,
 }
@@ -70,16 +70,14 @@ pub const FUNCTIONS: [PipelineFunction; 11] = [
         "model_manager_update",
         "mm-update",
         Trigger::NewObject {
-            prefix: "models/",
-            suffix: ".pkl",
+            key: "models/*/model_*.pkl",
         },
     ),
     PipelineFunction {
         guest: "after_update",
         function: "after-update",
         trigger: Trigger::NewObject {
-            prefix: "results/",
-            suffix: ".pkl",
+            key: "results/*/model_manager_*.pkl",
         },
         lists: &[],
         reads: &[CONFIG],
@@ -100,8 +98,7 @@ pub const FUNCTIONS: [PipelineFunction; 11] = [
         "test_stats",
         "test-stats",
         Trigger::NewObject {
-            prefix: "results/",
-            suffix: ".json",
+            key: "results/*/results_*.json",
         },
     ),
     batch_handler("model_stats", "model-stats", Trigger::Invoked),
@@ -157,7 +154,36 @@ fn matches(pattern: &str, key: &str) -> bool {
     }
 }
 
+/// Whether `key` matches `pattern` as EventBridge matches a `wildcard`
+/// filter: `*` stands for any run of characters, `/` included (so
+/// `results/*/results_*.json` also matches `results/a/b/results_c.json`,
+/// which the guest then refuses by its layout), and every other character
+/// for itself.
+pub fn wildcard_matches(pattern: &str, key: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = key.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 impl PipelineFunction {
+    /// Whether a new object at `key` starts this function.
+    pub fn started_by(&self, key: &str) -> bool {
+        matches!(self.trigger, Trigger::NewObject { key: pattern } if wildcard_matches(pattern, key))
+    }
+
     /// The pipeline's function that `name` names (see [`find_in`]).
     pub fn find(name: &str, function_prefix: &str) -> Option<&'static PipelineFunction> {
         find_in(&FUNCTIONS, name, function_prefix)
@@ -216,7 +242,7 @@ pub fn iam_table(function_prefix: &str, ledger_prefix: &str) -> String {
         let name = function.name(function_prefix);
         let trigger = match function.trigger {
             Trigger::Daily => "daily schedule".to_owned(),
-            Trigger::NewObject { prefix, suffix } => format!("new object `{prefix}*{suffix}`"),
+            Trigger::NewObject { key } => format!("new object `{key}`"),
             Trigger::Invoked => "invoked".to_owned(),
         };
         let mut needs = Vec::new();
@@ -243,6 +269,9 @@ pub fn iam_table(function_prefix: &str, ledger_prefix: &str) -> String {
         needs.push(format!(
             "`s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` on `{ledger_prefix}{name}/*` (the ledger)"
         ));
+        needs.push(format!(
+            "`sqs:SendMessage` on `{function_prefix}failed-events` (its failed events, after Lambda's retries)"
+        ));
         table.push_str(&format!("| `{name}` | {trigger} | {} |\n", needs.join("; ")));
     }
     table
@@ -261,6 +290,59 @@ mod tests {
             PipelineFunction::find("dev-mm-update", "dev-").unwrap().guest,
             "model_manager_update"
         );
+    }
+
+    /// The S3 rules start each function for the contract's layout of its
+    /// trigger file only: a model state, a model manager, test results.
+    #[test]
+    fn a_new_object_starts_only_the_function_whose_layout_it_has() {
+        let started = |key: &str| -> Vec<&str> {
+            FUNCTIONS
+                .iter()
+                .filter(|function| function.started_by(key))
+                .map(|function| function.guest)
+                .collect()
+        };
+        assert_eq!(
+            started("models/aml/model_2020-01-01-00-00-00.pkl"),
+            ["model_manager_update"]
+        );
+        assert_eq!(
+            started("results/aml/model_manager_2020-01-01-00-00-00.pkl"),
+            ["after_update"]
+        );
+        assert_eq!(
+            started("results/aml/results_simple_tests_2020-01-01.json"),
+            ["test_stats"]
+        );
+        assert_eq!(started("results/aml/results_2020-01-01.json"), ["test_stats"]);
+        // Other files under the same prefixes and with the same suffixes
+        // start nothing (the old rules, prefix and suffix, started these).
+        for key in [
+            "results/aml/other.pkl",
+            "results/aml/stats_2020.json",
+            "models/aml/config.json",
+            "models/aml/snapshot.pkl",
+            "results/aml/model_manager_2020.pkl.tmp",
+            "models/model_x.pkl",
+        ] {
+            assert_eq!(started(key), Vec::<&str>::new(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_matches_as_eventbridge_does() {
+        assert!(wildcard_matches("a*b", "ab"));
+        assert!(wildcard_matches("a*b", "a/x/b"));
+        assert!(wildcard_matches("a*b*c", "abbc"));
+        assert!(!wildcard_matches("a*b*c", "ac"));
+        // The star may stand for nothing, but the parts around it may not
+        // overlap.
+        assert!(wildcard_matches("a*ba", "aba"));
+        assert!(!wildcard_matches("ab*ba", "aba"));
+        assert!(wildcard_matches("plain", "plain"));
+        assert!(!wildcard_matches("plain", "plain2"));
+        assert!(wildcard_matches("*", ""));
     }
 
     #[test]

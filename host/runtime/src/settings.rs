@@ -28,7 +28,11 @@ pub const TRACE_PREFIX: &str = "EMMAA_TRACE_PREFIX";
 
 /// The longest function name suffix (`test-update-pipeline`); a Lambda
 /// function name has at most 64 characters.
-const MAX_FUNCTION_PREFIX_LEN: usize = 64 - "test-update-pipeline".len();
+pub const MAX_FUNCTION_PREFIX_LEN: usize = 64 - "test-update-pipeline".len();
+
+/// The most bytes of a function's environment, every variable's name and
+/// value together (Lambda's quota: 4 KB).
+pub const MAX_ENVIRONMENT_BYTES: usize = 4_096;
 
 /// The most calls in flight: Lambda's default account concurrency.
 const MAX_IN_FLIGHT_LIMIT: usize = 1_000;
