@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use emmaa_deploy::arch::Arch;
-use emmaa_deploy::bundle::{BundleRequest, Serves, build_bootstrap, bundle, workspace};
+use emmaa_deploy::bundle::{BUNDLE_GOAL_BYTES, BundleRequest, Serves, build_bootstrap, bundle, workspace};
 use serde_json::Value;
 use support::bundle::unzip;
 use support::http::{Reply, serve};
@@ -211,7 +211,7 @@ fn sizes(work: &Path, plan: &Plan, ways: &[Way]) {
     println!("\n| what ({profile}) | bytes |");
     println!("|---|---|");
     println!(
-        "| pipeline.zip, every function (goal: at most 10 MB) | {} |",
+        "| pipeline.zip, every function (goal: at most {BUNDLE_GOAL_BYTES} bytes) | {} |",
         everything.zip.len()
     );
     println!("| bootstrap | {} |", size(&bootstrap));
@@ -226,6 +226,12 @@ fn sizes(work: &Path, plan: &Plan, ways: &[Way]) {
             size(&guests.join(format!("{}.wasm", entry.guest)))
         );
     }
+    // The release bundle is what users deploy: over the goal, the run fails.
+    assert!(
+        !plan.full || everything.zip.len() <= BUNDLE_GOAL_BYTES,
+        "the release bundle is {} bytes, over the goal of {BUNDLE_GOAL_BYTES}",
+        everything.zip.len()
+    );
 }
 
 /// A process's peak resident memory, in KiB (`VmHWM`).

@@ -134,6 +134,11 @@ pub fn workspace() -> PathBuf {
 /// line or the offline tools.
 pub const BOOTSTRAP_PACKAGE: [&str; 2] = ["-p", "emmaa-lambda"];
 
+/// The most bytes the one bundle of every function may have (release,
+/// x86_64, every guest precompiled): the project's goal, checked where the
+/// release bundle is built (`tests/side_by_side.rs -- --full`).
+pub const BUNDLE_GOAL_BYTES: usize = 10_000_000;
+
 /// Builds the bootstrap for `arch`: `emmaa-lambda`'s `bootstrap` binary.
 /// This machine's architecture is built by cargo in the workspace's target
 /// directory, where it reuses the tests' build of every dependency with
