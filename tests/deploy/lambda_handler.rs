@@ -3,14 +3,25 @@
 use super::*;
 
 async fn lambda_answer(guest_name: &str, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
+    let runtime = guest(guest_name);
+    let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
+    lambda_answer_by(&runtime, event, in_a_minute).await
+}
+
+/// The Lambda entry's answer to `event` for a function whose deadline is
+/// `deadline`.
+async fn lambda_answer_by(
+    runtime: &emmaa_runtime::LoadedGuest,
+    event: Value,
+    deadline: std::time::SystemTime,
+) -> Result<Value, lambda_runtime::Diagnostic> {
     let mut context = lambda_runtime::Context::default();
     context.request_id = "lambda-test".into();
-    let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
-    let deadline = in_a_minute.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let deadline = deadline.duration_since(std::time::UNIX_EPOCH).unwrap();
     context.deadline = u64::try_from(deadline.as_millis()).unwrap();
     let payload = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
     emmaa_lambda::handle_event(
-        &guest(guest_name),
+        runtime,
         Arc::new(bucket(&[])),
         Arc::new(settings(&[])),
         lambda_runtime::LambdaEvent::new(payload, context),
@@ -45,6 +56,37 @@ async fn each_kind_of_failure_reaches_lambda_with_its_own_error_type() {
         .await
         .unwrap_err();
     assert_eq!(huge.error_type, "EmmaaEventTooLarge");
+    // JSON to Lambda, but nested past the host's limit.
+    let deep: Value = serde_json::from_str(&format!("{}{}", "[".repeat(65), "]".repeat(65))).unwrap();
+    let deep = lambda_answer("model_updates", deep).await.unwrap_err();
+    assert_eq!(deep.error_type, "EmmaaEventNotJson");
+    assert!(
+        deep.error_message.contains("deeper than 64"),
+        "{}",
+        deep.error_message
+    );
+}
+
+/// A guest still running near Lambda's deadline is stopped a second
+/// before it, so its answer reaches Lambda: measured from the outside, not
+/// computed from the constant.
+#[tokio::test]
+async fn a_guest_still_running_near_the_deadline_is_answered_a_second_before_it() {
+    let runtime = guest("sandbox_probe");
+    // A spinning guest burns its fuel in about half a second here: the
+    // interrupt point, a quarter of a second away, comes first.
+    let deadline = std::time::SystemTime::now() + Duration::from_millis(1_250);
+    let answer = lambda_answer_by(&runtime, json!({"reach": "spin"}), deadline).await;
+    let left = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert_eq!(answer.unwrap_err().error_type, "EmmaaGuestDeadline");
+    // The margin is one second: not later than half a second after the
+    // interrupt point (a busy machine), never earlier than it.
+    assert!(
+        left > Duration::from_millis(500) && left <= Duration::from_millis(1_050),
+        "answered {left:?} before the deadline"
+    );
 }
 
 #[tokio::test]

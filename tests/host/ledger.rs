@@ -152,12 +152,35 @@ async fn a_claim_left_pending_by_a_dead_runtime_is_taken_over() {
         u64::MAX / 2,
     );
     let retried = run_as("model_updates", &json!({"model": "aml"}), &effects, "r1").await;
-    assert_eq!(submitted(&retried).len(), 1);
+    assert_taken_over(&effects, &retried, "request:r1:aml_update", "r1").await;
     // By another request, once the holder's deadline has passed.
     let effects = bucket(&[]);
     seed_pending_claim(&effects, "test-model_updates", "request:r2:aml_update", "r1", 1);
     let later = run_as("model_updates", &json!({"model": "aml"}), &effects, "r2").await;
-    assert_eq!(submitted(&later).len(), 1);
+    assert_taken_over(&effects, &later, "request:r2:aml_update", "r2").await;
+}
+
+/// The dead holder's job was looked for first (it may have been submitted
+/// before the holder died), none was found, one was submitted, and the
+/// claim is done with it, held by `request_id`.
+async fn assert_taken_over(
+    effects: &LocalEffects,
+    outcome: &emmaa_runtime::GuestRun,
+    work: &str,
+    request_id: &str,
+) {
+    let job = format!("aml_update_{STAMP}");
+    assert_eq!(submitted(outcome), std::slice::from_ref(&job));
+    assert_eq!(
+        effects.jobs_looked_up(),
+        [("emmaa-models-update-test".to_owned(), job.clone())]
+    );
+    let key = emmaa_runtime::ledger::claim_key("ledger/", "test-model_updates", work);
+    let (claim, _) = effects.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
+    let claim: Value = serde_json::from_slice(&claim).unwrap();
+    assert_eq!(claim["state"], "done", "{claim}");
+    assert_eq!(claim["job_id"], format!("local-{job}"), "{claim}");
+    assert_eq!(claim["request_id"], request_id, "{claim}");
 }
 
 #[tokio::test]

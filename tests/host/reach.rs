@@ -39,8 +39,37 @@ async fn a_handler_given_another_functions_reach_is_refused_what_that_function_m
     );
 }
 
+/// What the host logs while a test runs on this thread (the tests'
+/// current-thread runtime runs the guest's calls on it too).
+#[derive(Clone, Default)]
+struct Logged(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logged {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn a_role_that_may_not_write_the_ledger_still_gets_its_work_done_unclaimed() {
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let _logging = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish()
+        .set_default();
     let mut effects = Slow::new(bucket(&[]), |_| Duration::ZERO);
     effects.ledger_denied = true;
     let effects = Arc::new(effects);
@@ -53,8 +82,26 @@ async fn a_role_that_may_not_write_the_ledger_still_gets_its_work_done_unclaimed
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
-    assert_eq!(submitted(&outcome).len(), 1);
+    let job = format!("aml_update_{STAMP}");
+    assert_eq!(
+        outcome.response(),
+        Some(
+            &json!({"statusCode": 200, "result": "SUCCESS", "job_id": format!("local-{job}"), "job_ids": [format!("local-{job}")]})
+        ),
+        "{:?}",
+        outcome.error_message()
+    );
+    assert_eq!(submitted(&outcome), [job]);
+    let text = logged.text();
+    assert_eq!(text.matches("WARN").count(), 1, "{text}");
+    assert!(
+        text.contains(
+            "the ledger may not be written: acting without a claim (a redelivery would act again); allow the \
+             role s3:GetObject, s3:PutObject and s3:DeleteObject on the ledger prefix, or set EMMAA_LEDGER=off"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("AccessDenied"), "{text}");
     // Unclaimed, a failure after it is answered 207 (a retry would repeat it).
     let settings = support::settings(&[("EMMAA_LEDGER", "on")]);
     let spun = run_in_time(

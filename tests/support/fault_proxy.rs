@@ -96,6 +96,9 @@ pub struct Seen {
     pub start: String,
     pub body: String,
     pub passed: bool,
+    /// The AWS SDK's `amz-sdk-request` header (`attempt=2; max=5`): which
+    /// attempt of one SDK call this request was.
+    pub attempt: Option<String>,
 }
 
 #[derive(Default)]
@@ -165,6 +168,7 @@ impl FaultProxy {
             start: request.start.clone(),
             body,
             passed: fault.is_none(),
+            attempt: request.header("amz-sdk-request").map(str::to_owned),
         });
         fault
     }

@@ -99,6 +99,8 @@ pub struct LocalEffects {
     failing_functions: BTreeMap<String, Failure>,
     failing_queues: BTreeMap<String, AwsError>,
     failing_keys: BTreeMap<String, AwsError>,
+    /// The (queue, job name) pairs asked of `find_jobs`, shared by clones.
+    looked_up: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 /// How an invocation of a function fails.
@@ -114,6 +116,14 @@ impl LocalEffects {
             bucket,
             ..Self::default()
         }
+    }
+
+    /// The jobs looked for by queue and name (Batch's ListJobs), in order.
+    pub fn jobs_looked_up(&self) -> Vec<(String, String)> {
+        self.looked_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Keeps the ledger's claims in `ledger` instead of memory.
@@ -495,8 +505,13 @@ impl Effects for LocalEffects {
             .map(drop)
     }
 
-    /// Local jobs are not kept anywhere: there is none to find.
-    async fn find_jobs(&self, _queue: &str, _job_name: &str) -> Result<Vec<String>, AwsError> {
+    /// Local jobs are not kept anywhere: there is none to find (the
+    /// question is noted: [`LocalEffects::jobs_looked_up`]).
+    async fn find_jobs(&self, queue: &str, job_name: &str) -> Result<Vec<String>, AwsError> {
+        self.looked_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((queue.to_owned(), job_name.to_owned()));
         Ok(Vec::new())
     }
 }
