@@ -195,3 +195,167 @@ async fn update_pipeline_killed_half_way_and_retried_invokes_each_daily_model_on
     );
     assert_each_invoked_once(&proxy, &models);
 }
+
+/// The ledger's own writes fail through the production client: a claim
+/// throttled twice and one whose connection is reset (retried, claimed,
+/// one job each); a done mark that fails through every attempt (the job
+/// went through: the claim stays pending and the next delivery finds the
+/// job by ListJobs instead of submitting it again); a submission Batch
+/// refuses whose release then fails (the claim stays pending, and the next
+/// delivery takes it over and submits the one job). Every model ends with
+/// exactly one job.
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_in_the_ledgers_own_writes_neither_lose_nor_repeat_a_job() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", Vec::new()).await;
+    create_batch_queue(&moto, &config).await;
+    let proxy = FaultProxy::start(&moto.address);
+    let models: Vec<String> = (0..4).map(|n| format!("m{n}")).collect();
+    let event: Value = serde_json::from_str(&model_states_event(&models)).unwrap();
+    let key = |n: usize| {
+        let work = format!("s3:models/m{n}/model_2020-02-04-12-00-00.pkl@0C000{n}");
+        emmaa_runtime::ledger::claim_key("ledger/", "model_manager_update", &work)
+    };
+    let (pending, done) = (r#""state": "pending""#, r#""state": "done""#);
+    proxy
+        .fail_all(&[&key(0), pending], vec![Fault::s3_slow_down(); 2])
+        .fail_all(&[&key(1), pending], vec![Fault::Reset])
+        .fail_all(&[&key(2), done], vec![Fault::s3_internal_error(); 5])
+        .fail(
+            r#""jobName":"m3_mm_update_"#,
+            vec![Fault::json_error(
+                400,
+                "ClientException",
+                "the queue is not valid",
+            )],
+        )
+        .fail_all(&["DELETE ", &key(3)], vec![Fault::s3_internal_error(); 5]);
+    // The writes of model `n`'s claim that say `state`.
+    let writes = |n: usize, state: &str| -> Vec<support::fault_proxy::Seen> {
+        proxy
+            .seen(&key(n))
+            .into_iter()
+            .filter(|seen| seen.start.starts_with("PUT ") && seen.body.contains(state))
+            .collect()
+    };
+    let settings = || crate::settings(&[("EMMAA_LEDGER", "on")]);
+
+    let first = run_on_aws("model_manager_update", event.clone(), &proxy.address, settings()).await;
+    let answer = first
+        .response()
+        .unwrap_or_else(|| panic!("{:?}", first.error_message()));
+    assert_eq!(answer["statusCode"], 207, "{answer:#}");
+    assert_eq!(answer["job_ids"].as_array().unwrap().len(), 3, "{answer:#}");
+    assert_eq!(answer["refused"].as_array().unwrap().len(), 1, "{answer:#}");
+    assert!(
+        answer["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ClientException"),
+        "{answer:#}"
+    );
+    // Each fault was met: retried writes, and the mark and the release
+    // given up after the SDK's five attempts.
+    assert_eq!(writes(0, pending).len(), 3);
+    assert_eq!(writes(1, pending).len(), 2);
+    let marks = writes(2, done);
+    assert_eq!(marks.len(), 5);
+    assert!(marks.iter().all(|seen| !seen.passed));
+    let released = proxy.seen(&key(3));
+    assert_eq!(
+        released
+            .iter()
+            .filter(|seen| seen.start.starts_with("DELETE "))
+            .count(),
+        5
+    );
+    let stems = job_stems(&config).await;
+    assert_eq!(stems, ["m0_mm_update", "m1_mm_update", "m2_mm_update"]);
+
+    let listed_before = proxy.seen("/v1/listjobs").len();
+    let second = run_on_aws("model_manager_update", event, &proxy.address, settings()).await;
+    let answer = second
+        .response()
+        .unwrap_or_else(|| panic!("{:?}", second.error_message()));
+    assert_eq!(answer["statusCode"], 200, "{answer:#}");
+    assert_eq!(answer["job_ids"].as_array().unwrap().len(), 4, "{answer:#}");
+    assert_eq!(
+        answer["already_submitted"].as_array().unwrap().len(),
+        3,
+        "{answer:#}"
+    );
+    // m2's pending claim and m3's: both looked for in Batch first.
+    assert_eq!(proxy.seen("/v1/listjobs").len() - listed_before, 2);
+    let expected: Vec<String> = models.iter().map(|model| format!("{model}_mm_update")).collect();
+    assert_eq!(job_stems(&config).await, expected, "exactly one job per model");
+}
+
+/// Two real bootstraps racing on one S3 record (two deliveries, two
+/// request ids) over the S3 ledger. moto checks `If-None-Match` and writes
+/// without a lock, so a free race would prove little: the fault proxy holds
+/// the first claim until the second arrives, then lets them through one at
+/// a time. One claim wins, the other is told the work is in progress
+/// elsewhere, and Batch has exactly one job.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_bootstraps_racing_on_one_record_over_the_s3_ledger_submit_one_job() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", Vec::new()).await;
+    create_batch_queue(&moto, &config).await;
+    let proxy = FaultProxy::start(&moto.address);
+    let work = "s3:models/aml/model_2020-02-04-12-00-00.pkl@0C0000";
+    let key = emmaa_runtime::ledger::claim_key("ledger/", "emmaa-mm-update", work);
+    let barrier = support::fault_proxy::Barrier::new(2);
+    proxy.fail_all(
+        &["PUT ", &key, r#""state": "pending""#],
+        vec![Fault::Barrier(barrier.clone()), Fault::Barrier(barrier)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    unpacked_bundle("model_manager_update", dir.path());
+    let event = model_states_event(&["aml".to_owned()]);
+    let env = env_through(&moto, &proxy.address);
+    let apis: Vec<RuntimeApi> = ["delivery-1", "delivery-2"]
+        .map(|request| RuntimeApi::start(vec![(request.into(), event.clone())]))
+        .into();
+    let mut runtimes: Vec<_> = apis
+        .iter()
+        .map(|api| start_bootstrap(dir.path(), "emmaa-mm-update", api, &env))
+        .collect();
+    let mut answers: Vec<Value> = apis
+        .iter()
+        .map(|api| {
+            let posted = api.next_post(PATIENCE).expect("an answer to each delivery");
+            serde_json::from_slice(&posted.body).unwrap()
+        })
+        .collect();
+    for runtime in &mut runtimes {
+        let _ = runtime.kill();
+        let _ = runtime.wait();
+    }
+    let claims = proxy.seen(&key);
+    let raced: Vec<_> = claims
+        .iter()
+        .filter(|seen| seen.start.starts_with("PUT ") && seen.body.contains(r#""state": "pending""#))
+        .collect();
+    assert_eq!(raced.len(), 2, "both claimed: {claims:?}");
+    // The loser found the claim pending (in progress elsewhere) or, if the
+    // winner was quicker, done (already submitted): either way it did not
+    // submit.
+    let lost = |answer: &Value| {
+        answer
+            .get("in_progress_elsewhere")
+            .or(answer.get("already_submitted"))
+            .is_some()
+    };
+    answers.sort_by_key(lost);
+    assert!(
+        answers.iter().all(|answer| answer["statusCode"] == 200),
+        "{answers:?}"
+    );
+    assert!(
+        !lost(&answers[0]) && lost(&answers[1]),
+        "one winner, one loser: {answers:?}"
+    );
+    assert_eq!(job_stems(&config).await, ["aml_mm_update"], "exactly one job");
+}

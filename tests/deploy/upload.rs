@@ -306,3 +306,99 @@ async fn deploy_rollback_goes_back_to_the_bundle_uploaded_before_and_forward_aga
         "{stderr}"
     );
 }
+
+/// `deploy upload --check-against` end to end against moto: a trace that
+/// replays the same with this build lets the code ship; one that behaves
+/// differently (its recorded answer changed) stops it, and nothing is
+/// shipped; `--despite-differences` ships it all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_upload_ships_only_when_the_traces_replay_the_same() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let role = moto.create_role("emmaa-lambda");
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    lambda
+        .create_function()
+        .function_name("emmaa-model-update")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("model_updates.lambda_handler")
+        .role(role)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(python_zip().into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let code = || async {
+        let request = lambda
+            .get_function_configuration()
+            .function_name("emmaa-model-update");
+        request.send().await.unwrap().code_sha256().unwrap().to_owned()
+    };
+    let shipped_before = code().await;
+    bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("upload.zip");
+    let upload = |traces: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "upload",
+            "model_updates",
+            "emmaa-model-update",
+            "--build-profile",
+            "dev",
+        ];
+        args.extend([
+            "--out",
+            zip.to_str().unwrap(),
+            "--check-against",
+            traces.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(extra);
+        let output = deploy(&args, &moto);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+
+    // The recorded trace, as the project ships it, but for a changed answer.
+    let recorded = support::workspace().join("examples/traces/emmaa-model-update.json");
+    let tampered_dir = tempfile::tempdir().unwrap();
+    let mut trace: Value = serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
+    trace["answer"]["response"]["job_ids"] = json!(["local-another_job"]);
+    let tampered = tampered_dir.path().join("emmaa-model-update.json");
+    std::fs::write(&tampered, trace.to_string()).unwrap();
+    let (status, text) = upload(&tampered, &[]);
+    assert_eq!(status, Some(1), "{text}");
+    assert!(
+        text.contains("checked 1 traces of model_updates: 0 same, 1 not"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 of 1 traces behave differently with this build: nothing shipped"),
+        "{text}"
+    );
+    assert_eq!(code().await, shipped_before, "nothing shipped");
+
+    let (status, text) = upload(&recorded, &[]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(
+        text.contains("checked 1 traces of model_updates: 1 same, 0 not"),
+        "{text}"
+    );
+    let shipped = code().await;
+    assert_ne!(shipped, shipped_before, "{text}");
+
+    // Despite a difference, when told: the same bundle, so the same code.
+    let (status, text) = upload(&tampered, &["--despite-differences"]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(
+        text.contains("shipping despite the differences (--despite-differences)"),
+        "{text}"
+    );
+    assert_eq!(code().await, shipped);
+}

@@ -281,3 +281,79 @@ async fn two_runtimes_racing_on_one_event_over_a_directory_ledger_submit_one_job
         assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
     }
 }
+
+/// A submission still in flight when the deadline interrupts it may have
+/// gone through. With the ledger off nothing claims it, so the event is
+/// answered (207, the item's outcome unknown) rather than failed: Lambda's
+/// retry would make it again. With the ledger on its claim stays pending
+/// and the event fails as cut short; the retry looks for the job before
+/// it submits it, and submits it once.
+#[tokio::test]
+async fn a_call_in_flight_at_the_deadline_is_never_repeated_unclaimed() {
+    // The submission starts (the call reserve, 0.5 s, fits before the
+    // interrupt point at 0.7 s) and is still waiting for Batch then.
+    let time_left = emmaa_runtime::limits::DEADLINE_MARGIN + Duration::from_millis(700);
+    let event = r#"{"model": "aml"}"#;
+    let stuck = |inner: LocalEffects| Arc::new(Slow::new(inner, |_| Duration::from_secs(30)));
+    let job = format!("aml_update_{STAMP}");
+
+    let off = run_in_time(
+        "model_updates",
+        event,
+        stuck(bucket(&[])),
+        settings(&[]),
+        time_left,
+    )
+    .await;
+    let response = off
+        .response()
+        .unwrap_or_else(|| panic!("answered, not failed: {:?}", off.answer));
+    assert_eq!(response["statusCode"], 207, "{response:#}");
+    let reasons = response["refused"].to_string();
+    assert!(
+        reasons.contains(&format!("job {job} failed: DeadlineReachedUnclaimed")),
+        "{response:#}"
+    );
+
+    let inner = LocalEffects::new(LocalBucket::Empty).with_ledger(LocalLedger::default());
+    let settings_on = || settings(&[("EMMAA_LEDGER", "on")]);
+    let on = run_in_time(
+        "model_updates",
+        event,
+        stuck(inner.clone()),
+        settings_on(),
+        time_left,
+    )
+    .await;
+    // The guest answers after the call is cut short, or is itself stopped
+    // at the same interrupt point (a busy machine): a failure either way.
+    assert!(
+        matches!(
+            on.answer,
+            Answer::Failed(Failure::CutShort { left: 1 } | Failure::Deadline)
+        ),
+        "{:?}",
+        on.answer
+    );
+    let key =
+        emmaa_runtime::ledger::claim_key("ledger/", "test-model_updates", "request:test-request:aml_update");
+    let (claim, _) = inner.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
+    let claim: Value = serde_json::from_slice(&claim).unwrap();
+    assert_eq!(claim["state"], "pending", "{claim}");
+
+    // Lambda's retry of the event (the same request), with Batch answering.
+    let retried = run_in_time(
+        "model_updates",
+        event,
+        Arc::new(inner.clone()),
+        settings_on(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(retried.status_code(), Some(200), "{:?}", retried.error_message());
+    assert_eq!(submitted(&retried), std::slice::from_ref(&job));
+    assert_eq!(
+        inner.jobs_looked_up(),
+        [("emmaa-models-update-test".to_owned(), job.clone())]
+    );
+}

@@ -138,3 +138,44 @@ async fn a_fan_out_trace_keeps_each_body_once_and_one_over_its_limit_cannot_be_e
     );
     assert_eq!(verdict.difference.as_ref().unwrap().call, Some(2), "{verdict:?}");
 }
+
+/// The production limit itself, not a smaller one given: a fan-out whose
+/// twenty distinct configs come to 10 MiB records a trace within 8 MiB,
+/// leaving out only as many bodies as it must, and saying so.
+#[tokio::test]
+async fn a_trace_over_the_production_limit_is_cut_to_fit_and_says_what_it_left_out() {
+    use emmaa_runtime::trace::MAX_TRACE_BYTES;
+    let objects: Vec<(String, String)> = (0..20)
+        .map(|n| {
+            let notes = format!("{n:02}").repeat(256 << 10);
+            let config = json!({"run_daily_update": true, "notes": notes}).to_string();
+            (format!("models/m{n:02}/config.json"), config)
+        })
+        .collect();
+    let objects: Vec<(&str, &str)> = objects
+        .iter()
+        .map(|(key, body)| (key.as_str(), body.as_str()))
+        .collect();
+    let (outcome, trace) = recorded(
+        "update_pipeline",
+        "{}",
+        Arc::new(bucket(&objects)),
+        settings(&[]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+    let size = trace.to_json().len();
+    assert!(size <= MAX_TRACE_BYTES, "{size} bytes");
+    // Each config is half a mebibyte: about four left out, no more than
+    // the limit needs.
+    assert!(
+        size > MAX_TRACE_BYTES - (600 << 10),
+        "{size} bytes: more left out than needed"
+    );
+    let left = trace.left_out.as_ref().expect("the trace says what it left out");
+    assert!((4..=5).contains(&left.bodies), "{left:?}");
+    assert!(left.bytes >= left.bodies * (512 << 10), "{left:?}");
+    assert_eq!(left.limit, MAX_TRACE_BYTES);
+    assert!(trace.event().is_some(), "the event, small, is kept");
+}

@@ -29,6 +29,46 @@ pub enum Fault {
     /// Pass the request on, then never answer: it happened, but the
     /// caller cannot know.
     Swallow,
+    /// Hold the request until as many requests as the barrier waits for
+    /// have come, then pass them on one at a time, in the order they came
+    /// (each answered before the next goes): a race made deterministic.
+    Barrier(Barrier),
+}
+
+/// The shared state of [`Fault::Barrier`]: give the same barrier to each of
+/// the requests that are to meet.
+#[derive(Debug, Clone)]
+pub struct Barrier {
+    waits_for: usize,
+    state: Arc<(Mutex<(usize, usize)>, std::sync::Condvar)>,
+}
+
+impl Barrier {
+    /// A barrier for `waits_for` requests.
+    pub fn new(waits_for: usize) -> Barrier {
+        Barrier {
+            waits_for,
+            state: Arc::new((Mutex::new((0, 0)), std::sync::Condvar::new())),
+        }
+    }
+
+    /// Waits for the request's turn (after all have come), runs `pass`,
+    /// and gives the turn to the next.
+    fn pass_in_turn<T>(&self, pass: impl FnOnce() -> T) -> T {
+        let (lock, turns) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        let ticket = state.0;
+        state.0 += 1;
+        turns.notify_all();
+        while state.0 < self.waits_for || state.1 != ticket {
+            state = turns.wait(state).unwrap();
+        }
+        drop(state);
+        let passed = pass();
+        lock.lock().unwrap().1 += 1;
+        turns.notify_all();
+        passed
+    }
 }
 
 impl Fault {
@@ -84,10 +124,19 @@ impl Fault {
     }
 }
 
-/// Faults for the requests whose request line and body contain `needle`.
+/// Faults for the requests whose request line or body contains each of
+/// `needles`.
 struct Rule {
-    needle: String,
+    needles: Vec<String>,
     faults: Vec<Fault>,
+}
+
+impl Rule {
+    fn matches(&self, start: &str, body: &str) -> bool {
+        self.needles
+            .iter()
+            .all(|needle| start.contains(needle.as_str()) || body.contains(needle.as_str()))
+    }
 }
 
 /// A request the proxy saw: its request line, and what it did.
@@ -135,8 +184,14 @@ impl FaultProxy {
     /// The next requests containing `needle` (in the request line or the
     /// body) get `faults`, one each, in order.
     pub fn fail(&self, needle: &str, faults: Vec<Fault>) -> &Self {
+        self.fail_all(&[needle], faults)
+    }
+
+    /// The next requests containing every one of `needles` (each in the
+    /// request line or the body) get `faults`, one each, in order.
+    pub fn fail_all(&self, needles: &[&str], faults: Vec<Fault>) -> &Self {
         self.state.lock().unwrap().rules.push(Rule {
-            needle: needle.to_owned(),
+            needles: needles.iter().map(|needle| needle.to_string()).collect(),
             faults,
         });
         self
@@ -159,15 +214,12 @@ impl FaultProxy {
         let fault = state
             .rules
             .iter_mut()
-            .find(|rule| {
-                !rule.faults.is_empty()
-                    && (request.start.contains(&rule.needle) || body.contains(&rule.needle))
-            })
+            .find(|rule| !rule.faults.is_empty() && rule.matches(&request.start, &body))
             .map(|rule| rule.faults.remove(0));
         state.seen.push(Seen {
             start: request.start.clone(),
             body,
-            passed: fault.is_none(),
+            passed: matches!(fault, None | Some(Fault::Barrier(_))),
             attempt: request.header("amz-sdk-request").map(str::to_owned),
         });
         fault
@@ -196,6 +248,18 @@ impl FaultProxy {
                     headers,
                     body,
                 }) => (status, headers, body.into_bytes()),
+                Some(Fault::Barrier(barrier)) => {
+                    let Some(response) = barrier.pass_in_turn(|| forward(upstream, &request)) else {
+                        return;
+                    };
+                    let status = response
+                        .start
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|code| code.parse().ok())
+                        .unwrap_or(502);
+                    (status, response.headers, response.body)
+                }
                 None => {
                     let Some(response) = forward(upstream, &request) else {
                         return;

@@ -167,6 +167,14 @@ fn outside_contract(message: &str) -> Option<&'static str> {
     )
 }
 
+/// The error code of a call the deadline cut short, under a claim (or
+/// never sent): the event's retry looks for it before making it again.
+pub const DEADLINE_REACHED: &str = "DeadlineReached";
+
+/// The error code of a call the deadline cut short after it was sent with
+/// no claim: it may have gone through, and a retry could make it twice.
+pub const DEADLINE_REACHED_UNCLAIMED: &str = "DeadlineReachedUnclaimed";
+
 /// What became of one invocation or submission the host made.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -189,18 +197,22 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// Whether it went through without a claim: a retry would repeat it.
+    /// Whether it went through without a claim, or may have (the deadline
+    /// cut it short after it was sent unclaimed): a retry would repeat it.
     pub fn unclaimed(&self) -> bool {
-        matches!(
-            self,
-            Effect::Invoked { claimed: false, .. } | Effect::Submitted { claimed: false, .. }
-        )
+        match self {
+            Effect::Invoked { claimed, .. } | Effect::Submitted { claimed, .. } => !claimed,
+            Effect::Failed { error, .. } => error.code == DEADLINE_REACHED_UNCLAIMED,
+            Effect::InvokedFailed { .. } => false,
+        }
     }
 
     /// Whether the deadline kept it from being made, or from being answered.
     pub fn stopped_by_deadline(&self) -> bool {
         matches!(self, Effect::Failed { error, .. }
-            if error.kind == ErrorKind::NotAttempted || error.code == "DeadlineReached")
+            if error.kind == ErrorKind::NotAttempted
+                || error.code == DEADLINE_REACHED
+                || error.code == DEADLINE_REACHED_UNCLAIMED)
     }
 }
 
@@ -253,9 +265,9 @@ impl Answer {
 ///   in it).
 pub fn conclude(answer: Result<Value, Failure>, done: &[Effect]) -> Answer {
     let retry_repeats_nothing = !done.iter().any(Effect::unclaimed);
+    let left = done.iter().filter(|effect| effect.stopped_by_deadline()).count();
     match answer {
         Ok(response) => {
-            let left = done.iter().filter(|effect| effect.stopped_by_deadline()).count();
             let failed = done
                 .iter()
                 .filter(|effect| matches!(effect, Effect::InvokedFailed { .. }))
@@ -265,6 +277,10 @@ pub fn conclude(answer: Result<Value, Failure>, done: &[Effect]) -> Answer {
                 (0, 1..) if retry_repeats_nothing => Answer::Failed(Failure::InvokedFailed { failed }),
                 _ => Answer::Guest(response),
             }
+        }
+        // A refusal because the deadline cut calls short is the deadline's.
+        Err(Failure::Refused(_)) if retry_repeats_nothing && left > 0 => {
+            Answer::Failed(Failure::CutShort { left })
         }
         Err(failure) if retry_repeats_nothing => Answer::Failed(failure),
         Err(failure) => salvage(failure, done),

@@ -9,12 +9,13 @@
 //! recorder, or answered from a trace instead of performed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
 
 use crate::action::Action;
-use crate::answer::Effect;
+use crate::answer::{DEADLINE_REACHED, DEADLINE_REACHED_UNCLAIMED, Effect};
 use crate::bindings::emmaa::pipeline::batch::Submission;
 use crate::bindings::emmaa::pipeline::errors::AwsError;
 use crate::bindings::emmaa::pipeline::functions::Invoked;
@@ -94,13 +95,26 @@ fn interrupt_point(start: Instant, time_left: Duration) -> Instant {
     start + time_left.saturating_sub(DEADLINE_MARGIN)
 }
 
-/// The answer to a call the deadline cut short.
-fn deadline_reached() -> AwsError {
-    AwsError::new(
-        ErrorKind::Unavailable,
-        "DeadlineReached",
-        "no answer before the function's deadline; the call may still have gone through",
-    )
+/// The answer to a call the deadline cut short. `unclaimed`: the call was
+/// sent with no claim in the ledger (the ledger off, or its role may not
+/// write it), so a retry of the event could make it twice: the event is
+/// then answered, not failed (`answer::conclude`), and the item says so.
+fn deadline_reached(unclaimed: bool) -> AwsError {
+    match unclaimed {
+        false => AwsError::new(
+            ErrorKind::Unavailable,
+            DEADLINE_REACHED,
+            "no answer before the function's deadline; the call may still have gone through \
+             (under its claim: the event's retry looks for it before making it again)",
+        ),
+        true => AwsError::new(
+            ErrorKind::Unavailable,
+            DEADLINE_REACHED_UNCLAIMED,
+            "no answer before the function's deadline; the call may still have gone through, \
+             and no claim covers it: the event is answered, not retried, so that it is not made \
+             twice; see whether it went through",
+        ),
+    }
 }
 
 /// One call's result, and the actions it took.
@@ -111,11 +125,15 @@ impl HostState {
     /// most `max_in_flight` at a time, none without time left); the answers
     /// come back in the order of `calls`. A call cut short at the interrupt
     /// point, or not started, has the `planned` action.
+    ///
+    /// `call` gets a flag to raise just before it sends a call that no
+    /// claim covers: cut short after that, the call may have gone through
+    /// unclaimed ([`DEADLINE_REACHED_UNCLAIMED`]).
     async fn bounded<T, R, F>(
         &self,
         calls: Vec<T>,
         planned: impl Fn(&T) -> Action,
-        call: impl Fn(Arc<dyn Effects>, T) -> F,
+        call: impl Fn(Arc<dyn Effects>, T, Arc<AtomicBool>) -> F,
     ) -> Vec<Performed<R>>
     where
         F: Future<Output = Performed<R>>,
@@ -126,9 +144,16 @@ impl HostState {
         stream::iter(calls)
             .map(|item| async move {
                 let actions = vec![planned(&item)];
-                clock::timeout_at(interrupt_at, call(Arc::clone(effects), item))
+                let sent_unclaimed = Arc::new(AtomicBool::new(false));
+                let performed = call(Arc::clone(effects), item, Arc::clone(&sent_unclaimed));
+                clock::timeout_at(interrupt_at, performed)
                     .await
-                    .unwrap_or_else(|_| (Err(deadline_reached()), actions))
+                    .unwrap_or_else(|_| {
+                        (
+                            Err(deadline_reached(sent_unclaimed.load(Ordering::SeqCst))),
+                            actions,
+                        )
+                    })
             })
             .buffered(self.settings.max_in_flight * LEDGER_OVERLAP)
             .collect()
@@ -150,6 +175,7 @@ impl HostState {
             request_id: &self.context.request_id,
             deadline_ms: now_ms.saturating_add(millis(time_left)),
             now_ms,
+            sent_unclaimed: None,
         }
     }
 
@@ -276,7 +302,7 @@ impl HostState {
             bucket: bucket.to_owned(),
             key: key.clone(),
         };
-        self.bounded(keys, planned, |effects, key| async move {
+        self.bounded(keys, planned, |effects, key, _| async move {
             let allowed = |function: &PipelineFunction| self.in_bucket(bucket) && function.allows_read(&key);
             let read = match self.permit(allowed, || format!("read s3://{bucket}/{key}")) {
                 Ok(()) => {
@@ -302,7 +328,7 @@ impl HostState {
             prefix: prefix.to_owned(),
             delimiter: delimiter.to_owned(),
         };
-        self.bounded(vec![()], planned, |effects, ()| async move {
+        self.bounded(vec![()], planned, |effects, (), _| async move {
             let allowed = |function: &PipelineFunction| {
                 self.in_bucket(bucket) && function.allows_list(prefix, delimiter)
             };
@@ -322,42 +348,50 @@ impl HostState {
     /// Each invocation's result, and whether it was claimed.
     async fn perform_invoke(&self, invocations: Vec<Invocation>) -> Vec<Performed<(Invoked, bool)>> {
         let ledger = self.settings.ledger();
-        self.bounded(invocations, Action::invoke, |effects, invocation| {
-            let ledger = ledger.clone();
-            async move {
-                let prefix = &self.settings.pipeline.function_prefix;
-                let allowed =
-                    |function: &PipelineFunction| function.allows_invoke(&invocation.function_name, prefix);
-                if let Err(err) = self.permit(allowed, || format!("invoke {}", invocation.function_name)) {
-                    return (Err(err), vec![Action::invoke(&invocation)]);
-                }
-                match (&ledger, &invocation.work) {
-                    (Some(ledger), Some(work)) => {
-                        let claimant = self.claimant(ledger, effects.as_ref());
-                        let (outcome, actions) = claimant.invoke(&invocation, work).await;
-                        let invoked = outcome.map(|outcome| match outcome {
-                            Handled::Now(outcome) => (Invoked::Now(outcome), true),
-                            Handled::Unclaimed(outcome) => (Invoked::Now(outcome), false),
-                            Handled::Already(_) => (Invoked::Already, true),
-                            Handled::InProgress(request_id) => (Invoked::InProgress(request_id), true),
-                        });
-                        (invoked, actions)
+        self.bounded(
+            invocations,
+            Action::invoke,
+            |effects, invocation, sent_unclaimed| {
+                let ledger = ledger.clone();
+                async move {
+                    let prefix = &self.settings.pipeline.function_prefix;
+                    let allowed = |function: &PipelineFunction| {
+                        function.allows_invoke(&invocation.function_name, prefix)
+                    };
+                    if let Err(err) = self.permit(allowed, || format!("invoke {}", invocation.function_name))
+                    {
+                        return (Err(err), vec![Action::invoke(&invocation)]);
                     }
-                    _ => {
-                        let outcome = self.gate.through(effects.invoke(&invocation)).await;
-                        let invoked = outcome.map(|outcome| (Invoked::Now(outcome), false));
-                        (invoked, vec![Action::invoke(&invocation)])
+                    match (&ledger, &invocation.work) {
+                        (Some(ledger), Some(work)) => {
+                            let mut claimant = self.claimant(ledger, effects.as_ref());
+                            claimant.sent_unclaimed = Some(&sent_unclaimed);
+                            let (outcome, actions) = claimant.invoke(&invocation, work).await;
+                            let invoked = outcome.map(|outcome| match outcome {
+                                Handled::Now(outcome) => (Invoked::Now(outcome), true),
+                                Handled::Unclaimed(outcome) => (Invoked::Now(outcome), false),
+                                Handled::Already(_) => (Invoked::Already, true),
+                                Handled::InProgress(request_id) => (Invoked::InProgress(request_id), true),
+                            });
+                            (invoked, actions)
+                        }
+                        _ => {
+                            sent_unclaimed.store(true, Ordering::SeqCst);
+                            let outcome = self.gate.through(effects.invoke(&invocation)).await;
+                            let invoked = outcome.map(|outcome| (Invoked::Now(outcome), false));
+                            (invoked, vec![Action::invoke(&invocation)])
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
         .await
     }
 
     /// Each job's submission, and whether it was claimed.
     async fn perform_submit(&self, jobs: Vec<Job>) -> Vec<Performed<(Submission, bool)>> {
         let ledger = self.settings.ledger();
-        self.bounded(jobs, Action::submit, |effects, job| {
+        self.bounded(jobs, Action::submit, |effects, job, sent_unclaimed| {
             let ledger = ledger.clone();
             async move {
                 let allowed = |function: &PipelineFunction| function.submits_jobs && self.configured(&job);
@@ -372,7 +406,8 @@ impl HostState {
                 }
                 match (&ledger, &job.work) {
                     (Some(ledger), Some(work)) => {
-                        let claimant = self.claimant(ledger, effects.as_ref());
+                        let mut claimant = self.claimant(ledger, effects.as_ref());
+                        claimant.sent_unclaimed = Some(&sent_unclaimed);
                         let (outcome, actions) = claimant.submit(&job, work).await;
                         let submission = outcome.map(|outcome| match outcome {
                             Handled::Now(job_id) => (Submission::Submitted(job_id), true),
@@ -385,6 +420,7 @@ impl HostState {
                         (submission, actions)
                     }
                     _ => {
+                        sent_unclaimed.store(true, Ordering::SeqCst);
                         let submitted = self.gate.through(effects.submit_job(&job)).await;
                         let submitted = submitted.map(|job_id| (Submission::Submitted(job_id), false));
                         (submitted, vec![Action::submit(&job)])

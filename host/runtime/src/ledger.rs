@@ -20,6 +20,8 @@
 //! after a timeout or a 5xx the outcome is unknown, so it stays pending and
 //! the next delivery looks for the job first.
 
+use std::sync::atomic::AtomicBool;
+
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
@@ -81,6 +83,10 @@ pub struct Claimant<'a> {
     pub deadline_ms: u64,
     /// The wall clock, ms since the epoch.
     pub now_ms: u64,
+    /// Raised just before a call goes out with no claim (the role may not
+    /// write the ledger), so a deadline that cuts it short knows a retry
+    /// could make it twice.
+    pub sent_unclaimed: Option<&'a AtomicBool>,
 }
 
 /// How a claim turned out, for the guest.
@@ -125,6 +131,13 @@ pub fn claim_key(prefix: &str, function: &str, work: &str) -> String {
 }
 
 impl Claimant<'_> {
+    /// Notes a call about to go out with no claim.
+    fn note_unclaimed(&self, unclaimed: bool) {
+        if let Some(flag) = self.sent_unclaimed.filter(|_| unclaimed) {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     fn key(&self, work: &str) -> String {
         claim_key(&self.ledger.prefix, self.function, work)
     }
@@ -279,6 +292,7 @@ impl Claimant<'_> {
             }
         };
         actions.push(Action::submit(job));
+        self.note_unclaimed(etag.is_none());
         let submitted = self.gate.through(self.effects.submit_job(job)).await;
         match (submitted, etag) {
             (Ok(job_id), Some(etag)) => {
@@ -322,6 +336,7 @@ impl Claimant<'_> {
             },
         };
         actions.push(Action::invoke(invocation));
+        self.note_unclaimed(etag.is_none());
         let invoked = self.gate.through(self.effects.invoke(invocation)).await;
         let Some(etag) = etag else {
             return (invoked.map(Handled::Unclaimed), actions);
