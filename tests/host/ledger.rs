@@ -315,8 +315,23 @@ async fn a_call_in_flight_at_the_deadline_is_never_repeated_unclaimed() {
         "{response:#}"
     );
 
-    let inner = LocalEffects::new(LocalBucket::Empty).with_ledger(LocalLedger::default());
     let settings_on = || settings(&[("EMMAA_LEDGER", "on")]);
+    // The ledger on, but the role may not write it: sent unclaimed too.
+    let mut denied = Slow::new(bucket(&[]), |_| Duration::from_secs(30));
+    denied.ledger_denied = true;
+    let denied = run_in_time("model_updates", event, Arc::new(denied), settings_on(), time_left).await;
+    let response = denied
+        .response()
+        .unwrap_or_else(|| panic!("answered, not failed: {:?}", denied.answer));
+    assert_eq!(response["statusCode"], 207, "{response:#}");
+    assert!(
+        response["refused"]
+            .to_string()
+            .contains("DeadlineReachedUnclaimed"),
+        "{response:#}"
+    );
+
+    let inner = LocalEffects::new(LocalBucket::Empty).with_ledger(LocalLedger::default());
     let on = run_in_time(
         "model_updates",
         event,
