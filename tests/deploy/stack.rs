@@ -259,7 +259,8 @@ fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
 /// (moto lists resource types it does not know as created, so the stack's
 /// own resource list proves nothing): a stack beside a hand-made
 /// installation (its own function prefix, triggers off), then switched on,
-/// on an existing bucket whose other notification must survive.
+/// on an existing bucket whose other notification must survive; then
+/// deleted, and stood up again on the logs and queue it kept.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_stack_stands_up_every_function_role_rule_permission_log_group_and_queue() {
     let moto = Moto::start_unconfigured();
@@ -372,6 +373,10 @@ async fn deploy_plan_create_and_update(
         ],
     );
     assert!(out.contains("stack emmaa-next: CREATE_COMPLETE"), "{out}");
+    assert!(!out.contains("kept from an earlier stack"), "{out}");
+    // moto serves no GetAccountSettings: the limits are unknown, and the
+    // run goes on.
+    assert!(out.contains("the account's Lambda limits are unknown"), "{out}");
     let zip = std::fs::read(zip_path).unwrap();
     use base64::Engine as _;
     use sha2::Digest as _;
@@ -417,6 +422,76 @@ async fn deploy_plan_create_and_update(
         "{names:?}"
     );
     assert_eq!(names.len(), emmaa_runtime::functions::FUNCTIONS.len());
+
+    delete_and_stand_up_again(moto, config, zip_path).await;
+}
+
+/// A stack deleted keeps its log groups and its failed-events queue (with
+/// what is in it); a stack stood up again with the same function prefix
+/// finds them and uses them, where making them again would fail.
+async fn delete_and_stand_up_again(moto: &Moto, config: &aws_config::SdkConfig, zip: &Path) {
+    let queue = moto.json_call(
+        "sqs",
+        "AmazonSQS.GetQueueUrl",
+        json!({"QueueName": "emmaa-next-failed-events"}),
+    );
+    let queue_url = queue["QueueUrl"].as_str().unwrap().to_owned();
+    moto.json_call(
+        "sqs",
+        "AmazonSQS.SendMessage",
+        json!({"QueueUrl": queue_url, "MessageBody": "a failed event"}),
+    );
+    let cloudformation = aws_sdk_cloudformation::Client::new(config);
+    cloudformation
+        .delete_stack()
+        .stack_name("emmaa-next")
+        .send()
+        .await
+        .unwrap();
+    let lambda = aws_sdk_lambda::Client::new(config);
+    assert!(
+        lambda
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .is_empty()
+    );
+    check_log_groups_and_failure_queue(moto);
+
+    let again = deploy_stack(moto, zip, &["--parameter", "FunctionPrefix=emmaa-next-"]);
+    assert!(
+        again.contains(
+            "found 11 of the 11 log groups and the failed-events queue emmaa-next-failed-events kept from an \
+             earlier stack with function prefix \"emmaa-next-\": the stack uses them as they are (ExistingLogsAndQueue=true)"
+        ),
+        "{again}"
+    );
+    assert!(again.contains("stack emmaa-next: CREATE_COMPLETE"), "{again}");
+    assert_eq!(
+        lambda.list_functions().send().await.unwrap().functions().len(),
+        11
+    );
+    check_log_groups_and_failure_queue(moto);
+    let received = moto.json_call(
+        "sqs",
+        "AmazonSQS.ReceiveMessage",
+        json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
+    );
+    assert_eq!(received["Messages"][0]["Body"], "a failed event", "{received}");
+    let stacks = cloudformation
+        .describe_stacks()
+        .stack_name("emmaa-next")
+        .send()
+        .await
+        .unwrap();
+    let existing = stacks.stacks()[0]
+        .parameters()
+        .iter()
+        .find(|parameter| parameter.parameter_key() == Some("ExistingLogsAndQueue"))
+        .and_then(|parameter| parameter.parameter_value());
+    assert_eq!(existing, Some("true"));
 }
 
 /// The template's logical id of a guest's resources: `model_updates` is
@@ -723,91 +798,6 @@ async fn ctrl_c_during_a_plan_still_deletes_the_review_stack() {
         })
         .unwrap_or_default();
     assert!(live.is_empty(), "the review stack is left: {live:?}");
-}
-
-/// A stack deleted keeps its log groups and its failed-events queue (with
-/// what is in it); a stack stood up again with the same function prefix
-/// finds them and uses them, where making them again would fail.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stack_stood_up_again_uses_the_logs_and_queue_the_deleted_one_kept() {
-    let moto = Moto::start_unconfigured();
-    let config = moto.sdk_config().await;
-    bucket_with_a_queue_notification(&moto, &config).await;
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("pipeline.zip");
-    let prefix = ["--parameter", "FunctionPrefix=emmaa-next-"];
-    let first = deploy_stack(&moto, &zip, &prefix);
-    assert!(first.contains("stack emmaa-next: CREATE_COMPLETE"), "{first}");
-    assert!(!first.contains("kept from an earlier stack"), "{first}");
-    // moto serves no GetAccountSettings: the limits are unknown, and the
-    // run goes on.
-    assert!(
-        first.contains("the account's Lambda limits are unknown"),
-        "{first}"
-    );
-    let queue = moto.json_call(
-        "sqs",
-        "AmazonSQS.GetQueueUrl",
-        json!({"QueueName": "emmaa-next-failed-events"}),
-    );
-    let queue_url = queue["QueueUrl"].as_str().unwrap().to_owned();
-    moto.json_call(
-        "sqs",
-        "AmazonSQS.SendMessage",
-        json!({"QueueUrl": queue_url, "MessageBody": "a failed event"}),
-    );
-
-    let cloudformation = aws_sdk_cloudformation::Client::new(&config);
-    cloudformation
-        .delete_stack()
-        .stack_name("emmaa-next")
-        .send()
-        .await
-        .unwrap();
-    let lambda = aws_sdk_lambda::Client::new(&config);
-    assert!(
-        lambda
-            .list_functions()
-            .send()
-            .await
-            .unwrap()
-            .functions()
-            .is_empty()
-    );
-    check_log_groups_and_failure_queue(&moto);
-
-    let second = deploy_stack(&moto, &zip, &prefix);
-    assert!(
-        second.contains(
-            "found 11 of the 11 log groups and the failed-events queue emmaa-next-failed-events kept from an \
-             earlier stack with function prefix \"emmaa-next-\": the stack uses them as they are (ExistingLogsAndQueue=true)"
-        ),
-        "{second}"
-    );
-    assert!(second.contains("stack emmaa-next: CREATE_COMPLETE"), "{second}");
-    assert_eq!(
-        lambda.list_functions().send().await.unwrap().functions().len(),
-        11
-    );
-    check_log_groups_and_failure_queue(&moto);
-    let received = moto.json_call(
-        "sqs",
-        "AmazonSQS.ReceiveMessage",
-        json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
-    );
-    assert_eq!(received["Messages"][0]["Body"], "a failed event", "{received}");
-    let stacks = cloudformation
-        .describe_stacks()
-        .stack_name("emmaa-next")
-        .send()
-        .await
-        .unwrap();
-    let parameters = stacks.stacks()[0].parameters();
-    let existing = parameters
-        .iter()
-        .find(|parameter| parameter.parameter_key() == Some("ExistingLogsAndQueue"))
-        .and_then(|parameter| parameter.parameter_value());
-    assert_eq!(existing, Some("true"));
 }
 
 /// `deploy stack` reads the account's Lambda limits before it changes

@@ -23,6 +23,9 @@ pub(crate) fn deploy(args: &[&str], moto: &Moto) -> std::process::Output {
         .unwrap()
 }
 
+/// `deploy upload` over a Python function: refused while a trace it is
+/// checked against behaves differently (`--check-against`), planned, then
+/// shipped despite the difference when told, switching the runtime.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
     let moto = Moto::start();
@@ -55,8 +58,8 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
     let zip_path = dir.path().join("upload.zip");
     let zip_arg = zip_path.to_str().unwrap();
 
-    let upload_with = |flag: &str| {
-        let args = [
+    let upload_with = |flags: &[&str]| {
+        let mut args = vec![
             "upload",
             "model_updates",
             "emmaa-model-update",
@@ -64,11 +67,47 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
             "dev",
             "--out",
             zip_arg,
-            flag,
         ];
+        args.extend_from_slice(flags);
         deploy(&args, &moto)
     };
-    let planned = upload_with("--plan");
+
+    // --check-against: the example trace, and a copy whose recorded answer
+    // was changed, which this build does not reproduce: nothing shipped.
+    let recorded = workspace().join("examples/traces/emmaa-model-update.json");
+    let tampered_dir = tempfile::tempdir().unwrap();
+    let mut trace: Value = serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
+    trace["answer"]["response"]["job_ids"] = json!(["local-another_job"]);
+    let tampered = tampered_dir.path().join("emmaa-model-update.json");
+    std::fs::write(&tampered, trace.to_string()).unwrap();
+    let traces = [
+        "--check-against",
+        recorded.to_str().unwrap(),
+        "--check-against",
+        tampered.to_str().unwrap(),
+    ];
+    let refused = upload_with(&traces);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("checked 2 traces of model_updates: 1 same, 1 not"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 of 2 traces behave differently with this build: nothing shipped"),
+        "{text}"
+    );
+    assert_eq!(
+        configuration().await.code_sha256(),
+        before.code_sha256(),
+        "nothing shipped"
+    );
+
+    let planned = upload_with(&["--plan"]);
     let plan_out = String::from_utf8_lossy(&planned.stdout);
     assert!(
         planned.status.success(),
@@ -87,7 +126,8 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
     assert_eq!(unchanged.code_sha256(), before.code_sha256());
     assert_eq!(unchanged.runtime(), before.runtime());
 
-    let upload = upload_with("--publish");
+    // Shipped despite the difference, when told.
+    let upload = upload_with(&[&["--publish", "--despite-differences"], &traces[..]].concat());
     let out = String::from_utf8_lossy(&upload.stdout);
     assert!(
         upload.status.success(),
@@ -118,6 +158,10 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
         .unwrap_or_else(|| panic!("the upload says how long the switch took: {out}"));
     eprintln!("runtime switch window against moto: {window} ms");
     assert!(out.contains("published emmaa-model-update version"), "{out}");
+    assert!(
+        out.contains("shipping despite the differences (--despite-differences)"),
+        "{out}"
+    );
 
     let after = configuration().await;
     assert_eq!(after.code_sha256(), Some(sha.as_str()));
@@ -305,100 +349,4 @@ async fn deploy_rollback_goes_back_to_the_bundle_uploaded_before_and_forward_aga
         stderr.starts_with("deploy: emmaa-queries has no earlier bundle to go back to: its tag emmaa:previous-code is missing"),
         "{stderr}"
     );
-}
-
-/// `deploy upload --check-against` end to end against moto: a trace that
-/// replays the same with this build lets the code ship; one that behaves
-/// differently (its recorded answer changed) stops it, and nothing is
-/// shipped; `--despite-differences` ships it all the same.
-#[tokio::test(flavor = "multi_thread")]
-async fn deploy_upload_ships_only_when_the_traces_replay_the_same() {
-    let moto = Moto::start();
-    let config = moto.sdk_config().await;
-    let role = moto.create_role("emmaa-lambda");
-    let lambda = aws_sdk_lambda::Client::new(&config);
-    lambda
-        .create_function()
-        .function_name("emmaa-model-update")
-        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-        .handler("model_updates.lambda_handler")
-        .role(role)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(python_zip().into())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let code = || async {
-        let request = lambda
-            .get_function_configuration()
-            .function_name("emmaa-model-update");
-        request.send().await.unwrap().code_sha256().unwrap().to_owned()
-    };
-    let shipped_before = code().await;
-    bootstrap();
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("upload.zip");
-    let upload = |traces: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "upload",
-            "model_updates",
-            "emmaa-model-update",
-            "--build-profile",
-            "dev",
-        ];
-        args.extend([
-            "--out",
-            zip.to_str().unwrap(),
-            "--check-against",
-            traces.to_str().unwrap(),
-        ]);
-        args.extend_from_slice(extra);
-        let output = deploy(&args, &moto);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.code(), text)
-    };
-
-    // The recorded trace, as the project ships it, but for a changed answer.
-    let recorded = support::workspace().join("examples/traces/emmaa-model-update.json");
-    let tampered_dir = tempfile::tempdir().unwrap();
-    let mut trace: Value = serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
-    trace["answer"]["response"]["job_ids"] = json!(["local-another_job"]);
-    let tampered = tampered_dir.path().join("emmaa-model-update.json");
-    std::fs::write(&tampered, trace.to_string()).unwrap();
-    let (status, text) = upload(&tampered, &[]);
-    assert_eq!(status, Some(1), "{text}");
-    assert!(
-        text.contains("checked 1 traces of model_updates: 0 same, 1 not"),
-        "{text}"
-    );
-    assert!(
-        text.contains("1 of 1 traces behave differently with this build: nothing shipped"),
-        "{text}"
-    );
-    assert_eq!(code().await, shipped_before, "nothing shipped");
-
-    let (status, text) = upload(&recorded, &[]);
-    assert_eq!(status, Some(0), "{text}");
-    assert!(
-        text.contains("checked 1 traces of model_updates: 1 same, 0 not"),
-        "{text}"
-    );
-    let shipped = code().await;
-    assert_ne!(shipped, shipped_before, "{text}");
-
-    // Despite a difference, when told: the same bundle, so the same code.
-    let (status, text) = upload(&tampered, &["--despite-differences"]);
-    assert_eq!(status, Some(0), "{text}");
-    assert!(
-        text.contains("shipping despite the differences (--despite-differences)"),
-        "{text}"
-    );
-    assert_eq!(code().await, shipped);
 }
