@@ -228,24 +228,29 @@ fn actions_of(statements: &Value) -> Vec<String> {
     actions
 }
 
+/// `deploy stack` for the tests' stack `emmaa-next`, with the tests' dev
+/// bootstrap, its bundle written to `out`, polling every 0.1 s.
+fn stack_command(moto: &Moto, out: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
+    command
+        .args([
+            "stack",
+            "--stack-name",
+            "emmaa-next",
+            "--artifact-bucket",
+            "emmaa-artifacts",
+        ])
+        .args(["--build-profile", "dev", "--bootstrap"])
+        .arg(bootstrap())
+        .arg("--out")
+        .arg(out)
+        .args(["--poll", "0.1"])
+        .envs(moto.env());
+    command
+}
+
 fn deploy_stack(moto: &Moto, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "stack",
-        "--stack-name",
-        "emmaa-next",
-        "--artifact-bucket",
-        "emmaa-artifacts",
-        "--build-profile",
-        "dev",
-        "--bootstrap",
-        bootstrap().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--poll",
-        "0.1",
-    ];
-    args.extend_from_slice(extra);
-    let output = deploy(&args, moto);
+    let output = stack_command(moto, out).args(extra).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -735,26 +740,8 @@ async fn ctrl_c_during_a_plan_still_deletes_the_review_stack() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pipeline.zip");
     let endpoint = format!("http://{}", proxy.address);
-    let child = Command::new(env!("CARGO_BIN_EXE_deploy"))
-        .args([
-            "stack",
-            "--stack-name",
-            "emmaa-next",
-            "--artifact-bucket",
-            "emmaa-artifacts",
-            "--build-profile",
-            "dev",
-            "--bootstrap",
-            bootstrap().to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--poll",
-            "0.1",
-            "--plan",
-            "--endpoint-url",
-            &endpoint,
-        ])
-        .envs(moto.env())
+    let child = stack_command(&moto, &out)
+        .args(["--plan", "--endpoint-url", &endpoint])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -825,23 +812,8 @@ async fn a_new_accounts_ten_executions_stop_the_stack_before_cloudformation() {
     );
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{}", proxy.address);
-    let output = Command::new(env!("CARGO_BIN_EXE_deploy"))
-        .args([
-            "stack",
-            "--stack-name",
-            "emmaa-next",
-            "--artifact-bucket",
-            "emmaa-artifacts",
-        ])
-        .args([
-            "--build-profile",
-            "dev",
-            "--bootstrap",
-            bootstrap().to_str().unwrap(),
-        ])
-        .args(["--out", dir.path().join("pipeline.zip").to_str().unwrap()])
+    let output = stack_command(&moto, &dir.path().join("pipeline.zip"))
         .args(["--endpoint-url", &endpoint])
-        .envs(moto.env())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -249,28 +249,16 @@ impl FaultProxy {
                     body,
                 }) => (status, headers, body.into_bytes()),
                 Some(Fault::Barrier(barrier)) => {
-                    let Some(response) = barrier.pass_in_turn(|| forward(upstream, &request)) else {
+                    let Some(passed) = barrier.pass_in_turn(|| passed_on(upstream, &request)) else {
                         return;
                     };
-                    let status = response
-                        .start
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|code| code.parse().ok())
-                        .unwrap_or(502);
-                    (status, response.headers, response.body)
+                    passed
                 }
                 None => {
-                    let Some(response) = forward(upstream, &request) else {
+                    let Some(passed) = passed_on(upstream, &request) else {
                         return;
                     };
-                    let status = response
-                        .start
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|code| code.parse().ok())
-                        .unwrap_or(502);
-                    (status, response.headers, response.body)
+                    passed
                 }
             };
             if write_response(&mut writer, status, &headers, &body).is_err() {
@@ -278,6 +266,21 @@ impl FaultProxy {
             }
         }
     }
+}
+
+/// An answer to write back: its status, headers and body.
+type Answered = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// `request` passed on to `upstream`, and its answer.
+fn passed_on(upstream: &str, request: &Message) -> Option<Answered> {
+    let response = forward(upstream, request)?;
+    let status = response
+        .start
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(502);
+    Some((status, response.headers, response.body))
 }
 
 /// Sends `request` as it came (its body re-framed by length) on a fresh
