@@ -3,9 +3,19 @@
 use super::*;
 
 async fn lambda_answer(guest_name: &str, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
-    let runtime = guest(guest_name);
+    lambda_answer_over(&guest(guest_name), event, Arc::new(bucket(&[])), settings(&[])).await
+}
+
+/// The Lambda entry's answer to `event`, a minute before the deadline,
+/// over `effects` with `settings`.
+async fn lambda_answer_over(
+    runtime: &emmaa_runtime::LoadedGuest,
+    event: Value,
+    effects: Arc<dyn Effects>,
+    settings: Settings,
+) -> Result<Value, lambda_runtime::Diagnostic> {
     let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
-    lambda_answer_by(&runtime, event, in_a_minute).await
+    lambda_answer_by(runtime, event, effects, settings, in_a_minute).await
 }
 
 /// The Lambda entry's answer to `event` for a function whose deadline is
@@ -13,6 +23,8 @@ async fn lambda_answer(guest_name: &str, event: Value) -> Result<Value, lambda_r
 async fn lambda_answer_by(
     runtime: &emmaa_runtime::LoadedGuest,
     event: Value,
+    effects: Arc<dyn Effects>,
+    settings: Settings,
     deadline: std::time::SystemTime,
 ) -> Result<Value, lambda_runtime::Diagnostic> {
     let mut context = lambda_runtime::Context::default();
@@ -22,8 +34,8 @@ async fn lambda_answer_by(
     let payload = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
     emmaa_lambda::handle_event(
         runtime,
-        Arc::new(bucket(&[])),
-        Arc::new(settings(&[])),
+        effects,
+        Arc::new(settings),
         lambda_runtime::LambdaEvent::new(payload, context),
     )
     .await
@@ -52,6 +64,26 @@ async fn each_kind_of_failure_reaches_lambda_with_its_own_error_type() {
         .await
         .unwrap_err();
     assert_eq!(files.error_type, "EmmaaGuestOutsideContract");
+    let panicked = lambda_answer("sandbox_probe", json!({"reach": "panic"}))
+        .await
+        .unwrap_err();
+    assert_eq!(panicked.error_type, "EmmaaGuestTrapped");
+    assert!(
+        panicked
+            .error_message
+            .contains("deliberately, before anything went through"),
+        "{}",
+        panicked.error_message
+    );
+    let garbled = lambda_answer("sandbox_probe", json!({"reach": "bad-answer"}))
+        .await
+        .unwrap_err();
+    assert_eq!(garbled.error_type, "EmmaaGuestBadAnswer");
+    assert!(
+        garbled.error_message.ends_with(r#": {"statusCode": 200,"#),
+        "{}",
+        garbled.error_message
+    );
     let huge = lambda_answer("model_updates", json!({"model": "a".repeat(7 << 20)}))
         .await
         .unwrap_err();
@@ -76,7 +108,15 @@ async fn a_guest_still_running_near_the_deadline_is_answered_a_second_before_it(
     // A spinning guest burns its fuel in about half a second here: the
     // interrupt point, a quarter of a second away, comes first.
     let deadline = std::time::SystemTime::now() + Duration::from_millis(1_250);
-    let answer = lambda_answer_by(&runtime, json!({"reach": "spin"}), deadline).await;
+    let effects = Arc::new(bucket(&[]));
+    let answer = lambda_answer_by(
+        &runtime,
+        json!({"reach": "spin"}),
+        effects,
+        settings(&[]),
+        deadline,
+    )
+    .await;
     let left = deadline
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
@@ -96,4 +136,181 @@ async fn a_guest_that_fails_after_a_job_went_through_is_a_normal_answer_on_lambd
         .unwrap();
     assert_eq!(answer["statusCode"], 207);
     assert_eq!(answer["interrupted"]["kind"], "trapped");
+}
+
+/// A function the event invoked failed in its own code, and everything
+/// else the event did is claimed: the event fails, so that Lambda's retry
+/// invokes that function again (and only it).
+#[tokio::test]
+async fn a_failed_invoked_function_reaches_lambda_with_its_own_error_type() {
+    let effects = bucket(&[
+        ("models/aml/config.json", r#"{"run_daily_update": true}"#),
+        (
+            "models/brca/config.json",
+            r#"{"run_daily_update": false, "run_daily_tests": true}"#,
+        ),
+    ])
+    .erroring_function(
+        "emmaa-mm-update",
+        "Unhandled",
+        r#"{"errorType": "EmmaaEventRefused", "errorMessage": "boom"}"#,
+    );
+    let ledger_on = settings(&[("EMMAA_LEDGER", "on")]);
+    let failed = lambda_answer_over(&guest("update_pipeline"), json!({}), Arc::new(effects), ledger_on)
+        .await
+        .unwrap_err();
+    assert_eq!(failed.error_type, "EmmaaInvokedFunctionFailed");
+    assert!(
+        failed
+            .error_message
+            .starts_with("1 of the functions the event invoked failed"),
+        "{}",
+        failed.error_message
+    );
+}
+
+/// Effects whose job submissions wait until `open` lets them through,
+/// counting those that arrived.
+struct HeldSubmissions {
+    inner: emmaa_runtime::effects::local::LocalEffects,
+    arrived: AtomicUsize,
+    arrival: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+impl HeldSubmissions {
+    async fn until_arrived(&self, count: usize) {
+        loop {
+            let arrival = self.arrival.notified();
+            if self.arrived.load(Ordering::SeqCst) >= count {
+                return;
+            }
+            arrival.await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Effects for HeldSubmissions {
+    async fn list_prefixes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<Vec<String>, emmaa_runtime::effects::AwsError> {
+        self.inner.list_prefixes(bucket, prefix, delimiter).await
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_size: u64,
+    ) -> Result<Vec<u8>, emmaa_runtime::effects::AwsError> {
+        self.inner.get_object(bucket, key, max_size).await
+    }
+
+    async fn invoke(
+        &self,
+        invocation: &Invocation,
+    ) -> Result<emmaa_runtime::effects::InvocationOutcome, emmaa_runtime::effects::AwsError> {
+        self.inner.invoke(invocation).await
+    }
+
+    async fn submit_job(
+        &self,
+        job: &emmaa_runtime::effects::Job,
+    ) -> Result<String, emmaa_runtime::effects::AwsError> {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        self.arrival.notify_waiters();
+        self.open.acquire().await.expect("never closed").forget();
+        self.inner.submit_job(job).await
+    }
+
+    async fn get_object_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, emmaa_runtime::effects::AwsError> {
+        self.inner.get_object_tagged(bucket, key).await
+    }
+
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: emmaa_runtime::effects::Condition,
+    ) -> Result<String, emmaa_runtime::effects::AwsError> {
+        self.inner.put_object_if(bucket, key, body, condition).await
+    }
+
+    async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<(), emmaa_runtime::effects::AwsError> {
+        self.inner.delete_object_if(bucket, key, etag).await
+    }
+
+    async fn find_jobs(
+        &self,
+        queue: &str,
+        job_name: &str,
+    ) -> Result<Vec<String>, emmaa_runtime::effects::AwsError> {
+        self.inner.find_jobs(queue, job_name).await
+    }
+}
+
+/// A guest that cannot be instantiated (here: every instance the engine's
+/// pool holds is in use) fails the event with its own error type, and the
+/// events holding the pool still answer.
+#[tokio::test]
+async fn a_guest_that_cannot_be_instantiated_reaches_lambda_with_its_own_error_type() {
+    // An engine of its own: the other tests' guests share one pool.
+    let runtime = emmaa_runtime::GuestRuntime::new().unwrap();
+    let path = Path::new(emmaa_runtime::functions::GUEST_DIR).join("sandbox_probe.wasm");
+    let probe = runtime.load(&path).unwrap().serving(support::guests::PROBE_REACH);
+    let held = Arc::new(HeldSubmissions {
+        inner: bucket(&[]),
+        arrived: AtomicUsize::new(0),
+        arrival: tokio::sync::Notify::new(),
+        open: tokio::sync::Semaphore::new(0),
+    });
+    let pool = emmaa_runtime::limits::POOLED_INSTANCES as usize;
+    let holding = futures::future::join_all((0..pool).map(|_| {
+        let effects: Arc<dyn Effects> = held.clone();
+        lambda_answer_over(
+            &probe,
+            json!({"reach": "submit-then-panic"}),
+            effects,
+            settings(&[]),
+        )
+    }));
+    let one_more = async {
+        held.until_arrived(pool).await;
+        let answer = lambda_answer_over(
+            &probe,
+            json!({"reach": "panic"}),
+            Arc::new(bucket(&[])),
+            settings(&[]),
+        )
+        .await;
+        held.open.add_permits(pool);
+        answer
+    };
+    let (holding, one_more) = tokio::join!(holding, one_more);
+    let refused = one_more.unwrap_err();
+    assert_eq!(refused.error_type, "EmmaaGuestNotInstantiated");
+    assert!(
+        refused.error_message.contains("limit"),
+        "{}",
+        refused.error_message
+    );
+    for answer in holding {
+        let answer = answer.unwrap();
+        assert_eq!(answer["statusCode"], 207);
+        assert_eq!(answer["interrupted"]["kind"], "trapped");
+    }
 }

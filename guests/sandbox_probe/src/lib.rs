@@ -3,7 +3,9 @@
 //! and answers what it got. The host must make every attempt fail (a trap),
 //! except `hash-seed`, which must be the same in every instance. `spin` and
 //! `memory` try to run past the host's fuel, time and memory limits;
-//! `submit-then-spin` and `submit-then-panic` fail after a job went through;
+//! `submit-then-spin` and `submit-then-panic` fail after a job went through,
+//! `panic` before anything did; `bad-answer` answers something that is not
+//! JSON, which no handler built on `emmaa_guest` can;
 //! `beyond-reach` asks the host for a read, a listing, an invocation and a
 //! job outside any function's reach, and answers the error codes it got;
 //! `relay` invokes the functions it is sent, each relaying to the next.
@@ -15,7 +17,24 @@ use std::io::Write;
 use emmaa_guest::batch_job::{JobKind, submit_each};
 use emmaa_guest::{JobRequest, ModelName, Report, Value, json};
 
-emmaa_guest::export_handler!(handle);
+/// `emmaa_guest::export_handler!`, by hand: its answers are always JSON,
+/// and `bad-answer` must not be.
+struct Component;
+
+impl emmaa_guest::bindings::Guest for Component {
+    fn handle(event: String, context: emmaa_guest::bindings::Context) -> Result<String, String> {
+        let reach = event
+            .parse::<Value>()
+            .ok()
+            .and_then(|event| event["reach"].as_str().map(str::to_owned));
+        if reach.as_deref() == Some("bad-answer") {
+            return Ok("{\"statusCode\": 200,".to_owned());
+        }
+        emmaa_guest::run(&event, &context, handle)
+    }
+}
+
+emmaa_guest::bindings::export_world!(Component);
 
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     let what = event["reach"].as_str().unwrap_or_default();
@@ -32,6 +51,7 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
             std::hint::black_box(what);
         },
         "memory" => std::hint::black_box(vec![1_u8; 512 << 20]).len().to_string(),
+        "panic" => panic!("deliberately, before anything went through"),
         "beyond-reach" => beyond_reach(),
         "relay" => relay(event),
         "submit-then-spin" | "submit-then-panic" => {

@@ -27,7 +27,7 @@ pub const MAX_EVENT_DEPTH: usize = 64;
 pub const MAX_GUEST_MEMORY: usize = 256 << 20;
 
 /// Guest instances alive at once in one host (one per event being handled).
-const POOLED_INSTANCES: u32 = 32;
+pub const POOLED_INSTANCES: u32 = 32;
 
 /// How often the engine's epoch advances: the granularity of the deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
