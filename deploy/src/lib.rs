@@ -11,7 +11,9 @@
 //! - [`rollback`]: bundles kept by their hash, and a function's code put
 //!   back to the one before;
 //! - [`template`] and [`stack`]: the whole pipeline as a CloudFormation
-//!   stack, made from the reach table.
+//!   stack, made from the reach table;
+//! - [`status`]: where each model's day stands, the expected day against
+//!   what AWS holds.
 
 pub mod arch;
 pub mod aws;
@@ -21,5 +23,6 @@ pub mod glibc;
 pub mod remote;
 pub mod rollback;
 pub mod stack;
+pub mod status;
 pub mod template;
 pub mod upload;

@@ -16,6 +16,7 @@ use emmaa_deploy::bundle::{Bundle, BundleRequest, Serves, bundle};
 use emmaa_deploy::remote::{self, Remote, Seen};
 use emmaa_deploy::rollback::{self, Keeper, Kept};
 use emmaa_deploy::stack::{self, AwsStack, StackRequest, deploy_stack};
+use emmaa_deploy::status;
 use emmaa_deploy::template::{template, to_yaml};
 use emmaa_deploy::upload::{AwsLambda, GuestMatch, Patience, match_guest, plan, upload};
 use emmaa_offline::replay::{TraceReplayer, TraceSource};
@@ -127,6 +128,28 @@ enum Command {
         #[command(flatten)]
         aws: AwsOptions,
     },
+    /// Where each model's day stands: every stage done, running, failed,
+    /// stalled or unexpected, the expected day (as `emmaa-host simulate`
+    /// computes it from the bucket's configs) against what S3 and Batch
+    /// hold. Exit status 3 when something failed or stalled.
+    Status {
+        /// The day, YYYY-MM-DD (UTC; default: today).
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+        /// Only this model (repeat it for more).
+        #[arg(long = "model", value_name = "MODEL")]
+        models: Vec<String>,
+        /// table: one line per stage; json: everything; dot or mermaid: the
+        /// day's picture coloured by state.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+        /// The stack whose parameters say where the pipeline is (without
+        /// it, the EMMAA_* environment does).
+        #[arg(long, default_value = "emmaa-pipeline")]
+        stack_name: String,
+        #[command(flatten)]
+        aws: AwsOptions,
+    },
     /// Invoke a deployed function and print its answer (standard output) and
     /// the log lines its request wrote (standard error). `emmaa-host replay`
     /// runs the same event here instead. Exit status: 0, or 1 when the
@@ -225,6 +248,19 @@ enum Command {
         aws: AwsOptions,
     },
 }
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StatusFormat {
+    Table,
+    Json,
+    Dot,
+    Mermaid,
+}
+
+/// The day has stages that failed or stalled: exit status 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Troubled(String);
 
 /// What a command reads an event from.
 #[derive(Args)]
@@ -460,6 +496,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let account = aws.connect().await?;
             let wait = Duration::from_secs_f64(logs_wait.clamp(0.0, 900.0));
             invoke(&Remote::new(&account), &function, &payload, queued, wait).await?;
+        }
+        Command::Status {
+            date,
+            models,
+            format,
+            stack_name,
+            aws,
+        } => {
+            let account = aws.connect().await?;
+            let request = status::read::StatusRequest {
+                stack_name,
+                date,
+                models,
+            };
+            let day = status::read::read_day(&account, &request).await?;
+            let shown = match format {
+                StatusFormat::Table => day.status.table(),
+                StatusFormat::Json => format!("{}\n", serde_json::to_string_pretty(&day.status)?),
+                StatusFormat::Dot => day.status.picture(&day.expected).dot(),
+                StatusFormat::Mermaid => day.status.picture(&day.expected).mermaid(),
+            };
+            print!("{shown}");
+            if day.status.troubled() {
+                return Err(Troubled(format!(
+                    "the day {} has stages that failed or stalled: {}",
+                    day.status.date,
+                    day.status.counts()
+                ))
+                .into());
+            }
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -789,6 +855,9 @@ fn main() -> ExitCode {
                 && verbose
             {
                 eprintln!("  the AWS SDK said: {details}");
+            }
+            if err.downcast_ref::<Troubled>().is_some() {
+                return ExitCode::from(3);
             }
             // As a shell reports a command Ctrl-C stopped.
             if interrupted {

@@ -45,6 +45,8 @@ pub struct Cell {
     /// Started by a schedule's fan-out rather than another job's file.
     pub first: bool,
     pub writes: Vec<String>,
+    /// Its box's colour (`deploy status`: how its work stands), when not the plain grey.
+    pub fill: Option<&'static str>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -160,6 +162,7 @@ impl Picture {
                 label: label(model, &job.name),
                 first,
                 writes: job.writes.clone(),
+                fill: None,
             });
         }
         picture.rows.sort_by(|a, b| a.model.cmp(&b.model));
@@ -179,6 +182,22 @@ impl Picture {
             .into_iter()
             .filter(|arrow| kept.contains(arrow.to.as_str()))
             .collect();
+        self
+    }
+
+    /// The picture coloured by how each job's work stands: `state_of(job)`
+    /// answers the word its box shows instead of the time, and the box's
+    /// colour; a job it answers nothing for keeps its plain look.
+    pub fn coloured(mut self, state_of: impl Fn(&str) -> Option<(String, &'static str)>) -> Picture {
+        for row in &mut self.rows {
+            for cell in &mut row.jobs {
+                if let Some((word, fill)) = state_of(&cell.job) {
+                    let kind = cell.label.split('\n').next().unwrap_or_default();
+                    cell.label = format!("{kind}\n{word}");
+                    cell.fill = Some(fill);
+                }
+            }
+        }
         self
     }
 
@@ -224,9 +243,13 @@ impl Picture {
                     [] => cell.job.clone(),
                     writes => format!("{} writes {}", cell.job, writes.join(", ")),
                 };
+                let fill = cell
+                    .fill
+                    .map(|fill| format!(", fillcolor=\"{fill}\""))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "    {id} [label={}, tooltip={}];",
+                    "    {id} [label={}, tooltip={}{fill}];",
                     quoted(&cell.label),
                     quoted(&tooltip)
                 );
@@ -281,6 +304,9 @@ impl Picture {
                     id("job", &cell.job),
                     cell.label.replace('\n', "<br/>")
                 );
+                if let Some(fill) = cell.fill {
+                    let _ = writeln!(out, "        style {} fill:{fill}", id("job", &cell.job));
+                }
             }
             for cell in row.jobs.iter().filter(|cell| cell.first) {
                 let _ = writeln!(out, "        start_{at} -.-> {}", id("job", &cell.job));

@@ -41,6 +41,9 @@ pub enum SimulatedBucket {
     Directory(PathBuf),
     /// `--models N`: N made-up models ([`synthetic_bucket`]).
     Synthetic(usize),
+    /// Objects held in memory: the configs `deploy status` read from the
+    /// bucket.
+    Memory(BTreeMap<String, Vec<u8>>),
 }
 
 /// N models' configs, a fixed mix: three in four updated daily (the rest
@@ -390,7 +393,8 @@ pub fn triggered_by(key: &str, prefix: &str) -> Vec<String> {
 }
 
 /// The S3 notification Lambda gets for a new object.
-fn s3_event(bucket: &str, key: &str, sequencer: usize, at: u64) -> Value {
+/// The notification S3 sends for a new object `key` (EventBridge off).
+pub fn s3_event(bucket: &str, key: &str, sequencer: usize, at: u64) -> Value {
     json!({"Records": [{
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -433,7 +437,7 @@ struct Day {
 
 /// A job's name without its `_YYYYMMDD_HHMMSS` time: the same work on
 /// another day, or in another delivery of the same event, has the same stem.
-fn stem(name: &str) -> &str {
+pub fn stem(name: &str) -> &str {
     name.rsplitn(3, '_').nth(2).unwrap_or(name)
 }
 
@@ -561,6 +565,7 @@ fn day_cascade(
     let base = match &request.bucket {
         SimulatedBucket::Directory(dir) => LocalBucket::Directory(dir.clone()),
         SimulatedBucket::Synthetic(models) => LocalBucket::Memory(synthetic_bucket(*models)),
+        SimulatedBucket::Memory(objects) => LocalBucket::Memory(objects.clone()),
     };
     let bucket = LocalBucket::Overlay {
         base: Box::new(base),
