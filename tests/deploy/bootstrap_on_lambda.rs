@@ -33,7 +33,23 @@ pub(crate) fn start_bootstrap(
     api: &RuntimeApi,
     env: &[(String, String)],
 ) -> std::process::Child {
-    start_bootstrap_with(Command::new(root.join("bootstrap")), root, function, api, env)
+    start_bootstrap_at(root, function, &api.address, env)
+}
+
+/// Starts `root/bootstrap` for `function`, its Runtime API at `runtime_api`.
+pub(crate) fn start_bootstrap_at(
+    root: &Path,
+    function: &str,
+    runtime_api: &str,
+    env: &[(String, String)],
+) -> std::process::Child {
+    start_bootstrap_with(
+        Command::new(root.join("bootstrap")),
+        root,
+        function,
+        runtime_api,
+        env,
+    )
 }
 
 /// Starts `command` (the bootstrap, or an emulator running it) the way
@@ -42,14 +58,14 @@ fn start_bootstrap_with(
     mut command: Command,
     root: &Path,
     function: &str,
-    api: &RuntimeApi,
+    runtime_api: &str,
     env: &[(String, String)],
 ) -> std::process::Child {
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", root)
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
         .env("AWS_LAMBDA_FUNCTION_NAME", function)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -78,6 +94,26 @@ pub(crate) fn answer_one_event(
     (posted, child.wait_with_output().unwrap())
 }
 
+/// One bundle for every function (`--all`), unzipped once per test run
+/// as Lambda unzips it: where, and what it holds.
+pub(crate) fn every_function() -> &'static (tempfile::TempDir, Bundle) {
+    static ALL: OnceLock<(tempfile::TempDir, Bundle)> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let all = bundle(&BundleRequest {
+            serves: Serves::All,
+            arch: Arch::X86_64,
+            profile: "dev".into(),
+            bootstrap: Some(bootstrap().to_owned()),
+            out: Some(dir.path().join("pipeline.zip")),
+            function_prefix: "emmaa-".into(),
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+        unzip(&all.zip, dir.path());
+        (dir, all)
+    })
+}
+
 /// Bundles `guest` and unzips it into `dir`, as Lambda does.
 pub(crate) fn unpacked_bundle(guest: &str, dir: &Path) -> Bundle {
     let bundle = bundle_for(guest, dir);
@@ -91,17 +127,7 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
     let config = moto.sdk_config().await;
     create_bucket(&config, "emmaa", example_objects()).await;
     create_batch_queue(&moto, &config).await;
-    let dir = tempfile::tempdir().unwrap();
-    let all = bundle(&BundleRequest {
-        serves: Serves::All,
-        arch: Arch::X86_64,
-        profile: "dev".into(),
-        bootstrap: Some(bootstrap().to_owned()),
-        out: Some(dir.path().join("pipeline.zip")),
-        function_prefix: "emmaa-".into(),
-    })
-    .unwrap_or_else(|err| panic!("{err}"));
-    unzip(&all.zip, dir.path());
+    let (dir, all) = every_function();
     let expected: BTreeMap<String, String> = emmaa_runtime::functions::FUNCTIONS
         .iter()
         .map(|entry| (format!("emmaa-{}", entry.function), entry.guest.to_owned()))
@@ -295,7 +321,7 @@ async fn the_arm64_bundle_answers_an_event_under_qemu() {
         let api = RuntimeApi::start(vec![("request-1".into(), event)]);
         let mut command = Command::new(&qemu);
         command.arg("-L").arg(sysroot).arg(dir.path().join("bootstrap"));
-        let mut child = start_bootstrap_with(command, dir.path(), function, &api, &moto.env());
+        let mut child = start_bootstrap_with(command, dir.path(), function, &api.address, &moto.env());
         let posted = api.next_post(PATIENCE);
         let _ = child.kill();
         let output = child.wait_with_output().unwrap();

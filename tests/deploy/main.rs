@@ -10,6 +10,7 @@ mod support;
 mod aws_backend;
 mod bootstrap_on_lambda;
 mod command_line;
+mod day;
 mod documented_commands;
 mod faults;
 mod lambda_handler;

@@ -76,7 +76,18 @@ pub struct Moto {
 impl Moto {
     /// A server ready for Lambda and Batch without Docker.
     pub fn start() -> Moto {
-        let moto = Moto::start_unconfigured();
+        Moto::start_with(&[])
+    }
+
+    /// As [`Moto::start`], with Batch failing every job it is sent (moto's
+    /// simple Batch reads `MOTO_SIMPLE_BATCH_FAIL_AFTER` from its server's
+    /// environment).
+    pub fn start_failing_every_job() -> Moto {
+        Moto::start_with(&[("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Moto {
+        let moto = Moto::start_unconfigured_with(env);
         let config = br#"{"lambda": {"use_docker": false}, "batch": {"use_docker": false}}"#;
         let answer = http::request(&moto.address, "POST", "/moto-api/config", &[], config);
         assert!(
@@ -90,6 +101,10 @@ impl Moto {
     /// A server as moto starts: with `use_docker: false`, moto keeps the
     /// functions CloudFormation makes out of the Lambda API.
     pub fn start_unconfigured() -> Moto {
+        Moto::start_unconfigured_with(&[])
+    }
+
+    fn start_unconfigured_with(env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let recording = dir.path().join("recording.jsonl");
         let port = free_port();
@@ -97,6 +112,7 @@ impl Moto {
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_RECORDER_FILEPATH", &recording)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -407,11 +407,12 @@ impl Reader {
     /// their log stream.
     async fn jobs(&self, settings: &Settings, day: Date, midnight: i64) -> Result<Vec<JobSeen>, StatusError> {
         let stamp = format!("{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day());
-        let queues: BTreeSet<&str> = [
-            settings.pipeline.job_queue.as_str(),
-            settings.pipeline.large_job_queue.as_str(),
-        ]
-        .into();
+        // The large models' queue only when there are large models: an
+        // installation without them need not have it.
+        let mut queues = BTreeSet::from([settings.pipeline.job_queue.as_str()]);
+        if !settings.pipeline.large_models.is_empty() {
+            queues.insert(settings.pipeline.large_job_queue.as_str());
+        }
         let mut jobs = Vec::new();
         for queue in queues {
             let mut token = None;
