@@ -183,6 +183,73 @@ async fn assert_taken_over(
     assert_eq!(claim["request_id"], request_id, "{claim}");
 }
 
+/// A job that failed, started again by `deploy redrive`: the redrive
+/// supersedes its done claim, and the same S3 event then submits the job
+/// again, without looking for it (the look-up would find the failed job
+/// and answer "already done"); the next delivery finds it done.
+#[tokio::test]
+async fn a_claim_superseded_by_a_redrive_is_taken_over_without_a_look_up() {
+    let effects = bucket(&[]);
+    let aml = model_state("aml");
+    let event = s3_event_with_sequencers(&[(&aml, "0A01")]);
+    let job = format!("aml_mm_update_{STAMP}");
+    let first = run_as("model_manager_update", &event, &effects, "delivery-1").await;
+    assert_eq!(submitted(&first), std::slice::from_ref(&job));
+    let again = run_as("model_manager_update", &event, &effects, "delivery-2").await;
+    assert_eq!(submitted(&again), Vec::<String>::new());
+    let key =
+        emmaa_runtime::ledger::claim_key("ledger/", "test-model_manager_update", &format!("s3:{aml}@0A01"));
+    let (held, etag) = effects.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
+    let body = emmaa_runtime::ledger::superseded(&held, "redrive-1").unwrap();
+    let superseded: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(superseded["state"], "superseded");
+    assert_eq!(superseded["superseded_by"], "redrive-1");
+    assert_eq!(
+        superseded["job_id"],
+        format!("local-{job}"),
+        "the failed job's id is kept"
+    );
+    effects
+        .put_object_if("emmaa", &key, body, Condition::Matches(etag))
+        .await
+        .unwrap();
+    let redriven = run_as("model_manager_update", &event, &effects, "delivery-3").await;
+    assert_eq!(submitted(&redriven), std::slice::from_ref(&job));
+    assert_eq!(effects.jobs_looked_up(), Vec::<(String, String)>::new());
+    let (claim, _) = effects.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
+    let claim: Value = serde_json::from_slice(&claim).unwrap();
+    assert_eq!(
+        (claim["state"].as_str(), claim["request_id"].as_str()),
+        (Some("done"), Some("delivery-3"))
+    );
+    let fourth = run_as("model_manager_update", &event, &effects, "delivery-4").await;
+    assert_eq!(submitted(&fourth), Vec::<String>::new());
+}
+
+/// A host that predates the superseded state cannot read such a claim, and
+/// reads a claim it cannot read as a dead pending one: it looks for the job
+/// its event asks for, and takes the claim over when there is none. Safe:
+/// the redriven event's job carries the time it runs at, so the look-up
+/// finds nothing and the work is done once (two such deliveries race on
+/// `If-Match`). Shown here with a state this host does not know either.
+#[tokio::test]
+async fn a_claim_in_a_state_this_host_does_not_know_is_a_dead_pending_claim() {
+    let effects = bucket(&[]);
+    let work = "request:r1:aml_update";
+    let key = emmaa_runtime::ledger::claim_key("ledger/", "test-model_updates", work);
+    let claim = json!({
+        "state": "archived", "work": work, "request_id": "r0", "deadline_ms": u64::MAX / 2,
+        "job_name": "aml_update_20200203_050000", "job_queue": "emmaa-models-update-test",
+        "job_id": "the-failed-job"
+    });
+    effects
+        .put_object_if("emmaa", &key, claim.to_string().into_bytes(), Condition::Absent)
+        .await
+        .unwrap();
+    let outcome = run_as("model_updates", &json!({"model": "aml"}), &effects, "r1").await;
+    assert_taken_over(&effects, &outcome, work, "r1").await;
+}
+
 #[tokio::test]
 async fn a_refused_submission_releases_its_claim_and_an_unknown_outcome_keeps_it() {
     let ledger = LocalLedger::default();

@@ -14,7 +14,10 @@
 //!   have submitted the job before it died, so the host looks for it (Batch
 //!   `ListJobs` by name) and records it; if there is none, it takes the
 //!   claim over (`If-Match`) and does the work;
-//! - pending, held by another live request: answered as in progress there.
+//! - pending, held by another live request: answered as in progress there;
+//! - superseded: `deploy redrive` starts the work again (its job failed),
+//!   so the claim is free: the host takes it over (`If-Match`) and does the
+//!   work, without looking for the job (it would find the failed one).
 //!
 //! A submission refused for sure releases the claim, so a retry can do it;
 //! after a timeout or a 5xx the outcome is unknown, so it stays pending and
@@ -46,6 +49,8 @@ pub struct Ledger {
 enum State {
     Pending,
     Done,
+    /// Given up by `deploy redrive`, which starts the work again.
+    Superseded,
 }
 
 /// What a claim stands for.
@@ -69,6 +74,19 @@ struct Claim {
     deed: Deed,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     job_id: Option<String>,
+    /// The redrive that superseded it (the job id is then the failed job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    superseded_by: Option<String>,
+}
+
+/// The body of the claim on `work` that `deploy redrive` writes over a done
+/// one (`held`, its bytes) whose job failed: superseded by `redrive`, with
+/// the failed job's id. `None` when `held` is not a claim.
+pub fn superseded(held: &[u8], redrive: &str) -> Option<Vec<u8>> {
+    let mut claim: Claim = serde_json::from_slice(held).ok()?;
+    claim.state = State::Superseded;
+    claim.superseded_by = Some(redrive.to_owned());
+    serde_json::to_vec_pretty(&claim).ok()
 }
 
 /// The request claiming: who, until when, for which function.
@@ -114,6 +132,8 @@ enum Found {
     Live(String),
     /// A pending claim whose holder died: its ETag and what it held.
     Stale(String, Claim),
+    /// A claim a redrive gave up: its ETag.
+    Superseded(String),
 }
 
 fn is_precondition(err: &AwsError) -> bool {
@@ -150,6 +170,7 @@ impl Claimant<'_> {
             deadline_ms: self.deadline_ms.saturating_add(DEADLINE_GRACE_MS),
             deed,
             job_id,
+            superseded_by: None,
         };
         serde_json::to_vec_pretty(&claim).unwrap_or_default()
     }
@@ -188,6 +209,7 @@ impl Claimant<'_> {
                     deadline_ms: 0,
                     deed: deed.clone(),
                     job_id: None,
+                    superseded_by: None,
                 };
                 return Ok(Found::Stale(etag, dead));
             };
@@ -197,6 +219,7 @@ impl Claimant<'_> {
                     Found::Live(held.request_id)
                 }
                 State::Pending => Found::Stale(etag, held),
+                State::Superseded => Found::Superseded(etag),
             });
         }
         Err(AwsError::new(
@@ -290,6 +313,13 @@ impl Claimant<'_> {
                     Err(err) => return (Err(err), actions),
                 }
             }
+            // Its job failed and a redrive starts it again: no look-up,
+            // which would find the failed job.
+            Ok(Found::Superseded(etag)) => match self.take_over(&key, &etag, work, &deed).await {
+                Ok(Some(etag)) => Some(etag),
+                Ok(None) => return (Ok(Handled::InProgress("another request".into())), actions),
+                Err(err) => return (Err(err), actions),
+            },
         };
         actions.push(Action::submit(job));
         self.note_unclaimed(etag.is_none());
@@ -329,11 +359,13 @@ impl Claimant<'_> {
             Ok(Found::Done(_)) => return (Ok(Handled::Already(None)), actions),
             Ok(Found::Live(request_id)) => return (Ok(Handled::InProgress(request_id)), actions),
             // An invocation leaves nothing to look for: do it again.
-            Ok(Found::Stale(etag, _)) => match self.take_over(&key, &etag, work, &deed).await {
-                Ok(Some(etag)) => Some(etag),
-                Ok(None) => return (Ok(Handled::InProgress("another request".into())), actions),
-                Err(err) => return (Err(err), actions),
-            },
+            Ok(Found::Stale(etag, _) | Found::Superseded(etag)) => {
+                match self.take_over(&key, &etag, work, &deed).await {
+                    Ok(Some(etag)) => Some(etag),
+                    Ok(None) => return (Ok(Handled::InProgress("another request".into())), actions),
+                    Err(err) => return (Err(err), actions),
+                }
+            }
         };
         actions.push(Action::invoke(invocation));
         self.note_unclaimed(etag.is_none());
