@@ -150,6 +150,25 @@ enum Command {
         #[command(flatten)]
         aws: AwsOptions,
     },
+    /// Start again exactly what failed or stalled: each model's earliest
+    /// unfinished stage, through the pipeline's own functions, claimed in
+    /// the ledger so that a second redrive does nothing.
+    Redrive {
+        /// The day, YYYY-MM-DD (UTC; default: today).
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+        /// Only this model (repeat it for more).
+        #[arg(long = "model", value_name = "MODEL")]
+        models: Vec<String>,
+        /// Say what would be started, and start nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The stack whose parameters say where the pipeline is.
+        #[arg(long, default_value = "emmaa-pipeline")]
+        stack_name: String,
+        #[command(flatten)]
+        aws: AwsOptions,
+    },
     /// Invoke a deployed function and print its answer (standard output) and
     /// the log lines its request wrote (standard error). `emmaa-host replay`
     /// runs the same event here instead. Exit status: 0, or 1 when the
@@ -509,6 +528,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 stack_name,
                 date,
                 models,
+                claims: false,
             };
             let day = status::read::read_day(&account, &request).await?;
             let shown = match format {
@@ -525,6 +545,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     day.status.counts()
                 ))
                 .into());
+            }
+        }
+        Command::Redrive {
+            date,
+            models,
+            dry_run,
+            stack_name,
+            aws,
+        } => {
+            let account = aws.connect().await?;
+            let request = status::read::StatusRequest {
+                stack_name,
+                date,
+                models,
+                claims: true,
+            };
+            let day = status::read::read_day(&account, &request).await?;
+            if day.settings.ledger_prefix.is_none() {
+                anyhow::bail!(
+                    "the ledger is off (EMMAA_LEDGER, the stack's Ledger parameter): a redrive claims what it \
+                     starts there, so that a second one does nothing; turn it on first"
+                );
+            }
+            let started =
+                status::redrive::redrive(&account, &day, dry_run, &mut |line| println!("{line}")).await?;
+            if !dry_run {
+                println!("{started} stages started again");
             }
         }
         Command::Completions { shell } => {

@@ -9,6 +9,7 @@
 //! tested without AWS; [`read`] fills them from AWS.
 
 pub mod read;
+pub mod redrive;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -45,6 +45,8 @@ struct Played {
     settled: Condvar,
     answers: Mutex<Vec<Answered>>,
     next_request: AtomicUsize,
+    /// While true, the functions are handed nothing: what is sent waits.
+    paused: Mutex<bool>,
 }
 
 impl Played {
@@ -78,6 +80,18 @@ impl Played {
         self.settled.notify_all();
     }
 
+    /// Hands nothing out until [`Played::resume`].
+    fn pause(&self) {
+        *self.paused.lock().unwrap() = true;
+    }
+
+    fn resume(&self) {
+        *self.paused.lock().unwrap() = false;
+        for inbox in self.inboxes.values() {
+            inbox.arrived.notify_all();
+        }
+    }
+
     /// Waits until every queued event is answered.
     fn settle(&self) {
         let outstanding = self.outstanding.lock().unwrap();
@@ -103,7 +117,9 @@ fn runtime_api(played: Arc<Played>, function: String) -> String {
         if request.start.starts_with("GET ") && path.ends_with("/runtime/invocation/next") {
             let mut queue = inbox.queue.lock().unwrap();
             let queued = loop {
-                if let Some(queued) = queue.pop_front() {
+                if !*played.paused.lock().unwrap()
+                    && let Some(queued) = queue.pop_front()
+                {
                     break queued;
                 }
                 let (guard, waited) = inbox
@@ -204,6 +220,8 @@ fn lambda_api(played: Arc<Played>) -> String {
 struct PlayedPipeline {
     played: Arc<Played>,
     bootstraps: Vec<std::process::Child>,
+    /// `AWS_ENDPOINT_URL_LAMBDA` for the played Lambda.
+    lambda: (String, String),
 }
 
 impl PlayedPipeline {
@@ -219,9 +237,12 @@ impl PlayedPipeline {
                 .collect(),
             ..Played::default()
         });
-        let lambda = lambda_api(Arc::clone(&played));
+        let lambda = (
+            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+            format!("http://{}", lambda_api(Arc::clone(&played))),
+        );
         let mut env = env.to_vec();
-        env.push(("AWS_ENDPOINT_URL_LAMBDA".into(), format!("http://{lambda}")));
+        env.push(lambda.clone());
         let bootstraps = all
             .functions
             .keys()
@@ -230,7 +251,11 @@ impl PlayedPipeline {
                 start_bootstrap_at(dir.path(), function, &api, &env)
             })
             .collect();
-        PlayedPipeline { played, bootstraps }
+        PlayedPipeline {
+            played,
+            bootstraps,
+            lambda,
+        }
     }
 
     /// Sends `payload` to `function` as its trigger would, and waits until
@@ -257,20 +282,8 @@ impl Drop for PlayedPipeline {
     }
 }
 
-/// Plays the Batch containers: each job that succeeded writes the files
-/// the contract names (except those `withheld` matches), and S3 notifies
-/// the functions they trigger. Until no new job appears.
-async fn play_the_day(pipeline: &PlayedPipeline, config: &SdkConfig, batch: &SdkConfig, withheld: &str) {
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .build(),
-    );
-    let batch = aws_sdk_batch::Client::new(batch);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+/// The day's schedules fire: each daily function runs, with all it invokes.
+fn start_the_day(pipeline: &PlayedPipeline) {
     for (schedule, function) in [
         ("TestUpdatePipelineTrigger", "emmaa-test-update-pipeline"),
         ("UpdatePipelineTrigger", "emmaa-update-pipeline"),
@@ -279,59 +292,152 @@ async fn play_the_day(pipeline: &PlayedPipeline, config: &SdkConfig, batch: &Sdk
             "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/{schedule}")], "detail": {}});
         pipeline.deliver(function, &event);
     }
-    let mut played_jobs = std::collections::BTreeSet::new();
-    let mut sequencer = 0;
-    loop {
-        let listed = batch.list_jobs().job_queue(QUEUE).filters(
-            aws_sdk_batch::types::KeyValuesPair::builder()
-                .name("AFTER_CREATED_AT")
-                .values("0")
-                .build(),
-        );
-        let ids: Vec<String> = listed
+}
+
+/// Plays the Batch containers: each job that succeeded writes the files
+/// the contract names (except those `withheld` matches), and S3 notifies
+/// the functions they trigger; until no new job appears.
+struct BatchPlayer {
+    s3: aws_sdk_s3::Client,
+    batch: aws_sdk_batch::Client,
+    played: std::collections::BTreeSet<String>,
+    sequencer: usize,
+}
+
+impl BatchPlayer {
+    fn new(config: &SdkConfig, batch: &SdkConfig) -> BatchPlayer {
+        BatchPlayer {
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            batch: aws_sdk_batch::Client::new(batch),
+            played: Default::default(),
+            sequencer: 0,
+        }
+    }
+
+    /// Every job's name in the queue.
+    async fn job_names(&self) -> Vec<String> {
+        let since = aws_sdk_batch::types::KeyValuesPair::builder()
+            .name("AFTER_CREATED_AT")
+            .values("0")
+            .build();
+        let listed = self
+            .batch
+            .list_jobs()
+            .job_queue(QUEUE)
+            .filters(since)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        listed
             .job_summary_list()
             .iter()
-            .filter(|job| job.status() == Some(&aws_sdk_batch::types::JobStatus::Succeeded))
-            .filter_map(|job| job.job_id().map(str::to_owned))
-            .filter(|id| played_jobs.insert(id.clone()))
-            .collect();
-        if ids.is_empty() {
-            return;
-        }
-        let described = batch.describe_jobs().set_jobs(Some(ids)).send().await.unwrap();
-        for detail in described.jobs() {
-            let job = emmaa_runtime::effects::Job {
-                name: detail.job_name().unwrap_or_default().to_owned(),
-                queue: QUEUE.to_owned(),
-                definition: DEFINITION.to_owned(),
-                command: detail
-                    .container()
-                    .map(|c| c.command().to_vec())
-                    .unwrap_or_default(),
-                depends_on: Vec::new(),
-                work: None,
-            };
-            for key in files_written(&job, now).1 {
-                if !withheld.is_empty() && key.contains(withheld) {
-                    continue;
-                }
-                s3.put_object()
-                    .bucket("emmaa")
-                    .key(&key)
-                    .body(Vec::new().into())
-                    .send()
-                    .await
-                    .unwrap();
-                for function in triggered_by(&key, "emmaa-") {
-                    sequencer += 1;
-                    pipeline.deliver(&function, &s3_event("emmaa", &key, sequencer, now));
+            .filter_map(|job| job.job_name().map(str::to_owned))
+            .collect()
+    }
+
+    async fn play(&mut self, pipeline: &PlayedPipeline, withheld: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        loop {
+            let since = aws_sdk_batch::types::KeyValuesPair::builder()
+                .name("AFTER_CREATED_AT")
+                .values("0")
+                .build();
+            let listed = self
+                .batch
+                .list_jobs()
+                .job_queue(QUEUE)
+                .filters(since)
+                .send()
+                .await
+                .unwrap();
+            let ids: Vec<String> = listed
+                .job_summary_list()
+                .iter()
+                .filter(|job| job.status() == Some(&aws_sdk_batch::types::JobStatus::Succeeded))
+                .filter_map(|job| job.job_id().map(str::to_owned))
+                .filter(|id| self.played.insert(id.clone()))
+                .collect();
+            if ids.is_empty() {
+                return;
+            }
+            let described = self
+                .batch
+                .describe_jobs()
+                .set_jobs(Some(ids))
+                .send()
+                .await
+                .unwrap();
+            for detail in described.jobs() {
+                let job = emmaa_runtime::effects::Job {
+                    name: detail.job_name().unwrap_or_default().to_owned(),
+                    queue: QUEUE.to_owned(),
+                    definition: DEFINITION.to_owned(),
+                    command: detail
+                        .container()
+                        .map(|c| c.command().to_vec())
+                        .unwrap_or_default(),
+                    depends_on: Vec::new(),
+                    work: None,
+                };
+                for key in files_written(&job, now).1 {
+                    if !withheld.is_empty() && key.contains(withheld) {
+                        continue;
+                    }
+                    self.s3
+                        .put_object()
+                        .bucket("emmaa")
+                        .key(&key)
+                        .body(Vec::new().into())
+                        .send()
+                        .await
+                        .unwrap();
+                    for function in triggered_by(&key, "emmaa-") {
+                        self.sequencer += 1;
+                        pipeline.deliver(&function, &s3_event("emmaa", &key, self.sequencer, now));
+                    }
                 }
             }
         }
     }
+}
+
+/// How many of `names` have the stem `stem`.
+fn count_of(names: &[String], stem: &str) -> usize {
+    names
+        .iter()
+        .filter(|name| emmaa_offline::simulate::stem(name) == stem)
+        .count()
+}
+
+/// `deploy redrive` with `args` against moto (`env`): started, then waited for.
+fn deploy_redrive(args: &[&str], env: &[(String, String)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .arg("redrive")
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .envs(env.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A finished `deploy redrive`: its exit code and what it printed.
+fn finished(child: std::process::Child) -> (i32, String) {
+    let output = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), printed)
 }
 
 /// `deploy status` with `args` against moto (`env`): its exit code and
@@ -394,7 +500,9 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
     create_bucket(&config, "emmaa", configs()).await;
     create_batch_queue(&moto, &config).await;
     let pipeline = PlayedPipeline::start(&moto.env());
-    play_the_day(&pipeline, &config, &config, "results/brca/model_manager_").await;
+    let mut batch = BatchPlayer::new(&config, &config);
+    start_the_day(&pipeline);
+    batch.play(&pipeline, "results/brca/model_manager_").await;
     let answers = pipeline.answers();
     assert!(
         answers
@@ -460,6 +568,49 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
     );
     let (_, dot, _) = deploy_status(&["--model", "brca", "--format", "dot"], &moto.env());
     assert!(dot.contains("label=\"model_stats\\nstalled\""), "{dot}");
+
+    // The redrive starts brca's model manager again (its job succeeded but
+    // its file never appeared); a second one, before the first one's job
+    // is in Batch, does nothing.
+    let mut env = moto.env();
+    env.push(pipeline.lambda.clone());
+    pipeline.played.pause();
+    let (code, first) = finished(deploy_redrive(&[], &env));
+    assert_eq!(code, 0, "{first}");
+    assert!(
+        first.contains(
+            "brca mm_update (brca_mm_update succeeded but results/brca/model_manager_*.pkl never appeared): \
+             invoke emmaa-mm-update with the S3 event of models/brca/model_"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("superseded"), "{first}");
+    assert!(
+        first.contains("covid no good: not started again: emmaa-test-pipeline refuses it"),
+        "{first}"
+    );
+    assert!(first.ends_with("1 stages started again\n"), "{first}");
+    let (code, second) = finished(deploy_redrive(&[], &env));
+    assert_eq!(code, 0, "{second}");
+    assert!(second.contains("brca mm_update: already redriven"), "{second}");
+    assert!(second.ends_with("0 stages started again\n"), "{second}");
+    pipeline.played.resume();
+    pipeline.played.settle();
+    batch.play(&pipeline, "").await;
+    let names = batch.job_names().await;
+    assert_eq!(count_of(&names, "brca_mm_update"), 2, "once more: {names:?}");
+    for stem in [
+        "brca_update",
+        "brca_model_stats",
+        "brca_queries",
+        "brca_large_corpus_tests_stats",
+        "aml_mm_update",
+    ] {
+        assert_eq!(count_of(&names, stem), 1, "{stem}: {names:?}");
+    }
+    let (_, json, _) = deploy_status(&["--format", "json", "--model", "brca"], &moto.env());
+    let brca = super::day::states(&json);
+    assert!(brca.values().all(|(state, _)| state == "done"), "{brca:#?}");
 }
 
 /// A day in which Batch fails every job: each model's first job failed,
@@ -475,7 +626,9 @@ async fn status_shows_jobs_batch_failed_and_what_they_held_up() {
     let mut env = moto.env();
     env.push(("AWS_ENDPOINT_URL_BATCH".into(), failing.endpoint()));
     let pipeline = PlayedPipeline::start(&env);
-    play_the_day(&pipeline, &config, &batch, "").await;
+    let mut player = BatchPlayer::new(&config, &batch);
+    start_the_day(&pipeline);
+    player.play(&pipeline, "").await;
     let (code, json, stderr) = deploy_status(&["--format", "json"], &env);
     assert_eq!(code, 3, "{stderr}\n{json}");
     let states = states(&json);
@@ -491,4 +644,30 @@ async fn status_shows_jobs_batch_failed_and_what_they_held_up() {
         assert!(why.contains(&format!("({model}_update failed)")), "{why}");
     }
     assert_eq!(states[&("aml".to_owned(), "test_update".to_owned())].0, "failed");
+
+    // Two redrives at once, before any of their jobs is in Batch: each
+    // failed stage is started again by one of them, once.
+    env.push(pipeline.lambda.clone());
+    pipeline.played.pause();
+    let both = [deploy_redrive(&[], &env), deploy_redrive(&[], &env)];
+    let printed: Vec<(i32, String)> = both.into_iter().map(finished).collect();
+    let started: usize = printed
+        .iter()
+        .map(|(code, printed)| {
+            assert_eq!(*code, 0, "{printed}");
+            let last = printed.lines().last().unwrap_or_default();
+            last.strip_suffix(" stages started again")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(started, 4, "{printed:?}");
+    pipeline.played.resume();
+    pipeline.played.settle();
+    let names = player.job_names().await;
+    for stem in ["aml_update", "brca_update", "covid_update", "aml_test_update"] {
+        assert_eq!(count_of(&names, stem), 2, "{stem} once more: {names:?}");
+    }
+    assert_eq!(names.len(), 8, "{names:?}");
 }

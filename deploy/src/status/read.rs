@@ -45,12 +45,18 @@ pub struct StatusRequest {
     pub date: Option<String>,
     /// Only these models (all when empty).
     pub models: Vec<String>,
+    /// Read the day's claims even when nothing stalled (a redrive needs
+    /// the failed jobs' claims).
+    pub claims: bool,
 }
 
 /// The day's status, and the expected day it was matched against.
 pub struct DayRead {
     pub status: DayStatus,
     pub expected: Simulation,
+    pub observed: ObservedDay,
+    /// Where the pipeline is, as the status found it.
+    pub settings: Settings,
 }
 
 #[derive(Debug, Error)]
@@ -112,7 +118,7 @@ pub async fn read_day(account: &Account, request: &StatusRequest) -> Result<DayR
         ..ObservedDay::default()
     };
     let mut status = compare(&expected, &observed, &date, &request.models);
-    if status.summary.get(&super::State::Stalled).copied().unwrap_or(0) > 0 {
+    if request.claims || status.summary.get(&super::State::Stalled).copied().unwrap_or(0) > 0 {
         let day_ms = (midnight * 1000, (midnight + 86_400) * 1000);
         let prefix = settings.pipeline.function_prefix.clone();
         match &settings.ledger_prefix {
@@ -126,7 +132,12 @@ pub async fn read_day(account: &Account, request: &StatusRequest) -> Result<DayR
     }
     status.calls = reader.calls.into_inner().unwrap_or_default();
     status.notes = notes;
-    Ok(DayRead { status, expected })
+    Ok(DayRead {
+        status,
+        expected,
+        observed,
+        settings,
+    })
 }
 
 /// `YYYY-MM-DD`.
