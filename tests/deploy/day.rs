@@ -575,6 +575,10 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
     let mut env = moto.env();
     env.push(pipeline.lambda.clone());
     pipeline.played.pause();
+    let (code, dry) = finished(deploy_redrive(&["--dry-run"], &env));
+    assert_eq!(code, 0, "{dry}");
+    assert!(dry.contains("would brca mm_update ("), "{dry}");
+    assert!(!dry.contains("stages started again"), "{dry}");
     let (code, first) = finished(deploy_redrive(&[], &env));
     assert_eq!(code, 0, "{first}");
     assert!(
