@@ -230,6 +230,36 @@ fn failed_events_destination() -> Value {
 /// with the same function prefix (`ExistingLogsAndQueue`).
 pub const MAKES_LOGS_AND_QUEUE: &str = "MakesLogsAndQueue";
 
+/// The parameter naming the SNS topic the alarms notify.
+pub const ALARM_TOPIC: &str = "AlarmTopic";
+
+/// An alarm when `metric` (its namespace, name and dimension), by
+/// `statistic`, is at least one over five minutes, notifying the alarm
+/// topic if there is one.
+fn alarm(
+    description: &str,
+    namespace: &str,
+    (metric, statistic): (&str, &str),
+    dimension: (&str, Value),
+) -> Value {
+    json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": [{"Name": dimension.0, "Value": dimension.1}],
+            "Statistic": statistic,
+            "Period": 300,
+            "EvaluationPeriods": 1,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": {"Fn::If": ["NotifiesAlarms", [reference(ALARM_TOPIC)], {"Ref": "AWS::NoValue"}]},
+        },
+    })
+}
+
 /// The parameter `deploy stack` sets when the log groups and the queue
 /// exist already.
 pub const EXISTING_LOGS_AND_QUEUE: &str = "ExistingLogsAndQueue";
@@ -372,6 +402,11 @@ fn parameters() -> Map<String, Value> {
             "AsyncRetries",
             json!({"Type": "Number", "Default": 2, "MinValue": 0, "MaxValue": 2,
             "Description": "Lambda's retries of a failed Event invocation (claims make a retry do only what is left)"}),
+        ),
+        (
+            ALARM_TOPIC,
+            json!({"Type": "String", "Default": "", "MaxLength": 256,
+            "Description": "An SNS topic's ARN the alarms notify (empty: the alarms notify nobody, and show in CloudWatch)"}),
         ),
     ];
     for (name, parameter) in more {
@@ -540,6 +575,28 @@ pub fn template() -> Value {
             );
         }
     }
+    // An event failed (the host's metric, over every function of the
+    // pipeline); and failed events wait in the queue after Lambda's
+    // retries (timeouts and crashed runtimes included, which the host
+    // cannot report).
+    resources.insert(
+        "EventsFailed".into(),
+        alarm(
+            "An event of the pipeline failed: deploy status says where the day stopped",
+            emmaa_runtime::settings::METRICS_NAMESPACE,
+            ("Failed", "Sum"),
+            ("Pipeline", reference("FunctionPrefix")),
+        ),
+    );
+    resources.insert(
+        "FailedEventsWaiting".into(),
+        alarm(
+            "Failed events wait in the failed-events queue: deploy status and deploy redrive",
+            "AWS/SQS",
+            ("ApproximateNumberOfMessagesVisible", "Maximum"),
+            ("QueueName", sub("${FunctionPrefix}failed-events")),
+        ),
+    );
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "The EMMAA model-update pipeline: eleven functions, their triggers and their rights (made by deploy template from host/runtime/src/functions.rs)",
@@ -562,6 +619,10 @@ fn conditions() -> Value {
     conditions.insert(
         MAKES_LOGS_AND_QUEUE.into(),
         json!({"Fn::Equals": [reference(EXISTING_LOGS_AND_QUEUE), "false"]}),
+    );
+    conditions.insert(
+        "NotifiesAlarms".into(),
+        json!({"Fn::Not": [{"Fn::Equals": [reference(ALARM_TOPIC), ""]}]}),
     );
     conditions.insert(
         "RecordsTraces".into(),
@@ -911,6 +972,45 @@ mod tests {
         assert_eq!(parameter_of("EMMAA_JOB_QUEUE"), "JobQueue");
         assert_eq!(parameter_of("EMMAA_BUCKET"), "Bucket");
         assert_eq!(logical_id("update_pipeline"), "UpdatePipeline");
+    }
+
+    /// moto's CloudFormation lists `AWS::CloudWatch::Alarm` as created
+    /// without making it: the alarms are checked here (and by cfn-lint and
+    /// checkov over the whole template).
+    #[test]
+    fn failed_events_and_events_waiting_in_the_queue_raise_alarms_that_notify_the_topic_if_given() {
+        let template = template();
+        let resources = template["Resources"].as_object().unwrap();
+        let alarms: Vec<&String> = resources
+            .iter()
+            .filter(|(_, resource)| resource["Type"] == "AWS::CloudWatch::Alarm")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(alarms, ["EventsFailed", "FailedEventsWaiting"]);
+        let notify = json!({"Fn::If": ["NotifiesAlarms", [{"Ref": ALARM_TOPIC}], {"Ref": "AWS::NoValue"}]});
+        let failed = &resources["EventsFailed"]["Properties"];
+        assert_eq!(
+            (failed["Namespace"].as_str(), failed["MetricName"].as_str()),
+            (Some(emmaa_runtime::settings::METRICS_NAMESPACE), Some("Failed"))
+        );
+        assert_eq!(
+            failed["Dimensions"],
+            json!([{"Name": "Pipeline", "Value": {"Ref": "FunctionPrefix"}}])
+        );
+        assert_eq!(failed["AlarmActions"], notify);
+        let waiting = &resources["FailedEventsWaiting"]["Properties"];
+        assert_eq!(waiting["MetricName"], "ApproximateNumberOfMessagesVisible");
+        assert_eq!(waiting["Statistic"], "Maximum");
+        assert_eq!(
+            waiting["Dimensions"][0]["Value"],
+            json!({"Fn::Sub": "${FunctionPrefix}failed-events"})
+        );
+        assert_eq!(waiting["AlarmActions"], notify);
+        assert_eq!(
+            template["Conditions"]["NotifiesAlarms"],
+            json!({"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC}, ""]}]})
+        );
+        assert_eq!(template["Parameters"][ALARM_TOPIC]["Default"], "");
     }
 
     #[test]

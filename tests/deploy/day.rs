@@ -220,6 +220,8 @@ fn lambda_api(played: Arc<Played>) -> String {
 struct PlayedPipeline {
     played: Arc<Played>,
     bootstraps: Vec<std::process::Child>,
+    /// Every line the bootstraps wrote on standard output (their log).
+    logged: Arc<Mutex<Vec<String>>>,
     /// `AWS_ENDPOINT_URL_LAMBDA` for the played Lambda.
     lambda: (String, String),
 }
@@ -243,17 +245,32 @@ impl PlayedPipeline {
         );
         let mut env = env.to_vec();
         env.push(lambda.clone());
+        let logged: Arc<Mutex<Vec<String>>> = Arc::default();
         let bootstraps = all
             .functions
             .keys()
             .map(|function| {
                 let api = runtime_api(Arc::clone(&played), function.clone());
-                start_bootstrap_at(dir.path(), function, &api, &env)
+                let mut child = start_bootstrap_at(dir.path(), function, &api, &env);
+                // Read as Lambda reads the log, so that a full pipe never
+                // stops a bootstrap.
+                let stdout = child.stdout.take().unwrap();
+                let into = Arc::clone(&logged);
+                std::thread::spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                        into.lock().unwrap().push(line);
+                    }
+                });
+                let stderr = child.stderr.take().unwrap();
+                std::thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
+                child
             })
             .collect();
         PlayedPipeline {
             played,
             bootstraps,
+            logged,
             lambda,
         }
     }
@@ -270,6 +287,17 @@ impl PlayedPipeline {
 
     fn answers(&self) -> Vec<Answered> {
         self.played.answers.lock().unwrap().clone()
+    }
+
+    /// The Embedded Metric Format lines the bootstraps logged.
+    fn metric_lines(&self) -> Vec<Value> {
+        self.logged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some())
+            .collect()
     }
 }
 
@@ -440,6 +468,47 @@ fn finished(child: std::process::Child) -> (i32, String) {
     (output.status.code().unwrap_or(-1), printed)
 }
 
+/// The errors of `lines` against the Embedded Metric Format's JSON Schema
+/// as AWS Lambda Powertools for Python 1.10 ships it (PyPI; the schema of
+/// AWS's EMF specification, a file later releases dropped), checked with
+/// PyPI's jsonschema: not against this project's own writer. Both go into
+/// `target/`, as the tests' other Python tools do.
+fn emf_errors(lines: &[Value]) -> Vec<String> {
+    let jsonschema = support::moto::venv_tool("emf-venv", "jsonschema", &["jsonschema==4.26.0"]);
+    let venv = jsonschema.parent().unwrap().parent().unwrap().to_owned();
+    let schema = venv.join("powertools/aws_lambda_powertools/metrics/schema.json");
+    if !schema.is_file() {
+        // Its schema alone is read: none of its dependencies.
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--no-compile", "--no-deps", "--target"])
+            .arg(venv.join("powertools"))
+            .arg("aws-lambda-powertools==1.10.0")
+            .status()
+            .unwrap();
+        assert!(status.success(), "installing aws-lambda-powertools 1.10.0 failed");
+    }
+    let script = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        for line in sys.stdin:\n\
+        \x20   for error in jsonschema.Draft7Validator(schema).iter_errors(json.loads(line)):\n\
+        \x20       print(error.message)\n";
+    let mut child = Command::new(venv.join("bin/python"))
+        .args(["-c", script])
+        .arg(&schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "the schema check did not run");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `deploy status` with `args` against moto (`env`): its exit code and
 /// what it printed.
 fn deploy_status(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
@@ -510,6 +579,21 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
             .any(|answer| answer.function == "emmaa-model-stats"),
         "{answers:?}"
     );
+    // One metrics line per event, and their jobs are Batch's jobs.
+    let metrics = pipeline.metric_lines();
+    assert_eq!(metrics.len(), answers.len(), "{metrics:#?}");
+    let sum = |metric: &str| -> u64 { metrics.iter().map(|line| line[metric].as_u64().unwrap()).sum() };
+    assert_eq!(
+        sum("JobsSubmitted"),
+        batch.job_names().await.len() as u64,
+        "{metrics:#?}"
+    );
+    assert_eq!(sum("Refused"), 1, "covid's corpus: {metrics:#?}");
+    assert_eq!(emf_errors(&metrics), Vec::<String>::new());
+    // The check can fail: a line without its timestamp is refused.
+    let mut broken = metrics[0].clone();
+    broken["_aws"].as_object_mut().unwrap().remove("Timestamp");
+    assert_eq!(emf_errors(&[broken]), ["'Timestamp' is a required property"]);
     let (code, json, stderr) = deploy_status(&["--format", "json"], &moto.env());
     assert_eq!(code, 3, "{stderr}\n{json}");
     let states = states(&json);

@@ -314,3 +314,72 @@ async fn a_guest_that_cannot_be_instantiated_reaches_lambda_with_its_own_error_t
         assert_eq!(answer["interrupted"]["kind"], "trapped");
     }
 }
+
+// ---- the metrics line of an event ---------------------------------------
+
+fn run_of(
+    answer: emmaa_runtime::answer::Answer,
+    actions: Vec<emmaa_runtime::Action>,
+    not_attempted: Vec<usize>,
+) -> GuestRun {
+    GuestRun {
+        answer,
+        actions,
+        not_attempted,
+        fuel_used: 0,
+        throttle_waits: 2,
+    }
+}
+
+fn invoke_action() -> emmaa_runtime::Action {
+    emmaa_runtime::Action::LambdaInvoke {
+        function_name: "emmaa-model-update".into(),
+        invocation_type: "Event".into(),
+        payload: json!({"model": "aml"}),
+    }
+}
+
+#[test]
+fn a_partial_answer_counts_in_its_metrics_what_it_lists_and_what_it_only_counts() {
+    let response = json!({
+        "statusCode": 207, "job_ids": ["a", "b"], "refused": [{"item": "x", "reason": "y"}],
+        "refused_not_listed": 4, "already_submitted": [{"job_name": "j", "job_id": "i"}],
+        "ignored": [{"item": "k", "reason": "removed"}],
+    });
+    let outcome = run_of(
+        emmaa_runtime::answer::Answer::Guest(response),
+        vec![invoke_action(), invoke_action()],
+        vec![1],
+    );
+    let line = emmaa_lambda::metrics::event_metrics("emmaa-mm-update", "emmaa-", "r-1", &outcome, 12.3456, 1);
+    assert_eq!(line["JobsSubmitted"], 2);
+    assert_eq!(line["Refused"], 5);
+    assert_eq!(line["Ignored"], 1);
+    assert_eq!(line["AlreadyDone"], 1);
+    assert_eq!(line["Invocations"], 1, "the one not attempted is not counted");
+    assert_eq!(line["ThrottleWaits"], 2);
+    assert_eq!(
+        (line["Ending"].as_str(), line["Partial"].as_u64()),
+        (Some("partial"), Some(1))
+    );
+    assert_eq!(line["Duration"], 12.346);
+    assert_eq!(line["Pipeline"], "emmaa-");
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        emmaa_lambda::metrics::NAMESPACE
+    );
+}
+
+#[test]
+fn a_failed_event_says_in_its_metrics_how_it_failed() {
+    let outcome = run_of(
+        emmaa_runtime::answer::Answer::Failed(emmaa_runtime::answer::Failure::OutOfFuel),
+        Vec::new(),
+        Vec::new(),
+    );
+    let line = emmaa_lambda::metrics::event_metrics("emmaa-queries", "emmaa-", "r-2", &outcome, 1.0, 0);
+    assert_eq!(line["Failed"], 1);
+    assert_eq!(line["Ending"], "failed");
+    assert_eq!(line["Failure"], "out-of-fuel");
+    assert_eq!(line["JobsSubmitted"], 0);
+}

@@ -14,6 +14,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+pub mod metrics;
+
 use emmaa_aws::AwsEffects;
 use emmaa_runtime::answer::{Answer, Failure};
 use emmaa_runtime::context::EventContext;
@@ -130,6 +132,7 @@ pub async fn handle_event(
     settings: Arc<Settings>,
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Value, Diagnostic> {
+    let started = std::time::Instant::now();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let time_left = Duration::from_millis(event.context.deadline).saturating_sub(now);
     let context = EventContext {
@@ -188,6 +191,16 @@ pub async fn handle_event(
         failure = outcome.answer.failure().map(Failure::kind),
         "handled"
     );
+    // The event's metrics, as a line of the log CloudWatch reads them from.
+    let metrics = metrics::event_metrics(
+        &context.function_name,
+        &settings.pipeline.function_prefix,
+        &context.request_id,
+        &outcome,
+        started.elapsed().as_secs_f64() * 1000.0,
+        u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+    );
+    println!("{metrics}");
     match outcome.answer {
         Answer::Guest(response) => Ok(response),
         Answer::Salvaged { response, failure } => {

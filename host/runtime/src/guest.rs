@@ -33,6 +33,8 @@ pub struct GuestRun {
     pub not_attempted: Vec<usize>,
     /// The fuel the guest burned (about one unit per wasm instruction).
     pub fuel_used: u64,
+    /// How many times a throttled call was waited out and made again.
+    pub throttle_waits: u32,
 }
 
 impl GuestRun {
@@ -57,6 +59,7 @@ impl GuestRun {
             actions: Vec::new(),
             not_attempted: Vec::new(),
             fuel_used: 0,
+            throttle_waits: 0,
         }
     }
 }
@@ -189,6 +192,7 @@ impl LoadedGuest {
             actions: state.actions,
             not_attempted: state.not_attempted,
             fuel_used,
+            throttle_waits: state.patience.waits(),
         };
         (outcome, state.tape)
     }

@@ -37,6 +37,8 @@ use crate::trace::{Call, Claimed, Recording, Reply, Tape, TraceCall};
 /// they did.
 pub struct HostState {
     pub(crate) effects: Arc<dyn Effects>,
+    /// The same backend, for how often it waited out throttling.
+    pub(crate) patience: Arc<Patient>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) context: EventContext,
     /// When the guest is interrupted.
@@ -68,14 +70,15 @@ impl HostState {
     ) -> Self {
         let interrupt_at = interrupt_point(clock::now(), context.time_left);
         let gate = Gate::new(settings.max_in_flight, interrupt_at);
-        let effects = Arc::new(Patient::new(
+        let patience = Arc::new(Patient::new(
             effects,
             interrupt_at.checked_sub(CALL_RESERVE).unwrap_or(interrupt_at),
             &context.request_id,
         ));
         HostState {
             gate,
-            effects,
+            effects: patience.clone(),
+            patience,
             settings,
             context,
             interrupt_at,

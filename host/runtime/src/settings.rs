@@ -156,6 +156,11 @@ fn quoted(value: &str) -> String {
     }
 }
 
+/// The CloudWatch namespace of the metrics the host writes per event (the
+/// Lambda entry's Embedded Metric Format lines), which the stack's alarm
+/// watches.
+pub const METRICS_NAMESPACE: &str = "EMMAA";
+
 /// The settings of one function: what its guest sees, and the host's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

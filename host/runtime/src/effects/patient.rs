@@ -27,6 +27,8 @@ pub struct Patient {
     until: Instant,
     /// [`next_fraction`]'s state: the pauses' jitter, seeded by the request id.
     jitter: Mutex<u64>,
+    /// How many pauses it made.
+    waits: std::sync::atomic::AtomicU32,
 }
 
 impl Patient {
@@ -39,7 +41,13 @@ impl Patient {
             inner,
             until,
             jitter: Mutex::new(seed),
+            waits: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// How many times a throttled call was waited out and made again.
+    pub fn waits(&self) -> u32 {
+        self.waits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The next pause, or `None` when it would not leave time for the call.
@@ -61,7 +69,10 @@ impl Patient {
         loop {
             match call().await {
                 Err(err) if err.kind == ErrorKind::Throttled => match self.pause() {
-                    Some(pause) => clock::sleep(pause).await,
+                    Some(pause) => {
+                        self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        clock::sleep(pause).await;
+                    }
                     None => {
                         return Err(AwsError::new(
                             ErrorKind::NotAttempted,
