@@ -759,3 +759,47 @@ async fn status_shows_jobs_batch_failed_and_what_they_held_up() {
     }
     assert_eq!(names.len(), 8, "{names:?}");
 }
+
+/// What `deploy status` costs (docs/benchmarks.md): AWS calls per API and
+/// the time against moto, for `EMMAA_STATUS_MODELS` (default 40) made-up
+/// models, none of whose work has started (every stage stalled, so the
+/// ledger is read too). A benchmark, not a test: it asserts only that the
+/// status read them all.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: cargo test -p emmaa-deploy --test deploy -- --ignored what_status_costs --nocapture"]
+async fn what_status_costs() {
+    let models: usize = std::env::var("EMMAA_STATUS_MODELS")
+        .ok()
+        .and_then(|models| models.parse().ok())
+        .unwrap_or(40);
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let configs = emmaa_offline::simulate::synthetic_bucket(models)
+        .into_iter()
+        .collect();
+    create_bucket(&config, "emmaa", configs).await;
+    create_batch_queue(&moto, &config).await;
+    let started = std::time::Instant::now();
+    let (code, json, stderr) = deploy_status(&["--format", "json"], &moto.env());
+    let took = started.elapsed();
+    assert_eq!(code, 3, "{stderr}");
+    let status: Value = serde_json::from_str(&json).unwrap();
+    let models_seen: std::collections::BTreeSet<&str> = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|stage| stage["model"].as_str())
+        .collect();
+    assert_eq!(models_seen.len(), models);
+    let calls: u64 = status["calls"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    println!(
+        "{models} models: {} stages, {calls} calls in {took:.1?} against moto: {}",
+        status["stages"].as_array().unwrap().len(),
+        status["calls"]
+    );
+}

@@ -7,7 +7,7 @@
 //! `ListObjectsV2` pages over `models/` (N/1,000) and `GetObject` for each
 //! config (N); one `ListObjectsV2` per model and kind of file for the day
 //! (the date is in the key, so each answers that day's few keys: about
-//! 3N); `ListJobs` pages over each queue's jobs since midnight (J/100)
+//! 3N); `ListJobs` pages over each queue's jobs since midnight (J/1,000)
 //! and one `DescribeJobs` per 100 failed jobs. Only with a stalled stage:
 //! `ListObjectsV2` over each function's claims, which grows with the
 //! ledger's whole history (claims are kept: about 8N a day), and a
@@ -438,6 +438,7 @@ impl Reader {
                     .list_jobs()
                     .job_queue(queue)
                     .filters(since)
+                    .max_results(1000)
                     .set_next_token(token)
                     .send()
                     .await
