@@ -471,17 +471,17 @@ fn finished(child: std::process::Child) -> (i32, String) {
 /// The errors of `lines` against the Embedded Metric Format's JSON Schema
 /// as AWS Lambda Powertools for Python 1.10 ships it (PyPI; the schema of
 /// AWS's EMF specification, a file later releases dropped), checked with
-/// PyPI's jsonschema: not against this project's own writer. Both go into
-/// `target/`, as the tests' other Python tools do.
+/// PyPI's jsonschema (checkov's, in its venv in `target/`): not against
+/// this project's own writer.
 fn emf_errors(lines: &[Value]) -> Vec<String> {
-    let jsonschema = support::moto::venv_tool("emf-venv", "jsonschema", &["jsonschema==4.26.0"]);
-    let venv = jsonschema.parent().unwrap().parent().unwrap().to_owned();
-    let schema = venv.join("powertools/aws_lambda_powertools/metrics/schema.json");
+    let bin = super::stack::checkov().parent().unwrap().to_owned();
+    let target = workspace().join("target/emf-schema");
+    let schema = target.join("aws_lambda_powertools/metrics/schema.json");
     if !schema.is_file() {
         // Its schema alone is read: none of its dependencies.
-        let status = Command::new(venv.join("bin/pip"))
+        let status = Command::new(bin.join("pip"))
             .args(["install", "--quiet", "--no-compile", "--no-deps", "--target"])
-            .arg(venv.join("powertools"))
+            .arg(&target)
             .arg("aws-lambda-powertools==1.10.0")
             .status()
             .unwrap();
@@ -492,7 +492,7 @@ fn emf_errors(lines: &[Value]) -> Vec<String> {
         for line in sys.stdin:\n\
         \x20   for error in jsonschema.Draft7Validator(schema).iter_errors(json.loads(line)):\n\
         \x20       print(error.message)\n";
-    let mut child = Command::new(venv.join("bin/python"))
+    let mut child = Command::new(bin.join("python"))
         .args(["-c", script])
         .arg(&schema)
         .stdin(Stdio::piped())

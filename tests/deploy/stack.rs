@@ -35,7 +35,7 @@ fn the_pipeline_template_passes_cfn_lint() {
 }
 
 /// checkov, installed into `target/checkov-venv` (pinned).
-fn checkov() -> PathBuf {
+pub(crate) fn checkov() -> PathBuf {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
     PROGRAM
         .get_or_init(|| support::moto::venv_tool("checkov-venv", "checkov", &["checkov==3.3.30"]))
