@@ -163,6 +163,10 @@ enum Command {
         /// Say what would be started, and start nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Redrive before half an hour after the day's last schedule (its
+        /// runs are over: it was started by hand, say).
+        #[arg(long)]
+        skip_schedule_wait: bool,
         /// The stack whose parameters say where the pipeline is.
         #[arg(long, default_value = "emmaa-pipeline")]
         stack_name: String,
@@ -551,6 +555,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             date,
             models,
             dry_run,
+            skip_schedule_wait,
             stack_name,
             aws,
         } => {
@@ -566,6 +571,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "the ledger is off (EMMAA_LEDGER, the stack's Ledger parameter): a redrive claims what it \
                      starts there, so that a second one does nothing; turn it on first"
+                );
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+            if now < day.redrivable_from && !skip_schedule_wait {
+                anyhow::bail!(
+                    "the day {} is not redrivable yet: until half an hour after its last schedule its own runs \
+                     may still be on their way, and a redrive would start them twice (--skip-schedule-wait when they are over); \
+                     `deploy status` shows where it stands",
+                    day.status.date
                 );
             }
             let started =

@@ -550,7 +550,7 @@ fn model_in(payload: &Value) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -577,7 +577,7 @@ mod tests {
         assert_eq!(model_of("other_update", &known), "(no model)");
     }
 
-    fn job(name: &str, status: &str, created_ms: i64) -> JobSeen {
+    pub(crate) fn job(name: &str, status: &str, created_ms: i64) -> JobSeen {
         JobSeen {
             name: name.to_owned(),
             id: format!("id-{created_ms}"),
@@ -610,7 +610,7 @@ mod tests {
 
     /// The expected day of two models: `aml` updated daily, `bad` with a
     /// test corpus whose name the pipeline refuses.
-    async fn expected_day() -> Simulation {
+    pub(crate) async fn expected_day() -> Simulation {
         use emmaa_offline::simulate::{SimulateRequest, SimulatedBucket, simulate};
         let configs = [
             ("models/aml/config.json", r#"{"run_daily_update": true}"#),
@@ -636,7 +636,7 @@ mod tests {
         simulate(&request, settings).await.unwrap()
     }
 
-    fn expected_name<'a>(expected: &'a Simulation, stem_wanted: &str) -> &'a str {
+    pub(crate) fn expected_name<'a>(expected: &'a Simulation, stem_wanted: &str) -> &'a str {
         let job = expected.jobs.iter().find(|job| stem(&job.name) == stem_wanted);
         &job.unwrap_or_else(|| panic!("no {stem_wanted} in the expected day"))
             .name

@@ -659,11 +659,11 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
     let mut env = moto.env();
     env.push(pipeline.lambda.clone());
     pipeline.played.pause();
-    let (code, dry) = finished(deploy_redrive(&["--dry-run"], &env));
+    let (code, dry) = finished(deploy_redrive(&["--dry-run", "--skip-schedule-wait"], &env));
     assert_eq!(code, 0, "{dry}");
     assert!(dry.contains("would brca mm_update ("), "{dry}");
     assert!(!dry.contains("stages started again"), "{dry}");
-    let (code, first) = finished(deploy_redrive(&[], &env));
+    let (code, first) = finished(deploy_redrive(&["--skip-schedule-wait"], &env));
     assert_eq!(code, 0, "{first}");
     assert!(
         first.contains(
@@ -678,7 +678,7 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
         "{first}"
     );
     assert!(first.ends_with("1 stages started again\n"), "{first}");
-    let (code, second) = finished(deploy_redrive(&[], &env));
+    let (code, second) = finished(deploy_redrive(&["--skip-schedule-wait"], &env));
     assert_eq!(code, 0, "{second}");
     assert!(second.contains("brca mm_update: already redriven"), "{second}");
     assert!(second.ends_with("0 stages started again\n"), "{second}");
@@ -696,9 +696,13 @@ async fn status_names_what_stalled_in_a_day_played_by_the_real_bootstraps() {
     ] {
         assert_eq!(count_of(&names, stem), 1, "{stem}: {names:?}");
     }
-    let (_, json, _) = deploy_status(&["--format", "json", "--model", "brca"], &moto.env());
+    let (code, json, stderr) = deploy_status(&["--format", "json", "--model", "brca"], &moto.env());
+    assert_eq!(code, 0, "brca's day is complete: {stderr}\n{json}");
     let brca = super::day::states(&json);
-    assert!(brca.values().all(|(state, _)| state == "done"), "{brca:#?}");
+    assert!(
+        !brca.is_empty() && brca.values().all(|(state, _)| state == "done"),
+        "{brca:#?}"
+    );
 }
 
 /// A day in which Batch fails every job: each model's first job failed,
@@ -737,7 +741,10 @@ async fn status_shows_jobs_batch_failed_and_what_they_held_up() {
     // failed stage is started again by one of them, once.
     env.push(pipeline.lambda.clone());
     pipeline.played.pause();
-    let both = [deploy_redrive(&[], &env), deploy_redrive(&[], &env)];
+    let both = [
+        deploy_redrive(&["--skip-schedule-wait"], &env),
+        deploy_redrive(&["--skip-schedule-wait"], &env),
+    ];
     let printed: Vec<(i32, String)> = both.into_iter().map(finished).collect();
     let started: usize = printed
         .iter()

@@ -200,7 +200,12 @@ async fn a_claim_superseded_by_a_redrive_is_taken_over_without_a_look_up() {
     let key =
         emmaa_runtime::ledger::claim_key("ledger/", "test-model_manager_update", &format!("s3:{aml}@0A01"));
     let (held, etag) = effects.get_object_tagged("emmaa", &key).await.unwrap().unwrap();
-    let body = emmaa_runtime::ledger::superseded(&held, "redrive-1").unwrap();
+    assert_eq!(
+        emmaa_runtime::ledger::superseded(&held, "redrive-1", "another-job"),
+        None,
+        "only the claim of the failed job is superseded"
+    );
+    let body = emmaa_runtime::ledger::superseded(&held, "redrive-1", &format!("local-{job}")).unwrap();
     let superseded: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(superseded["state"], "superseded");
     assert_eq!(superseded["superseded_by"], "redrive-1");

@@ -57,7 +57,14 @@ pub struct DayRead {
     pub observed: ObservedDay,
     /// Where the pipeline is, as the status found it.
     pub settings: Settings,
+    /// When a redrive may start the day's work (seconds since the epoch):
+    /// half an hour after its last schedule fired ([`REDRIVE_GRACE_S`]).
+    pub redrivable_from: i64,
 }
+
+/// How long after a day's last schedule a redrive waits: until then its
+/// own runs may still be on their way (a fan-out over many models).
+pub const REDRIVE_GRACE_S: i64 = 1800;
 
 #[derive(Debug, Error)]
 pub enum StatusError {
@@ -132,11 +139,14 @@ pub async fn read_day(account: &Account, request: &StatusRequest) -> Result<DayR
     }
     status.calls = reader.calls.into_inner().unwrap_or_default();
     status.notes = notes;
+    let last = schedules.update.max(schedules.test_update);
+    let redrivable_from = midnight + i64::from(last.0) * 3600 + i64::from(last.1) * 60 + REDRIVE_GRACE_S;
     Ok(DayRead {
         status,
         expected,
         observed,
         settings,
+        redrivable_from,
     })
 }
 
@@ -516,7 +526,7 @@ impl Reader {
                 self.list(bucket, &prefix)
                     .await?
                     .into_iter()
-                    .filter(|(_, modified)| *modified >= day_ms.0 && *modified < day_ms.1 + 86_400_000)
+                    .filter(|(_, modified)| *modified >= day_ms.0 && *modified < day_ms.1)
                     .map(|(key, _)| key),
             );
         }

@@ -68,29 +68,31 @@ pub fn plan(day: &DayRead) -> Vec<Planned> {
         .iter()
         .filter_map(|stage| Some((stage.expected_job.as_deref()?, stage.state)))
         .collect();
-    let unfinished = |state: Option<&State>| matches!(state, Some(State::Failed | State::Stalled));
     let mut planned: Vec<Planned> = Vec::new();
     let mut targets = std::collections::BTreeSet::new();
+    let left_alone = |stage: &Stage, why: String| Planned {
+        model: stage.model.clone(),
+        stage: stage.stage.clone(),
+        why,
+        action: None,
+    };
     for stage in &day.status.stages {
         if !matches!(stage.state, State::Failed | State::Stalled) {
             continue;
         }
         let Some(expected_job) = &stage.expected_job else {
-            planned.push(Planned {
-                model: stage.model.clone(),
-                stage: stage.stage.clone(),
-                why: format!(
-                    "not started again: {} (a redrive cannot change that; the config can)",
-                    stage.why.clone().unwrap_or_default()
-                ),
-                action: None,
-            });
+            let why = format!(
+                "not started again: {} (a redrive cannot change that; the config can)",
+                stage.why.clone().unwrap_or_default()
+            );
+            planned.push(left_alone(stage, why));
             continue;
         };
-        // Only the earliest unfinished stage of each branch: what follows
-        // it starts again when its files appear.
+        // Only the earliest unfinished stage of each branch, once the stage
+        // before it is done: what follows starts again when its files
+        // appear, and a stage whose predecessor still runs is not stalled.
         let upstream = picture.arrows.iter().find(|arrow| &arrow.to == expected_job);
-        if upstream.is_some_and(|arrow| unfinished(state_of.get(arrow.from.as_str()))) {
+        if upstream.is_some_and(|arrow| state_of.get(arrow.from.as_str()) != Some(&State::Done)) {
             continue;
         }
         let Some((target, why)) = what_to_start(day, stage, expected_job) else {
@@ -102,32 +104,53 @@ pub fn plan(day: &DayRead) -> Vec<Planned> {
         let Some(started) = started(&day.expected, &target) else {
             continue;
         };
+        // Someone holds the work: the delivery at it may still submit.
+        if let Some(claim) = day.observed.claims.iter().find(|claim| {
+            claim.state == "pending" && claim.job_name.as_deref().map(stem) == Some(stem(&target))
+        }) {
+            let why = format!(
+                "not started again: a claim on it is pending (request {}, {}): that delivery may still do it",
+                claim.request_id, claim.key
+            );
+            planned.push(left_alone(stage, why));
+            continue;
+        }
         // The job of the stage started again: the failed one, or the one
         // that succeeded without writing its file.
         let replaced_job = day.status.stages.iter().find_map(|stage| {
             let job = stage.job.as_ref()?;
             (stage.expected_job.as_deref() == Some(target.as_str())).then_some(job)
         });
-        let replaces = replaced_job.and_then(|job| {
-            day.observed
-                .claims
-                .iter()
-                .find(|claim| claim.job_id.as_deref() == Some(job.id.as_str()))
-                .cloned()
-        });
-        let (function, payload, what) = match &started {
+        let (function, payload, what, replaces) = match &started {
+            // A new request id: new work to the ledger, nothing to supersede.
             Started::Invoked { function, payload } => (
                 function.clone(),
                 payload.to_string(),
                 format!("its invocation {payload}"),
+                None,
             ),
             Started::File { function, key } => {
                 // The S3 event as it was: the same sequencer names the same
-                // unit of work, so what went through is not done again.
-                let (key, sequencer) = match replaces.as_ref().and_then(|claim| s3_unit(&claim.work)) {
-                    Some((key, sequencer)) => (key, Some(sequencer)),
-                    None => (observed_key(day, key).unwrap_or_else(|| key.clone()), None),
-                };
+                // unit of work, so what went through is not done again; the
+                // failed job's claim is superseded so that it is free.
+                let key = observed_key(day, key).unwrap_or_else(|| key.clone());
+                let unit = day.observed.claims.iter().find(|claim| {
+                    s3_unit(&claim.work).is_some_and(|(claimed, _)| claimed == key)
+                        && (claim.state != "done"
+                            || replaced_job
+                                .is_some_and(|job| claim.job_id.as_deref() == Some(job.id.as_str())))
+                });
+                if let Some(claim) = unit.filter(|claim| claim.state == "pending") {
+                    let why = format!(
+                        "not started again: a claim on its event is pending (request {}, {}): that delivery may still do it",
+                        claim.request_id, claim.key
+                    );
+                    planned.push(left_alone(stage, why));
+                    continue;
+                }
+                let sequencer = unit
+                    .and_then(|claim| s3_unit(&claim.work))
+                    .map(|(_, sequencer)| sequencer);
                 let mut event = s3_event(bucket, &key, 0, now_s());
                 match &sequencer {
                     Some(sequencer) => event["Records"][0]["s3"]["object"]["sequencer"] = json!(sequencer),
@@ -137,18 +160,18 @@ pub fn plan(day: &DayRead) -> Vec<Planned> {
                         }
                     }
                 }
+                let replaces = unit.filter(|claim| claim.state == "done").cloned();
                 (
                     function.clone(),
                     event.to_string(),
                     format!("the S3 event of {key}"),
+                    replaces,
                 )
             }
         };
-        let unit = replaces
-            .as_ref()
-            .map(|claim| claim.work.clone())
-            .or_else(|| replaced_job.map(|job| job.id.clone()))
-            .unwrap_or_else(|| "-".to_owned());
+        // Keyed by the job it replaces (none: a stage that never had one),
+        // so a redrive of a later failure of the same stage is a new one.
+        let unit = replaced_job.map_or_else(|| "-".to_owned(), |job| job.id.clone());
         let stage_name = super::stage_name(&stage.model, stem(&target));
         let identity = format!("{}|{}|{}|{unit}", day.status.date, stage.model, stage_name);
         let claim_key = format!("{ledger}redrive/{}.json", &sha256_hex(identity.as_bytes())[..32]);
@@ -318,6 +341,7 @@ pub async fn redrive(
             say(format!("would {doing}"));
             continue;
         }
+        let place = format!("s3://{bucket}/{}", redrive.claim_key);
         let claimed = s3
             .put_object()
             .bucket(bucket)
@@ -328,51 +352,102 @@ pub async fn redrive(
             .await;
         match claimed {
             Ok(_) => {}
-            Err(err) if err.raw_response().is_some_and(|raw| raw.status().as_u16() == 412) => {
+            // 412, or 409 when S3 saw two conditional writes at once.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412)) =>
+            {
                 say(format!(
-                    "{} {}: already redriven (s3://{bucket}/{}): nothing done",
-                    planned.model, planned.stage, redrive.claim_key
+                    "{} {}: already redriven ({place}): nothing done",
+                    planned.model, planned.stage
                 ));
                 continue;
             }
-            Err(err) => return Err(problem(&err, "s3:PutObject", &redrive.claim_key)),
+            Err(err) => return Err(problem(&err, "s3:PutObject", &place)),
         }
-        if let Some(replaced) = &redrive.replaces {
-            let read = s3.get_object().bucket(bucket).key(&replaced.key).send().await;
-            let read = read.map_err(|err| problem(&err, "s3:GetObject", &replaced.key))?;
-            let etag = read.e_tag().unwrap_or_default().to_owned();
-            let held = read
-                .body
-                .collect()
+        // From here on a failure releases the redrive's claim, so that a
+        // later redrive can do what this one did not.
+        let release = || async {
+            match s3
+                .delete_object()
+                .bucket(bucket)
+                .key(&redrive.claim_key)
+                .send()
                 .await
-                .map(|bytes| bytes.to_vec())
-                .unwrap_or_default();
-            if let Some(body) = emmaa_runtime::ledger::superseded(&held, &id) {
-                let written = s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(&replaced.key)
-                    .if_match(etag)
-                    .body(body.into())
-                    .send()
-                    .await;
-                match written {
-                    Ok(_) => {}
-                    // A delivery of the event is at it now: leave it be.
-                    Err(err) if err.raw_response().is_some_and(|raw| raw.status().as_u16() == 412) => {
-                        let _ = s3
-                            .delete_object()
-                            .bucket(bucket)
-                            .key(&redrive.claim_key)
-                            .send()
-                            .await;
-                        say(format!(
-                            "{} {}: its claim {} changed while it was superseded (a delivery of its event is at it): nothing started",
-                            planned.model, planned.stage, replaced.key
-                        ));
-                        continue;
+            {
+                Ok(_) => None,
+                Err(err) => Some(format!(
+                    "could not release the redrive's claim ({}): delete {place} by hand before redriving again",
+                    problem(&err, "s3:DeleteObject", &place).sentence
+                )),
+            }
+        };
+        if let Some(replaced) = &redrive.replaces {
+            let held = format!("s3://{bucket}/{}", replaced.key);
+            let read = match s3.get_object().bucket(bucket).key(&replaced.key).send().await {
+                Ok(read) => read,
+                Err(err) => {
+                    if let Some(warning) = release().await {
+                        say(warning);
                     }
-                    Err(err) => return Err(problem(&err, "s3:PutObject", &replaced.key)),
+                    return Err(problem(&err, "s3:GetObject", &held));
+                }
+            };
+            let etag = read.e_tag().unwrap_or_default().to_owned();
+            let body = match read.body.collect().await {
+                Ok(bytes) => bytes.to_vec(),
+                Err(err) => {
+                    if let Some(warning) = release().await {
+                        say(warning);
+                    }
+                    return Err(crate::aws::AwsProblem::new(
+                        crate::aws::ProblemKind::Other,
+                        format!("reading {held}: {err}"),
+                    ));
+                }
+            };
+            let job_id = replaced.job_id.clone().unwrap_or_default();
+            let Some(body) = emmaa_runtime::ledger::superseded(&body, &id, &job_id) else {
+                if let Some(warning) = release().await {
+                    say(warning);
+                }
+                say(format!(
+                    "{} {}: its claim {held} is no longer done with job {job_id}: nothing started",
+                    planned.model, planned.stage
+                ));
+                continue;
+            };
+            let written = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&replaced.key)
+                .if_match(etag)
+                .body(body.into())
+                .send()
+                .await;
+            match written {
+                Ok(_) => {}
+                // A delivery of the event is at it now: leave it be.
+                Err(err)
+                    if err
+                        .raw_response()
+                        .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412)) =>
+                {
+                    if let Some(warning) = release().await {
+                        say(warning);
+                    }
+                    say(format!(
+                        "{} {}: its claim {held} changed while it was superseded (a delivery of its event is at it): nothing started",
+                        planned.model, planned.stage
+                    ));
+                    continue;
+                }
+                Err(err) => {
+                    if let Some(warning) = release().await {
+                        say(warning);
+                    }
+                    return Err(problem(&err, "s3:PutObject", &held));
                 }
             }
         }
@@ -384,14 +459,23 @@ pub async fn redrive(
             .send()
             .await;
         if let Err(err) = invoked {
-            // Nothing started: the redrive's claim goes, so a later one can.
-            let _ = s3
-                .delete_object()
-                .bucket(bucket)
-                .key(&redrive.claim_key)
-                .send()
-                .await;
-            return Err(problem(&err, "lambda:InvokeFunction", &redrive.function));
+            // Refused for sure (a 4xx): nothing started, so the claim goes.
+            // A timeout or a 5xx may have been taken: the claim stays, and
+            // says so, rather than a later redrive starting it twice.
+            let refused = err
+                .raw_response()
+                .is_some_and(|raw| raw.status().is_client_error());
+            if refused && let Some(warning) = release().await {
+                say(warning);
+            }
+            let mut failed = problem(&err, "lambda:InvokeFunction", &redrive.function);
+            if !refused {
+                failed.sentence.push_str(&format!(
+                    "; the invocation may have been taken, so the redrive's claim {place} stays: \
+                     see deploy status, and delete it to redrive this stage again"
+                ));
+            }
+            return Err(failed);
         }
         started += 1;
         let superseded = redrive
@@ -422,6 +506,103 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::status::tests::{expected_day, expected_name, job};
+    use crate::status::{ClaimSeen, ObservedDay, compare};
+
+    async fn day_of(observed: ObservedDay) -> DayRead {
+        let expected = expected_day().await;
+        let settings = emmaa_runtime::settings::Settings::from_lookup(|_| None).unwrap();
+        DayRead {
+            status: compare(&expected, &observed, "2025-12-05", &["aml".to_owned()]),
+            expected,
+            observed,
+            settings,
+            redrivable_from: 0,
+        }
+    }
+
+    /// aml's model manager still running: what follows it is not
+    /// stalled yet, and nothing is started again.
+    #[tokio::test]
+    async fn a_stage_whose_predecessor_still_runs_is_not_started_again() {
+        let expected = expected_day().await;
+        let observed = ObservedDay {
+            jobs: vec![
+                job(expected_name(&expected, "aml_update"), "SUCCEEDED", 1),
+                job(expected_name(&expected, "aml_mm_update"), "RUNNING", 2),
+            ],
+            files: ["models/aml/model_2025-12-05-05-00-09.pkl".to_owned()].into(),
+            ..ObservedDay::default()
+        };
+        assert_eq!(plan(&day_of(observed).await), Vec::<Planned>::new());
+    }
+
+    /// A stage whose trigger file appeared while a claim on its event is
+    /// still pending: that delivery may still submit, so it is left alone.
+    #[tokio::test]
+    async fn a_stage_someone_holds_a_claim_on_is_left_alone() {
+        let expected = expected_day().await;
+        let key = "models/aml/model_2025-12-05-05-00-09.pkl";
+        let observed = ObservedDay {
+            jobs: vec![job(expected_name(&expected, "aml_update"), "SUCCEEDED", 1)],
+            files: [key.to_owned()].into(),
+            claims: vec![ClaimSeen {
+                key: "ledger/emmaa-mm-update/0f.json".to_owned(),
+                state: "pending".to_owned(),
+                work: format!("s3:{key}@0A"),
+                request_id: "r-7".to_owned(),
+                job_name: Some("aml_mm_update_20251205_050010".to_owned()),
+                job_id: None,
+            }],
+            ..ObservedDay::default()
+        };
+        let planned = plan(&day_of(observed).await);
+        assert_eq!(planned.len(), 1, "{planned:?}");
+        assert_eq!(planned[0].action, None);
+        assert!(
+            planned[0].why.contains("a claim on it is pending (request r-7"),
+            "{planned:?}"
+        );
+    }
+
+    /// A failed job started by a file: its event again with the claim's
+    /// sequencer, the claim superseded, and the redrive keyed by the job.
+    #[tokio::test]
+    async fn a_failed_job_started_by_a_file_gets_its_event_again_with_its_sequencer() {
+        let expected = expected_day().await;
+        let key = "models/aml/model_2025-12-05-05-00-09.pkl";
+        let failed = job(expected_name(&expected, "aml_mm_update"), "FAILED", 2);
+        let claim = ClaimSeen {
+            key: "ledger/emmaa-mm-update/0f.json".to_owned(),
+            state: "done".to_owned(),
+            work: format!("s3:{key}@0A1F"),
+            request_id: "r-7".to_owned(),
+            job_name: Some(failed.name.clone()),
+            job_id: Some(failed.id.clone()),
+        };
+        let observed = ObservedDay {
+            jobs: vec![
+                job(expected_name(&expected, "aml_update"), "SUCCEEDED", 1),
+                failed,
+            ],
+            files: [key.to_owned()].into(),
+            claims: vec![claim.clone()],
+            ..ObservedDay::default()
+        };
+        let planned = plan(&day_of(observed).await);
+        let redrive = planned[0].action.as_ref().unwrap();
+        assert_eq!(redrive.function, "emmaa-mm-update");
+        assert_eq!(redrive.replaces.as_ref(), Some(&claim));
+        let event: Value = serde_json::from_str(&redrive.payload).unwrap();
+        assert_eq!(event["Records"][0]["s3"]["object"]["key"], key);
+        assert_eq!(event["Records"][0]["s3"]["object"]["sequencer"], "0A1F");
+        assert!(
+            redrive.claim_key.starts_with("ledger/redrive/"),
+            "{}",
+            redrive.claim_key
+        );
+    }
 
     #[test]
     fn an_s3_unit_gives_its_key_and_sequencer() {

@@ -79,11 +79,15 @@ struct Claim {
     superseded_by: Option<String>,
 }
 
-/// The body of the claim on `work` that `deploy redrive` writes over a done
-/// one (`held`, its bytes) whose job failed: superseded by `redrive`, with
-/// the failed job's id. `None` when `held` is not a claim.
-pub fn superseded(held: &[u8], redrive: &str) -> Option<Vec<u8>> {
+/// The body `deploy redrive` writes over a claim (`held`, its bytes) that is
+/// done with the job `job_id`, which failed: superseded by `redrive`, the
+/// failed job's id kept. `None` when `held` is not that: not a claim, not
+/// done (its holder may still be at it), or done with another job.
+pub fn superseded(held: &[u8], redrive: &str, job_id: &str) -> Option<Vec<u8>> {
     let mut claim: Claim = serde_json::from_slice(held).ok()?;
+    if claim.state != State::Done || claim.job_id.as_deref() != Some(job_id) {
+        return None;
+    }
     claim.state = State::Superseded;
     claim.superseded_by = Some(redrive.to_owned());
     serde_json::to_vec_pretty(&claim).ok()
