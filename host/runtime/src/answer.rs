@@ -399,6 +399,38 @@ mod tests {
         );
     }
 
+    /// A guest's refusal is the deadline's only when the deadline kept
+    /// calls from being made: then the retry makes them.
+    #[test]
+    fn a_refusal_is_cut_short_only_when_the_deadline_kept_calls_from_being_made() {
+        let refused = || Err(Failure::Refused("listing the models failed".into()));
+        assert_eq!(
+            conclude(refused(), &[]),
+            Answer::Failed(Failure::Refused("listing the models failed".into()))
+        );
+        let not_made = Effect::Failed {
+            what: "listing s3://emmaa/models/".into(),
+            error: AwsError::new(
+                ErrorKind::NotAttempted,
+                "NotAttempted",
+                "too little time was left",
+            ),
+        };
+        assert_eq!(
+            conclude(refused(), &[not_made]),
+            Answer::Failed(Failure::CutShort { left: 1 })
+        );
+    }
+
+    /// Exactly as many items as are listed: all listed, none counted.
+    #[test]
+    fn a_list_of_exactly_the_listed_length_counts_nothing_more() {
+        let mut response = Map::new();
+        insert_listed(&mut response, "job_ids", vec![json!("id"); MAX_LISTED]);
+        assert_eq!(response["job_ids"].as_array().map(Vec::len), Some(MAX_LISTED));
+        assert!(!response.contains_key("job_ids_not_listed"), "{response:?}");
+    }
+
     #[test]
     fn a_salvaged_answer_lists_the_first_items_and_counts_the_rest() {
         let done: Vec<Effect> = (0..60_000).map(submitted).collect();
