@@ -133,33 +133,19 @@ enum Command {
     /// computes it from the bucket's configs) against what S3 and Batch
     /// hold. Exit status 3 when something failed or stalled.
     Status {
-        /// The day, YYYY-MM-DD (UTC; default: today).
-        #[arg(long, value_name = "DATE")]
-        date: Option<String>,
-        /// Only this model (repeat it for more).
-        #[arg(long = "model", value_name = "MODEL")]
-        models: Vec<String>,
+        #[command(flatten)]
+        day: DayOptions,
         /// table: one line per stage; json: everything; dot or mermaid: the
         /// day's picture coloured by state.
         #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
         format: StatusFormat,
-        /// The stack whose parameters say where the pipeline is (without
-        /// it, the EMMAA_* environment does).
-        #[arg(long, default_value = "emmaa-pipeline")]
-        stack_name: String,
-        #[command(flatten)]
-        aws: AwsOptions,
     },
     /// Start again exactly what failed or stalled: each model's earliest
     /// unfinished stage, through the pipeline's own functions, claimed in
     /// the ledger so that a second redrive does nothing.
     Redrive {
-        /// The day, YYYY-MM-DD (UTC; default: today).
-        #[arg(long, value_name = "DATE")]
-        date: Option<String>,
-        /// Only this model (repeat it for more).
-        #[arg(long = "model", value_name = "MODEL")]
-        models: Vec<String>,
+        #[command(flatten)]
+        day: DayOptions,
         /// Say what would be started, and start nothing.
         #[arg(long)]
         dry_run: bool,
@@ -167,11 +153,6 @@ enum Command {
         /// runs are over: it was started by hand, say).
         #[arg(long)]
         skip_schedule_wait: bool,
-        /// The stack whose parameters say where the pipeline is.
-        #[arg(long, default_value = "emmaa-pipeline")]
-        stack_name: String,
-        #[command(flatten)]
-        aws: AwsOptions,
     },
     /// Invoke a deployed function and print its answer (standard output) and
     /// the log lines its request wrote (standard error). `emmaa-host replay`
@@ -270,6 +251,39 @@ enum Command {
         #[command(flatten)]
         aws: AwsOptions,
     },
+}
+
+/// Which day `status` and `redrive` read, and where.
+#[derive(Args)]
+struct DayOptions {
+    /// The day, YYYY-MM-DD (UTC; default: today).
+    #[arg(long, value_name = "DATE")]
+    date: Option<String>,
+    /// Only this model (repeat it for more).
+    #[arg(long = "model", value_name = "MODEL")]
+    models: Vec<String>,
+    /// The stack whose parameters say where the pipeline is (without it,
+    /// the EMMAA_* environment does).
+    #[arg(long, default_value = "emmaa-pipeline")]
+    stack_name: String,
+    #[command(flatten)]
+    aws: AwsOptions,
+}
+
+impl DayOptions {
+    /// The account, and the day read from it (`claims`: the day's claims
+    /// even when nothing stalled).
+    async fn read(self, claims: bool) -> anyhow::Result<(Account, status::read::DayRead)> {
+        let account = self.aws.connect().await?;
+        let request = status::read::StatusRequest {
+            stack_name: self.stack_name,
+            date: self.date,
+            models: self.models,
+            claims,
+        };
+        let day = status::read::read_day(&account, &request).await?;
+        Ok((account, day))
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -520,21 +534,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let wait = Duration::from_secs_f64(logs_wait.clamp(0.0, 900.0));
             invoke(&Remote::new(&account), &function, &payload, queued, wait).await?;
         }
-        Command::Status {
-            date,
-            models,
-            format,
-            stack_name,
-            aws,
-        } => {
-            let account = aws.connect().await?;
-            let request = status::read::StatusRequest {
-                stack_name,
-                date,
-                models,
-                claims: false,
-            };
-            let day = status::read::read_day(&account, &request).await?;
+        Command::Status { day, format } => {
+            let (_, day) = day.read(false).await?;
             let shown = match format {
                 StatusFormat::Table => day.status.table(),
                 StatusFormat::Json => format!("{}\n", serde_json::to_string_pretty(&day.status)?),
@@ -552,21 +553,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Redrive {
-            date,
-            models,
+            day,
             dry_run,
             skip_schedule_wait,
-            stack_name,
-            aws,
         } => {
-            let account = aws.connect().await?;
-            let request = status::read::StatusRequest {
-                stack_name,
-                date,
-                models,
-                claims: true,
-            };
-            let day = status::read::read_day(&account, &request).await?;
+            let (account, day) = day.read(true).await?;
             if day.settings.ledger_prefix.is_none() {
                 anyhow::bail!(
                     "the ledger is off (EMMAA_LEDGER, the stack's Ledger parameter): a redrive claims what it \

@@ -346,8 +346,8 @@ impl BatchPlayer {
         }
     }
 
-    /// Every job's name in the queue.
-    async fn job_names(&self) -> Vec<String> {
+    /// Every job in the queue, as ListJobs sums it up.
+    async fn jobs(&self) -> Vec<aws_sdk_batch::types::JobSummary> {
         let since = aws_sdk_batch::types::KeyValuesPair::builder()
             .name("AFTER_CREATED_AT")
             .values("0")
@@ -360,8 +360,13 @@ impl BatchPlayer {
             .send()
             .await
             .unwrap();
-        listed
-            .job_summary_list()
+        listed.job_summary_list().to_vec()
+    }
+
+    /// Every job's name in the queue.
+    async fn job_names(&self) -> Vec<String> {
+        self.jobs()
+            .await
             .iter()
             .filter_map(|job| job.job_name().map(str::to_owned))
             .collect()
@@ -373,20 +378,8 @@ impl BatchPlayer {
             .unwrap()
             .as_secs();
         loop {
-            let since = aws_sdk_batch::types::KeyValuesPair::builder()
-                .name("AFTER_CREATED_AT")
-                .values("0")
-                .build();
-            let listed = self
-                .batch
-                .list_jobs()
-                .job_queue(QUEUE)
-                .filters(since)
-                .send()
-                .await
-                .unwrap();
+            let listed = self.jobs().await;
             let ids: Vec<String> = listed
-                .job_summary_list()
                 .iter()
                 .filter(|job| job.status() == Some(&aws_sdk_batch::types::JobStatus::Succeeded))
                 .filter_map(|job| job.job_id().map(str::to_owned))

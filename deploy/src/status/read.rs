@@ -30,6 +30,7 @@ use time::{Date, Month, OffsetDateTime};
 
 use super::{ClaimSeen, DayStatus, JobSeen, ObservedDay, Refusal, compare, refused_items};
 use crate::aws::{Account, AwsProblem, Call, explain};
+use crate::stack::{AwsStack, StackControl};
 use crate::template::{parameter_of, template};
 
 /// Calls to S3 in flight at once.
@@ -199,24 +200,31 @@ pub fn daily_time(expression: &str) -> Option<(u8, u8)> {
     }
 }
 
+/// An S3 client for `account`: a custom endpoint (moto, MinIO) serves
+/// buckets by path.
+pub fn s3_client(account: &Account) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&account.config)
+            .force_path_style(account.endpoint.is_some())
+            .build(),
+    )
+}
+
 struct Reader {
     account: Account,
     s3: aws_sdk_s3::Client,
     batch: aws_sdk_batch::Client,
-    cloudformation: aws_sdk_cloudformation::Client,
+    stack: AwsStack,
     calls: Mutex<BTreeMap<String, usize>>,
 }
 
 impl Reader {
     fn new(account: &Account) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(&account.config)
-            .force_path_style(account.endpoint.is_some())
-            .build();
         Reader {
             account: account.clone(),
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: s3_client(account),
             batch: aws_sdk_batch::Client::new(&account.config),
-            cloudformation: aws_sdk_cloudformation::Client::new(&account.config),
+            stack: AwsStack::new(account),
             calls: Mutex::default(),
         }
     }
@@ -246,27 +254,12 @@ impl Reader {
     /// for what it leaves out), else the environment's; and where from.
     async fn settings(&self, stack: &str) -> Result<(Settings, Schedules, String), StatusError> {
         self.count("cloudformation:DescribeStacks");
-        let answer = self
-            .cloudformation
-            .describe_stacks()
-            .stack_name(stack)
-            .send()
-            .await;
-        let parameters: Option<BTreeMap<String, String>> = match answer {
-            Ok(output) => output.stacks().first().map(|found| {
-                found
-                    .parameters()
-                    .iter()
-                    .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned())))
-                    .collect()
-            }),
-            Err(err) if err.code() == Some("ValidationError") => None,
-            Err(err) => {
-                return Err(self
-                    .problem("cloudformation:DescribeStacks", &format!("stack {stack}"), &err)
-                    .into());
-            }
-        };
+        let parameters = self
+            .stack
+            .describe_stack(stack)
+            .await
+            .map_err(|err| err.0)?
+            .map(|state| state.parameters);
         let defaults = template_defaults();
         let parameter = |name: &str| {
             parameters

@@ -95,7 +95,7 @@ pub fn plan(day: &DayRead) -> Vec<Planned> {
         if upstream.is_some_and(|arrow| state_of.get(arrow.from.as_str()) != Some(&State::Done)) {
             continue;
         }
-        let Some((target, why)) = what_to_start(day, stage, expected_job) else {
+        let Some((target, why)) = what_to_start(day, &picture, stage, expected_job) else {
             continue;
         };
         if !targets.insert(stem(&target).to_owned()) {
@@ -194,12 +194,16 @@ pub fn plan(day: &DayRead) -> Vec<Planned> {
 /// The expected job to start again for `stage` (itself, or the stage
 /// before it when that one's job succeeded but its file never appeared),
 /// and why.
-fn what_to_start(day: &DayRead, stage: &Stage, expected_job: &str) -> Option<(String, String)> {
+fn what_to_start(
+    day: &DayRead,
+    picture: &emmaa_offline::picture::Picture,
+    stage: &Stage,
+    expected_job: &str,
+) -> Option<(String, String)> {
     let why = stage.why.clone().unwrap_or_default();
     if stage.state == State::Failed {
         return Some((expected_job.to_owned(), format!("its job failed: {why}")));
     }
-    let picture = emmaa_offline::picture::Picture::of(&day.expected);
     let upstream = picture.arrows.iter().find(|arrow| arrow.to == expected_job);
     match upstream {
         Some(arrow) => {
@@ -318,11 +322,7 @@ pub async fn redrive(
         return Ok(0);
     }
     let bucket = &day.settings.pipeline.bucket;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&account.config)
-            .force_path_style(account.endpoint.is_some())
-            .build(),
-    );
+    let s3 = super::read::s3_client(account);
     let lambda = aws_sdk_lambda::Client::new(&account.config);
     let id = format!("redrive-{}-{}", now_s(), std::process::id());
     let problem =
@@ -352,12 +352,7 @@ pub async fn redrive(
             .await;
         match claimed {
             Ok(_) => {}
-            // 412, or 409 when S3 saw two conditional writes at once.
-            Err(err)
-                if err
-                    .raw_response()
-                    .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412)) =>
-            {
+            Err(err) if lost_race(&err) => {
                 say(format!(
                     "{} {}: already redriven ({place}): nothing done",
                     planned.model, planned.stage
@@ -429,11 +424,7 @@ pub async fn redrive(
             match written {
                 Ok(_) => {}
                 // A delivery of the event is at it now: leave it be.
-                Err(err)
-                    if err
-                        .raw_response()
-                        .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412)) =>
-                {
+                Err(err) if lost_race(&err) => {
                     if let Some(warning) = release().await {
                         say(warning);
                     }
@@ -486,6 +477,15 @@ pub async fn redrive(
         say(format!("{doing}{superseded}"));
     }
     Ok(started)
+}
+
+/// Whether a conditional write lost to another: 412, or 409 when S3 saw
+/// two conditional writes to the key at once.
+fn lost_race<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    err.raw_response()
+        .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412))
 }
 
 /// An AWS SDK error, as one sentence ([`crate::aws::explain`]).
