@@ -37,8 +37,17 @@ fn main() {
         .nth(2)
         .expect("host/runtime/ sits in the workspace")
         .to_path_buf();
-    for watched in ["guests", "wit", "Cargo.lock", "Cargo.toml"] {
+    // The Rust guests' crates, not all of guests/: a change to a Python
+    // guest (guests/python/) builds nothing here. A new crate is a new
+    // workspace member, so Cargo.toml's change brings it in.
+    for watched in ["wit", "Cargo.lock", "Cargo.toml", "guests/emmaa_guest"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+    for guest in guest_crates(&workspace.join("guests")) {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join("guests").join(guest).display()
+        );
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     if env::var_os("CARGO_FEATURE_JIT").is_none() {

@@ -60,10 +60,10 @@ async fn each_kind_of_failure_reaches_lambda_with_its_own_error_type() {
         .await
         .unwrap_err();
     assert_eq!(memory.error_type, "EmmaaGuestOutOfMemory");
-    let files = lambda_answer("sandbox_probe", json!({"reach": "files"}))
+    let network = lambda_answer("sandbox_probe", json!({"reach": "network"}))
         .await
         .unwrap_err();
-    assert_eq!(files.error_type, "EmmaaGuestOutsideContract");
+    assert_eq!(network.error_type, "EmmaaGuestOutsideContract");
     let panicked = lambda_answer("sandbox_probe", json!({"reach": "panic"}))
         .await
         .unwrap_err();

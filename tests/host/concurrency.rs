@@ -30,6 +30,11 @@ impl Slow {
         }
     }
 
+    /// The most calls that were in flight at once.
+    pub(crate) fn most_in_flight(&self) -> usize {
+        self.most_in_flight.load(Ordering::SeqCst)
+    }
+
     async fn take_time(&self, item: &str) {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);

@@ -4,17 +4,24 @@ use super::*;
 
 #[tokio::test]
 async fn a_guest_asking_beyond_its_functions_reach_gets_a_permission_error_and_aws_sees_nothing() {
-    let outcome = run(
-        "sandbox_probe",
-        json!({"reach": "beyond-reach"}),
-        bucket(&[("secrets/key", "hunter2")]),
-    )
-    .await;
-    assert_eq!(
-        outcome.response().unwrap()["reached"],
-        "OutsideReach,OutsideReach,OutsideReach,OutsideReach",
-        "a read, a listing of another bucket, an invocation and a job to another queue"
-    );
+    for (language, probe) in support::probes() {
+        let effects = bucket(&[("secrets/key", "hunter2")]);
+        let context = support::event_context("test-sandbox_probe", "test-request", Duration::from_secs(60));
+        let event = json!({"reach": "beyond-reach"}).to_string();
+        let outcome = probe
+            .handle(
+                &event,
+                &context,
+                Arc::new(effects.clone()),
+                Arc::new(settings(&[])),
+            )
+            .await;
+        assert_eq!(
+            outcome.response().unwrap()["reached"],
+            "OutsideReach,OutsideReach,OutsideReach,OutsideReach",
+            "{language}: a read, a listing of another bucket, an invocation and a job to another queue"
+        );
+    }
 }
 
 #[tokio::test]

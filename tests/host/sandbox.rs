@@ -1,58 +1,185 @@
-//! The sandbox: a guest reaches nothing but the contract, and every limit (fuel, memory, deadline) stops it with its own failure.
+//! The sandbox: a guest, in Rust or in Python, reaches nothing but the contract and the host's answers to WASI, and every limit (fuel, memory, deadline) stops it with its own failure.
 
 use super::*;
 
+/// Runs `probe` on `{"reach": what}` as request `request_id`, with a
+/// minute before its deadline.
+async fn probe_run(
+    probe: &emmaa_runtime::LoadedGuest,
+    what: &str,
+    request_id: &str,
+) -> emmaa_runtime::GuestRun {
+    let context = support::event_context("test-sandbox_probe", request_id, Duration::from_secs(60));
+    let event = json!({ "reach": what }).to_string();
+    let settings = Arc::new(settings(&[]));
+    probe
+        .handle(&event, &context, Arc::new(bucket(&[])), settings)
+        .await
+}
+
+fn reached(outcome: &emmaa_runtime::GuestRun) -> &str {
+    outcome
+        .response()
+        .and_then(|answer| answer["reached"].as_str())
+        .unwrap_or_else(|| {
+            panic!("no answer: {:?}", outcome.answer);
+        })
+}
+
+/// Every case of the sandbox, for both probes (Rust and Python): the host's
+/// answers to the WASI calls a language's runtime makes, or the failure it
+/// stops the guest with, in words without WASI names. A wait never sleeps:
+/// `sleep` moves both clocks on by five seconds at once, and a day's sleep
+/// is the deadline (slept for real, this test would not end).
 #[tokio::test]
-async fn a_guest_cannot_reach_files_environment_network_clocks_or_stdout() {
-    for (target, reached) in [
-        ("files", "files"),
-        ("environment", "environment variables or arguments"),
-        ("arguments", "environment variables or arguments"),
-        ("clock", "a clock"),
-        ("monotonic-clock", "a clock"),
-        ("network", "the network"),
-        ("stdout", "standard input or output"),
-    ] {
-        let outcome = run("sandbox_probe", json!({ "reach": target }), bucket(&[])).await;
-        assert_eq!(
-            outcome.answer,
-            Answer::Failed(Failure::OutsideContract(reached)),
-            "{target}"
-        );
-        let message = outcome.error_message().unwrap();
-        assert!(!message.contains("wasi:"), "{target}: {message}");
+async fn both_probes_get_the_hosts_answers_to_wasi_or_are_stopped() {
+    let answered = |text: &str| Ok::<String, Failure>(text.to_owned());
+    let cases = [
+        ("files", answered("refused")),
+        ("listing", answered("refused")),
+        ("environment", answered("0 variables")),
+        ("arguments", answered("0 arguments")),
+        ("clock", answered(&support::NOW.to_string())),
+        ("sleep", answered("slept 5.0 s; the wall clock moved 5 s")),
+        ("sleep-past-deadline", Err(Failure::Deadline)),
+        ("stdin", answered("0 bytes")),
+        ("stdout", answered("printed")),
+        ("network", Err(Failure::OutsideContract("the network"))),
+        ("name-lookup", Err(Failure::OutsideContract("the network"))),
+        ("exit", Err(Failure::OutsideContract("the process exit"))),
+    ];
+    for (language, probe) in support::probes() {
+        for (what, expected) in &cases {
+            let outcome = probe_run(&probe, what, "test-request").await;
+            let got = match &outcome.answer {
+                Answer::Failed(failure) => Err(failure.clone()),
+                _ => Ok(reached(&outcome).to_owned()),
+            };
+            assert_eq!(&got, expected, "{language} probe, {what}");
+            if let Some(message) = outcome.error_message() {
+                assert!(!message.contains("wasi:"), "{language}, {what}: {message}");
+            }
+        }
+    }
+}
+
+/// Python's randomness (secure and not) comes from a stream seeded with the
+/// request id: a replay of the request sees the same bytes, another request
+/// others.
+#[tokio::test]
+async fn a_python_guest_draws_the_same_random_bytes_for_the_same_request() {
+    let probe = support::python_guest("sandbox_probe");
+    for what in ["random", "insecure-random"] {
+        let first = probe_run(&probe, what, "request-1").await;
+        let again = probe_run(&probe, what, "request-1").await;
+        let other = probe_run(&probe, what, "request-2").await;
+        assert_eq!(reached(&first), reached(&again), "{what}");
+        assert_ne!(reached(&first), reached(&other), "{what}");
     }
 }
 
 #[tokio::test]
 async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
-    let outcome = run("sandbox_probe", json!({"reach": "spin"}), bucket(&[])).await;
-    assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel));
-    assert_eq!(outcome.fuel_used, emmaa_runtime::limits::FUEL_PER_EVENT);
+    for (language, probe) in support::probes() {
+        let outcome = probe_run(&probe, "spin", "test-request").await;
+        assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel), "{language}");
+        assert_eq!(
+            outcome.fuel_used,
+            emmaa_runtime::limits::FUEL_PER_EVENT,
+            "{language}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_guest_cannot_grow_its_memory_past_the_limit() {
-    let outcome = run("sandbox_probe", json!({"reach": "memory"}), bucket(&[])).await;
-    let Answer::Failed(Failure::OutOfMemory { asked }) = outcome.answer else {
-        panic!("not stopped for memory: {:?}", outcome.answer);
-    };
-    assert!(asked > emmaa_runtime::limits::MAX_GUEST_MEMORY, "{asked}");
-    assert!(
-        outcome
-            .error_message()
-            .unwrap()
-            .starts_with("the guest used all of its 256 MiB of memory")
-    );
+    for (language, probe) in support::probes() {
+        let outcome = probe_run(&probe, "memory", "test-request").await;
+        let Answer::Failed(Failure::OutOfMemory { asked }) = outcome.answer else {
+            panic!("{language}: not stopped for memory: {:?}", outcome.answer);
+        };
+        assert!(
+            asked > emmaa_runtime::limits::MAX_GUEST_MEMORY,
+            "{language}: {asked}"
+        );
+        let message = outcome.error_message().unwrap();
+        assert!(
+            message.starts_with("the guest used all of its 256 MiB of memory"),
+            "{language}: {message}"
+        );
+    }
+}
+
+/// A guest that fails on its own is reported with what it said last: the
+/// Rust probe's panic message, the Python probe's exception (the last line
+/// of its traceback on standard error, not the report of the Rust runtime
+/// under Python that follows it).
+#[tokio::test]
+async fn a_guest_that_fails_is_reported_with_its_own_words() {
+    for (language, probe) in support::probes() {
+        let outcome = probe_run(&probe, "panic", "test-request").await;
+        let Answer::Failed(Failure::Trapped {
+            last_error: Some(said),
+            ..
+        }) = &outcome.answer
+        else {
+            panic!("{language}: {:?}", outcome.answer);
+        };
+        assert!(
+            said.contains("deliberately, before anything went through"),
+            "{language}: {said}"
+        );
+        let outcome = probe_run(&probe, "bad-answer", "test-request").await;
+        assert!(
+            matches!(outcome.answer, Answer::Failed(Failure::BadAnswer { .. })),
+            "{language}: {:?}",
+            outcome.answer
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_guest_gets_the_same_hash_seed_every_time() {
-    let first = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
-    let second = run("sandbox_probe", json!({"reach": "hash-seed"}), bucket(&[])).await;
-    let seed = first.response().unwrap()["reached"].clone();
-    assert!(seed.is_string());
-    assert_eq!(second.response().unwrap()["reached"], seed);
+    for (language, probe) in support::probes() {
+        let first = probe_run(&probe, "hash-seed", "request-1").await;
+        let second = probe_run(&probe, "hash-seed", "request-2").await;
+        assert_eq!(reached(&first), reached(&second), "{language}");
+    }
+}
+
+/// The pool holds as many Python instances as it holds events (a Python
+/// component instantiates 14 core modules, where a Rust one needs 3): every
+/// one of [`POOLED_INSTANCES`] Python events alive at once is answered.
+///
+/// [`POOLED_INSTANCES`]: emmaa_runtime::limits::POOLED_INSTANCES
+#[tokio::test]
+async fn the_pool_holds_a_python_instance_for_every_event_at_once() {
+    // An engine of its own: the other tests' guests share one pool.
+    let runtime = emmaa_runtime::GuestRuntime::new().unwrap();
+    let probe = support::python_guest_in(&runtime, "sandbox_probe", support::PROBE_REACH);
+    let pool = emmaa_runtime::limits::POOLED_INSTANCES as usize;
+    let effects = Arc::new(Slow::new(bucket(&[]), |_| Duration::from_secs(2)));
+    let outcomes = futures::future::join_all((0..pool).map(|at| {
+        let context =
+            support::event_context("test-sandbox_probe", &format!("r{at}"), Duration::from_secs(60));
+        let (probe, effects) = (Arc::clone(&probe), Arc::clone(&effects));
+        async move {
+            let event = json!({"reach": "submit"}).to_string();
+            probe
+                .handle(&event, &context, effects, Arc::new(settings(&[])))
+                .await
+        }
+    }))
+    .await;
+    for outcome in &outcomes {
+        assert_eq!(
+            outcome.response().map(|answer| &answer["reached"]),
+            Some(&json!("submitted")),
+            "{:?}",
+            outcome.answer
+        );
+    }
+    assert_eq!(effects.most_in_flight(), pool, "every event was alive at once");
 }
 
 #[tokio::test]

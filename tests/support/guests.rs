@@ -46,6 +46,35 @@ pub fn guest_serving(name: &str, reach: &'static PipelineFunction) -> Arc<Loaded
     Arc::clone(guest)
 }
 
+/// The Python build of guest `name` (`guests/python/<name>`, built into
+/// `target/python-guests` by componentize-py), serving its own function's
+/// reach (the probe: [`PROBE_REACH`]).
+pub fn python_guest(name: &str) -> Arc<LoadedGuest> {
+    static LOADED: OnceLock<Mutex<HashMap<String, Arc<LoadedGuest>>>> = OnceLock::new();
+    let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
+    let reach = PipelineFunction::by_guest(name).unwrap_or(PROBE_REACH);
+    let guest = loaded
+        .entry(name.to_owned())
+        .or_insert_with(|| python_guest_in(runtime(), name, reach));
+    Arc::clone(guest)
+}
+
+/// As [`python_guest`], loaded by `runtime`.
+pub fn python_guest_in(
+    runtime: &GuestRuntime,
+    name: &str,
+    reach: &'static PipelineFunction,
+) -> Arc<LoadedGuest> {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("the package sits in the workspace");
+    let out = workspace.join("target").join("python-guests");
+    let path = emmaa_offline::python::build(workspace, name, &out).unwrap_or_else(|err| panic!("{err}"));
+    let loaded = runtime.load(&path).unwrap_or_else(|err| panic!("{err}"));
+    Arc::new(loaded.serving(reach))
+}
+
 /// A memory bucket holding `objects` (key, contents).
 pub fn bucket(objects: &[(&str, &str)]) -> LocalEffects {
     let objects: BTreeMap<String, Vec<u8>> = objects
@@ -116,16 +145,30 @@ async fn deliver(
     time_left: Duration,
     request_id: &str,
 ) -> GuestRun {
-    let context = EventContext {
-        function_name: format!("test-{guest_name}"),
+    let context = event_context(&format!("test-{guest_name}"), request_id, time_left);
+    guest(guest_name)
+        .handle(event, &context, effects, Arc::new(settings))
+        .await
+}
+
+/// What Lambda tells function `function_name` of request `request_id`,
+/// at [`NOW`], with `time_left` before its deadline.
+pub fn event_context(function_name: &str, request_id: &str, time_left: Duration) -> EventContext {
+    EventContext {
+        function_name: function_name.into(),
         request_id: request_id.into(),
         deadline_ms: NOW * 1000 + u64::try_from(time_left.as_millis()).unwrap(),
         time_left,
         now: NOW,
-    };
-    guest(guest_name)
-        .handle(event, &context, effects, Arc::new(settings))
-        .await
+    }
+}
+
+/// Both builds of the sandbox probe: the Rust one and its Python twin.
+pub fn probes() -> [(&'static str, Arc<LoadedGuest>); 2] {
+    [
+        ("Rust", guest("sandbox_probe")),
+        ("Python", python_guest("sandbox_probe")),
+    ]
 }
 
 /// The recorded actions as the replay contract prints them.

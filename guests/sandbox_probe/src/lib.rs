@@ -1,7 +1,9 @@
 //! Not a handler: a guest for the host's sandbox tests. Sent
 //! `{"reach": WHAT}`, it tries to reach WHAT on its own, with plain `std`,
-//! and answers what it got. The host must make every attempt fail (a trap),
-//! except `hash-seed`, which must be the same in every instance. `spin` and
+//! and answers what it got: the host's answers to WASI
+//! (`host/runtime/src/wasi.rs`: no files, no environment, the event's
+//! clock, waits that never sleep) or a trap (`network`, `exit`). Its Python
+//! twin, `guests/python/sandbox_probe`, answers the same cases alike. `spin` and
 //! `memory` try to run past the host's fuel, time and memory limits;
 //! `submit-then-spin` and `submit-then-panic` fail after a job went through,
 //! `panic` before anything did; `bad-answer` answers something that is not
@@ -12,7 +14,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::io::Write;
 
 use emmaa_guest::batch_job::{JobKind, submit_each};
 use emmaa_guest::{JobRequest, ModelName, Report, Value, json};
@@ -39,13 +40,51 @@ emmaa_guest::bindings::export_world!(Component);
 fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     let what = event["reach"].as_str().unwrap_or_default();
     let reached = match what {
-        "files" => format!("{:?}", std::fs::read_dir("/").map(|dir| dir.count())),
-        "environment" => format!("{:?}", std::env::vars().collect::<Vec<_>>()),
-        "arguments" => format!("{:?}", std::env::args().collect::<Vec<_>>()),
-        "clock" => format!("{:?}", std::time::SystemTime::now()),
-        "monotonic-clock" => format!("{:?}", std::time::Instant::now()),
-        "network" => format!("{:?}", std::net::TcpStream::connect("127.0.0.1:9")),
-        "stdout" => format!("{:?}", std::io::stdout().write_all(b"escaped\n")),
+        "files" => match std::fs::read("/etc/passwd") {
+            Ok(bytes) => format!("read {} bytes", bytes.len()),
+            Err(_) => "refused".to_owned(),
+        },
+        "listing" => match std::fs::read_dir("/") {
+            Ok(listing) => format!("listed {}", listing.count()),
+            Err(_) => "refused".to_owned(),
+        },
+        "environment" => format!("{} variables", std::env::vars_os().count()),
+        "arguments" => format!("{} arguments", std::env::args_os().count()),
+        "clock" => seconds_since_the_epoch().to_string(),
+        "sleep" => {
+            let (wall, started) = (seconds_since_the_epoch(), std::time::Instant::now());
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            format!(
+                "slept {:.1} s; the wall clock moved {} s",
+                started.elapsed().as_secs_f64(),
+                seconds_since_the_epoch() - wall
+            )
+        }
+        "sleep-past-deadline" => {
+            std::thread::sleep(std::time::Duration::from_secs(24 * 3600));
+            "woke".to_owned()
+        }
+        "network" => match std::net::TcpStream::connect("127.0.0.1:9") {
+            Ok(_) => "connected".to_owned(),
+            Err(_) => "refused".to_owned(),
+        },
+        "name-lookup" => match std::net::ToSocketAddrs::to_socket_addrs(&("example.org", 443)) {
+            Ok(found) => format!("found {}", found.count()),
+            Err(_) => "refused".to_owned(),
+        },
+        "stdin" => {
+            let mut text = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                Ok(read) => format!("{read} bytes"),
+                Err(_) => "refused".to_owned(),
+            }
+        }
+        "stdout" => {
+            println!("escaped");
+            eprintln!("to standard error");
+            "printed".to_owned()
+        }
+        "exit" => std::process::exit(3),
         "hash-seed" => RandomState::new().hash_one("emmaa").to_string(),
         "spin" => loop {
             std::hint::black_box(what);
@@ -70,6 +109,13 @@ fn handle(event: &Value, report: &mut Report) -> Result<(), String> {
     };
     report.set("reached", json!(reached));
     Ok(())
+}
+
+/// The wall clock's whole seconds since the Unix epoch.
+fn seconds_since_the_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// Sent `{"reach": "relay", "to": [F, G, ...]}`: invokes F (waiting for

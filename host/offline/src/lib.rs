@@ -11,12 +11,14 @@
 //!   and checked;
 //! - [`simulate`]: a whole day of cascades, from the schedules and the
 //!   files Batch jobs would write;
-//! - [`picture`]: the day drawn at a page's width, a row per model.
+//! - [`picture`]: the day drawn at a page's width, a row per model;
+//! - [`python`]: guests written in Python, built by componentize-py.
 
 pub mod cascade;
 pub mod events;
 pub mod picture;
 pub mod progress;
+pub mod python;
 pub mod quota;
 pub mod replay;
 pub mod report;

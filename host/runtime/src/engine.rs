@@ -3,15 +3,16 @@
 //! loads in a Lambda host built without a compiler.
 //!
 //! Each guest is linked once ([`LoadedGuest`] holds it pre-instantiated) and
-//! gets a fresh store per event. It is linked only to the project's own
-//! interfaces: whatever else the toolchain made it import (WASI files,
-//! environment, clocks, sockets, stdio) traps, except std's hash seed, which
-//! is fixed so that guests stay deterministic.
+//! gets a fresh store per event. It is linked to the project's own
+//! interfaces and to the host's answers to the WASI calls a language's
+//! runtime makes on its own ([`crate::wasi`]: no environment, no files,
+//! the event's clock, seeded randomness); whatever else the toolchain made
+//! it import (sockets, files through a descriptor, `exit`) traps.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
-use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 
 use crate::bindings::{Handler, HandlerPre};
@@ -19,9 +20,6 @@ use crate::digest::content_hash;
 use crate::guest::LoadedGuest;
 use crate::imports::HostState;
 use crate::limits::{pooling_config, start_epoch_ticker};
-
-/// What std's `HashMap` gets from `wasi:random/insecure-seed`.
-const FIXED_HASH_SEED: (u64, u64) = (0x454d_4d41_4121_0001, 0x454d_4d41_4121_0002);
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -397,21 +395,10 @@ impl GuestRuntime {
         };
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
-        let seed_imports: Vec<String> = component
-            .component_type()
-            .imports(&self.engine)
-            .filter(|(name, import)| {
-                name.starts_with("wasi:random/insecure-seed@")
-                    && matches!(import.ty, ComponentItem::ComponentInstance(_))
-            })
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        for name in seed_imports {
-            linker
-                .instance(&name)
-                .and_then(|mut seed| seed.func_wrap("insecure-seed", |_, (): ()| Ok((FIXED_HASH_SEED,))))
-                .map_err(link_error)?;
-        }
+        crate::wasi::add_to_linker(&mut linker, &component, &self.engine, |state: &mut HostState| {
+            &mut state.wasi
+        })
+        .map_err(link_error)?;
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(link_error)?;

@@ -178,6 +178,7 @@ impl LoadedGuest {
             }
         };
         let mut answer = self.call(&mut store, event, context).await;
+        store.data_mut().wasi.finish();
         let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
         let state = store.into_data();
         if let Tape::Playing(player) = &state.tape {
@@ -223,7 +224,12 @@ impl LoadedGuest {
             Ok(answer) => answer.map_err(Failure::Refused)?,
             Err(err) => {
                 let state = store.data_mut();
-                let (memory_refused, last_error) = (state.limiter.refused, state.last_guest_error.take());
+                state.wasi.finish();
+                let last_error = state
+                    .last_guest_error
+                    .take()
+                    .or_else(|| state.wasi.last_error_line().map(str::to_owned));
+                let memory_refused = state.limiter.refused;
                 return Err(Failure::from_trap(&err, memory_refused, last_error));
             }
         };

@@ -32,6 +32,7 @@ use crate::limits::{CALL_RESERVE, MemoryLimiter};
 use crate::limits::{DEADLINE_MARGIN, LEDGER_OVERLAP};
 use crate::settings::Settings;
 use crate::trace::{Call, Claimed, Recording, Reply, Tape, TraceCall};
+use crate::wasi::WasiState;
 
 /// The store's data: what the host functions need for one event, and what
 /// they did.
@@ -59,6 +60,8 @@ pub struct HostState {
     pub(crate) function: Option<&'static PipelineFunction>,
     /// Whether the calls are recorded, or answered from a trace.
     pub(crate) tape: Tape,
+    /// The answers to WASI: the clocks, randomness, standard streams.
+    pub(crate) wasi: WasiState,
 }
 
 impl HostState {
@@ -70,6 +73,12 @@ impl HostState {
     ) -> Self {
         let interrupt_at = interrupt_point(clock::now(), context.time_left);
         let gate = Gate::new(settings.max_in_flight, interrupt_at);
+        let wasi = WasiState::new(
+            &context.function_name,
+            &context.request_id,
+            context.now,
+            context.time_left.saturating_sub(DEADLINE_MARGIN),
+        );
         let patience = Arc::new(Patient::new(
             effects,
             interrupt_at.checked_sub(CALL_RESERVE).unwrap_or(interrupt_at),
@@ -89,6 +98,7 @@ impl HostState {
             last_guest_error: None,
             function,
             tape: Tape::Off,
+            wasi,
         }
     }
 }

@@ -22,6 +22,8 @@
 //! - [`difference`]: where two runs differ; [`answer`]: how an event
 //!   ended; [`trace`]: the flight recorder's format, and the player that
 //!   answers a guest from a trace;
+//! - [`wasi`]: the host's answers to the WASI calls a language's runtime
+//!   makes on its own;
 //! - [`imports`]: the state of one event and the guest's requests, bounded
 //!   and performed; [`store`]: the event's store, its limits set;
 //! - [`guest`]: a loaded guest and one event through it; [`engine`]: the
@@ -48,6 +50,7 @@ pub mod mark;
 pub mod settings;
 pub mod store;
 pub mod trace;
+pub mod wasi;
 
 /// The host's side of `wit/emmaa.wit`.
 pub mod bindings {

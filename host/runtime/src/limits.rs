@@ -29,6 +29,13 @@ pub const MAX_GUEST_MEMORY: usize = 256 << 20;
 /// Guest instances alive at once in one host (one per event being handled).
 pub const POOLED_INSTANCES: u32 = 32;
 
+/// Core (module) instances the pool allows each guest instance: a Rust
+/// guest instantiates 3 core modules, a Python one (componentize-py's
+/// CPython, its libraries and adapters) 14, so that 32 Python events fit
+/// at once. Core instances are only counted: their memories and tables,
+/// which the pool reserves, are one memory and two tables either way.
+pub const CORE_INSTANCES_PER_GUEST: u32 = 16;
+
 /// How often the engine's epoch advances: the granularity of the deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -51,7 +58,7 @@ pub fn pooling_config() -> PoolingAllocationConfig {
     let mut pooling = PoolingAllocationConfig::new();
     pooling
         .total_component_instances(POOLED_INSTANCES)
-        .total_core_instances(POOLED_INSTANCES * 8)
+        .total_core_instances(POOLED_INSTANCES * CORE_INSTANCES_PER_GUEST)
         .total_memories(POOLED_INSTANCES * 2)
         .total_tables(POOLED_INSTANCES * 8)
         // One async stack per instance (the default, 1,000, costs the cold
