@@ -148,8 +148,27 @@ async fn each_batch_handler_submits_the_job_describe_jobs_shows() {
         ),
     ];
     let batch = aws_sdk_batch::Client::new(&config);
-    for (guest_name, event, job_name, purpose, script) in cases {
-        let outcome = run_on_aws(guest_name, event, &moto.address, settings(&[])).await;
+    // Each build of each guest: model_stats in Rust and in Python.
+    let cases = cases
+        .into_iter()
+        .flat_map(|(guest_name, event, job_name, purpose, script)| {
+            support::guests::builds(guest_name)
+                .into_iter()
+                .map(move |(language, build)| {
+                    (
+                        guest_name,
+                        language,
+                        build,
+                        event.clone(),
+                        job_name.clone(),
+                        purpose,
+                        script,
+                    )
+                })
+        });
+    for (guest_name, language, build, event, job_name, purpose, script) in cases {
+        let outcome = run_build_on_aws(&build, guest_name, event, &moto.address, settings(&[])).await;
+        let guest_name = format!("{guest_name} ({language})");
         let response = outcome
             .response()
             .cloned()

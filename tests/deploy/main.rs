@@ -150,6 +150,18 @@ fn example_objects() -> Vec<(String, Vec<u8>)> {
 /// Runs `guest_name` on `event` with the production AWS clients (retries,
 /// timeouts) pointed at `address`: moto, or a fault proxy in front of it.
 async fn run_on_aws(guest_name: &str, event: Value, address: &str, settings: Settings) -> GuestRun {
+    run_build_on_aws(&guest(guest_name), guest_name, event, address, settings).await
+}
+
+/// As [`run_on_aws`], with the loaded `build` of `guest_name` (its Rust or
+/// its Python build).
+async fn run_build_on_aws(
+    build: &emmaa_runtime::LoadedGuest,
+    guest_name: &str,
+    event: Value,
+    address: &str,
+    settings: Settings,
+) -> GuestRun {
     let context = EventContext {
         function_name: guest_name.into(),
         request_id: "e2e".into(),
@@ -157,7 +169,7 @@ async fn run_on_aws(guest_name: &str, event: Value, address: &str, settings: Set
         time_left: std::time::Duration::from_secs(900),
         now: NOW,
     };
-    guest(guest_name)
+    build
         .handle(
             &event.to_string(),
             &context,

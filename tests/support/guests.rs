@@ -163,6 +163,44 @@ pub fn event_context(function_name: &str, request_id: &str, time_left: Duration)
     }
 }
 
+/// The guests that have a Python build beside their Rust one.
+pub const PYTHON_TWINS: &[&str] = &["model_stats"];
+
+/// Every build of guest `name`, by language: the Rust one, and the Python
+/// one when there is one ([`PYTHON_TWINS`]). A test that runs a guest with
+/// a Python twin runs it over both.
+pub fn builds(name: &str) -> Vec<(&'static str, Arc<LoadedGuest>)> {
+    let mut builds = vec![("Rust", guest(name))];
+    if PYTHON_TWINS.contains(&name) {
+        builds.push(("Python", python_guest(name)));
+    }
+    builds
+}
+
+/// Runs the loaded `build` of `guest_name` on `event`, as [`run_with`] runs
+/// the Rust build.
+pub async fn run_build(
+    build: &LoadedGuest,
+    guest_name: &str,
+    event: Value,
+    effects: LocalEffects,
+    settings: Settings,
+) -> GuestRun {
+    let context = event_context(
+        &format!("test-{guest_name}"),
+        "test-request",
+        Duration::from_secs(60),
+    );
+    build
+        .handle(
+            &event.to_string(),
+            &context,
+            Arc::new(effects),
+            Arc::new(settings),
+        )
+        .await
+}
+
 /// Both builds of the sandbox probe: the Rust one and its Python twin.
 pub fn probes() -> [(&'static str, Arc<LoadedGuest>); 2] {
     [

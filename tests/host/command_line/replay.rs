@@ -48,6 +48,40 @@ fn every_example_event_replays_to_its_expected_actions() {
     assert_eq!(replayed, functions, "one example event per function");
 }
 
+/// The Python build of each guest that has one replays its example event
+/// to the same expected answer and actions as the Rust build, given with
+/// `--components` as a user gives it.
+#[test]
+fn the_python_builds_replay_the_example_events_to_the_same_expected_actions() {
+    let dir = workspace().join("target").join("python-guests");
+    for guest in crate::support::PYTHON_TWINS {
+        emmaa_offline::python::build(&workspace(), guest, &dir).unwrap_or_else(|err| panic!("{err}"));
+        let function = emmaa_runtime::functions::PipelineFunction::by_guest(guest).unwrap();
+        let function = format!("emmaa-{}", function.function);
+        let event = format!("examples/events/{function}.json");
+        let args = [
+            &function,
+            event.as_str(),
+            "--bucket-dir",
+            "examples/bucket",
+            "--now",
+            NOW,
+        ];
+        let components = ["--components", dir.to_str().unwrap()];
+        let output = replay(&[&args[..], &components[..]].concat(), &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{function}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected_path = workspace().join(format!("tests/expected/{function}.json"));
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
+        assert_eq!(stdout_json(&output), expected, "{function} (Python)");
+    }
+}
+
 #[test]
 fn a_guest_name_works_as_well_as_a_function_name() {
     let output = replay(

@@ -1,0 +1,1 @@
+"""``emmaa-model-stats`` in Python: ``handler`` decides, ``app`` exports it."""

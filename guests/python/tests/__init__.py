@@ -1,0 +1,1 @@
+"""The Python guests' unit tests: ``python3 -m unittest discover -s guests/python``."""
