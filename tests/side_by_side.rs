@@ -205,6 +205,7 @@ fn sizes(work: &Path, plan: &Plan, ways: &[Way]) {
         bootstrap: Some(bootstrap.clone()),
         out: Some(work.join(format!("pipeline-{profile}.zip"))),
         function_prefix: "emmaa-".into(),
+        python: Vec::new(),
     })
     .unwrap_or_else(|err| panic!("{err}"));
     let size = |path: &Path| std::fs::metadata(path).map_or(0, |metadata| metadata.len());
@@ -466,6 +467,7 @@ fn bootstrap(work: &Path, plan: &Plan, guest: &str) -> Way {
         bootstrap: Some(program),
         out: Some(root.join(format!("{guest}.zip"))),
         function_prefix: "emmaa-".into(),
+        python: Vec::new(),
     })
     .unwrap_or_else(|err| panic!("{err}"));
     unzip(&made.zip, &root);

@@ -25,6 +25,10 @@ use crate::glibc::{AL2023_GLIBC, newest_glibc_version};
 pub enum BundleError {
     #[error("unknown guest {0:?}: use one of {known}", known = guest_names())]
     UnknownGuest(String),
+    #[error("--python {0}: the bundle serves no function of guest {0:?}")]
+    PythonNotServed(String),
+    #[error("--python: {0}")]
+    Python(#[from] emmaa_offline::python::PythonError),
     #[error(
         "{path} is {found}, but the bundle is for {wanted}: Lambda could not start it",
         found = .found.map(Arch::lambda_name).unwrap_or("not a 64-bit Linux executable"),
@@ -88,6 +92,9 @@ pub struct BundleRequest {
     pub out: Option<PathBuf>,
     /// `EMMAA_FUNCTION_PREFIX`, for the default function names.
     pub function_prefix: String,
+    /// Guests whose Python build (`guests/python/<guest>`, built here by
+    /// componentize-py) goes into the bundle instead of the Rust one.
+    pub python: Vec<String>,
 }
 
 /// A bundle, written to `path`.
@@ -231,6 +238,13 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
             })
             .collect(),
     };
+    if let Some(unserved) = request
+        .python
+        .iter()
+        .find(|guest| !functions.values().any(|served| served == *guest))
+    {
+        return Err(BundleError::PythonNotServed(unserved.clone()));
+    }
     let bootstrap_path = match &request.bootstrap {
         Some(path) => path.clone(),
         None => build_bootstrap(&request.profile, request.arch, &mut |line| eprintln!("{line}"))?,
@@ -257,7 +271,14 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
     let progress = Progress::start(format!("precompiling for {}", request.arch.lambda_name()));
     for (done, &guest) in guests.iter().enumerate() {
         progress.step(done + 1, guests.len(), guest);
-        let wasm = read(&Path::new(GUEST_DIR).join(format!("{guest}.wasm")))?;
+        let wasm = match request.python.contains(guest) {
+            true => read(&emmaa_offline::python::build(
+                &workspace(),
+                guest,
+                &workspace().join("target").join("python-guests"),
+            )?)?,
+            false => read(&Path::new(GUEST_DIR).join(format!("{guest}.wasm")))?,
+        };
         // Always for the named target, never this machine's own CPU: its
         // extensions may be missing where Lambda runs the function.
         let component =
@@ -494,8 +515,22 @@ mod tests {
             bootstrap: Some("/nonexistent".into()),
             out: None,
             function_prefix: "emmaa-".into(),
+            python: Vec::new(),
         };
         assert!(matches!(bundle(&request), Err(BundleError::UnknownGuest(_))));
+        // A Python build of a guest the bundle does not serve.
+        let elsewhere = BundleRequest {
+            serves: Serves::One {
+                guest: "model_updates".into(),
+                function: None,
+            },
+            python: vec!["model_stats".into()],
+            ..request.clone()
+        };
+        assert_eq!(
+            bundle(&elsewhere).unwrap_err().to_string(),
+            "--python model_stats: the bundle serves no function of guest \"model_stats\""
+        );
         // A bootstrap of the wrong architecture is refused before anything
         // is written: here a shell script, and this machine's own executable
         // offered as the other architecture's.

@@ -414,6 +414,10 @@ struct BuildOptions {
     /// Use this bootstrap executable instead of building one.
     #[arg(long, value_name = "FILE")]
     bootstrap: Option<PathBuf>,
+    /// Bundle the Python build of this guest (model_stats, after_update) instead
+    /// of the Rust one, built from guests/python/ with componentize-py; repeatable.
+    #[arg(long, value_name = "GUEST")]
+    python: Vec<String>,
 }
 
 fn name_value(text: &str) -> Result<(String, String), String> {
@@ -440,6 +444,7 @@ impl BuildOptions {
             bootstrap: self.bootstrap,
             out: self.out,
             function_prefix: function_prefix(),
+            python: self.python,
         }
     }
 }

@@ -258,11 +258,20 @@ async fn a_missing_config_is_named_by_model() {
         "{error}"
     );
     let event = json!({"Records": [{"s3": {"object": {"key": "results/brca/model_manager_2020-02-04-12-00-00.pkl"}}}]});
-    let outcome = run_on_aws("after_update", event, &moto.address, settings(&[])).await;
-    assert_eq!(
-        outcome.status_code(),
-        Some(207),
-        "the three invocations still went out"
-    );
-    assert_eq!(outcome.actions.len(), 4);
+    for (language, build) in support::guests::builds("after_update") {
+        let outcome = run_build_on_aws(
+            &build,
+            "after_update",
+            event.clone(),
+            &moto.address,
+            settings(&[]),
+        )
+        .await;
+        assert_eq!(
+            outcome.status_code(),
+            Some(207),
+            "{language}: the three invocations still went out"
+        );
+        assert_eq!(outcome.actions.len(), 4, "{language}");
+    }
 }

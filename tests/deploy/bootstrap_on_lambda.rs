@@ -22,6 +22,7 @@ fn bundle_for(guest: &str, dir: &Path) -> Bundle {
         bootstrap: Some(bootstrap().to_owned()),
         out: Some(dir.join(format!("{guest}.zip"))),
         function_prefix: "emmaa-".into(),
+        python: Vec::new(),
     })
     .unwrap_or_else(|err| panic!("{err}"))
 }
@@ -107,6 +108,7 @@ pub(crate) fn every_function() -> &'static (tempfile::TempDir, Bundle) {
             bootstrap: Some(bootstrap().to_owned()),
             out: Some(dir.path().join("pipeline.zip")),
             function_prefix: "emmaa-".into(),
+            python: Vec::new(),
         })
         .unwrap_or_else(|err| panic!("{err}"));
         unzip(&all.zip, dir.path());
@@ -306,6 +308,7 @@ async fn the_arm64_bundle_answers_an_event_under_qemu() {
         bootstrap: None,
         out: Some(dir.path().join("pipeline-arm64.zip")),
         function_prefix: "emmaa-".into(),
+        python: Vec::new(),
     })
     .unwrap_or_else(|err| panic!("{err}"));
     unzip(&arm.zip, dir.path());

@@ -309,15 +309,18 @@ async fn model_manager_update_decodes_keys_before_validating() {
 #[tokio::test]
 async fn s3_handlers_fail_on_an_event_without_records() {
     for guest in ["model_manager_update", "after_update", "test_stats"] {
-        let outcome = run(guest, json!({"model": "aml"}), bucket(&[])).await;
-        assert!(
-            outcome
-                .error_message()
-                .unwrap()
-                .starts_with("the event has no \"Records\" list"),
-            "{guest}"
-        );
-        assert!(outcome.actions.is_empty());
+        for (language, outcome) in
+            support::run_each_build(guest, json!({"model": "aml"}), || bucket(&[])).await
+        {
+            assert!(
+                outcome
+                    .error_message()
+                    .unwrap()
+                    .starts_with("the event has no \"Records\" list"),
+                "{guest} ({language})"
+            );
+            assert!(outcome.actions.is_empty(), "{guest} ({language})");
+        }
     }
 }
 

@@ -45,22 +45,24 @@ async fn anything_but_a_new_object_is_ignored_by_every_s3_triggered_handler() {
     ];
     for guest in S3_TRIGGERED {
         for (name, why) in ignored {
-            let outcome = run(guest, fixture(name), bucket(&[])).await;
-            assert_eq!(
-                outcome.status_code(),
-                Some(200),
-                "{guest} {name}: {:?}",
-                outcome.answer
-            );
-            assert_eq!(actions(&outcome), json!([]), "{guest} {name}: no action");
-            let listed = &outcome.response().unwrap()["ignored"];
-            assert_eq!(
-                listed.as_array().map(Vec::len),
-                Some(1),
-                "{guest} {name}: {listed}"
-            );
-            let reason = listed[0]["reason"].as_str().unwrap();
-            assert!(reason.starts_with(why), "{guest} {name}: {reason}");
+            for (language, outcome) in support::run_each_build(guest, fixture(name), || bucket(&[])).await {
+                let guest = format!("{guest} ({language})");
+                assert_eq!(
+                    outcome.status_code(),
+                    Some(200),
+                    "{guest} {name}: {:?}",
+                    outcome.answer
+                );
+                assert_eq!(actions(&outcome), json!([]), "{guest} {name}: no action");
+                let listed = &outcome.response().unwrap()["ignored"];
+                assert_eq!(
+                    listed.as_array().map(Vec::len),
+                    Some(1),
+                    "{guest} {name}: {listed}"
+                );
+                let reason = listed[0]["reason"].as_str().unwrap();
+                assert!(reason.starts_with(why), "{guest} {name}: {reason}");
+            }
         }
     }
 }
@@ -109,10 +111,11 @@ async fn an_object_in_another_bucket_or_another_services_event_is_refused() {
         ("ale-eventbridge-ec2.json", "the event has no \"Records\" list"),
     ] {
         for guest in S3_TRIGGERED {
-            let outcome = run(guest, fixture(name), bucket(&[])).await;
-            assert_eq!(actions(&outcome), json!([]), "{guest} {name}");
-            let message = outcome.error_message().unwrap_or_default();
-            assert!(message.contains(why), "{guest} {name}: {message}");
+            for (language, outcome) in support::run_each_build(guest, fixture(name), || bucket(&[])).await {
+                assert_eq!(actions(&outcome), json!([]), "{guest} ({language}) {name}");
+                let message = outcome.error_message().unwrap_or_default();
+                assert!(message.contains(why), "{guest} ({language}) {name}: {message}");
+            }
         }
     }
     // The same object in the pipeline's bucket is a key like any other.

@@ -235,56 +235,61 @@ async fn test_update_pipeline_invokes_test_update_for_models_that_make_tests() {
 
 #[tokio::test]
 async fn after_update_invokes_stats_tests_queries_then_test_update_for_models_that_make_tests() {
-    let effects = bucket(&[("models/covid19/config.json", MAKES_TESTS)]);
+    let effects = || bucket(&[("models/covid19/config.json", MAKES_TESTS)]);
     let event = s3_event(&["results/covid19/model_manager_2020-02-04-12-30-00.pkl"]);
-    let outcome = run("after_update", event, effects).await;
-    assert_eq!(outcome.response(), Some(&success()));
-    let model = json!({"model": "covid19"});
-    assert_eq!(
-        actions(&outcome),
-        json!([
-            invoke("emmaa-model-stats", model.clone()),
-            invoke("emmaa-test-pipeline", model.clone()),
-            invoke("emmaa-queries", model.clone()),
-            get("models/covid19/config.json"),
-            invoke("emmaa-test-update", model),
-        ])
-    );
+    for (language, outcome) in support::run_each_build("after_update", event, effects).await {
+        assert_eq!(outcome.response(), Some(&success()), "{language}");
+        let model = json!({"model": "covid19"});
+        assert_eq!(
+            actions(&outcome),
+            json!([
+                invoke("emmaa-model-stats", model.clone()),
+                invoke("emmaa-test-pipeline", model.clone()),
+                invoke("emmaa-queries", model.clone()),
+                get("models/covid19/config.json"),
+                invoke("emmaa-test-update", model),
+            ]),
+            "{language}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn after_update_still_invokes_the_three_when_the_config_cannot_be_read() {
     let event = s3_event(&["results/aml/model_manager_2020-02-04-12-30-00.pkl"]);
-    let outcome = run("after_update", event, bucket(&[])).await;
-    assert_eq!(outcome.status_code(), Some(207));
-    assert_eq!(outcome.actions.len(), 4);
-    let refused = refused(&outcome);
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0].0, "aml");
-    assert!(
-        refused[0].1.contains("models/aml/config.json failed: NoSuchKey"),
-        "{}",
-        refused[0].1
-    );
+    for (language, outcome) in support::run_each_build("after_update", event, || bucket(&[])).await {
+        assert_eq!(outcome.status_code(), Some(207), "{language}");
+        assert_eq!(outcome.actions.len(), 4, "{language}");
+        let refused = refused(&outcome);
+        assert_eq!(refused.len(), 1, "{language}");
+        assert_eq!(refused[0].0, "aml", "{language}");
+        assert!(
+            refused[0].1.contains("models/aml/config.json failed: NoSuchKey"),
+            "{language}: {}",
+            refused[0].1
+        );
+    }
 }
 
 #[tokio::test]
 async fn after_update_refuses_a_bad_record_and_handles_the_good_one() {
-    let effects = bucket(&[("models/aml/config.json", DAILY)]);
+    let effects = || bucket(&[("models/aml/config.json", DAILY)]);
     let event = s3_event(&[
         "results/aml/model_manager_2020-02-04-12-30-00.pkl",
         "results/aml/results_2020-02-04-12-30-00.json",
     ]);
-    let outcome = run("after_update", event, effects).await;
-    assert_eq!(outcome.status_code(), Some(207));
-    assert_eq!(
-        refused(&outcome),
-        [(
-            "results/aml/results_2020-02-04-12-30-00.json".to_owned(),
-            "Records[1].s3.object.key \"results/aml/results_2020-02-04-12-30-00.json\" does not have the layout results/{model}/model_manager_{date}.pkl".to_owned()
-        )]
-    );
-    assert_eq!(outcome.actions.len(), 4);
+    for (language, outcome) in support::run_each_build("after_update", event, effects).await {
+        assert_eq!(outcome.status_code(), Some(207), "{language}");
+        assert_eq!(
+            refused(&outcome),
+            [(
+                "results/aml/results_2020-02-04-12-30-00.json".to_owned(),
+                "Records[1].s3.object.key \"results/aml/results_2020-02-04-12-30-00.json\" does not have the layout results/{model}/model_manager_{date}.pkl".to_owned()
+            )],
+            "{language}"
+        );
+        assert_eq!(outcome.actions.len(), 4, "{language}");
+    }
 }
 
 // ---- test_pipeline ------------------------------------------------------

@@ -78,6 +78,15 @@ async fn a_python_guest_draws_the_same_random_bytes_for_the_same_request() {
     }
 }
 
+/// The monotonic clock starts at 0 in every event (and moves only when the
+/// guest waits: `sleep` above).
+#[tokio::test]
+async fn a_python_guests_monotonic_clock_starts_at_zero() {
+    let probe = support::python_guest("sandbox_probe");
+    let outcome = probe_run(&probe, "monotonic-clock", "request-1").await;
+    assert_eq!(reached(&outcome), "0");
+}
+
 #[tokio::test]
 async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
     for (language, probe) in support::probes() {

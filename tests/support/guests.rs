@@ -164,7 +164,7 @@ pub fn event_context(function_name: &str, request_id: &str, time_left: Duration)
 }
 
 /// The guests that have a Python build beside their Rust one.
-pub const PYTHON_TWINS: &[&str] = &["model_stats"];
+pub const PYTHON_TWINS: &[&str] = &["after_update", "model_stats"];
 
 /// Every build of guest `name`, by language: the Rust one, and the Python
 /// one when there is one ([`PYTHON_TWINS`]). A test that runs a guest with
@@ -199,6 +199,22 @@ pub async fn run_build(
             Arc::new(settings),
         )
         .await
+}
+
+/// Runs every build of `guest_name` ([`builds`]) on `event`, each with
+/// effects of its own from `effects` and the default settings: what
+/// [`run`] does for the Rust build, for each language.
+pub async fn run_each_build(
+    guest_name: &str,
+    event: Value,
+    effects: impl Fn() -> LocalEffects,
+) -> Vec<(&'static str, GuestRun)> {
+    let mut outcomes = Vec::new();
+    for (language, build) in builds(guest_name) {
+        let outcome = run_build(&build, guest_name, event.clone(), effects(), settings(&[])).await;
+        outcomes.push((language, outcome));
+    }
+    outcomes
 }
 
 /// Both builds of the sandbox probe: the Rust one and its Python twin.

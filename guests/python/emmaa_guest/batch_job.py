@@ -44,6 +44,22 @@ class JobKind(Enum):
         return self.value[1]
 
 
+#: Every kind whose name holds only the model.
+PER_MODEL = (JobKind.UPDATE, JobKind.MODEL_MANAGER_UPDATE, JobKind.MODEL_STATS, JobKind.QUERIES, JobKind.TEST_UPDATE)
+
+#: Every kind whose name holds the model and a test corpus.
+PER_CORPUS = (JobKind.TESTS, JobKind.TEST_STATS)
+
+#: The ``_YYYYMMDD_HHMMSS`` every job name ends with.
+_STAMP_LEN = len("_YYYYMMDD_HHMMSS")
+
+
+def _name_stem(kind: JobKind, model: ModelName, corpus: Optional[TestCorpus]) -> str:
+    if corpus is not None:
+        return f"{model}_{corpus}_{kind.suffix}"
+    return f"{model}_{kind.suffix}"
+
+
 @dataclass
 class JobRequest:
     """One job a handler wants submitted."""
@@ -57,9 +73,21 @@ class JobRequest:
 
     def name_stem(self) -> str:
         """The job name without its ``_{NOW}``: what the job is, whenever it runs."""
-        if self.corpus is not None:
-            return f"{self.model}_{self.corpus}_{self.kind.suffix}"
-        return f"{self.model}_{self.kind.suffix}"
+        return _name_stem(self.kind, self.model, self.corpus)
+
+
+def check_job_names(kinds: Iterable[JobKind], model: ModelName, corpus: Optional[TestCorpus]) -> None:
+    """Raises a Refusal of `model` when a job of one of `kinds` (with `corpus`)
+    would get a name longer than AWS Batch allows: the fan-out handlers check
+    this before they invoke, so an Event fan-out does not hide the refusal one
+    function later."""
+    longest = ""
+    for kind in kinds:
+        stem = _name_stem(kind, model, corpus)
+        if len(stem) >= len(longest):  # the last of the longest, as Rust's max_by_key
+            longest = stem
+    if longest and len(longest) + _STAMP_LEN > MAX_JOB_NAME_LEN:
+        raise _too_long(model, f"{longest}_YYYYMMDD_HHMMSS")
 
 
 def _too_long(model: ModelName, name: str) -> Refusal:

@@ -7,10 +7,23 @@ import traceback
 
 import wit_world
 from componentize_py_types import Err
-from wit_world.imports import batch, environment, functions
+from wit_world.imports import batch, environment, errors, functions, storage
 
 from .answer import HandlerError
-from .host import AlreadySubmitted, AwsError, InProgress, InvocationType, Job, Settings, Submission, Submitted
+from .host import (
+    AlreadyInvoked,
+    AlreadySubmitted,
+    AwsError,
+    InProgress,
+    Invocation,
+    InvocationType,
+    Invoked,
+    InvokedNow,
+    Job,
+    Settings,
+    Submission,
+    Submitted,
+)
 from .runner import Handler, run
 
 
@@ -44,13 +57,39 @@ class ComponentHost:
         }
         environment.log(levels.get(level, environment.Level.ERROR), message)
 
+    def get_objects(self, bucket: str, keys: list[str], max_size: int) -> "list[bytes | AwsError]":
+        return [
+            _aws_error(result.value) if isinstance(result, Err) else bytes(result.value)
+            for result in storage.get_objects(bucket, keys, max_size)
+        ]
+
+    def invoke(self, invocations: list[Invocation]) -> list[Invoked]:
+        kinds = {
+            InvocationType.EVENT: functions.InvocationType.EVENT,
+            InvocationType.REQUEST_RESPONSE: functions.InvocationType.REQUEST_RESPONSE,
+        }
+        wit_invocations = [
+            functions.Invocation(i.function_name, kinds[i.invocation_type], i.payload, i.work) for i in invocations
+        ]
+        answers: list[Invoked] = []
+        for result in functions.invoke(wit_invocations):
+            if isinstance(result, Err):
+                answers.append(_aws_error(result.value))
+            elif isinstance(result.value, functions.Invoked_Now):
+                outcome = result.value.value
+                answers.append(InvokedNow(outcome.status_code, outcome.payload, outcome.function_error))
+            elif isinstance(result.value, functions.Invoked_Already):
+                answers.append(AlreadyInvoked())
+            else:
+                answers.append(InProgress(result.value.value))
+        return answers
+
     def submit(self, jobs: list[Job]) -> list[Submission]:
         wit_jobs = [batch.Job(j.name, j.queue, j.definition, j.command, j.depends_on, j.work) for j in jobs]
         answers: list[Submission] = []
         for result in batch.submit(wit_jobs):
             if isinstance(result, Err):
-                kind = result.value.kind.name.lower().replace("_", "-")
-                answers.append(AwsError(kind, result.value.code, result.value.message))
+                answers.append(_aws_error(result.value))
             elif isinstance(result.value, batch.Submission_Submitted):
                 answers.append(Submitted(result.value.value))
             elif isinstance(result.value, batch.Submission_AlreadySubmitted):
@@ -58,6 +97,10 @@ class ComponentHost:
             else:
                 answers.append(InProgress(result.value.value))
         return answers
+
+
+def _aws_error(error: errors.AwsError) -> AwsError:
+    return AwsError(error.kind.name.lower().replace("_", "-"), error.code, error.message)
 
 
 def export(handler: Handler) -> type:

@@ -1,5 +1,5 @@
 """What a handler asks of the host, in the library's own types: the settings,
-the clock, the log, and Batch submissions. In a component the calls go
+the clock, the log, S3 reads, Lambda invocations and Batch submissions. In a component the calls go
 through the contract's imports (``component.ComponentHost``); a unit test
 gives a ``Host`` of its own, and never needs ``wit_world``."""
 
@@ -72,6 +72,34 @@ class InProgress:
 Submission = Union[Submitted, AlreadySubmitted, InProgress, AwsError]
 
 
+@dataclass
+class Invocation:
+    """One Lambda invocation, as the host makes it."""
+
+    function_name: str
+    invocation_type: InvocationType
+    #: A JSON document.
+    payload: str
+    work: Optional[str]
+
+
+@dataclass
+class InvokedNow:
+    """Invoked now: Lambda's status, the function's answer, and its error kind if it failed."""
+
+    status_code: int
+    payload: str
+    function_error: Optional[str]
+
+
+@dataclass
+class AlreadyInvoked:
+    """Invoked before, for an earlier delivery of the same work."""
+
+
+Invoked = Union[InvokedNow, AlreadyInvoked, InProgress, AwsError]
+
+
 class Host(Protocol):
     def settings(self) -> Settings: ...
 
@@ -80,3 +108,7 @@ class Host(Protocol):
     def log(self, level: str, message: str) -> None: ...
 
     def submit(self, jobs: list[Job]) -> list[Submission]: ...
+
+    def invoke(self, invocations: list[Invocation]) -> list[Invoked]: ...
+
+    def get_objects(self, bucket: str, keys: list[str], max_size: int) -> "list[bytes | AwsError]": ...

@@ -17,8 +17,8 @@ Handler = Callable[[Any, Report, Host], None]
 MAX_EVENT_DEPTH = 64
 
 
-def _too_deep(text: str) -> "int | None":
-    """Where `text` first opens its 65th level of arrays and objects, if it does."""
+def too_deep(text: str, limit: int = MAX_EVENT_DEPTH) -> "int | None":
+    """Where `text` first opens its ``limit + 1``-th level of arrays and objects, if it does."""
     depth, in_string, escaped = 0, False, False
     for at, char in enumerate(text.encode()):
         if in_string:
@@ -32,7 +32,7 @@ def _too_deep(text: str) -> "int | None":
             in_string = True
         elif char in (0x5B, 0x7B):
             depth += 1
-            if depth > MAX_EVENT_DEPTH:
+            if depth > limit:
                 return at
         elif char in (0x5D, 0x7D):
             depth = max(depth - 1, 0)
@@ -42,7 +42,7 @@ def _too_deep(text: str) -> "int | None":
 def run(event: str, request_id: str, handler: Handler, host: Host) -> str:
     """The answer to `event` (compact JSON), or HandlerError naming why
     nothing went through."""
-    at = _too_deep(event)
+    at = too_deep(event)
     if at is not None:
         raise HandlerError(
             f"the event is not JSON: it nests deeper than {MAX_EVENT_DEPTH} arrays and objects (at byte {at})"

@@ -89,10 +89,8 @@ enum Command {
         /// UTC), today, yesterday or now (default: now).
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
-        /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
-        /// instead of the ones built into this program.
-        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
-        components: Option<PathBuf>,
+        #[command(flatten)]
+        components: ComponentFlags,
         /// How long the event may take (30s, 1500ms, 2m; at most 15m), as Lambda's deadline.
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
         deadline: String,
@@ -130,10 +128,8 @@ enum Command {
         /// the usual AWS settings: AWS_REGION, credentials, AWS_ENDPOINT_URL).
         #[arg(required = true, value_name = "TRACES")]
         traces: Vec<String>,
-        /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
-        /// instead of the ones built into this program.
-        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
-        components: Option<PathBuf>,
+        #[command(flatten)]
+        components: ComponentFlags,
         /// How long each replay may take (as replay's --deadline).
         #[arg(long, value_name = "DURATION", default_value = DEFAULT_DEADLINE)]
         deadline: String,
@@ -222,10 +218,8 @@ enum Command {
         /// With mermaid or dot: draw only what concerns this model.
         #[arg(long, value_name = "MODEL")]
         model: Option<String>,
-        /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
-        /// instead of the ones built into this program.
-        #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
-        components: Option<PathBuf>,
+        #[command(flatten)]
+        components: ComponentFlags,
         /// Each function's deadline (30s, 1500ms, 2m; at most 15m): by default
         /// the template's Timeout.
         #[arg(long, value_name = "DURATION", default_value = "300s")]
@@ -284,12 +278,6 @@ fn parse_storm(value: &str) -> Result<Storm, String> {
     })
 }
 
-/// The components a command runs: those of the directory given, or the
-/// guests built into this program.
-fn components_of(dir: Option<PathBuf>) -> Components {
-    dir.map_or(Components::BuiltIn, Components::Directory)
-}
-
 /// A line on standard error: a closed standard error loses it, and never
 /// panics as `eprintln!` would.
 macro_rules! say {
@@ -297,6 +285,50 @@ macro_rules! say {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
+}
+
+/// Where a command's guest components come from.
+#[derive(Args)]
+struct ComponentFlags {
+    /// Run the guest components of this directory (<guest>.cwasm or <guest>.wasm)
+    /// instead of the ones built into this program.
+    #[arg(long, value_name = "DIR", env = "EMMAA_COMPONENTS")]
+    components: Option<PathBuf>,
+    /// Run the Python build of this guest (model_stats, after_update), built from
+    /// guests/python/ of the checkout around the current directory with
+    /// componentize-py (installed into target/ the first time); repeatable.
+    #[arg(long, value_name = "GUEST")]
+    python: Vec<String>,
+}
+
+impl ComponentFlags {
+    /// The components a command runs: the Python builds named, and those
+    /// of the directory given or the guests built into this program.
+    fn resolve(self) -> Result<Components, ReplayError> {
+        let rest = self.components.map_or(Components::BuiltIn, Components::Directory);
+        if self.python.is_empty() {
+            return Ok(rest);
+        }
+        let here = std::env::current_dir().unwrap_or_default();
+        let workspace = here
+            .ancestors()
+            .find(|dir| {
+                dir.join(emmaa_offline::python::PYTHON_GUESTS_DIR).is_dir() && dir.join("wit").is_dir()
+            })
+            .ok_or_else(|| ReplayError::NotInCheckout {
+                here: here.display().to_string(),
+            })?;
+        let dir = workspace.join("target").join("python-guests");
+        for guest in &self.python {
+            say!("emmaa-host: building the Python guest {guest} (componentize-py)");
+            emmaa_offline::python::build(workspace, guest, &dir)?;
+        }
+        Ok(Components::Mixed {
+            guests: self.python,
+            dir,
+            rest: Box::new(rest),
+        })
+    }
 }
 
 /// The most made-up models a simulated day takes.
@@ -329,13 +361,14 @@ pub fn main() -> ExitCode {
             aws,
         } => {
             log_to_stderr();
-            run_check(
-                &runtime,
-                &traces,
-                components_of(components),
-                &deadline,
-                aws.target(),
-            )
+            let components = match components.resolve() {
+                Ok(components) => components,
+                Err(err) => {
+                    say!("emmaa-host check: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            run_check(&runtime, &traces, components, &deadline, aws.target())
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -442,7 +475,7 @@ pub fn main() -> ExitCode {
                 Ok(SimulateRequest {
                     bucket,
                     now: now.unwrap_or_else(clock_now),
-                    components: components_of(components),
+                    components: components.resolve()?,
                     deadline: parse_deadline(&deadline)?,
                     redeliver,
                     quotas,
@@ -466,13 +499,11 @@ pub fn main() -> ExitCode {
         } => {
             log_to_stderr();
             if let Some(trace) = trace {
-                return replay_trace(
-                    &runtime,
-                    &trace,
-                    components_of(components),
-                    &deadline,
-                    aws.target(),
-                );
+                let components = match components.resolve() {
+                    Ok(components) => components,
+                    Err(err) => return print_report(Err(err), |_| 0),
+                };
+                return replay_trace(&runtime, &trace, components, &deadline, aws.target());
             }
             let request = now.as_deref().map(parse_now).transpose().and_then(|now| {
                 Ok(ReplayRequest {
@@ -480,7 +511,7 @@ pub fn main() -> ExitCode {
                     event,
                     bucket_dir,
                     now,
-                    components: components_of(components),
+                    components: components.resolve()?,
                     deadline: parse_deadline(&deadline)?,
                     request_id,
                     ledger_dir,

@@ -4,19 +4,21 @@
 //! `handler` world, and marked with their identity as `build.rs` marks the
 //! Rust guests. `cargo build` never builds them (the README's main command
 //! needs no PyPI): the tests and `deploy` do, on request. componentize-py
-//! is installed into `target/componentize-py-venv` the first time; a build
-//! is kept beside its inputs' digest and made again only when they change.
+//! is installed into `target/componentize-py-<version>-venv` the first
+//! time; a build is kept beside its inputs' digest and made again only
+//! when they change. Builds and installs hold a lock file, so processes
+//! building at once (two test binaries) take turns.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use emmaa_runtime::digest::sha256_hex;
 use emmaa_runtime::mark::with_guest_mark;
 use thiserror::Error;
 
 /// The componentize-py that builds the Python guests.
-pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
 /// Where the Python guests' sources are, under the workspace.
 pub const PYTHON_GUESTS_DIR: &str = "guests/python";
@@ -36,7 +38,7 @@ pub enum PythonError {
     Read { path: String, source: std::io::Error },
     #[error("could not write {path}: {source}")]
     Write { path: String, source: std::io::Error },
-    #[error("could not install {COMPONENTIZE_PY} into {venv}: {why}")]
+    #[error("could not install componentize-py {COMPONENTIZE_PY_VERSION} into {venv}: {why}")]
     Install { venv: String, why: String },
     #[error("componentize-py could not build the Python guest {guest:?}:\n{output}")]
     Build { guest: String, output: String },
@@ -62,9 +64,6 @@ pub fn python_guests(workspace: &Path) -> Vec<String> {
 /// `out_dir/<guest>.wasm`, marked, unless the build there is of the same
 /// inputs; answers its path.
 pub fn build(workspace: &Path, guest: &str, out_dir: &Path) -> Result<PathBuf, PythonError> {
-    // One build at a time in this process: tests build the same guest.
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let _building = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sources = workspace.join(PYTHON_GUESTS_DIR);
     if !sources.join(guest).join("app.py").is_file() || guest == LIBRARY {
         return Err(PythonError::NoSuchGuest {
@@ -73,15 +72,17 @@ pub fn build(workspace: &Path, guest: &str, out_dir: &Path) -> Result<PathBuf, P
             known: python_guests(workspace).join(", "),
         });
     }
+    create_dir(out_dir)?;
+    // One build at a time, across processes: tests build the same guest.
+    let _turn = take_turn(&out_dir.join(".building.lock"))?;
     let out = out_dir.join(format!("{guest}.wasm"));
     let digest_path = out_dir.join(format!("{guest}.inputs"));
-    let digest = inputs_digest(workspace, guest)?;
+    let digest = inputs_digest(workspace)?;
     if out.is_file() && std::fs::read_to_string(&digest_path).ok().as_deref() == Some(digest.as_str()) {
         return Ok(out);
     }
     let tool = componentize_py(workspace)?;
-    create_dir(out_dir)?;
-    let built = out_dir.join(format!("{guest}.unmarked.wasm"));
+    let built = out_dir.join(format!("{guest}.unmarked.{}.wasm", std::process::id()));
     let output = Command::new(&tool)
         .current_dir(workspace)
         .args(["-q", "-d", "wit", "-w", "handler", "componentize", "app", "-p"])
@@ -96,9 +97,14 @@ pub fn build(workspace: &Path, guest: &str, out_dir: &Path) -> Result<PathBuf, P
             output: format!("{}: {err}", tool.display()),
         })?;
     if !output.status.success() {
+        let _ = std::fs::remove_file(&built);
         return Err(PythonError::Build {
             guest: guest.to_owned(),
-            output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
         });
     }
     let wasm = std::fs::read(&built).map_err(|source| PythonError::Read {
@@ -115,14 +121,31 @@ pub fn build(workspace: &Path, guest: &str, out_dir: &Path) -> Result<PathBuf, P
     Ok(out)
 }
 
-/// componentize-py, installed into `target/componentize-py-venv` unless
-/// it is there.
+/// Holds `lock` (made if need be) until the answer is dropped.
+fn take_turn(lock: &Path) -> Result<File, PythonError> {
+    let write = |source| PythonError::Write {
+        path: lock.display().to_string(),
+        source,
+    };
+    let file = File::create(lock).map_err(write)?;
+    file.lock().map_err(write)?;
+    Ok(file)
+}
+
+/// componentize-py, installed into `target/componentize-py-<version>-venv`
+/// unless it is there (a venv is not moved once made, so the install
+/// holds a lock instead, and is known finished by a file written last).
 fn componentize_py(workspace: &Path) -> Result<PathBuf, PythonError> {
-    let venv = workspace.join("target").join("componentize-py-venv");
+    let target = workspace.join("target");
+    create_dir(&target)?;
+    let venv = target.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}-venv"));
     let tool = venv.join("bin").join("componentize-py");
-    if tool.is_file() {
+    let installed = venv.join("installed");
+    let _turn = take_turn(&target.join("componentize-py.lock"))?;
+    if installed.is_file() {
         return Ok(tool);
     }
+    let _ = std::fs::remove_dir_all(&venv);
     let install = |why: String| PythonError::Install {
         venv: venv.display().to_string(),
         why,
@@ -139,21 +162,25 @@ fn componentize_py(workspace: &Path) -> Result<PathBuf, PythonError> {
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        COMPONENTIZE_PY,
+        &format!("componentize-py=={COMPONENTIZE_PY_VERSION}"),
     ]))?;
+    std::fs::write(&installed, COMPONENTIZE_PY_VERSION).map_err(|source| PythonError::Write {
+        path: installed.display().to_string(),
+        source,
+    })?;
     Ok(tool)
 }
 
-/// The digest of what a build of `guest` reads: the pinned tool, the WIT
-/// contract, and every file of the guest's directory and of the library.
-fn inputs_digest(workspace: &Path, guest: &str) -> Result<String, PythonError> {
+/// The digest of what a build can read: the pinned tool, the WIT contract
+/// (all of `wit/`), and every file under `guests/python/` but the tests
+/// (the build has all of it on its path, so one guest's change builds the
+/// others again too: a few seconds each).
+fn inputs_digest(workspace: &Path) -> Result<String, PythonError> {
     let mut inputs = Vec::new();
-    inputs.extend_from_slice(COMPONENTIZE_PY.as_bytes());
-    let sources = workspace.join(PYTHON_GUESTS_DIR);
-    let mut files = vec![workspace.join("wit").join("emmaa.wit")];
-    for dir in [sources.join(guest), sources.join(LIBRARY)] {
-        collect_files(&dir, &mut files)?;
-    }
+    inputs.extend_from_slice(COMPONENTIZE_PY_VERSION.as_bytes());
+    let mut files = Vec::new();
+    collect_files(&workspace.join("wit"), &mut files)?;
+    collect_files(&workspace.join(PYTHON_GUESTS_DIR), &mut files)?;
     files.sort();
     for file in files {
         let bytes = std::fs::read(&file).map_err(|source| PythonError::Read {
@@ -168,7 +195,7 @@ fn inputs_digest(workspace: &Path, guest: &str) -> Result<String, PythonError> {
 }
 
 /// The files under `dir` (none when it does not exist), bytecode caches
-/// left out.
+/// and the Python tests left out.
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), PythonError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
@@ -179,7 +206,7 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), PythonError
             source,
         })?;
         let path = entry.path();
-        if entry.file_name() == "__pycache__" {
+        if entry.file_name() == "__pycache__" || entry.file_name() == "tests" {
             continue;
         }
         match entry.file_type() {

@@ -97,6 +97,12 @@ pub enum ReplayError {
     TraceUnreadable { source_name: String, reason: String },
     #[error("the trace {source_name} cannot be replayed: {reason}")]
     TraceUnusable { source_name: String, reason: String },
+    #[error(
+        "--python builds the guest from its sources: run it inside the emmaa checkout (there is no guests/python/ above {here})"
+    )]
+    NotInCheckout { here: String },
+    #[error("--python: {0}")]
+    Python(#[from] crate::python::PythonError),
 }
 
 /// Parses `--deadline`: a whole number with `ms`, `s` or `m`.

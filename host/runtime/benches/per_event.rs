@@ -4,7 +4,11 @@
 //! - compiling a component (`.wasm`, replay) and loading a precompiled one
 //!   (`.cwasm`, the Lambda bootstrap's cold start);
 //! - one small event: a fresh instance, `model_updates` on `{"model": "aml"}`;
-//! - one big event: `update_pipeline` over 1,205 models in memory.
+//! - one big event: `update_pipeline` over 1,205 models in memory;
+//! - `model_stats` and `after_update` side by side in Rust and in Python
+//!   (the Python builds from `target/python-guests/`, which the tests
+//!   build: left out, and said so, when they are not there): compile, load,
+//!   one event, its fuel and the instance's memory.
 //!
 //! Run with `cargo bench -p emmaa-runtime --features jit --bench per_event`; results go in
 //! `docs/benchmarks.md`.
@@ -107,4 +111,57 @@ fn main() {
         &format!("update_pipeline: 1,205 models, {} actions", outcome.actions.len()),
         time(30, || run(&update_pipeline, "{}", &bucket)),
     );
+
+    let python_dir = Path::new(GUEST_DIR).join("../../python-guests");
+    let configs = Arc::new(LocalEffects::new(LocalBucket::Memory(BTreeMap::from([(
+        "models/aml/config.json".to_owned(),
+        br#"{"make_tests": true}"#.to_vec(),
+    )]))));
+    let manager =
+        r#"{"Records": [{"s3": {"object": {"key": "results/aml/model_manager_2020-02-04-12-00-00.pkl"}}}]}"#;
+    for (guest, function, event) in [
+        ("model_stats", "model-stats", r#"{"model": "aml"}"#),
+        ("after_update", "after-update", manager),
+    ] {
+        let serves = FUNCTIONS.iter().find(|entry| entry.function == function).unwrap();
+        for (language, dir) in [
+            ("Rust", Path::new(GUEST_DIR).to_owned()),
+            ("Python", python_dir.clone()),
+        ] {
+            let wasm = dir.join(format!("{guest}.wasm"));
+            let Ok(bytes) = std::fs::read(&wasm) else {
+                println!("{guest} ({language}): no {} (the tests build it)", wasm.display());
+                continue;
+            };
+            let uncached = GuestRuntime::new().unwrap();
+            // SAFETY: not in the benchmark's own cache: a compile each time.
+            unsafe { std::env::set_var("EMMAA_COMPILE_CACHE", "") };
+            report(
+                &format!("{guest} ({language}): compile {} bytes", bytes.len()),
+                time(3, || uncached.load(&wasm).unwrap()),
+            );
+            let cwasm = precompiled_beside(&cwasm_path, &format!("{guest}-{language}"), &bytes);
+            report(
+                &format!("{guest} ({language}): load the .cwasm"),
+                time(20, || engine.load(&cwasm).unwrap()),
+            );
+            let loaded = engine.load(&cwasm).unwrap().serving(serves);
+            let outcome = run(&loaded, event, &configs);
+            report(
+                &format!(
+                    "{guest} ({language}): one event, {} actions, {} fuel",
+                    outcome.actions.len(),
+                    outcome.fuel_used
+                ),
+                time(200, || run(&loaded, event, &configs)),
+            );
+        }
+    }
+}
+
+/// A `.wasm` (`bytes`) precompiled into `<name>.cwasm` beside `beside`.
+fn precompiled_beside(beside: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = beside.with_file_name(format!("{name}.cwasm"));
+    std::fs::write(&path, precompile(bytes).unwrap()).unwrap();
+    path
 }

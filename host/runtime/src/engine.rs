@@ -184,6 +184,13 @@ pub enum Components {
     BuiltIn,
     /// A directory of `<guest>.cwasm` or `<guest>.wasm` files.
     Directory(PathBuf),
+    /// The named guests from a directory of their own (the Python builds:
+    /// `emmaa-host --python`), every other from `rest`.
+    Mixed {
+        guests: Vec<String>,
+        dir: PathBuf,
+        rest: Box<Components>,
+    },
 }
 
 /// The guests built into this program by build.rs, by name.
@@ -288,6 +295,10 @@ impl GuestRuntime {
     /// Loads the component of `guest` from `components`.
     pub fn load_guest(&self, components: &Components, guest: &str) -> Result<LoadedGuest, EngineError> {
         match components {
+            Components::Mixed { guests, dir, rest } => match guests.iter().any(|named| named == guest) {
+                true => self.load_guest(&Components::Directory(dir.clone()), guest),
+                false => self.load_guest(rest, guest),
+            },
             Components::Directory(dir) => {
                 let path = component_path(dir, guest);
                 self.load_checked(&path, |bytes| check_identity(dir, &path, bytes, guest))

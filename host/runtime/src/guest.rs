@@ -18,7 +18,7 @@ use crate::context::EventContext;
 use crate::effects::Effects;
 use crate::functions::PipelineFunction;
 use crate::imports::HostState;
-use crate::limits::{FUEL_PER_EVENT, MAX_EVENT_DEPTH};
+use crate::limits::{DEADLINE_MARGIN, FUEL_PER_EVENT, MAX_EVENT_DEPTH};
 use crate::settings::Settings;
 use crate::store::new_store;
 use crate::trace::Tape;
@@ -169,6 +169,10 @@ impl LoadedGuest {
             return (GuestRun::refused_by_host(failure), tape);
         }
         let mut state = HostState::new(effects, settings, context.clone(), self.function);
+        if let Tape::Playing(player) = &tape {
+            let budget = player.recorded_time_left().saturating_sub(DEADLINE_MARGIN);
+            state.wasi.set_budget(budget);
+        }
         state.tape = tape;
         let mut store = match new_store(self.pre.engine(), state) {
             Ok(store) => store,

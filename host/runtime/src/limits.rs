@@ -36,6 +36,14 @@ pub const POOLED_INSTANCES: u32 = 32;
 /// which the pool reserves, are one memory and two tables either way.
 pub const CORE_INSTANCES_PER_GUEST: u32 = 16;
 
+/// Linear memories the pool allows each guest instance (every guest so
+/// far has one).
+pub const MEMORIES_PER_GUEST: u32 = 2;
+
+/// Tables the pool allows each guest instance (Rust and Python guests have
+/// two).
+pub const TABLES_PER_GUEST: u32 = 8;
+
 /// How often the engine's epoch advances: the granularity of the deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -59,8 +67,13 @@ pub fn pooling_config() -> PoolingAllocationConfig {
     pooling
         .total_component_instances(POOLED_INSTANCES)
         .total_core_instances(POOLED_INSTANCES * CORE_INSTANCES_PER_GUEST)
-        .total_memories(POOLED_INSTANCES * 2)
-        .total_tables(POOLED_INSTANCES * 8)
+        .total_memories(POOLED_INSTANCES * MEMORIES_PER_GUEST)
+        .total_tables(POOLED_INSTANCES * TABLES_PER_GUEST)
+        // Each guest within its share, checked when it is loaded: a larger
+        // component is refused then, instead of taking other events' room.
+        .max_core_instances_per_component(CORE_INSTANCES_PER_GUEST)
+        .max_memories_per_component(MEMORIES_PER_GUEST)
+        .max_tables_per_component(TABLES_PER_GUEST)
         // One async stack per instance (the default, 1,000, costs the cold
         // start a guard-page `mprotect` each).
         .total_stacks(POOLED_INSTANCES)

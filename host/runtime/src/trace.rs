@@ -12,6 +12,7 @@
 //! bodies, says so, and its replay says it cannot be exact.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -389,6 +390,8 @@ pub struct Player {
     calls_left_out: usize,
     /// Why the guest was stopped, if it was.
     pub difference: Option<Difference>,
+    /// How long the recorded event had when it started.
+    time_left: Duration,
 }
 
 impl Player {
@@ -400,7 +403,14 @@ impl Player {
             stopped: trace.stopped.is_some(),
             calls_left_out: trace.left_out.as_ref().map_or(0, |left| left.calls),
             difference: None,
+            time_left: Duration::from_millis(trace.time_left_ms),
         }
+    }
+
+    /// How long the recorded event had when it started: what bounds the
+    /// replayed guest's waits, whatever the replay's own deadline.
+    pub fn recorded_time_left(&self) -> Duration {
+        self.time_left
     }
 
     /// The recorded reply and actions of the guest's next call, if it is

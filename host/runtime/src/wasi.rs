@@ -26,16 +26,46 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentType, Linker, LinkerInstance, Lower, Resource, ResourceType};
+use wasmtime::component::{
+    Component, ComponentType, Linker, LinkerInstance, Lower, Resource, ResourceType, WasmList,
+};
 use wasmtime::{Engine, StoreContextMut, Trap};
 
 /// The most bytes of standard output, and of standard error, one event
-/// keeps for the log; the rest is dropped and counted.
+/// logs; the rest is dropped and counted.
 pub const OUTPUT_LIMIT: usize = 64 << 10;
+
+/// The most lines of standard output, and of standard error, one event
+/// logs (each line is a log record): the rest is dropped and counted.
+pub const LINE_LIMIT: usize = 1_000;
+
+/// The longest line kept whole; a longer one is logged cut.
+const LINE_KEPT: usize = 4 << 10;
+
+/// What `check-write` allows one `write` (WASI: a larger write traps).
+const WRITE_LIMIT: usize = OUTPUT_LIMIT;
+
+/// The most `blocking-write-and-flush` takes at once (WASI's own rule).
+const BLOCKING_WRITE_LIMIT: usize = 4096;
+
+/// The most pollables one `poll` waits on: the list is not lifted whole
+/// before this is checked, so a guest cannot make the host reserve memory
+/// for a list it only claims to have.
+pub const POLL_LIMIT: usize = 4096;
 
 /// The most random bytes one call may ask for (CPython asks for 256 at a
 /// time); a guest asking for more is stopped.
 pub const RANDOM_LIMIT: u64 = 1 << 20;
+
+/// The fuel the host's own work on a guest's behalf costs it, per byte
+/// (random bytes made, output written): work the guest asks of the host is
+/// bounded by its fuel as its own instructions are.
+const FUEL_PER_BYTE: u64 = 1;
+
+/// The longest a guest may wait in all: a pollable's representation is its
+/// time in microseconds, capped at `u32::MAX` (71 minutes), so a budget
+/// must stay below that for a capped pollable to be past it.
+const LONGEST_BUDGET_NS: u64 = (u32::MAX as u64 - 1) * 1_000;
 
 /// What std's `HashMap` gets from `wasi:random/insecure-seed`.
 const FIXED_HASH_SEED: (u64, u64) = (0x454d_4d41_4121_0001, 0x454d_4d41_4121_0002);
@@ -65,10 +95,20 @@ impl WasiState {
             function: function.to_owned(),
             now_s,
             waited_ns: 0,
-            budget_ns: u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX),
+            budget_ns: u64::try_from(budget.as_nanos())
+                .unwrap_or(u64::MAX)
+                .min(LONGEST_BUDGET_NS),
             random: RandomStream::new(request_id),
             streams: [Output::new("stdout"), Output::new("stderr")],
         }
+    }
+
+    /// Gives the guest `budget` to wait in instead: a replay's waits are
+    /// bounded by the recorded event's time, not the replay's.
+    pub fn set_budget(&mut self, budget: Duration) {
+        self.budget_ns = u64::try_from(budget.as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(LONGEST_BUDGET_NS);
     }
 
     /// Logs what is left of an unfinished line on either stream, and what
@@ -107,12 +147,17 @@ impl WasiState {
 const STDOUT: usize = 0;
 const STDERR: usize = 1;
 
-/// One standard stream's lines, bounded.
+/// One standard stream's lines, logged up to [`OUTPUT_LIMIT`] bytes and
+/// [`LINE_LIMIT`] lines; past them counted, and still read for the last
+/// line that says what went wrong.
 #[derive(Debug)]
 struct Output {
     name: &'static str,
+    /// The line being written (its first [`LINE_KEPT`] bytes), and its length.
     line: Vec<u8>,
-    kept: usize,
+    line_len: usize,
+    logged_bytes: usize,
+    logged_lines: usize,
     dropped: usize,
     /// The last line written that says what went wrong.
     last_line: Option<String>,
@@ -129,7 +174,9 @@ impl Output {
         Output {
             name,
             line: Vec::new(),
-            kept: 0,
+            line_len: 0,
+            logged_bytes: 0,
+            logged_lines: 0,
             dropped: 0,
             last_line: None,
             in_panic_report: false,
@@ -137,23 +184,33 @@ impl Output {
     }
 
     fn write(&mut self, function: &str, bytes: &[u8]) {
-        let room = OUTPUT_LIMIT.saturating_sub(self.kept);
-        let (kept, dropped) = bytes.split_at(bytes.len().min(room));
-        self.kept += kept.len();
-        self.dropped += dropped.len();
-        for byte in kept {
-            match byte {
-                b'\n' => self.emit(function),
-                byte => self.line.push(*byte),
+        for byte in bytes {
+            if *byte == b'\n' {
+                self.end_line(function);
+            } else {
+                if self.line.len() < LINE_KEPT {
+                    self.line.push(*byte);
+                }
+                self.line_len += 1;
             }
         }
     }
 
-    fn emit(&mut self, function: &str) {
-        let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
-        match self.name {
-            "stderr" => tracing::warn!(target: "guest", function, stream = self.name, "{line}"),
-            _ => tracing::info!(target: "guest", function, stream = self.name, "{line}"),
+    fn end_line(&mut self, function: &str) {
+        let mut line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+        if self.line_len > LINE_KEPT {
+            line.push_str(&format!("... ({} more bytes)", self.line_len - LINE_KEPT));
+        }
+        let len = std::mem::take(&mut self.line_len) + 1;
+        if self.logged_bytes + len <= OUTPUT_LIMIT && self.logged_lines < LINE_LIMIT {
+            self.logged_bytes += len;
+            self.logged_lines += 1;
+            match self.name {
+                "stderr" => tracing::warn!(target: "guest", function, stream = self.name, "{line}"),
+                _ => tracing::info!(target: "guest", function, stream = self.name, "{line}"),
+            }
+        } else {
+            self.dropped += len;
         }
         let blank = line.trim().is_empty();
         let after_the_error = self.in_panic_report && self.last_line.is_some();
@@ -165,15 +222,15 @@ impl Output {
     }
 
     fn finish(&mut self, function: &str) {
-        if !self.line.is_empty() {
-            self.emit(function);
+        if self.line_len > 0 {
+            self.end_line(function);
         }
         if self.dropped > 0 {
             tracing::warn!(
                 target: "guest",
                 function,
                 stream = self.name,
-                "{} more bytes of {} dropped: an event keeps {OUTPUT_LIMIT} of each stream",
+                "{} more bytes of {} dropped: an event logs {OUTPUT_LIMIT} bytes and {LINE_LIMIT} lines of each stream",
                 self.dropped,
                 self.name
             );
@@ -276,6 +333,12 @@ fn pollable(due_ns: u64) -> Resource<Pollable> {
 
 fn due_ns(pollable: &Resource<Pollable>) -> u64 {
     u64::from(pollable.rep()) * 1_000
+}
+
+/// Takes `units` of fuel from the guest for work the host does for it.
+fn charge<T>(store: &mut StoreContextMut<'_, T>, units: u64) -> wasmtime::Result<()> {
+    let left = store.get_fuel()?;
+    store.set_fuel(left.saturating_sub(units))
 }
 
 /// Adds the answers above to `linker`, for the WASI interfaces (of any 0.2
@@ -405,13 +468,23 @@ fn poll<T: 'static>(
     )?;
     instance.func_wrap(
         "poll",
-        move |mut store: StoreContextMut<T>, (pollables,): (Vec<Resource<Pollable>>,)| {
+        move |mut store: StoreContextMut<T>, (pollables,): (WasmList<Resource<Pollable>>,)| {
+            if !(1..=POLL_LIMIT).contains(&pollables.len()) {
+                wasmtime::bail!(
+                    "the guest polled {} pollables at once; WASI asks for at least one, the host takes at most {POLL_LIMIT}",
+                    pollables.len()
+                );
+            }
+            let dues = pollables
+                .iter(&mut store)?
+                .map(|pollable| pollable.map(|pollable| due_ns(&pollable)))
+                .collect::<wasmtime::Result<Vec<u64>>>()?;
             let state = wasi(store.data_mut());
-            let soonest = pollables.iter().map(due_ns).min().unwrap_or(state.waited_ns);
+            let soonest = dues.iter().copied().min().unwrap_or(state.waited_ns);
             state.wait_until(soonest)?;
             let ready = (0..)
-                .zip(&pollables)
-                .filter(|(_, pollable)| due_ns(pollable) <= state.waited_ns)
+                .zip(&dues)
+                .filter(|(_, due)| **due <= state.waited_ns)
                 .map(|(at, _)| at)
                 .collect::<Vec<u32>>();
             Ok((ready,))
@@ -443,14 +516,25 @@ fn streams<T: 'static>(
         "[method]output-stream.check-write",
         |_, (_,): (Resource<OutputStream>,)| Ok((Ok::<u64, StreamError>(OUTPUT_LIMIT as u64),)),
     )?;
-    for write in [
-        "[method]output-stream.write",
-        "[method]output-stream.blocking-write-and-flush",
+    for (write, most) in [
+        ("[method]output-stream.write", WRITE_LIMIT),
+        (
+            "[method]output-stream.blocking-write-and-flush",
+            BLOCKING_WRITE_LIMIT,
+        ),
     ] {
         instance.func_wrap(
             write,
-            move |mut store: StoreContextMut<T>, (stream, bytes): (Resource<OutputStream>, Vec<u8>)| {
-                wasi(store.data_mut()).write(stream.rep(), &bytes);
+            move |mut store: StoreContextMut<T>, (stream, bytes): (Resource<OutputStream>, WasmList<u8>)| {
+                if bytes.len() > most {
+                    wasmtime::bail!(
+                        "the guest wrote {} bytes at once to a standard stream; WASI allows it {most}",
+                        bytes.len()
+                    );
+                }
+                charge(&mut store, bytes.len() as u64 * FUEL_PER_BYTE)?;
+                let written = bytes.as_le_slice(&store).to_vec();
+                wasi(store.data_mut()).write(stream.rep(), &written);
                 Ok((Ok::<(), StreamError>(()),))
             },
         )?;
@@ -520,6 +604,7 @@ fn random<T: 'static>(
                 "the guest asked for {len} random bytes at once; the host gives at most {RANDOM_LIMIT}"
             );
         }
+        charge(&mut store, len * FUEL_PER_BYTE)?;
         Ok((wasi(store.data_mut()).random.bytes(len as usize),))
     })?;
     instance.func_wrap(number, move |mut store: StoreContextMut<T>, (): ()| {
@@ -559,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn output_is_kept_by_lines_up_to_the_limit_and_the_rest_counted() {
+    fn the_last_line_on_standard_error_names_the_failure() {
         let mut state = WasiState::new("f", "r", 0, Duration::from_secs(1));
         state.write(STDERR as u32, b"Traceback\nValueError: no");
         assert_eq!(state.last_error_line(), Some("Traceback"));
@@ -577,8 +662,35 @@ mod tests {
             b"thread 'main' panicked at src/lib.rs:1:2:\nout of bounds\nnote: run with\n",
         );
         assert_eq!(bare.last_error_line(), Some("out of bounds"));
-        state.write(STDOUT as u32, &vec![b'x'; OUTPUT_LIMIT + 10]);
-        assert_eq!(state.streams[STDOUT].kept, OUTPUT_LIMIT);
-        assert_eq!(state.streams[STDOUT].dropped, 10);
+    }
+
+    #[test]
+    fn output_is_logged_up_to_its_byte_and_line_limits_and_the_rest_counted() {
+        let mut state = WasiState::new("f", "r", 0, Duration::from_secs(1));
+        // Lines of a thousand bytes: 65 fit in 64 KiB.
+        let line = [vec![b'x'; 999], vec![b'\n']].concat();
+        for _ in 0..100 {
+            state.write(STDOUT as u32, &line);
+        }
+        let stdout = &state.streams[STDOUT];
+        assert_eq!((stdout.logged_lines, stdout.logged_bytes), (65, 65_000));
+        assert_eq!(stdout.dropped, 35_000);
+        // Short lines: a thousand of them.
+        for _ in 0..2_000 {
+            state.write(STDERR as u32, b"w\n");
+        }
+        let stderr = &state.streams[STDERR];
+        assert_eq!((stderr.logged_lines, stderr.dropped), (LINE_LIMIT, 2_000));
+        // Past the limits, the last line is still read.
+        state.write(STDERR as u32, b"ValueError: late\n");
+        assert_eq!(state.last_error_line(), Some("ValueError: late"));
+    }
+
+    #[test]
+    fn a_budget_stays_below_the_longest_wait_a_pollable_can_hold() {
+        let mut state = WasiState::new("f", "r", 0, Duration::from_secs(10 * 3600));
+        assert_eq!(state.budget_ns, LONGEST_BUDGET_NS);
+        // A pollable capped at u32::MAX microseconds is past the budget.
+        assert!(state.wait_until(u64::from(u32::MAX) * 1_000).is_err());
     }
 }

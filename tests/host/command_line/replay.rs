@@ -49,13 +49,11 @@ fn every_example_event_replays_to_its_expected_actions() {
 }
 
 /// The Python build of each guest that has one replays its example event
-/// to the same expected answer and actions as the Rust build, given with
-/// `--components` as a user gives it.
+/// to the same expected answer and actions as the Rust build, asked for
+/// with `--python` as a user asks for it.
 #[test]
 fn the_python_builds_replay_the_example_events_to_the_same_expected_actions() {
-    let dir = workspace().join("target").join("python-guests");
     for guest in crate::support::PYTHON_TWINS {
-        emmaa_offline::python::build(&workspace(), guest, &dir).unwrap_or_else(|err| panic!("{err}"));
         let function = emmaa_runtime::functions::PipelineFunction::by_guest(guest).unwrap();
         let function = format!("emmaa-{}", function.function);
         let event = format!("examples/events/{function}.json");
@@ -67,8 +65,7 @@ fn the_python_builds_replay_the_example_events_to_the_same_expected_actions() {
             "--now",
             NOW,
         ];
-        let components = ["--components", dir.to_str().unwrap()];
-        let output = replay(&[&args[..], &components[..]].concat(), &[]);
+        let output = replay(&[&args[..], &["--python", guest]].concat(), &[]);
         assert_eq!(
             output.status.code(),
             Some(0),

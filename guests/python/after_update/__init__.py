@@ -1,0 +1,1 @@
+"""``emmaa-after-update`` in Python: ``handler`` decides, ``app`` exports it."""
