@@ -31,6 +31,10 @@
 //! docs/benchmarks.md:
 //!
 //!     cargo test -p emmaa-deploy --test side_by_side -- --full
+//!
+//! `--python` measures instead the bootstrap's cold start and warm cost
+//! with `model_stats` in Rust and with its Python build (built here by
+//! componentize-py), each precompiled into a bundle of its own.
 
 mod support;
 
@@ -90,11 +94,19 @@ fn main() {
     let work = workspace().join("target").join("cold-start");
     std::fs::create_dir_all(&work).unwrap();
     let batch = BatchEndpoint::start();
+    let python_build = std::env::args().any(|arg| arg == "--python");
     let mut ways = vec![bootstrap(&work, &plan, "model_updates")];
-    if plan.full {
-        ways.push(native(&work));
+    if python_build {
+        ways = vec![
+            built(&work, &plan, "model_stats", false),
+            built(&work, &plan, "model_stats", true),
+        ];
+    } else {
+        if plan.full {
+            ways.push(native(&work));
+        }
+        ways.push(python(&work, "model_updates"));
     }
-    ways.push(python(&work, "model_updates"));
     println!(
         "{} cold starts, {} warm events each (--full: release builds)",
         plan.starts, plan.events
@@ -147,7 +159,7 @@ fn main() {
         );
     }
     println!("jobs submitted: {}", batch.submitted.load(Ordering::SeqCst));
-    if !cold_only {
+    if !cold_only && !python_build {
         fan_out(&work, &plan);
         sizes(&work, &plan, &ways);
     }
@@ -450,9 +462,15 @@ fn say(line: String) {
 /// The bootstrap and `guest`'s precompiled component, unzipped from the
 /// bundle.
 fn bootstrap(work: &Path, plan: &Plan, guest: &str) -> Way {
+    built(work, plan, guest, false)
+}
+
+/// The bootstrap with `guest`'s Rust build, or (`python`) its Python one.
+fn built(work: &Path, plan: &Plan, guest: &str, python: bool) -> Way {
     let profile = if plan.full { "release" } else { "dev" };
     let program = build_bootstrap(profile, Arch::X86_64, &mut say).unwrap_or_else(|err| panic!("{err}"));
-    let root = work.join(format!("bootstrap-{profile}-{guest}"));
+    let language = if python { "-python" } else { "" };
+    let root = work.join(format!("bootstrap-{profile}-{guest}{language}"));
     std::fs::create_dir_all(&root).unwrap();
     let function = emmaa_runtime::functions::PipelineFunction::by_guest(guest)
         .expect("a pipeline guest")
@@ -467,15 +485,19 @@ fn bootstrap(work: &Path, plan: &Plan, guest: &str) -> Way {
         bootstrap: Some(program),
         out: Some(root.join(format!("{guest}.zip"))),
         function_prefix: "emmaa-".into(),
-        python: Vec::new(),
+        python: if python { vec![guest.into()] } else { Vec::new() },
     })
     .unwrap_or_else(|err| panic!("{err}"));
     unzip(&made.zip, &root);
     // One Batch job is the same work as the others' only with no claims;
     // the fan-out keeps the default settings, the ledger's claims included.
-    let ledger = if guest == "model_updates" { "off" } else { "on" };
+    let ledger = if guest == "update_pipeline" { "on" } else { "off" };
     Way {
-        name: "bootstrap",
+        name: match (python, guest) {
+            (false, "model_stats") => "bootstrap, model_stats in Rust",
+            (true, _) => "bootstrap, model_stats in Python",
+            _ => "bootstrap",
+        },
         function,
         program: root.join("bootstrap"),
         args: Vec::new(),

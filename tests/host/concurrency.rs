@@ -5,12 +5,14 @@ use super::*;
 /// Effects whose invocations and submissions take `delay_of(item)` each,
 /// counting how many overlap; invocations of `failing` models fail, and
 /// with `ledger_denied` every ledger write is refused (a role that
-/// predates the ledger).
+/// predates the ledger), with `ledger_unavailable` every one fails as S3
+/// does when it keeps answering 500 past the SDK's retries.
 pub(crate) struct Slow {
     inner: emmaa_runtime::effects::local::LocalEffects,
     delay_of: fn(&str) -> Duration,
     failing: &'static [&'static str],
     pub(crate) ledger_denied: bool,
+    pub(crate) ledger_unavailable: bool,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
 }
@@ -25,6 +27,7 @@ impl Slow {
             delay_of,
             failing: &[],
             ledger_denied: false,
+            ledger_unavailable: false,
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
         }
@@ -96,6 +99,13 @@ impl emmaa_runtime::Effects for Slow {
     ) -> Result<String, AwsError> {
         if self.ledger_denied {
             return Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"));
+        }
+        if self.ledger_unavailable {
+            return Err(AwsError::new(
+                ErrorKind::Unavailable,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            ));
         }
         self.inner.put_object_if(bucket, key, body, condition).await
     }

@@ -444,3 +444,36 @@ async fn a_call_in_flight_at_the_deadline_is_never_repeated_unclaimed() {
         [("emmaa-models-update-test".to_owned(), job.clone())]
     );
 }
+
+/// Only a role that may not write the ledger goes on without a claim: a
+/// ledger write that fails any other way (S3 unavailable past the SDK's
+/// retries) fails the claim, so the work is not done unclaimed and the
+/// event's retry does it.
+#[tokio::test]
+async fn a_ledger_that_fails_to_be_written_leaves_the_work_undone_unless_the_role_may_not_write_it() {
+    let event = r#"{"model": "aml"}"#;
+    let settings_on = || settings(&[("EMMAA_LEDGER", "on")]);
+    let time_left = Duration::from_secs(60);
+    let mut broken = Slow::new(bucket(&[]), |_| Duration::ZERO);
+    broken.ledger_unavailable = true;
+    let outcome = run_in_time("model_updates", event, Arc::new(broken), settings_on(), time_left).await;
+    assert_eq!(
+        submitted(&outcome),
+        Vec::<String>::new(),
+        "nothing submitted unclaimed"
+    );
+    let error = outcome.error_message().unwrap_or_default();
+    assert!(
+        error.contains("InternalError") && error.contains("while claiming the work at ledger/"),
+        "{error}"
+    );
+    let mut denied = Slow::new(bucket(&[]), |_| Duration::ZERO);
+    denied.ledger_denied = true;
+    let outcome = run_in_time("model_updates", event, Arc::new(denied), settings_on(), time_left).await;
+    assert_eq!(
+        submitted(&outcome),
+        [format!("aml_update_{STAMP}")],
+        "{:?}",
+        outcome.answer
+    );
+}
