@@ -73,9 +73,19 @@ fn start_bootstrap_with(
         .env("LAMBDA_TASK_ROOT", root)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    // A bootstrap just unzipped may still be open for writing in a child
+    // another test thread forked meanwhile (until that child execs): Linux
+    // then refuses to run it ("Text file busy") for a moment.
+    for _ in 0..50 {
+        match command.spawn() {
+            Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            spawned => return spawned.unwrap(),
+        }
+    }
+    command.spawn().unwrap()
 }
 
 pub(crate) const PATIENCE: Duration = Duration::from_secs(120);

@@ -6,13 +6,16 @@ use super::*;
 /// counting how many overlap; invocations of `failing` models fail, and
 /// with `ledger_denied` every ledger write is refused (a role that
 /// predates the ledger), with `ledger_unavailable` every one fails as S3
-/// does when it keeps answering 500 past the SDK's retries.
+/// does when it keeps answering 500 past the SDK's retries, and with
+/// `take_over_error` every conditional write over an existing claim
+/// (`If-Match`: a take-over) fails with it.
 pub(crate) struct Slow {
     inner: emmaa_runtime::effects::local::LocalEffects,
     delay_of: fn(&str) -> Duration,
     failing: &'static [&'static str],
     pub(crate) ledger_denied: bool,
     pub(crate) ledger_unavailable: bool,
+    pub(crate) take_over_error: Option<AwsError>,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
 }
@@ -28,6 +31,7 @@ impl Slow {
             failing: &[],
             ledger_denied: false,
             ledger_unavailable: false,
+            take_over_error: None,
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
         }
@@ -99,6 +103,9 @@ impl emmaa_runtime::Effects for Slow {
     ) -> Result<String, AwsError> {
         if self.ledger_denied {
             return Err(AwsError::new(ErrorKind::Denied, "AccessDenied", "Access Denied"));
+        }
+        if let (Some(error), Condition::Matches(_)) = (&self.take_over_error, &condition) {
+            return Err(error.clone());
         }
         if self.ledger_unavailable {
             return Err(AwsError::new(

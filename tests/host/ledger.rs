@@ -477,3 +477,63 @@ async fn a_ledger_that_fails_to_be_written_leaves_the_work_undone_unless_the_rol
         outcome.answer
     );
 }
+
+/// Taking over a stale claim is a conditional write (`If-Match`) like the
+/// first claim: one that loses its race (412) leaves the work to the request
+/// that won it, and one that fails any other way fails the claim; neither
+/// does the work.
+#[tokio::test]
+async fn a_take_over_that_loses_its_race_leaves_the_work_to_the_winner_and_one_that_fails_does_nothing() {
+    let lost = AwsError::new(
+        ErrorKind::Rejected,
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+    );
+    let broken = AwsError::new(
+        ErrorKind::Unavailable,
+        "InternalError",
+        "We encountered an internal error.",
+    );
+    for (error, lost_the_race) in [(lost, true), (broken, false)] {
+        let inner = bucket(&[]);
+        // A pending claim on this request's work by a request past its deadline.
+        seed_pending_claim(
+            &inner,
+            "test-model_updates",
+            "request:test-request:aml_update",
+            "r1",
+            1,
+        );
+        let mut effects = Slow::new(inner, |_| Duration::ZERO);
+        effects.take_over_error = Some(error);
+        let settings = settings(&[("EMMAA_LEDGER", "on")]);
+        let outcome = run_in_time(
+            "model_updates",
+            r#"{"model": "aml"}"#,
+            Arc::new(effects),
+            settings,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(
+            submitted(&outcome),
+            Vec::<String>::new(),
+            "lost the race: {lost_the_race}"
+        );
+        match lost_the_race {
+            true => assert_eq!(
+                outcome.response().unwrap()["in_progress_elsewhere"][0]["request_id"],
+                "another request",
+                "{:?}",
+                outcome.answer
+            ),
+            false => {
+                let error = outcome.error_message().unwrap_or_default();
+                assert!(
+                    error.contains("InternalError") && error.contains("while claiming the work"),
+                    "{error}"
+                );
+            }
+        }
+    }
+}

@@ -256,9 +256,9 @@ pub fn submit_each<T>(
             Err(err) => report.refuse(Refusal::new(
                 job.name.as_str(),
                 format!(
-                    "submitting job {:?} to queue {:?} failed: {}",
-                    job.name,
-                    job.queue,
+                    "submitting job {} to queue {} failed: {}",
+                    quote(&job.name),
+                    quote(&job.queue),
                     host::describe(&err)
                 ),
             )),

@@ -55,7 +55,11 @@ pub fn run(event: &str, context: &bindings::Context, handler: HandlerFn) -> Resu
     handler(&event, &mut report)?;
     let refused = report.refused();
     for refusal in refused.iter().take(answer::MAX_LISTED_REFUSALS) {
-        host::log_warning(&format!("refused {:?}: {}", refusal.item, refusal.reason));
+        host::log_warning(&format!(
+            "refused {}: {}",
+            quote::quote(&refusal.item),
+            refusal.reason
+        ));
     }
     if refused.len() > answer::MAX_LISTED_REFUSALS {
         let more = refused.len() - answer::MAX_LISTED_REFUSALS;

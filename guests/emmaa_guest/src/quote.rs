@@ -49,11 +49,28 @@ pub fn cut(value: &str) -> String {
     format!("{}{more}", escaped(head))
 }
 
-/// `value` as a Rust string literal (`"a b"`), cut, with bidirectional
-/// controls escaped as control characters are.
+/// `value` in double quotes (`"a b"`), cut: `"`, `\\`, tab, CR, LF and NUL
+/// written as in a string literal, every other control and bidirectional
+/// character as `\u{...}`, the rest as it is. No Unicode table but the
+/// control characters' (a fixed set), so the Python guests quote the same.
 pub fn quote(value: &str) -> String {
     let (head, more) = split(value);
-    format!("{}{more}", escaped(&format!("{head:?}")))
+    let mut out = String::with_capacity(head.len() + 2);
+    out.push('"');
+    for c in head.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() || is_bidi_control(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    format!("{out}{more}")
 }
 
 /// A JSON value as JSON text, cut.
@@ -70,6 +87,18 @@ mod tests {
         assert_eq!(cut("exe\u{202e}txt.\u{1b}[2J"), "exe\\u{202e}txt.\\u{1b}[2J");
         assert_eq!(quote("a\u{2066}b\n"), "\"a\\u{2066}b\\n\"");
         assert_eq!(cut("päth/ünïcode"), "päth/ünïcode");
+    }
+
+    #[test]
+    fn only_control_and_bidirectional_characters_are_escaped_whatever_the_unicode_version() {
+        // As the Python guests quote: no Unicode table but the control
+        // characters' decides (a combining mark, a zero-width space and a
+        // sign newer than some Python's tables are written as they are).
+        assert_eq!(
+            quote("\u{301}a\u{301}\u{200b}\u{20c1}"),
+            "\"\u{301}a\u{301}\u{200b}\u{20c1}\""
+        );
+        assert_eq!(quote("a\"b\\c\td\0\u{85}"), "\"a\\\"b\\\\c\\td\\0\\u{85}\"");
     }
 
     #[test]

@@ -12,7 +12,7 @@ from . import work
 from .answer import Refusal, Report
 from .host import AlreadySubmitted, AwsError, Host, InProgress, Job, Settings, Submitted
 from .names import ModelName, TestCorpus
-from .quote import debug, quote
+from .quote import quote
 from .timestamps import job_timestamp
 
 #: The most job ids an answer lists; the rest are counted (``job_ids_not_listed``).
@@ -166,7 +166,7 @@ def submit_each(
             report.refuse(
                 Refusal(
                     job.name,
-                    f"submitting job {debug(job.name)} to queue {debug(job.queue)} failed: {submitted.describe()}",
+                    f"submitting job {quote(job.name)} to queue {quote(job.queue)} failed: {submitted.describe()}",
                 )
             )
     if job_ids:

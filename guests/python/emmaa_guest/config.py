@@ -2,7 +2,6 @@
 rules (only JSON ``true`` is true; a missing corpus list means
 ``large_corpus_tests``). Every other field is ignored and dropped once read."""
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,9 @@ from .runner import too_deep
 #: The largest ``config.json`` a handler reads; a larger one is refused for its model alone.
 MAX_CONFIG_BYTES = 1 << 20
 
-#: serde_json's nesting limit, which the Rust library's parser of configurations has.
-MAX_CONFIG_DEPTH = 128
+#: The deepest serde_json reads (its recursion limit of 128 refuses a 128th level),
+#: which the Rust library's parser of configurations has.
+MAX_CONFIG_DEPTH = 127
 
 _ABSENT = object()
 
@@ -37,10 +37,6 @@ def _kind_of(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 @dataclass
 class ModelConfig:
     model: ModelName
@@ -48,8 +44,9 @@ class ModelConfig:
     run_daily_update: bool
     run_daily_tests: bool
     make_tests: bool
-    #: ``test.test_corpus`` as the file has it (_ABSENT when it has none), or why ``test`` has the wrong shape.
-    _test_corpus: "Any | Refusal"
+    #: ``test.test_corpus`` as the file has it (_ABSENT when it has none), or
+    #: why ``test`` has the wrong shape.
+    test_corpus: Any
 
     @classmethod
     def parse(cls, model: ModelName, data: bytes) -> "ModelConfig":
@@ -62,7 +59,7 @@ class ModelConfig:
             text = data.decode()
             if too_deep(text, MAX_CONFIG_DEPTH) is not None:
                 raise ValueError(f"it nests deeper than {MAX_CONFIG_DEPTH} arrays and objects")
-            fields = json.loads(text, parse_constant=_refuse_constant)
+            fields = quoting.loads(text)
         except ValueError as err:
             raise refuse(f"is not JSON: {err}") from None
         if not isinstance(fields, dict):
@@ -89,7 +86,7 @@ class ModelConfig:
     def test_corpora(self) -> "list[TestCorpus | Refusal]":
         """The test corpora of ``test.test_corpus``: each valid one, or why it is
         refused. Raises a Refusal when the field has the wrong shape."""
-        corpus = self._test_corpus
+        corpus = self.test_corpus
         if isinstance(corpus, Refusal):
             raise corpus
 

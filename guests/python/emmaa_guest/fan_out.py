@@ -40,16 +40,16 @@ def invoke_all(host: Host, settings: Settings, calls: list[Call], report: Report
         Invocation(f"{settings.function_prefix}{call.function}", settings.invocation_type, dumps(call.payload), call.work)
         for call in calls
     ]
+    def failed(call: Call, invocation: Invocation, why: str) -> Refusal:
+        return Refusal(call.item, f"invoking {invocation.function_name} with {invocation.payload} {why}")
+
     for call, invocation, outcome in zip(calls, invocations, host.invoke(invocations)):
-
-        def failed(why: str) -> Refusal:
-            return Refusal(call.item, f"invoking {invocation.function_name} with {invocation.payload} {why}")
-
         if isinstance(outcome, InvokedNow):
             if outcome.function_error is None:
                 report.went_through()
             else:
-                report.refuse(failed(f"failed in the function ({outcome.function_error}): {outcome.payload}"))
+                why = f"failed in the function ({outcome.function_error}): {outcome.payload}"
+                report.refuse(failed(call, invocation, why))
         elif isinstance(outcome, AlreadyInvoked):
             report.went_through()
             report.append("already_invoked", {"function_name": invocation.function_name, "item": call.item})
@@ -59,4 +59,4 @@ def invoke_all(host: Host, settings: Settings, calls: list[Call], report: Report
             report.append("in_progress_elsewhere", invoking)
         else:
             assert isinstance(outcome, AwsError)
-            report.refuse(failed(f"failed: {outcome.describe()}"))
+            report.refuse(failed(call, invocation, f"failed: {outcome.describe()}"))

@@ -1,7 +1,7 @@
 """One event through a handler: the event parsed (within the host's nesting
 limit), the handler's report turned into the answer the host expects."""
 
-import json
+import re
 from typing import Any, Callable
 
 from . import quote, work
@@ -17,24 +17,22 @@ Handler = Callable[[Any, Report, Host], None]
 MAX_EVENT_DEPTH = 64
 
 
+#: A JSON string, or one bracket: what the nesting check looks at.
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
 def too_deep(text: str, limit: int = MAX_EVENT_DEPTH) -> "int | None":
-    """Where `text` first opens its ``limit + 1``-th level of arrays and objects, if it does."""
-    depth, in_string, escaped = 0, False, False
-    for at, char in enumerate(text.encode()):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == 0x5C:
-                escaped = True
-            elif char == 0x22:
-                in_string = False
-        elif char == 0x22:
-            in_string = True
-        elif char in (0x5B, 0x7B):
+    """Where (the byte) `text` first opens its ``limit + 1``-th level of arrays
+    and objects, if it does; strings are skipped by the regular expression, so
+    the loop sees brackets only."""
+    depth = 0
+    for found in _STRING_OR_BRACKET.finditer(text.encode()):
+        bracket = found.group()
+        if bracket in (b"[", b"{"):
             depth += 1
             if depth > limit:
-                return at
-        elif char in (0x5D, 0x7D):
+                return found.start()
+        elif bracket in (b"]", b"}"):
             depth = max(depth - 1, 0)
     return None
 
@@ -48,14 +46,14 @@ def run(event: str, request_id: str, handler: Handler, host: Host) -> str:
             f"the event is not JSON: it nests deeper than {MAX_EVENT_DEPTH} arrays and objects (at byte {at})"
         )
     try:
-        parsed = json.loads(event)
+        parsed = quote.loads(event)
     except ValueError as err:
         raise HandlerError(f"the event is not JSON: {err}") from None
     work.begin(parsed, request_id)
     report = Report()
     handler(parsed, report, host)
     for refusal in report.refused[:MAX_LISTED_REFUSALS]:
-        host.log("warn", f"refused {quote.debug(refusal.item)}: {refusal.reason}")
+        host.log("warn", f"refused {quote.quote(refusal.item)}: {refusal.reason}")
     if len(report.refused) > MAX_LISTED_REFUSALS:
         more = len(report.refused) - MAX_LISTED_REFUSALS
         host.log("warn", f"refused {more} more items (not logged one by one)")

@@ -10,7 +10,7 @@ from emmaa_guest.batch_job import JobKind, JobRequest, build_job, container_comm
 from emmaa_guest.event import model, tests
 from emmaa_guest.host import AlreadySubmitted, AwsError, InProgress, Settings
 from emmaa_guest.names import NAME_PATTERN, ModelName, TestCorpus
-from emmaa_guest.quote import cut, dumps, quote
+from emmaa_guest.quote import cut, dumps, loads, quote
 from emmaa_guest.timestamps import job_timestamp
 
 from .fake_host import FakeHost
@@ -81,6 +81,12 @@ class Quoting(unittest.TestCase):
         self.assertEqual(quote("a\u2066b\n"), '"a\\u{2066}b\\n"')
         self.assertEqual(cut("päth/ünïcode"), "päth/ünïcode")
 
+    def test_only_control_and_bidirectional_characters_are_escaped_whatever_the_unicode_version(self) -> None:
+        # Combining marks, unassigned and format characters are written as
+        # they are, in both languages: no Unicode table but Cc decides.
+        self.assertEqual(quote("\u0301a\u0301\u200b\u20c1"), '"\u0301a\u0301\u200b\u20c1"')
+        self.assertEqual(quote('a"b\\c\td\x00\x85'), '"a\\"b\\\\c\\td\\0\\u{85}"')
+
     def test_short_values_are_quoted_whole(self) -> None:
         self.assertEqual(quote("a b"), '"a b"')
         self.assertEqual(cut("a b"), "a b")
@@ -93,6 +99,35 @@ class Quoting(unittest.TestCase):
     def test_json_is_written_as_serde_json_writes_it(self) -> None:
         self.assertEqual(dumps({"a": "é\u2028", "b": [1, 2.5, None, True]}), '{"a":"é\u2028","b":[1,2.5,null,true]}')
         self.assertEqual(dumps("\x01\x7f"), '"\\u0001\x7f"')
+
+
+class Numbers(unittest.TestCase):
+    """Numbers read and written as serde_json (with ``float_roundtrip``) reads and writes them."""
+
+    def test_floats_are_written_as_serde_json_writes_them(self) -> None:
+        cases = {
+            1e25: "1e+25",
+            1e-7: "1e-7",
+            0.00001: "0.00001",
+            1.5e-5: "0.000015",
+            2.5: "2.5",
+            1e16: "1e+16",
+            123456789012345.0: "123456789012345.0",
+            -0.0: "-0.0",
+        }
+        for value, written in cases.items():
+            self.assertEqual(dumps(value), written, value)
+
+    def test_integers_past_64_bits_become_floats_and_minus_zero_is_a_float(self) -> None:
+        self.assertEqual(loads("18446744073709551615"), 18446744073709551615)
+        self.assertEqual(dumps(loads("18446744073709551616")), "1.8446744073709552e+19")
+        self.assertEqual(dumps(loads("-0")), "-0.0")
+        self.assertEqual(dumps(loads("-9223372036854775808")), "-9223372036854775808")
+
+    def test_what_serde_json_refuses_is_refused(self) -> None:
+        for text in ["1e400", '"\\ud800"', "NaN", "9" * 400]:
+            with self.assertRaises(ValueError, msg=text):
+                loads(text)
 
 
 class Names(unittest.TestCase):

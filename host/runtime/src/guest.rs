@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use serde::de::IgnoredAny;
 use serde_json::Value;
 use wasmtime::Store;
 
@@ -75,7 +74,9 @@ pub fn check_event(event: &str) -> Result<(), Failure> {
             "it nests deeper than {MAX_EVENT_DEPTH} arrays and objects (at byte {at})"
         )));
     }
-    serde_json::from_str::<IgnoredAny>(event).map_err(|err| Failure::EventNotJson(err.to_string()))?;
+    // Parsed whole, as a guest parses it: a number out of range or a lone
+    // surrogate escape is refused here, not by one guest and not another.
+    serde_json::from_str::<Value>(event).map_err(|err| Failure::EventNotJson(err.to_string()))?;
     Ok(())
 }
 
@@ -241,5 +242,29 @@ impl LoadedGuest {
             error: err.to_string(),
             answer: answer.chars().take(200).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What serde_json refuses as a guest parses the event, the host refuses
+    /// first: every guest, in any language, gets only events it can read
+    /// alike.
+    #[test]
+    fn an_event_a_guest_could_not_read_as_json_is_refused_before_it() {
+        for event in [
+            r#"{"model": "aml", "x": 1e400}"#,
+            r#"{"model": "aml", "x": "\ud800"}"#,
+            r#"{"model": "\udc00"}"#,
+            &format!("{{\"model\": {}}}", "9".repeat(400)),
+        ] {
+            assert!(
+                matches!(check_event(event), Err(Failure::EventNotJson(_))),
+                "{event}"
+            );
+        }
+        assert_eq!(check_event(r#"{"model": "aml", "x": 1e300, "y": -0}"#), Ok(()));
     }
 }
