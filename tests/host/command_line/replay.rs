@@ -65,7 +65,10 @@ fn the_python_builds_replay_the_example_events_to_the_same_expected_actions() {
             "--now",
             NOW,
         ];
-        let output = replay(&[&args[..], &["--python", guest]].concat(), &[]);
+        let trace = tempfile::tempdir().unwrap();
+        let recorded = trace.path().join("trace.json");
+        let record = ["--record", recorded.to_str().unwrap(), "--python", guest];
+        let output = replay(&[&args[..], &record[..]].concat(), &[]);
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -76,6 +79,14 @@ fn the_python_builds_replay_the_example_events_to_the_same_expected_actions() {
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
         assert_eq!(stdout_json(&output), expected, "{function} (Python)");
+        // It was the Python build that ran: the trace names its component.
+        let python = std::fs::read(workspace().join(format!("target/python-guests/{guest}.wasm"))).unwrap();
+        let trace: Value = serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
+        assert_eq!(
+            trace["component"],
+            emmaa_runtime::digest::content_hash(&python),
+            "{function}"
+        );
     }
 }
 

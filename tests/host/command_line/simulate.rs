@@ -508,3 +508,29 @@ fn out_of_range_days_and_unknown_models_are_usage_errors() {
          aml, brca, covid19, marm_model)"
     );
 }
+
+/// `simulate --python` runs the day with the Python builds of the guests
+/// that have one: the same day, byte for byte, as with the Rust builds.
+#[test]
+fn the_day_is_the_same_with_the_python_builds() {
+    let day = ["--bucket-dir", "examples/bucket", "--now", NOW];
+    let rust = simulate(&day);
+    let python_flags = crate::support::PYTHON_TWINS
+        .iter()
+        .flat_map(|guest| ["--python", guest]);
+    let args: Vec<&str> = day.into_iter().chain(python_flags).collect();
+    let python = simulate(&args);
+    let said = String::from_utf8_lossy(&python.stderr);
+    assert_eq!(python.status.code(), Some(0), "{said}");
+    for guest in crate::support::PYTHON_TWINS {
+        assert!(
+            said.contains(&format!("building the Python guest {guest}")),
+            "{said}"
+        );
+    }
+    assert!(!rust.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&python.stdout),
+        String::from_utf8_lossy(&rust.stdout)
+    );
+}
