@@ -46,21 +46,17 @@ class Records(Generic[T]):
         return self.objects
 
 
-def _pointer(value: Any, *path: str) -> Any:
-    """``value["a"]["b"]``, or None when any step is not an object holding it."""
+#: What `_field` answers for a field that is not there (JSON's null is None).
+_MISSING: Any = object()
+
+
+def _field(value: Any, *path: str) -> Any:
+    """``value["a"]["b"]``, or `_MISSING` when a step is not an object holding it."""
     for step in path:
         if not isinstance(value, dict) or step not in value:
-            return None
+            return _MISSING
         value = value[step]
     return value
-
-
-def _absent(value: Any, *path: str) -> bool:
-    for step in path:
-        if not isinstance(value, dict) or step not in value:
-            return True
-        value = value[step]
-    return False
 
 
 def parse_records(event: Any, bucket: str, parse_key: KeyParser[T]) -> Records[T]:
@@ -71,8 +67,8 @@ def parse_records(event: Any, bucket: str, parse_key: KeyParser[T]) -> Records[T
     def refused(refusal: Refusal) -> Records[T]:
         return Records(objects=[refusal])
 
-    eventbridge = _pointer(event, "source") == "aws.s3" and not _absent(event, "detail-type")
-    if eventbridge and not _absent(event, "Records"):
+    eventbridge = _field(event, "source") == "aws.s3" and _field(event, "detail-type") is not _MISSING
+    if eventbridge and _field(event, "Records") is not _MISSING:
         return refused(
             Refusal(
                 "Records",
@@ -81,16 +77,16 @@ def parse_records(event: Any, bucket: str, parse_key: KeyParser[T]) -> Records[T
             )
         )
     if eventbridge:
-        obj = _pointer(event, "detail", "object")
+        obj = _field(event, "detail", "object")
         kind = event["detail-type"]
         if kind != "Object Created":
             return Records(ignored=[Ignored(_item_name(obj), f"detail-type {quoting.json(kind)} is not a new object")])
-        in_bucket = (not _absent(event, "detail", "bucket", "name"), _pointer(event, "detail", "bucket", "name"))
+        in_bucket = _field(event, "detail", "bucket", "name")
         return Records(objects=[_checked_object("detail.bucket.name", in_bucket, bucket, obj, "detail.object.key", parse_key)])
     if isinstance(event, dict) and event.get("Event") == "s3:TestEvent" and "Records" not in event:
         reason = f"Event {quoting.json(event['Event'])} is S3's test of a new notification configuration"
         return Records(ignored=[Ignored("s3:TestEvent", reason)])
-    records = _pointer(event, "Records")
+    records = _field(event, "Records")
     if not isinstance(records, list):
         return refused(
             Refusal(
@@ -103,14 +99,14 @@ def parse_records(event: Any, bucket: str, parse_key: KeyParser[T]) -> Records[T
         return refused(Refusal("Records", 'the event\'s "Records" list is empty'))
     parsed: Records[T] = Records()
     for index, record in enumerate(records):
-        obj = _pointer(record, "s3", "object")
-        if not _absent(record, "eventName"):
-            name = record["eventName"]
+        obj = _field(record, "s3", "object")
+        name = _field(record, "eventName")
+        if name is not _MISSING:
             if not (isinstance(name, str) and name.startswith("ObjectCreated:")):
                 reason = f"Records[{index}].eventName {quoting.json(name)} is not a new object"
                 parsed.ignored.append(Ignored(_item_name(obj), reason))
                 continue
-        in_bucket = (not _absent(record, "s3", "bucket", "name"), _pointer(record, "s3", "bucket", "name"))
+        in_bucket = _field(record, "s3", "bucket", "name")
         parsed.objects.append(
             _checked_object(
                 f"Records[{index}].s3.bucket.name", in_bucket, bucket, obj, f"Records[{index}].s3.object.key", parse_key
@@ -121,17 +117,16 @@ def parse_records(event: Any, bucket: str, parse_key: KeyParser[T]) -> Records[T
 
 def _checked_object(
     bucket_field: str,
-    named: "tuple[bool, Any]",
+    named: Any,
     bucket: str,
     obj: Any,
     key_field: str,
     parse_key: KeyParser[T],
 ) -> "tuple[T, work.Work] | Refusal":
-    present, name = named
-    if present and name != bucket:
+    if named is not _MISSING and named != bucket:
         return Refusal(
             _item_name(obj),
-            f"{bucket_field} {quoting.json(name)} is not the pipeline's bucket {quote(bucket)} (EMMAA_BUCKET)",
+            f"{bucket_field} {quoting.json(named)} is not the pipeline's bucket {quote(bucket)} (EMMAA_BUCKET)",
         )
     try:
         return _parse_object(key_field, obj, parse_key)
@@ -141,9 +136,9 @@ def _checked_object(
 
 def _item_name(obj: Any) -> str:
     """How an object is named in an answer: its key, decoded when it can be."""
-    if _absent(obj, "key"):
+    raw = _field(obj, "key")
+    if raw is _MISSING:
         return "(no key)"
-    raw = obj["key"]
     if not isinstance(raw, str):
         return quoting.json(raw)
     try:
@@ -153,9 +148,9 @@ def _item_name(obj: Any) -> str:
 
 
 def _parse_object(key_field: str, obj: Any, parse_key: KeyParser[T]) -> "tuple[T, work.Work]":
-    if _absent(obj, "key"):
+    raw = _field(obj, "key")
+    if raw is _MISSING:
         raise Refusal(key_field, f"{key_field} is missing")
-    raw = obj["key"]
     if not isinstance(raw, str):
         shown = quoting.json(raw)
         raise Refusal(shown, f"{key_field} must be a string, got {shown}")

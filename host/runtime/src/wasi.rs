@@ -114,9 +114,8 @@ impl WasiState {
     /// Logs what is left of an unfinished line on either stream, and what
     /// was dropped: called once the guest has returned.
     pub fn finish(&mut self) {
-        let function = self.function.clone();
         for stream in &mut self.streams {
-            stream.finish(&function);
+            stream.finish(&self.function);
         }
     }
 
@@ -137,9 +136,8 @@ impl WasiState {
     }
 
     fn write(&mut self, stream: u32, bytes: &[u8]) {
-        let function = self.function.clone();
         if let Some(output) = self.streams.get_mut(stream as usize) {
-            output.write(&function, bytes);
+            output.write(&self.function, bytes);
         }
     }
 }
