@@ -54,6 +54,8 @@ pub enum BundleError {
         guest: String,
         source: emmaa_runtime::engine::EngineError,
     },
+    #[error("the component of guest {guest:?} cannot say its language: {why}")]
+    Marked { guest: String, why: String },
     #[error("writing the zip: {0}")]
     Zip(String),
     #[error("writing {path}: {source}")]
@@ -288,9 +290,15 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
                     source,
                 }
             })?;
+        // The language's budget goes with the component: precompiled, it
+        // keeps no custom sections, so the manifest says it.
+        let language = emmaa_runtime::mark::language_mark(&wasm).map_err(|why| BundleError::Marked {
+            guest: guest.clone(),
+            why,
+        })?;
         components.insert(
             guest.clone(),
-            (component, emmaa_runtime::digest::content_hash(&wasm)),
+            (component, emmaa_runtime::digest::content_hash(&wasm), language),
         );
     }
     progress.note("zipping");
@@ -304,10 +312,14 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
                 let entry = ManifestEntry {
                     guest: guest.clone(),
                     component: component_file(guest),
-                    wasm: components.get(guest).map(|(_, hash)| hash.clone()),
+                    wasm: components.get(guest).map(|(_, hash, _)| hash.clone()),
                     cwasm: components
                         .get(guest)
-                        .map(|(component, _)| emmaa_runtime::digest::content_hash(component)),
+                        .map(|(component, _, _)| emmaa_runtime::digest::content_hash(component)),
+                    language: components
+                        .get(guest)
+                        .map(|(_, _, language)| *language)
+                        .unwrap_or_default(),
                 };
                 (function.clone(), entry)
             })
@@ -323,7 +335,7 @@ pub fn bundle(request: &BundleRequest) -> Result<Bundle, BundleError> {
     .chain(
         components
             .iter()
-            .map(|(guest, (component, _))| (component_file(guest), component.as_slice(), 0o644)),
+            .map(|(guest, (component, _, _))| (component_file(guest), component.as_slice(), 0o644)),
     )
     .collect();
     let zip = zip_files(&files, compression_level(&request.profile))?;

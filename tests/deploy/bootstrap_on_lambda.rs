@@ -173,11 +173,27 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
 async fn a_refused_event_becomes_a_function_error_with_type_and_message() {
     let dir = tempfile::tempdir().unwrap();
     unpacked_bundle("model_updates", dir.path());
-    let (posted, _) = answer_one_event(
+    let (posted, output) = answer_one_event(
         dir.path(),
         "emmaa-model-update",
         r#"{"model": "aml && reboot"}"#,
         &[],
+    );
+    // The function has 128 MB (AWS_LAMBDA_FUNCTION_MEMORY_SIZE): the
+    // guest gets what the host and the component leave of it, not the
+    // 384 MiB a Rust guest may have where there is room.
+    let logged = String::from_utf8_lossy(&output.stderr);
+    let ready: Value = logged
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "ready")
+        .unwrap_or_else(|| panic!("no ready line: {logged}"));
+    assert_eq!(ready["fields"]["memory_mib"], 63, "{ready}");
+    assert_eq!(ready["fields"]["language"], "rust", "{ready}");
+    assert_eq!(
+        ready["fields"]["fuel"],
+        emmaa_runtime::limits::FUEL_PER_EVENT,
+        "{ready}"
     );
     let posted = posted.expect("the bootstrap answers");
     assert!(

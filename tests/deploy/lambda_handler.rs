@@ -327,6 +327,7 @@ fn run_of(
         actions,
         not_attempted,
         fuel_used: 0,
+        memory_peak: 0,
         throttle_waits: 2,
     }
 }
@@ -373,7 +374,9 @@ fn a_partial_answer_counts_in_its_metrics_what_it_lists_and_what_it_only_counts(
 #[test]
 fn a_failed_event_says_in_its_metrics_how_it_failed() {
     let outcome = run_of(
-        emmaa_runtime::answer::Answer::Failed(emmaa_runtime::answer::Failure::OutOfFuel),
+        emmaa_runtime::answer::Answer::Failed(emmaa_runtime::answer::Failure::OutOfFuel {
+            fuel: emmaa_runtime::limits::FUEL_PER_EVENT,
+        }),
         Vec::new(),
         Vec::new(),
     );

@@ -72,6 +72,29 @@ async fn an_event_of_60000_records_gets_every_job_and_an_answer_lambda_can_retur
     );
 }
 
+/// The largest event Lambda can deliver to `after_update` (6 MB: 77,500
+/// records, each model's config in the bucket) gets all of its 387,500
+/// calls within a Rust guest's budget: it burns 7.5 billion units of fuel
+/// and its memory peaks at 273 MiB (a limit of 256 MiB refused it).
+#[tokio::test]
+async fn after_update_takes_the_largest_event_lambda_can_deliver() {
+    let records = 77_500;
+    let keys: Vec<String> = (0..records)
+        .map(|n| format!("results/m{n}/model_manager_2020-02-04-12-30-00.pkl"))
+        .collect();
+    let configs: Vec<String> = (0..records).map(|n| format!("models/m{n}/config.json")).collect();
+    let objects: Vec<(&str, &str)> = configs.iter().map(|key| (key.as_str(), MAKES_TESTS)).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let event = s3_event(&keys);
+    assert!(event.to_string().len() > 6_200_000, "nearly 6 MB");
+    let outcome = run("after_update", event, bucket(&objects)).await;
+    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+    assert_eq!(outcome.actions.len(), 5 * records);
+    let budget = emmaa_runtime::limits::Budget::RUST;
+    assert!(outcome.fuel_used < budget.fuel, "{}", outcome.fuel_used);
+    assert!(outcome.memory_peak < budget.memory, "{}", outcome.memory_peak);
+}
+
 #[tokio::test]
 async fn thousands_of_refusals_are_counted_past_the_first_two_hundred() {
     let mut keys: Vec<String> = (0..5_000).map(|n| format!("models/m{n}/config.json")).collect();
@@ -194,7 +217,12 @@ async fn a_guest_that_runs_out_of_fuel_after_a_job_went_through_answers_207_nami
     let Answer::Salvaged { response, failure } = &outcome.answer else {
         panic!("not salvaged: {:?}", outcome.answer);
     };
-    assert_eq!(failure, &Failure::OutOfFuel);
+    assert_eq!(
+        failure,
+        &Failure::OutOfFuel {
+            fuel: emmaa_runtime::limits::FUEL_PER_EVENT
+        }
+    );
     assert_eq!(response["statusCode"], 207);
     assert_eq!(
         response["job_ids"],

@@ -321,7 +321,12 @@ async fn a_guest_cut_short_after_claimed_jobs_fails_so_that_the_retry_does_the_r
         "r1",
     )
     .await;
-    assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel));
+    assert_eq!(
+        outcome.answer,
+        Answer::Failed(Failure::OutOfFuel {
+            fuel: emmaa_runtime::limits::FUEL_PER_EVENT
+        })
+    );
     assert_eq!(submitted(&outcome).len(), 1);
 }
 

@@ -103,3 +103,32 @@ async fn a_python_guest_keeps_each_job_to_once_under_lambdas_retry() {
     }
     assert_eq!(answers[0], answers[1], "Rust and Python answer the retry alike");
 }
+
+/// `after_update` on `records` records of models whose configs make tests:
+/// the event and a bucket holding every config.
+fn after_update_of(records: usize) -> (Value, LocalEffects) {
+    let keys: Vec<String> = (0..records)
+        .map(|n| format!("results/m{n}/model_manager_2020-02-04-12-30-00.pkl"))
+        .collect();
+    let configs: Vec<String> = (0..records).map(|n| format!("models/m{n}/config.json")).collect();
+    let objects: Vec<(&str, &str)> = configs.iter().map(|key| (key.as_str(), MAKES_TESTS)).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    (s3_event(&keys), bucket(&objects))
+}
+
+/// A Python guest runs under a budget of its own: 6,000 records burn more
+/// fuel in the Python `after_update` (about 1.8 million a record) than a
+/// Rust guest may burn at all, and the event goes through whole.
+#[tokio::test]
+async fn a_python_guest_gets_the_fuel_its_runtime_needs() {
+    let (event, effects) = after_update_of(6_000);
+    let python = support::python_guest("after_update");
+    let outcome = support::run_build(&python, "after_update", event, effects, settings(&[])).await;
+    assert_eq!(outcome.status_code(), Some(200), "{:?}", outcome.error_message());
+    assert_eq!(outcome.actions.len(), 5 * 6_000);
+    assert!(
+        outcome.fuel_used > emmaa_runtime::limits::Budget::RUST.fuel,
+        "{}",
+        outcome.fuel_used
+    );
+}

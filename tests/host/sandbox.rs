@@ -2,6 +2,8 @@
 
 use super::*;
 
+use emmaa_runtime::limits::Budget;
+
 /// Runs `probe` on `{"reach": what}` as request `request_id`, with a
 /// minute before its deadline.
 async fn probe_run(
@@ -87,15 +89,41 @@ async fn a_python_guests_monotonic_clock_starts_at_zero() {
     assert_eq!(reached(&outcome), "0");
 }
 
+/// Each build runs under the fuel and memory of its language, from the
+/// language its component is marked with: CPython interprets a Python
+/// handler, so each of its steps is many wasm instructions.
+#[test]
+fn each_build_runs_under_the_budget_of_its_language() {
+    for name in ["model_stats", "after_update", "sandbox_probe"] {
+        assert_eq!(support::guest(name).budget, Budget::RUST, "{name}");
+        assert_eq!(support::python_guest(name).budget, Budget::PYTHON, "{name}");
+    }
+}
+
+/// `probe` given `budget` instead of its language's: a budget smaller than
+/// either language's stops the Python probe in about a second.
+fn within(probe: &emmaa_runtime::LoadedGuest, budget: Budget) -> emmaa_runtime::LoadedGuest {
+    emmaa_runtime::LoadedGuest::clone(probe).with_budget(budget)
+}
+
 #[tokio::test]
 async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
     for (language, probe) in support::probes() {
-        let outcome = probe_run(&probe, "spin", "test-request").await;
-        assert_eq!(outcome.answer, Answer::Failed(Failure::OutOfFuel), "{language}");
+        let budget = Budget {
+            fuel: 1_000_000_000,
+            ..probe.budget
+        };
+        let outcome = probe_run(&within(&probe, budget), "spin", "test-request").await;
         assert_eq!(
-            outcome.fuel_used,
-            emmaa_runtime::limits::FUEL_PER_EVENT,
+            outcome.answer,
+            Answer::Failed(Failure::OutOfFuel { fuel: 1_000_000_000 }),
             "{language}"
+        );
+        assert_eq!(outcome.fuel_used, 1_000_000_000, "{language}");
+        let message = outcome.error_message().unwrap();
+        assert!(
+            message.starts_with("the guest used all of its fuel (1000000000 units"),
+            "{language}: {message}"
         );
     }
 }
@@ -103,17 +131,24 @@ async fn a_guest_that_runs_away_is_stopped_when_its_fuel_runs_out() {
 #[tokio::test]
 async fn a_guest_cannot_grow_its_memory_past_the_limit() {
     for (language, probe) in support::probes() {
-        let outcome = probe_run(&probe, "memory", "test-request").await;
-        let Answer::Failed(Failure::OutOfMemory { asked }) = outcome.answer else {
+        let budget = Budget {
+            memory: 64 << 20,
+            ..probe.budget
+        };
+        let outcome = probe_run(&within(&probe, budget), "memory", "test-request").await;
+        let Answer::Failed(Failure::OutOfMemory { asked, limit }) = outcome.answer else {
             panic!("{language}: not stopped for memory: {:?}", outcome.answer);
         };
+        assert_eq!(limit, 64 << 20, "{language}");
+        assert!(asked > limit, "{language}: {asked}");
         assert!(
-            asked > emmaa_runtime::limits::MAX_GUEST_MEMORY,
-            "{language}: {asked}"
+            outcome.memory_peak <= limit && outcome.memory_peak > 0,
+            "{language}: {}",
+            outcome.memory_peak
         );
         let message = outcome.error_message().unwrap();
         assert!(
-            message.starts_with("the guest used all of its 256 MiB of memory"),
+            message.starts_with("the guest used all of its 64 MiB of memory"),
             "{language}: {message}"
         );
     }

@@ -66,22 +66,49 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     // (CPU) on a blocking thread, the AWS clients (files: credentials, TLS
     // roots) here: 8.4 ms to the first answer one after the other, 7.8 ms
     // at once (docs/benchmarks.md).
-    let component = root.join(&entry.component);
-    let loading =
-        tokio::task::spawn_blocking(move || GuestRuntime::new().and_then(|runtime| runtime.load(&component)));
+    let loading = {
+        let (root, entry) = (root.clone(), entry.clone());
+        tokio::task::spawn_blocking(move || {
+            GuestRuntime::new().and_then(|runtime| runtime.load_entry(&root, &entry))
+        })
+    };
     let effects: Arc<dyn Effects> = Arc::new(AwsEffects::from_env().await);
     let guest = loading
         .await
         .map_err(|err| startup_error(format!("loading the component stopped: {err}")))?
         .map_err(|err| startup_error(err.to_string()))?;
-    let guest = Arc::new(guest.serving(serves).with_component_hash(entry.wasm.clone()));
-    tracing::info!(function, guest = entry.guest, "ready");
+    let guest = within_function_memory(guest.serving(serves), &root.join(&entry.component));
+    tracing::info!(
+        function,
+        guest = entry.guest,
+        language = entry.language.name(),
+        fuel = guest.budget.fuel,
+        memory_mib = guest.budget.memory >> 20,
+        "ready"
+    );
+    let guest = Arc::new(guest);
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let (guest, effects, settings) = (Arc::clone(&guest), Arc::clone(&effects), Arc::clone(&settings));
         async move { handle_event(&guest, effects, settings, event).await }
     }))
     .await
+}
+
+/// `guest` with no more memory than the function has beside the host and
+/// `component` (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB, which Lambda
+/// sets): past it, Lambda would kill the process, and the event would end
+/// without an answer.
+fn within_function_memory(guest: LoadedGuest, component: &std::path::Path) -> LoadedGuest {
+    let function_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok());
+    let Some(function_mb) = function_mb else {
+        return guest;
+    };
+    let component_bytes = std::fs::metadata(component).map_or(0, |file| file.len() as usize);
+    let budget = guest.budget.within_function(function_mb << 20, component_bytes);
+    guest.with_budget(budget)
 }
 
 /// The longest a trace write may take (the SDK's own retries included).

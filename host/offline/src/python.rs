@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use emmaa_runtime::digest::sha256_hex;
-use emmaa_runtime::mark::with_guest_mark;
+use emmaa_runtime::mark::{Language, with_guest_mark, with_language_mark};
 use thiserror::Error;
 
 /// The componentize-py that builds the Python guests.
@@ -22,6 +22,9 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
 /// Where the Python guests' sources are, under the workspace.
 pub const PYTHON_GUESTS_DIR: &str = "guests/python";
+
+/// The marks a build carries (`emmaa_runtime::mark`), part of its inputs.
+const MARKS: &str = "\0marks: emmaa:guest, emmaa:language";
 
 /// The library the Python guests share (not a guest).
 const LIBRARY: &str = "emmaa_guest";
@@ -112,10 +115,12 @@ pub fn build(workspace: &Path, guest: &str, out_dir: &Path) -> Result<PathBuf, P
         source,
     })?;
     let _ = std::fs::remove_file(&built);
-    let marked = with_guest_mark(&wasm, guest).map_err(|why| PythonError::NotAComponent {
-        guest: guest.to_owned(),
-        why,
-    })?;
+    let marked = with_guest_mark(&wasm, guest)
+        .and_then(|marked| with_language_mark(&marked, Language::Python))
+        .map_err(|why| PythonError::NotAComponent {
+            guest: guest.to_owned(),
+            why,
+        })?;
     write_atomically(&out, &marked)?;
     write_atomically(&digest_path, digest.as_bytes())?;
     Ok(out)
@@ -178,6 +183,9 @@ fn componentize_py(workspace: &Path) -> Result<PathBuf, PythonError> {
 fn inputs_digest(workspace: &Path) -> Result<String, PythonError> {
     let mut inputs = Vec::new();
     inputs.extend_from_slice(COMPONENTIZE_PY_VERSION.as_bytes());
+    // What the build adds after componentize-py: a build marked otherwise
+    // is made again.
+    inputs.extend_from_slice(MARKS.as_bytes());
     let mut files = Vec::new();
     collect_files(&workspace.join("wit"), &mut files)?;
     collect_files(&workspace.join(PYTHON_GUESTS_DIR), &mut files)?;

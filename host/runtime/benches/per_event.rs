@@ -8,7 +8,9 @@
 //! - `model_stats` and `after_update` side by side in Rust and in Python
 //!   (the Python builds from `target/python-guests/`, which the tests
 //!   build: left out, and said so, when they are not there): compile, load,
-//!   one event, its fuel and the instance's memory.
+//!   one event, its fuel and the instance's memory;
+//! - `after_update`'s largest event (6 MB) in both builds: its time, fuel
+//!   and memory against its language's budget.
 //!
 //! Run with `cargo bench -p emmaa-runtime --features jit --bench per_event`; results go in
 //! `docs/benchmarks.md`.
@@ -160,6 +162,49 @@ fn main() {
                 time(200, || run(&loaded, event, &configs())),
             );
         }
+    }
+
+    // The largest event Lambda can deliver to `after_update` (6 MB: 77,500
+    // records, each model's config there), once per build under the budget
+    // of its language (`limits::Budget`, which is set from these figures).
+    let records = 77_500;
+    let event = serde_json::json!({
+        "Records": (0..records)
+            .map(|n| serde_json::json!({"s3": {"object": {"key": format!("results/m{n}/model_manager_2020-02-04-12-30-00.pkl")}}}))
+            .collect::<Vec<_>>()
+    })
+    .to_string();
+    let serves = FUNCTIONS
+        .iter()
+        .find(|entry| entry.guest == "after_update")
+        .unwrap();
+    for (language, dir) in [("Rust", Path::new(GUEST_DIR).to_owned()), ("Python", python_dir)] {
+        let Ok(loaded) = engine.load(&dir.join("after_update.wasm")) else {
+            println!("after_update ({language}): not built");
+            continue;
+        };
+        let loaded = loaded.serving(serves);
+        let configs = Arc::new(LocalEffects::new(LocalBucket::Memory(
+            (0..records)
+                .map(|n| {
+                    (
+                        format!("models/m{n}/config.json"),
+                        br#"{"make_tests": true}"#.to_vec(),
+                    )
+                })
+                .collect(),
+        )));
+        let started = Instant::now();
+        let outcome = run(&loaded, &event, &configs);
+        println!(
+            "after_update ({language}): the largest event ({} bytes, {records} records): {:.1?}, {} fuel of {}, {} MiB of memory of {}",
+            event.len(),
+            started.elapsed(),
+            outcome.fuel_used,
+            loaded.budget.fuel,
+            outcome.memory_peak >> 20,
+            loaded.budget.memory >> 20,
+        );
     }
 }
 

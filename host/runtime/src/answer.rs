@@ -11,7 +11,7 @@ use wasmtime::Trap;
 
 use crate::difference::Diverged;
 use crate::effects::{AwsError, ErrorKind};
-use crate::limits::{DEADLINE_MARGIN, FUEL_PER_EVENT, MAX_GUEST_MEMORY};
+use crate::limits::{Budget, DEADLINE_MARGIN};
 
 /// Lambda's limit on a synchronous event (and so on any event): 6 MB.
 pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
@@ -34,16 +34,14 @@ pub enum Failure {
     EventNotJson(String),
     #[error("the guest could not be started: {0}")]
     NotInstantiated(String),
-    #[error(
-        "the guest used all of its fuel ({FUEL_PER_EVENT} units, about one per wasm instruction) and was stopped"
-    )]
-    OutOfFuel,
+    #[error("the guest used all of its fuel ({fuel} units, about one per wasm instruction) and was stopped")]
+    OutOfFuel { fuel: u64 },
     #[error(
         "the guest used all of its {} MiB of memory (it asked for {} MiB) and was stopped",
-        MAX_GUEST_MEMORY >> 20,
+        limit >> 20,
         asked >> 20
     )]
-    OutOfMemory { asked: usize },
+    OutOfMemory { asked: usize, limit: usize },
     #[error(
         "the guest was stopped {} ms before the function's deadline, which it would have passed",
         DEADLINE_MARGIN.as_millis()
@@ -84,7 +82,7 @@ impl Failure {
             Failure::EventTooLarge { .. } => "event-too-large",
             Failure::EventNotJson(_) => "event-not-json",
             Failure::NotInstantiated(_) => "not-instantiated",
-            Failure::OutOfFuel => "out-of-fuel",
+            Failure::OutOfFuel { .. } => "out-of-fuel",
             Failure::OutOfMemory { .. } => "out-of-memory",
             Failure::Deadline => "deadline",
             Failure::OutsideContract(_) => "outside-contract",
@@ -103,7 +101,7 @@ impl Failure {
             Failure::EventTooLarge { .. } => "EmmaaEventTooLarge",
             Failure::EventNotJson(_) => "EmmaaEventNotJson",
             Failure::NotInstantiated(_) => "EmmaaGuestNotInstantiated",
-            Failure::OutOfFuel => "EmmaaGuestOutOfFuel",
+            Failure::OutOfFuel { .. } => "EmmaaGuestOutOfFuel",
             Failure::OutOfMemory { .. } => "EmmaaGuestOutOfMemory",
             Failure::Deadline => "EmmaaGuestDeadline",
             Failure::OutsideContract(_) => "EmmaaGuestOutsideContract",
@@ -115,15 +113,17 @@ impl Failure {
         }
     }
 
-    /// What a failed guest call means, from wasmtime's error and what the
-    /// store saw: a refused memory growth, the guest's last logged error.
+    /// What a failed guest call means, from wasmtime's error, the budget
+    /// the guest ran under and what the store saw: a refused memory growth,
+    /// the guest's last logged error.
     pub fn from_trap(
         err: &wasmtime::Error,
+        budget: Budget,
         memory_refused: Option<usize>,
         last_error: Option<String>,
     ) -> Self {
         match err.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => return Failure::OutOfFuel,
+            Some(Trap::OutOfFuel) => return Failure::OutOfFuel { fuel: budget.fuel },
             Some(Trap::Interrupt) => return Failure::Deadline,
             _ => {}
         }
@@ -131,7 +131,10 @@ impl Failure {
             return Failure::Diverged(diverged.to_string());
         }
         if let Some(asked) = memory_refused {
-            return Failure::OutOfMemory { asked };
+            return Failure::OutOfMemory {
+                asked,
+                limit: budget.memory,
+            };
         }
         if let Some(what) = err.chain().find_map(|cause| outside_contract(&cause.to_string())) {
             return Failure::OutsideContract(what);
@@ -368,8 +371,15 @@ mod tests {
             error: AwsError::new(ErrorKind::Rejected, "ClientException", "no queue"),
         };
         assert_eq!(
-            conclude(Err(Failure::OutOfFuel), &[failed]),
-            Answer::Failed(Failure::OutOfFuel)
+            conclude(
+                Err(Failure::OutOfFuel {
+                    fuel: Budget::RUST.fuel
+                }),
+                &[failed]
+            ),
+            Answer::Failed(Failure::OutOfFuel {
+                fuel: Budget::RUST.fuel
+            })
         );
     }
 
@@ -379,7 +389,12 @@ mod tests {
             what: "job m2_update_20200204_120000".into(),
             error: AwsError::new(ErrorKind::Rejected, "ClientException", "no queue"),
         };
-        let answer = conclude(Err(Failure::OutOfFuel), &[submitted(0), submitted(1), failed]);
+        let answer = conclude(
+            Err(Failure::OutOfFuel {
+                fuel: Budget::RUST.fuel,
+            }),
+            &[submitted(0), submitted(1), failed],
+        );
         let response = answer.response().unwrap();
         assert_eq!(answer.status_code(), Some(207));
         assert_eq!(response["job_ids"], json!(["id-0", "id-1"]));
@@ -449,8 +464,15 @@ mod tests {
             claimed: true,
         };
         assert_eq!(
-            conclude(Err(Failure::OutOfFuel), std::slice::from_ref(&claimed)),
-            Answer::Failed(Failure::OutOfFuel)
+            conclude(
+                Err(Failure::OutOfFuel {
+                    fuel: Budget::RUST.fuel
+                }),
+                std::slice::from_ref(&claimed)
+            ),
+            Answer::Failed(Failure::OutOfFuel {
+                fuel: Budget::RUST.fuel
+            })
         );
         let not_attempted = Effect::Failed {
             what: "job m1".into(),

@@ -19,7 +19,9 @@ use crate::bindings::{Handler, HandlerPre};
 use crate::digest::content_hash;
 use crate::guest::LoadedGuest;
 use crate::imports::HostState;
-use crate::limits::{pooling_config, start_epoch_ticker};
+use crate::limits::{Budget, pooling_config, start_epoch_ticker};
+use crate::manifest::ManifestEntry;
+use crate::mark::Language;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -216,8 +218,14 @@ fn component_path(dir: &Path, guest: &str) -> PathBuf {
 /// code is run as it is, by the `manifest.json` beside it (`deploy
 /// bundle`'s), which must name it for `guest` with its digest, and which
 /// must name the `.wasm` beside it too, if there is one (a stale `.cwasm`
-/// is not preferred silently).
-fn check_identity(dir: &Path, path: &Path, bytes: &[u8], guest: &str) -> Result<(), EngineError> {
+/// is not preferred silently). Answers the language manifest.json gives a
+/// `.cwasm` (a `.wasm` says its own).
+fn check_identity(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    guest: &str,
+) -> Result<Option<Language>, EngineError> {
     let refuse = |why: String| EngineError::NotTheGuest {
         path: path.display().to_string(),
         guest: guest.to_owned(),
@@ -226,7 +234,7 @@ fn check_identity(dir: &Path, path: &Path, bytes: &[u8], guest: &str) -> Result<
     let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
     if !precompiled {
         return match crate::mark::guest_mark(bytes).map_err(&refuse)? {
-            Some(mark) if mark == guest => Ok(()),
+            Some(mark) if mark == guest => Ok(None),
             Some(mark) => Err(refuse(format!("it is guest {mark:?} (its emmaa:guest mark)"))),
             None => Err(refuse(format!(
                 "it carries no {} mark (the builds of this project add it; see docs/command-line.md)",
@@ -263,7 +271,7 @@ fn check_identity(dir: &Path, path: &Path, bytes: &[u8], guest: &str) -> Result<
             wasm.display()
         )));
     }
-    Ok(())
+    Ok(Some(entry.language))
 }
 
 /// The engine, ready to load guests.
@@ -315,31 +323,58 @@ impl GuestRuntime {
     }
 
     /// Loads a component file: a `.cwasm` precompiled by `deploy`, or (with
-    /// the `jit` feature) a `.wasm` compiled here.
+    /// the `jit` feature) a `.wasm` compiled here. A `.wasm` gets the budget
+    /// of the language it is marked with; a `.cwasm` a Rust guest's, unless
+    /// the caller, who has its manifest entry, says otherwise
+    /// ([`LoadedGuest::with_budget`]).
     pub fn load(&self, path: &Path) -> Result<LoadedGuest, EngineError> {
-        self.load_checked(path, |_| Ok(()))
+        self.load_checked(path, |_| Ok(None))
     }
 
-    /// As [`GuestRuntime::load`], once `check` accepts the file's bytes.
+    /// Loads the component a bundle's manifest entry names, in the bundle
+    /// directory `root`: known by the digest of its `.wasm`, and given the
+    /// budget of the language the entry names (a precompiled component
+    /// keeps no mark to say it).
+    pub fn load_entry(&self, root: &Path, entry: &ManifestEntry) -> Result<LoadedGuest, EngineError> {
+        Ok(self
+            .load(&root.join(&entry.component))?
+            .with_component_hash(entry.wasm.clone())
+            .with_budget(Budget::of(entry.language)))
+    }
+
+    /// As [`GuestRuntime::load`], once `check` accepts the file's bytes,
+    /// with the language `check` finds, if it finds one.
     fn load_checked(
         &self,
         path: &Path,
-        check: impl FnOnce(&[u8]) -> Result<(), EngineError>,
+        check: impl FnOnce(&[u8]) -> Result<Option<Language>, EngineError>,
     ) -> Result<LoadedGuest, EngineError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
             path: shown.clone(),
             source,
         })?;
-        check(&bytes)?;
+        let language = check(&bytes)?;
         let precompiled = path.extension().is_some_and(|ext| ext == "cwasm");
-        self.load_bytes(&bytes, precompiled, &shown)
+        let loaded = self.load_bytes(&bytes, precompiled, &shown)?;
+        Ok(match language {
+            Some(language) => loaded.with_budget(Budget::of(language)),
+            None => loaded,
+        })
     }
 
     /// Loads a component from its bytes: precompiled (`.cwasm`), or a
-    /// `.wasm` to compile; `shown` names it in errors.
+    /// `.wasm` to compile, with the budget of the language it is marked
+    /// with; `shown` names it in errors.
     fn load_bytes(&self, bytes: &[u8], precompiled: bool, shown: &str) -> Result<LoadedGuest, EngineError> {
         let hash = (!precompiled).then(|| content_hash(bytes));
+        let language = match precompiled {
+            true => Language::Rust,
+            false => crate::mark::language_mark(bytes).map_err(|message| EngineError::Load {
+                path: shown.to_owned(),
+                message,
+            })?,
+        };
         let component = if precompiled {
             // SAFETY: `.cwasm` files are made by `deploy bundle` with this
             // engine configuration and shipped inside the bundle with this
@@ -349,7 +384,10 @@ impl GuestRuntime {
         } else {
             self.compile(bytes, shown)?
         };
-        Ok(self.link(component, shown)?.with_component_hash(hash))
+        Ok(self
+            .link(component, shown)?
+            .with_component_hash(hash)
+            .with_budget(Budget::of(language)))
     }
 
     /// Compiles `wasm`, or loads what an earlier compile of the same bytes

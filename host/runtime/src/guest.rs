@@ -17,7 +17,7 @@ use crate::context::EventContext;
 use crate::effects::Effects;
 use crate::functions::PipelineFunction;
 use crate::imports::HostState;
-use crate::limits::{DEADLINE_MARGIN, FUEL_PER_EVENT, MAX_EVENT_DEPTH};
+use crate::limits::{Budget, DEADLINE_MARGIN, MAX_EVENT_DEPTH};
 use crate::settings::Settings;
 use crate::store::new_store;
 use crate::trace::Tape;
@@ -32,6 +32,9 @@ pub struct GuestRun {
     pub not_attempted: Vec<usize>,
     /// The fuel the guest burned (about one unit per wasm instruction).
     pub fuel_used: u64,
+    /// The most linear memory the guest had at once, in bytes (0 when it
+    /// never started).
+    pub memory_peak: usize,
     /// How many times a throttled call was waited out and made again.
     pub throttle_waits: u32,
 }
@@ -58,6 +61,7 @@ impl GuestRun {
             actions: Vec::new(),
             not_attempted: Vec::new(),
             fuel_used: 0,
+            memory_peak: 0,
             throttle_waits: 0,
         }
     }
@@ -105,6 +109,7 @@ fn too_deep(json: &[u8]) -> Option<usize> {
 }
 
 /// A guest, linked and pre-instantiated; cheap to run once per event.
+#[derive(Clone)]
 pub struct LoadedGuest {
     pre: HandlerPre<HostState>,
     /// The function it serves, whose reach bounds its calls; with none,
@@ -113,6 +118,8 @@ pub struct LoadedGuest {
     /// `sha256:<hex>` of the component's `.wasm`, when known: what a trace
     /// records, and a replay of it compares.
     pub component: Option<String>,
+    /// The fuel and memory each event may use.
+    pub budget: Budget,
 }
 
 impl LoadedGuest {
@@ -122,6 +129,7 @@ impl LoadedGuest {
             pre,
             function: None,
             component: None,
+            budget: Budget::RUST,
         }
     }
 
@@ -139,6 +147,12 @@ impl LoadedGuest {
     /// The guest, known to be the component whose `.wasm` has `hash`.
     pub fn with_component_hash(mut self, hash: Option<String>) -> Self {
         self.component = hash;
+        self
+    }
+
+    /// The guest, given `budget` for each event.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -175,7 +189,7 @@ impl LoadedGuest {
             state.wasi.set_budget(budget);
         }
         state.tape = tape;
-        let mut store = match new_store(self.pre.engine(), state) {
+        let mut store = match new_store(self.pre.engine(), state, self.budget) {
             Ok(store) => store,
             Err(err) => {
                 let failure = Failure::NotInstantiated(format!("{err:#}"));
@@ -184,7 +198,10 @@ impl LoadedGuest {
         };
         let mut answer = self.call(&mut store, event, context).await;
         store.data_mut().wasi.finish();
-        let fuel_used = FUEL_PER_EVENT.saturating_sub(store.get_fuel().unwrap_or_default());
+        let fuel_used = self
+            .budget
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or_default());
         let state = store.into_data();
         if let Tape::Playing(player) = &state.tape {
             // The recorded guest was stopped by its deadline after its last
@@ -198,6 +215,7 @@ impl LoadedGuest {
             actions: state.actions,
             not_attempted: state.not_attempted,
             fuel_used,
+            memory_peak: state.limiter.peak,
             throttle_waits: state.patience.waits(),
         };
         (outcome, state.tape)
@@ -215,7 +233,7 @@ impl LoadedGuest {
                 // start-up code runs: that is the deadline, not a broken
                 // component.
                 Some(wasmtime::Trap::Interrupt | wasmtime::Trap::OutOfFuel) => {
-                    Failure::from_trap(&err, None, None)
+                    Failure::from_trap(&err, self.budget, None, None)
                 }
                 _ => Failure::NotInstantiated(err.root_cause().to_string()),
             }
@@ -235,7 +253,7 @@ impl LoadedGuest {
                     .take()
                     .or_else(|| state.wasi.last_error_line().map(str::to_owned));
                 let memory_refused = state.limiter.refused;
-                return Err(Failure::from_trap(&err, memory_refused, last_error));
+                return Err(Failure::from_trap(&err, self.budget, memory_refused, last_error));
             }
         };
         serde_json::from_str(&answer).map_err(|err| Failure::BadAnswer {

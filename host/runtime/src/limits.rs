@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter};
 
-/// The most fuel (about one unit per wasm instruction) one event may burn.
-/// Measured: `update_pipeline` burns about 21,000 per model (100,000 models:
-/// 2.1 billion), `model_manager_update` about 33,000 per record (60,000
-/// records: 2 billion; the most records a 6 MB event can hold, about
-/// 140,000, would burn 4.6 billion). Ten billion covers every event Lambda
-/// can deliver twice over, and a guest that loops burns it in about a
-/// second: a bound on work, where the deadline bounds time.
+use crate::mark::Language;
+
+/// The most fuel (about one unit per wasm instruction) one event of a Rust
+/// guest may burn. Measured: `update_pipeline` burns about 21,000 per model
+/// (100,000 models: 2.1 billion), `model_manager_update` about 33,000 per
+/// record (60,000 records: 2 billion), `after_update` about 97,000 per
+/// record: the largest event Lambda can deliver to it (6 MB, 77,500
+/// records) burns 7.5 billion, the most of any guest. A guest that loops
+/// burns ten billion in a few seconds: a bound on work, where the deadline
+/// bounds time.
 pub const FUEL_PER_EVENT: u64 = 10_000_000_000;
 
 /// The deepest an event's JSON may nest (arrays and objects). The host
@@ -23,8 +26,87 @@ pub const FUEL_PER_EVENT: u64 = 10_000_000_000;
 /// No AWS event nests past 10.
 pub const MAX_EVENT_DEPTH: usize = 64;
 
-/// The most linear memory one guest instance may grow to.
-pub const MAX_GUEST_MEMORY: usize = 256 << 20;
+/// The most linear memory one instance of a Rust guest may grow to. The
+/// largest `after_update` event (77,500 records) peaks at 273 MiB; 100,000
+/// models in `update_pipeline` need far less.
+pub const MAX_GUEST_MEMORY: usize = 384 << 20;
+
+/// The most fuel one event of a Python guest may burn. CPython interprets
+/// the handler, so each of its steps is many wasm instructions: `after_update`
+/// burns about 1.8 million a record (19 times the Rust build), and the
+/// largest event Lambda can deliver to it 140 billion; this is that twice
+/// over. A Python loop burns it in under a minute; the deadline bounds time.
+pub const PYTHON_FUEL_PER_EVENT: u64 = 300_000_000_000;
+
+/// The most linear memory one instance of a Python guest may grow to:
+/// CPython's heap starts at 12.4 MiB, and the largest `after_update` event
+/// peaks at 294 MiB.
+pub const PYTHON_GUEST_MEMORY: usize = 512 << 20;
+
+/// What a Lambda function's memory keeps for the host beside the guest
+/// and its component file: the bootstrap peaks at about 21 MB resident
+/// (docs/benchmarks.md), the rest is room for the AWS clients' buffers.
+pub const HOST_MEMORY_RESERVE: usize = 64 << 20;
+
+/// The fuel and memory one event of a guest may use: set per guest, from
+/// the language its component is marked with (`crate::mark`), since what
+/// a handler costs depends on the runtime that interprets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Fuel: about one unit per wasm instruction.
+    pub fuel: u64,
+    /// Linear memory, in bytes.
+    pub memory: usize,
+}
+
+impl Budget {
+    /// A Rust guest's.
+    pub const RUST: Budget = Budget {
+        fuel: FUEL_PER_EVENT,
+        memory: MAX_GUEST_MEMORY,
+    };
+
+    /// A Python guest's.
+    pub const PYTHON: Budget = Budget {
+        fuel: PYTHON_FUEL_PER_EVENT,
+        memory: PYTHON_GUEST_MEMORY,
+    };
+
+    /// The budget of a guest written in `language`.
+    pub fn of(language: Language) -> Budget {
+        match language {
+            Language::Rust => Budget::RUST,
+            Language::Python => Budget::PYTHON,
+        }
+    }
+
+    /// This budget within a Lambda function of `function_bytes` of memory
+    /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) whose component file is
+    /// `component_bytes`: the guest's memory at most what the function has
+    /// less [`HOST_MEMORY_RESERVE`] and the component, so that a guest
+    /// growing past it is answered `out-of-memory` instead of Lambda
+    /// killing the process for the whole function's memory.
+    pub fn within_function(self, function_bytes: usize, component_bytes: usize) -> Budget {
+        let room = function_bytes
+            .saturating_sub(HOST_MEMORY_RESERVE)
+            .saturating_sub(component_bytes);
+        Budget {
+            memory: self.memory.min(room),
+            ..self
+        }
+    }
+
+    /// The largest memory of any guest's: what the pool reserves for each
+    /// instance's linear memory (address space; pages are touched only as
+    /// a guest grows into them).
+    pub const fn largest_memory() -> usize {
+        if Budget::PYTHON.memory > Budget::RUST.memory {
+            Budget::PYTHON.memory
+        } else {
+            Budget::RUST.memory
+        }
+    }
+}
 
 /// Guest instances alive at once in one host (one per event being handled).
 pub const POOLED_INSTANCES: u32 = 32;
@@ -77,7 +159,7 @@ pub fn pooling_config() -> PoolingAllocationConfig {
         // One async stack per instance (the default, 1,000, costs the cold
         // start a guard-page `mprotect` each).
         .total_stacks(POOLED_INSTANCES)
-        .max_memory_size(MAX_GUEST_MEMORY);
+        .max_memory_size(Budget::largest_memory());
     pooling
 }
 
@@ -94,13 +176,35 @@ pub fn start_epoch_ticker(engine: &Engine) {
     });
 }
 
-/// Refuses memory growth past [`MAX_GUEST_MEMORY`] (the guest's
+/// Refuses memory growth past the guest's budget (the guest's
 /// `memory.grow` fails, as WebAssembly has it) and remembers that it did,
-/// so the trap that usually follows is reported as what it is.
-#[derive(Debug, Default)]
+/// so the trap that usually follows is reported as what it is; keeps the
+/// most memory the guest had.
+#[derive(Debug)]
 pub struct MemoryLimiter {
+    /// The most linear memory the guest may have, in bytes.
+    pub limit: usize,
     /// The size the guest asked for when it was refused.
     pub refused: Option<usize>,
+    /// The most linear memory the guest had at once, in bytes.
+    pub peak: usize,
+}
+
+impl MemoryLimiter {
+    /// A limiter allowing `limit` bytes of linear memory.
+    pub fn within(limit: usize) -> Self {
+        MemoryLimiter {
+            limit,
+            refused: None,
+            peak: 0,
+        }
+    }
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        MemoryLimiter::within(Budget::RUST.memory)
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -110,10 +214,11 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > MAX_GUEST_MEMORY {
+        if desired > self.limit {
             self.refused = Some(desired);
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -124,5 +229,23 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_gets_no_more_memory_than_its_function_has_beside_the_host() {
+        let mib = |n: usize| n << 20;
+        // The template's default, 256 MB: a Rust guest gets what is left.
+        assert_eq!(Budget::RUST.within_function(mib(256), mib(1)).memory, mib(191));
+        // A Python guest, its 37 MB component counted.
+        assert_eq!(Budget::PYTHON.within_function(mib(256), mib(37)).memory, mib(155));
+        // A large function: the language's own limit.
+        assert_eq!(Budget::PYTHON.within_function(mib(2048), mib(37)), Budget::PYTHON);
+        assert_eq!(Budget::RUST.within_function(mib(10), mib(1)).memory, 0);
+        assert_eq!(Budget::RUST.within_function(mib(128), 0).fuel, Budget::RUST.fuel);
     }
 }

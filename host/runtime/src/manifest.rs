@@ -8,6 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::mark::Language;
+
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// The manifest format this host reads.
@@ -36,6 +38,33 @@ pub struct ManifestEntry {
     /// code is run as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwasm: Option<String>,
+    /// The language the guest was written in (`rust` when absent), from
+    /// its `.wasm`'s mark: a precompiled component keeps no custom
+    /// sections, and the guest's fuel and memory depend on it.
+    #[serde(default, skip_serializing_if = "is_rust", with = "language_name")]
+    pub language: Language,
+}
+
+fn is_rust(language: &Language) -> bool {
+    *language == Language::Rust
+}
+
+/// A [`Language`] as its name.
+mod language_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::mark::Language;
+
+    pub fn serialize<S: Serializer>(language: &Language, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(language.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Language, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Language::named(&name).ok_or_else(|| {
+            D::Error::custom(format!("language {name:?} is none this host runs (rust, python)"))
+        })
+    }
 }
 
 #[derive(Debug, Error)]

@@ -119,3 +119,62 @@ fn a_cwasm_is_run_only_as_its_manifest_vouches_for_it() {
         ))
     );
 }
+
+/// A precompiled component keeps no mark, so the manifest entry that
+/// vouches for it names its language, and the guest runs under that
+/// language's budget, whether a bundle's bootstrap loads it
+/// (`load_entry`) or `--components` does.
+#[test]
+fn a_cwasm_runs_under_the_budget_of_the_language_its_manifest_names() {
+    use emmaa_runtime::engine::Components;
+    use emmaa_runtime::limits::Budget;
+    use emmaa_runtime::manifest::{Manifest, ManifestEntry};
+    use emmaa_runtime::mark::Language;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = built("model_stats");
+    let cwasm = emmaa_runtime::engine::precompile(&wasm).unwrap();
+    std::fs::write(dir.path().join("model_stats.cwasm"), &cwasm).unwrap();
+    let runtime = emmaa_runtime::GuestRuntime::new().unwrap();
+    let components = Components::Directory(dir.path().to_owned());
+    for (language, written, budget) in [
+        (Language::Rust, None, Budget::RUST),
+        (Language::Python, Some("python"), Budget::PYTHON),
+    ] {
+        let entry = ManifestEntry {
+            guest: "model_stats".into(),
+            component: "model_stats.cwasm".into(),
+            wasm: Some(emmaa_runtime::digest::content_hash(&wasm)),
+            cwasm: Some(emmaa_runtime::digest::content_hash(&cwasm)),
+            language,
+        };
+        let manifest = Manifest {
+            format: emmaa_runtime::manifest::MANIFEST_FORMAT,
+            arch: "x86_64".into(),
+            functions: [("emmaa-model-stats".to_owned(), entry.clone())].into(),
+        };
+        let text = serde_json::to_value(&manifest).unwrap();
+        assert_eq!(
+            text["functions"]["emmaa-model-stats"].get("language"),
+            written.map(|name| json!(name)).as_ref(),
+            "Rust, the default, is not written"
+        );
+        std::fs::write(dir.path().join("manifest.json"), text.to_string()).unwrap();
+        assert_eq!(runtime.load_entry(dir.path(), &entry).unwrap().budget, budget);
+        let loaded = runtime.load_guest(&components, "model_stats").unwrap();
+        assert_eq!(loaded.budget, budget, "{language:?}");
+    }
+
+    let mut unknown: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
+    unknown["functions"]["emmaa-model-stats"]["language"] = json!("cobol");
+    std::fs::write(dir.path().join("manifest.json"), unknown.to_string()).unwrap();
+    let Err(err) = runtime.load_guest(&components, "model_stats") else {
+        panic!("a language this host does not run was accepted");
+    };
+    assert!(
+        err.to_string()
+            .contains("language \"cobol\" is none this host runs (rust, python)"),
+        "{err}"
+    );
+}
