@@ -52,3 +52,37 @@ pub fn not_attempted() -> AwsError {
         "not attempted: too little time was left before the function's deadline",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A call starts with exactly [`CALL_RESERVE`] left before the
+    /// interrupt point, and not with a millisecond less (on the virtual
+    /// clock, which moves only when every run waits).
+    #[test]
+    fn a_call_starts_only_with_its_reserve_left() {
+        clock::run_virtual(async {
+            let exactly = Gate::new(1, clock::now() + CALL_RESERVE);
+            assert!(exactly.enter().await.is_ok());
+            let short = Gate::new(1, clock::now() + CALL_RESERVE - Duration::from_millis(1));
+            let err = short.enter().await.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::NotAttempted);
+        });
+    }
+
+    /// At most `max_in_flight` calls are through at once: the next waits
+    /// for a place.
+    #[test]
+    fn a_call_waits_for_a_place_when_the_gate_is_full() {
+        clock::run_virtual(async {
+            let gate = Gate::new(1, clock::now() + Duration::from_secs(60));
+            let held = gate.enter().await.unwrap();
+            assert!(gate.permits.try_acquire().is_err(), "the one place is taken");
+            drop(held);
+            assert!(gate.enter().await.is_ok(), "freed, it is given again");
+        });
+    }
+}

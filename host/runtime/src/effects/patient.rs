@@ -240,6 +240,7 @@ mod tests {
             let started = clock::now();
             assert!(patient.get_object("b", "k", 1).await.is_ok());
             assert_eq!(inner.calls.load(Ordering::SeqCst), 4);
+            assert_eq!(patient.waits(), 3, "a pause before each call made again");
             let waited = clock::now() - started;
             assert!(
                 waited >= MAX_PAUSE.mul_f64(0.3) && waited <= MAX_PAUSE * 3,
@@ -282,6 +283,7 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::Denied);
             assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
             assert_eq!(clock::now() - started, Duration::ZERO);
+            assert_eq!(patient.waits(), 0);
         });
     }
 
