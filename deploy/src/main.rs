@@ -346,10 +346,17 @@ struct CheckOptions {
 
 impl CheckOptions {
     /// Replays the traces of `guest` (every guest's: None) with the guests
-    /// this build ships; an error unless every one is the same, or the
-    /// user said to go on despite differences.
-    /// `offline` (a dry run): traces on S3 are refused, not read.
-    async fn check(&self, guest: Option<&str>, aws: &AwsTarget, offline: bool) -> anyhow::Result<()> {
+    /// this build ships (the Python build of those in `python`); an error
+    /// unless every one is the same, or the user said to go on despite
+    /// differences. `offline` (a dry run): traces on S3 are refused, not
+    /// read.
+    async fn check(
+        &self,
+        guest: Option<&str>,
+        python: &[String],
+        aws: &AwsTarget,
+        offline: bool,
+    ) -> anyhow::Result<()> {
         if self.check_against.is_empty() {
             return Ok(());
         }
@@ -364,8 +371,22 @@ impl CheckOptions {
             .iter()
             .map(|trace| TraceSource::parse(trace))
             .collect();
-        let mut player =
-            TraceReplayer::new(Components::BuiltIn, Duration::from_secs(60))?.with_aws(aws.clone());
+        let components = match python {
+            [] => Components::BuiltIn,
+            python => {
+                let workspace = emmaa_deploy::bundle::workspace();
+                let dir = workspace.join("target").join("python-guests");
+                for guest in python {
+                    emmaa_offline::python::build(&workspace, guest, &dir)?;
+                }
+                Components::Mixed {
+                    guests: python.to_vec(),
+                    dir,
+                    rest: Box::new(Components::BuiltIn),
+                }
+            }
+        };
+        let mut player = TraceReplayer::new(components, Duration::from_secs(60))?.with_aws(aws.clone());
         let checked = player.check(&sources, guest).await?;
         for one in &checked {
             println!("{}", one.line());
@@ -498,7 +519,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             aws,
         } => {
             let account = if dry_run { None } else { Some(aws.connect().await?) };
-            check.check(None, &aws.target(), dry_run).await?;
+            check.check(None, &build.python, &aws.target(), dry_run).await?;
             let request = StackRequest {
                 stack: stack_name,
                 artifact_bucket,
@@ -667,7 +688,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Serves::One { guest, .. } => Some(guest.as_str()),
                 Serves::All => None,
             };
-            check.check(guest, &aws.target(), dry_run).await?;
+            check.check(guest, &build.python, &aws.target(), dry_run).await?;
             let bundle = bundle(&build.request(serves))?;
             println!("{}", describe(&bundle));
             let Some(account) = account else {

@@ -11,6 +11,19 @@ async fn recorded(
     settings: emmaa_runtime::Settings,
     time_left: Duration,
 ) -> (emmaa_runtime::GuestRun, emmaa_runtime::trace::Trace) {
+    let guest = support::guest(guest_name);
+    recorded_by(&guest, guest_name, event, effects, settings, time_left).await
+}
+
+/// As [`recorded`], with `guest` as loaded (its budget, say).
+async fn recorded_by(
+    guest: &emmaa_runtime::LoadedGuest,
+    guest_name: &str,
+    event: &str,
+    effects: Arc<dyn Effects>,
+    settings: emmaa_runtime::Settings,
+    time_left: Duration,
+) -> (emmaa_runtime::GuestRun, emmaa_runtime::trace::Trace) {
     use emmaa_runtime::trace::{Header, Recording, Tape, Trace};
     let function = emmaa_runtime::functions::PipelineFunction::by_guest(guest_name).map_or_else(
         || format!("test-{guest_name}"),
@@ -24,7 +37,6 @@ async fn recorded(
         now: support::NOW,
     };
     let settings = Arc::new(settings);
-    let guest = support::guest(guest_name);
     let (outcome, tape) = guest
         .handle_taped(
             event,
@@ -47,6 +59,7 @@ async fn recorded(
         now: context.now,
         settings: &settings,
         event,
+        budget: guest.budget,
     };
     let trace = Trace::new(header, recording, &outcome.answer, outcome.fuel_used);
     (outcome, trace)
@@ -57,6 +70,39 @@ async fn replayed(trace: &emmaa_runtime::trace::Trace) -> emmaa_offline::report:
     let components = emmaa_runtime::engine::Components::Directory(emmaa_runtime::functions::GUEST_DIR.into());
     let mut player = emmaa_offline::replay::TraceReplayer::new(components, Duration::from_secs(60)).unwrap();
     player.replay(trace, "test").await.unwrap()
+}
+
+/// A run recorded under less memory than its language's (a Lambda
+/// function with little memory) replays under the same budget, to the same
+/// stop, and not under the replaying host's own.
+#[tokio::test]
+async fn a_run_stopped_for_memory_replays_under_the_budget_it_was_recorded_with() {
+    // 20,000 records: about 71 MiB of the 384 a Rust guest may have.
+    let budget = emmaa_runtime::limits::Budget {
+        memory: 48 << 20,
+        ..emmaa_runtime::limits::Budget::RUST
+    };
+    let guest = emmaa_runtime::LoadedGuest::clone(&support::guest("after_update")).with_budget(budget);
+    let keys: Vec<String> = (0..20_000)
+        .map(|n| format!("results/m{n}/model_manager_2020-02-04-12-30-00.pkl"))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let event = s3_event(&keys).to_string();
+    let (outcome, trace) = recorded_by(
+        &guest,
+        "after_update",
+        &event,
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(outcome.answer.failure().map(Failure::kind), Some("out-of-memory"));
+    assert_eq!(trace.budget, Some(budget));
+    let report = replayed(&trace).await;
+    let verdict = report.trace.as_ref().unwrap();
+    assert!(verdict.same, "{}", verdict.message);
+    assert_eq!(report.error.as_ref().unwrap().kind, "out-of-memory");
 }
 
 #[tokio::test]

@@ -101,7 +101,7 @@ fn each_build_runs_under_the_budget_of_its_language() {
 }
 
 /// `probe` given `budget` instead of its language's: a budget smaller than
-/// either language's stops the Python probe in about a second.
+/// either language's stops a spinning probe in a fraction of a second.
 fn within(probe: &emmaa_runtime::LoadedGuest, budget: Budget) -> emmaa_runtime::LoadedGuest {
     emmaa_runtime::LoadedGuest::clone(probe).with_budget(budget)
 }
@@ -150,6 +150,19 @@ async fn a_guest_cannot_grow_its_memory_past_the_limit() {
         assert!(
             message.starts_with("the guest used all of its 64 MiB of memory"),
             "{language}: {message}"
+        );
+        // A budget below the memory the guest starts with: it cannot be
+        // started, and that is said as memory, not as a broken component.
+        let tiny = Budget {
+            memory: 512 << 10,
+            ..probe.budget
+        };
+        let outcome = probe_run(&within(&probe, tiny), "environment", "test-request").await;
+        assert_eq!(
+            outcome.answer.failure().map(Failure::kind),
+            Some("out-of-memory"),
+            "{language}: {:?}",
+            outcome.answer
         );
     }
 }

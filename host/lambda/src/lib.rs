@@ -100,14 +100,23 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
 /// sets): past it, Lambda would kill the process, and the event would end
 /// without an answer.
 fn within_function_memory(guest: LoadedGuest, component: &std::path::Path) -> LoadedGuest {
-    let function_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        .ok()
-        .and_then(|mb| mb.parse::<usize>().ok());
-    let Some(function_mb) = function_mb else {
+    let given = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok();
+    let function_bytes = given
+        .as_deref()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .filter(|mb| *mb > 0)
+        .and_then(|mb| mb.checked_mul(1 << 20));
+    let Some(function_bytes) = function_bytes else {
+        if let Some(given) = given {
+            tracing::warn!(
+                value = given,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a size in MB: the guest's memory is its language's limit"
+            );
+        }
         return guest;
     };
     let component_bytes = std::fs::metadata(component).map_or(0, |file| file.len() as usize);
-    let budget = guest.budget.within_function(function_mb << 20, component_bytes);
+    let budget = guest.budget.within_function(function_bytes, component_bytes);
     guest.with_budget(budget)
 }
 
@@ -189,6 +198,7 @@ pub async fn handle_event(
                 function: &context.function_name,
                 guest: guest.function().map_or("", |function| function.guest),
                 component: guest.component.as_deref(),
+                budget: guest.budget,
                 request_id: &context.request_id,
                 deadline_ms: context.deadline_ms,
                 time_left_ms: u64::try_from(context.time_left.as_millis()).unwrap_or(u64::MAX),

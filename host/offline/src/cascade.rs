@@ -281,6 +281,7 @@ impl Cascade {
                     function: &name,
                     guest: served.guest,
                     component: guest.component.as_deref(),
+                    budget: guest.budget,
                     request_id,
                     deadline_ms: context.deadline_ms,
                     time_left_ms: u64::try_from(context.time_left.as_millis()).unwrap_or(u64::MAX),

@@ -586,6 +586,14 @@ impl TraceReplayer {
             reason,
         };
         let guest = self.guest(&trace.guest, shown)?;
+        // Under the budget it was recorded with (a Lambda function's memory
+        // may have been less than the language's).
+        let guest = match trace.budget {
+            Some(budget) if budget != guest.budget => {
+                Arc::new(LoadedGuest::clone(&guest).with_budget(budget))
+            }
+            _ => guest,
+        };
         let settings = trace
             .settings()
             .map_err(|err| unusable(format!("its settings are refused here: {err}")))?;

@@ -151,7 +151,10 @@ fn main() {
                 &format!("{guest} ({language}): load the .cwasm"),
                 time(20, || engine.load(&cwasm).unwrap()),
             );
-            let loaded = engine.load(&cwasm).unwrap().serving(serves);
+            // A `.cwasm` keeps no language mark: the budget its `.wasm` says.
+            let budget =
+                emmaa_runtime::limits::Budget::of(emmaa_runtime::mark::language_mark(&bytes).unwrap());
+            let loaded = engine.load(&cwasm).unwrap().serving(serves).with_budget(budget);
             let outcome = run(&loaded, event, &configs());
             report(
                 &format!(

@@ -69,6 +69,7 @@ fn main() {
                 function: "bench",
                 guest: name,
                 component: guest.component.as_deref(),
+                budget: guest.budget,
                 request_id: "bench",
                 deadline_ms: 0,
                 time_left_ms: 60_000,

@@ -263,13 +263,22 @@ fn check_identity(
         ));
     }
     let wasm = dir.join(format!("{guest}.wasm"));
-    if let Ok(source) = std::fs::read(&wasm)
-        && entry.wasm.as_deref() != Some(content_hash(&source).as_str())
-    {
-        return Err(refuse(format!(
-            "it was precompiled from another build than {} beside it: remove the stale one",
-            wasm.display()
-        )));
+    if let Ok(source) = std::fs::read(&wasm) {
+        if entry.wasm.as_deref() != Some(content_hash(&source).as_str()) {
+            return Err(refuse(format!(
+                "it was precompiled from another build than {} beside it: remove the stale one",
+                wasm.display()
+            )));
+        }
+        // The build it came from is here to say its language.
+        let marked = crate::mark::language_mark(&source).map_err(&refuse)?;
+        if marked != entry.language {
+            return Err(refuse(format!(
+                "manifest.json says it is written in {}, and the .wasm it was precompiled from is marked {}",
+                entry.language.name(),
+                marked.name()
+            )));
+        }
     }
     Ok(Some(entry.language))
 }

@@ -235,6 +235,11 @@ impl LoadedGuest {
                 Some(wasmtime::Trap::Interrupt | wasmtime::Trap::OutOfFuel) => {
                     Failure::from_trap(&err, self.budget, None, None)
                 }
+                // Its initial memory is more than its budget allows (a
+                // function with too little memory for its guest).
+                _ if store.data().limiter.refused.is_some() => {
+                    Failure::from_trap(&err, self.budget, store.data().limiter.refused, None)
+                }
                 _ => Failure::NotInstantiated(err.root_cause().to_string()),
             }
         })?;

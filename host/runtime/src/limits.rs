@@ -35,7 +35,8 @@ pub const MAX_GUEST_MEMORY: usize = 384 << 20;
 /// the handler, so each of its steps is many wasm instructions: `after_update`
 /// burns about 1.8 million a record (19 times the Rust build), and the
 /// largest event Lambda can deliver to it 140 billion; this is that twice
-/// over. A Python loop burns it in under a minute; the deadline bounds time.
+/// over. A Python loop burns it within about a minute (a spinning probe
+/// burns a billion units in well under a second); the deadline bounds time.
 pub const PYTHON_FUEL_PER_EVENT: u64 = 300_000_000_000;
 
 /// The most linear memory one instance of a Python guest may grow to:
@@ -51,7 +52,7 @@ pub const HOST_MEMORY_RESERVE: usize = 64 << 20;
 /// The fuel and memory one event of a guest may use: set per guest, from
 /// the language its component is marked with (`crate::mark`), since what
 /// a handler costs depends on the runtime that interprets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Budget {
     /// Fuel: about one unit per wasm instruction.
     pub fuel: u64,
@@ -176,18 +177,23 @@ pub fn start_epoch_ticker(engine: &Engine) {
     });
 }
 
-/// Refuses memory growth past the guest's budget (the guest's
-/// `memory.grow` fails, as WebAssembly has it) and remembers that it did,
-/// so the trap that usually follows is reported as what it is; keeps the
-/// most memory the guest had.
+/// Refuses memory growth past the guest's budget, its memories counted
+/// together (the guest's `memory.grow` fails, as WebAssembly has it), and
+/// remembers that it did, so the trap that usually follows is reported as
+/// what it is; keeps the most memory the guest had.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     /// The most linear memory the guest may have, in bytes.
     pub limit: usize,
-    /// The size the guest asked for when it was refused.
+    /// The size the guest asked for when it was refused: every memory's,
+    /// the growth included.
     pub refused: Option<usize>,
+    /// The linear memory the guest has, in bytes, every memory's.
+    pub total: usize,
     /// The most linear memory the guest had at once, in bytes.
     pub peak: usize,
+    /// The last growth allowed, until it is given.
+    growing: usize,
 }
 
 impl MemoryLimiter {
@@ -196,7 +202,9 @@ impl MemoryLimiter {
         MemoryLimiter {
             limit,
             refused: None,
+            total: 0,
             peak: 0,
+            growing: 0,
         }
     }
 }
@@ -210,16 +218,26 @@ impl Default for MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.refused = Some(desired);
+        let asked = self.total.saturating_add(desired.saturating_sub(current));
+        if asked > self.limit {
+            self.refused = Some(asked);
             return Ok(false);
         }
-        self.peak = self.peak.max(desired);
+        self.growing = asked - self.total;
+        self.total = asked;
+        self.peak = self.peak.max(asked);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed here but not given (the pool's own bound): the growth is
+        // not the guest's memory.
+        self.total -= std::mem::take(&mut self.growing);
+        Ok(())
     }
 
     fn table_growing(
@@ -241,11 +259,31 @@ mod tests {
         let mib = |n: usize| n << 20;
         // The template's default, 256 MB: a Rust guest gets what is left.
         assert_eq!(Budget::RUST.within_function(mib(256), mib(1)).memory, mib(191));
-        // A Python guest, its 37 MB component counted.
-        assert_eq!(Budget::PYTHON.within_function(mib(256), mib(37)).memory, mib(155));
+        // A Python guest, its 37 MB (35.3 MiB) component counted.
+        assert_eq!(
+            Budget::PYTHON.within_function(mib(256), 37_009_120).memory >> 20,
+            156
+        );
         // A large function: the language's own limit.
-        assert_eq!(Budget::PYTHON.within_function(mib(2048), mib(37)), Budget::PYTHON);
+        assert_eq!(
+            Budget::PYTHON.within_function(mib(2048), 37_009_120),
+            Budget::PYTHON
+        );
         assert_eq!(Budget::RUST.within_function(mib(10), mib(1)).memory, 0);
         assert_eq!(Budget::RUST.within_function(mib(128), 0).fuel, Budget::RUST.fuel);
+    }
+
+    #[test]
+    fn a_guests_memories_are_counted_together_against_its_limit() {
+        let mut limiter = MemoryLimiter::within(100);
+        assert!(limiter.memory_growing(0, 60, None).unwrap());
+        assert!(
+            limiter.memory_growing(0, 30, None).unwrap(),
+            "a second memory: 90 in all"
+        );
+        assert!(!limiter.memory_growing(30, 50, None).unwrap(), "110 in all");
+        assert_eq!(limiter.refused, Some(110));
+        assert!(limiter.memory_growing(60, 70, None).unwrap(), "100 in all");
+        assert_eq!((limiter.total, limiter.peak), (100, 100));
     }
 }

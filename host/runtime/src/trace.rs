@@ -25,6 +25,7 @@ use crate::bindings::emmaa::pipeline::functions::Invoked;
 use crate::difference::{Difference, Diverged, first_difference};
 use crate::digest::content_hash;
 use crate::effects::{AwsError, Invocation, Job};
+use crate::limits::Budget;
 use crate::settings::Settings;
 
 /// The trace format this host writes and reads.
@@ -218,6 +219,12 @@ pub struct Trace {
     /// and the fuel the guest burned.
     pub stopped: Option<String>,
     pub fuel_used: u64,
+    /// The fuel and memory the guest ran under (its language's, or less
+    /// memory in a small Lambda function): a replay runs it under the
+    /// same, so that a guest stopped for either stops again. Traces from
+    /// before budgets were recorded have none: the guest's own then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
     pub bodies: BTreeMap<String, Body>,
     pub left_out: Option<LeftOut>,
 }
@@ -249,6 +256,8 @@ pub struct Header<'a> {
     pub now: u64,
     pub settings: &'a Settings,
     pub event: &'a str,
+    /// The fuel and memory the guest ran under.
+    pub budget: Budget,
 }
 
 impl Trace {
@@ -273,6 +282,7 @@ impl Trace {
                 .filter(|failure| matches!(failure, Failure::Deadline))
                 .map(|failure| failure.kind().to_owned()),
             fuel_used,
+            budget: Some(header.budget),
             bodies: recording.bodies,
             left_out: None,
         };
@@ -569,6 +579,7 @@ mod tests {
             },
             stopped: None,
             fuel_used: 0,
+            budget: None,
             bodies,
             left_out: None,
         }

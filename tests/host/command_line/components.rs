@@ -165,6 +165,19 @@ fn a_cwasm_runs_under_the_budget_of_the_language_its_manifest_names() {
         assert_eq!(loaded.budget, budget, "{language:?}");
     }
 
+    // The build it came from, beside it, says Rust: the manifest is wrong.
+    std::fs::write(dir.path().join("model_stats.wasm"), &wasm).unwrap();
+    let Err(err) = runtime.load_guest(&components, "model_stats") else {
+        panic!("a manifest naming another language than the .wasm's mark was believed");
+    };
+    assert!(
+        err.to_string().ends_with(
+            "manifest.json says it is written in python, and the .wasm it was precompiled from is marked rust"
+        ),
+        "{err}"
+    );
+    std::fs::remove_file(dir.path().join("model_stats.wasm")).unwrap();
+
     let mut unknown: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
     unknown["functions"]["emmaa-model-stats"]["language"] = json!("cobol");
