@@ -8,7 +8,8 @@ use super::*;
 /// predates the ledger), with `ledger_unavailable` every one fails as S3
 /// does when it keeps answering 500 past the SDK's retries, and with
 /// `take_over_error` every conditional write over an existing claim
-/// (`If-Match`: a take-over) fails with it.
+/// (`If-Match`: a take-over) fails with it; with `claim_delay` each new
+/// claim (`If-None-Match: *`) takes that long, counting how many overlap.
 pub(crate) struct Slow {
     inner: emmaa_runtime::effects::local::LocalEffects,
     delay_of: fn(&str) -> Duration,
@@ -16,8 +17,11 @@ pub(crate) struct Slow {
     pub(crate) ledger_denied: bool,
     pub(crate) ledger_unavailable: bool,
     pub(crate) take_over_error: Option<AwsError>,
+    pub(crate) claim_delay: Option<Duration>,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
+    claims_in_flight: AtomicUsize,
+    most_claims_in_flight: AtomicUsize,
 }
 
 impl Slow {
@@ -32,8 +36,11 @@ impl Slow {
             ledger_denied: false,
             ledger_unavailable: false,
             take_over_error: None,
+            claim_delay: None,
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
+            claims_in_flight: AtomicUsize::new(0),
+            most_claims_in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -114,6 +121,12 @@ impl emmaa_runtime::Effects for Slow {
                 "We encountered an internal error. Please try again.",
             ));
         }
+        if let (Some(delay), Condition::Absent) = (self.claim_delay, &condition) {
+            let now = self.claims_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_claims_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            self.claims_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         self.inner.put_object_if(bucket, key, body, condition).await
     }
 
@@ -187,5 +200,36 @@ async fn each_answer_of_a_concurrent_batch_goes_back_to_the_call_that_got_it() {
             .map(|(item, _)| item)
             .collect::<Vec<_>>(),
         ["m03", "m37"]
+    );
+}
+
+/// The ledger's claims take no place at the gate: while
+/// `EMMAA_MAX_IN_FLIGHT` calls go out, `LEDGER_OVERLAP` times as many
+/// items of the batch are under way, so that their claims overlap the
+/// calls instead of waiting behind them.
+#[tokio::test]
+async fn claims_overlap_the_calls_up_to_the_ledger_overlap() {
+    let mut slow = Slow::new(forty_daily_models(), |_| Duration::from_millis(1));
+    slow.claim_delay = Some(Duration::from_millis(30));
+    let effects = Arc::new(slow);
+    let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", "2"), ("EMMAA_LEDGER", "on")]);
+    let outcome = run_in_time(
+        "update_pipeline",
+        "{}",
+        effects.clone(),
+        settings,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        outcome.response(),
+        Some(&success()),
+        "{:?}",
+        outcome.error_message()
+    );
+    assert_eq!(effects.most_in_flight(), 2);
+    assert_eq!(
+        effects.most_claims_in_flight.load(Ordering::SeqCst),
+        2 * emmaa_runtime::limits::LEDGER_OVERLAP
     );
 }
