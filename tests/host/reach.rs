@@ -24,6 +24,24 @@ async fn a_guest_asking_beyond_its_functions_reach_gets_a_permission_error_and_a
     }
 }
 
+/// The reach is the pipeline's bucket's: given `update_pipeline`'s reach,
+/// which lists `models/`, the probe's listing of `models/` in another
+/// bucket is refused all the same (as are its read, invocation and job).
+#[tokio::test]
+async fn a_listing_the_function_may_make_is_refused_in_another_bucket() {
+    let update_pipeline = emmaa_runtime::functions::PipelineFunction::by_guest("update_pipeline").unwrap();
+    let probe = support::guest_serving("sandbox_probe", update_pipeline);
+    let context = support::event_context("test-sandbox_probe", "test-request", Duration::from_secs(60));
+    let event = json!({"reach": "beyond-reach"}).to_string();
+    let outcome = probe
+        .handle(&event, &context, Arc::new(bucket(&[])), Arc::new(settings(&[])))
+        .await;
+    assert_eq!(
+        outcome.response().unwrap()["reached"],
+        "OutsideReach,OutsideReach,OutsideReach,OutsideReach"
+    );
+}
+
 #[tokio::test]
 async fn a_handler_given_another_functions_reach_is_refused_what_that_function_may_not_do() {
     let queries = emmaa_runtime::functions::PipelineFunction::by_guest("model_queries").unwrap();
