@@ -105,6 +105,42 @@ async fn a_run_stopped_for_memory_replays_under_the_budget_it_was_recorded_with(
     assert_eq!(report.error.as_ref().unwrap().kind, "out-of-memory");
 }
 
+/// A trace is input: the fuel a trace says its guest had is not taken
+/// (an edited one could claim any), and its memory never raises the
+/// replaying build's own. A run stopped at a billion units of fuel
+/// replays under the build's ten billion, whatever the trace claims.
+#[tokio::test]
+async fn a_replay_takes_only_a_lower_memory_from_a_traces_budget() {
+    use emmaa_runtime::limits::Budget;
+    let small = Budget {
+        fuel: 1_000_000_000,
+        ..Budget::RUST
+    };
+    let probe = emmaa_runtime::LoadedGuest::clone(&support::guest("sandbox_probe")).with_budget(small);
+    let event = json!({"reach": "spin"}).to_string();
+    let (outcome, mut trace) = recorded_by(
+        &probe,
+        "sandbox_probe",
+        &event,
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        outcome.answer.failure(),
+        Some(&Failure::OutOfFuel { fuel: 1_000_000_000 })
+    );
+    trace.budget = Some(Budget {
+        fuel: u64::MAX,
+        memory: usize::MAX,
+    });
+    let report = replayed(&trace).await;
+    let error = report.error.as_ref().unwrap();
+    assert_eq!(error.kind, "out-of-fuel");
+    assert!(error.message.contains("(10000000000 units"), "{}", error.message);
+}
+
 #[tokio::test]
 async fn a_run_its_deadline_stopped_replays_to_the_same_stop() {
     // The probe submits a job (the call needs CALL_RESERVE, 500 ms, before

@@ -101,12 +101,7 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
 /// without an answer.
 fn within_function_memory(guest: LoadedGuest, component: &std::path::Path) -> LoadedGuest {
     let given = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok();
-    let function_bytes = given
-        .as_deref()
-        .and_then(|mb| mb.parse::<usize>().ok())
-        .filter(|mb| *mb > 0)
-        .and_then(|mb| mb.checked_mul(1 << 20));
-    let Some(function_bytes) = function_bytes else {
+    let Some(function_bytes) = given.as_deref().and_then(function_memory_bytes) else {
         if let Some(given) = given {
             tracing::warn!(
                 value = given,
@@ -118,6 +113,15 @@ fn within_function_memory(guest: LoadedGuest, component: &std::path::Path) -> Lo
     let component_bytes = std::fs::metadata(component).map_or(0, |file| file.len() as usize);
     let budget = guest.budget.within_function(function_bytes, component_bytes);
     guest.with_budget(budget)
+}
+
+/// The bytes of a function's memory size in MB, as Lambda gives it: none
+/// for 0, what is not a number, or what does not fit.
+fn function_memory_bytes(mb: &str) -> Option<usize> {
+    mb.parse::<usize>()
+        .ok()
+        .filter(|mb| *mb > 0)
+        .and_then(|mb| mb.checked_mul(1 << 20))
 }
 
 /// The longest a trace write may take (the SDK's own retries included).
@@ -253,5 +257,26 @@ pub async fn handle_event(
             error_type: failure.error_type().to_owned(),
             error_message: failure.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_memory_size_that_is_not_one_is_none() {
+        assert_eq!(function_memory_bytes("256"), Some(256 << 20));
+        assert_eq!(function_memory_bytes("10240"), Some(10240 << 20));
+        for bad in [
+            "0",
+            "",
+            "lots",
+            "-128",
+            "99999999999999999999",
+            &(usize::MAX / 2).to_string(),
+        ] {
+            assert_eq!(function_memory_bytes(bad), None, "{bad:?}");
+        }
     }
 }

@@ -586,10 +586,16 @@ impl TraceReplayer {
             reason,
         };
         let guest = self.guest(&trace.guest, shown)?;
-        // Under the budget it was recorded with (a Lambda function's memory
-        // may have been less than the language's).
+        // Under the memory it was recorded with (a Lambda function's may
+        // have been less than the language's), never more than this
+        // build's language allows; with this build's fuel (a trace is
+        // input, and the build replaying it may be another language's).
         let guest = match trace.budget {
-            Some(budget) if budget != guest.budget => {
+            Some(recorded) if recorded.memory < guest.budget.memory => {
+                let budget = emmaa_runtime::limits::Budget {
+                    memory: recorded.memory,
+                    ..guest.budget
+                };
                 Arc::new(LoadedGuest::clone(&guest).with_budget(budget))
             }
             _ => guest,

@@ -192,8 +192,10 @@ pub struct MemoryLimiter {
     pub total: usize,
     /// The most linear memory the guest had at once, in bytes.
     pub peak: usize,
-    /// The last growth allowed, until it is given.
+    /// The last growth allowed, and the peak before it, until it is
+    /// given.
     growing: usize,
+    peak_before: usize,
 }
 
 impl MemoryLimiter {
@@ -205,6 +207,7 @@ impl MemoryLimiter {
             total: 0,
             peak: 0,
             growing: 0,
+            peak_before: 0,
         }
     }
 }
@@ -228,15 +231,17 @@ impl ResourceLimiter for MemoryLimiter {
             return Ok(false);
         }
         self.growing = asked - self.total;
+        self.peak_before = self.peak;
         self.total = asked;
         self.peak = self.peak.max(asked);
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        // Allowed here but not given (the pool's own bound): the growth is
-        // not the guest's memory.
+        // Allowed here but not given (the pool's own bound, or the
+        // memory's declared maximum): the growth is not the guest's memory.
         self.total -= std::mem::take(&mut self.growing);
+        self.peak = self.peak_before;
         Ok(())
     }
 
@@ -285,5 +290,20 @@ mod tests {
         assert_eq!(limiter.refused, Some(110));
         assert!(limiter.memory_growing(60, 70, None).unwrap(), "100 in all");
         assert_eq!((limiter.total, limiter.peak), (100, 100));
+    }
+
+    #[test]
+    fn a_growth_allowed_but_not_given_is_not_counted() {
+        let mut limiter = MemoryLimiter::within(100);
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(limiter.memory_growing(40, 90, None).unwrap());
+        limiter
+            .memory_grow_failed(wasmtime::Error::msg("the pool's slot is full"))
+            .unwrap();
+        assert_eq!((limiter.total, limiter.peak), (40, 40));
+        assert!(
+            limiter.memory_growing(40, 100, None).unwrap(),
+            "the room is still there"
+        );
     }
 }

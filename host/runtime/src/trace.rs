@@ -220,9 +220,11 @@ pub struct Trace {
     pub stopped: Option<String>,
     pub fuel_used: u64,
     /// The fuel and memory the guest ran under (its language's, or less
-    /// memory in a small Lambda function): a replay runs it under the
-    /// same, so that a guest stopped for either stops again. Traces from
-    /// before budgets were recorded have none: the guest's own then.
+    /// memory in a small Lambda function): a replay runs it with no more
+    /// memory than this, so that a guest stopped for memory stops again,
+    /// and with the fuel of the build that replays it (never more than its
+    /// language's of either: a trace is input). Traces from before budgets
+    /// were recorded have none: the guest's own then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
     pub bodies: BTreeMap<String, Body>,
