@@ -269,6 +269,25 @@ mod tests {
         });
     }
 
+    /// A pause is taken only when it ends before the deadline: one that
+    /// would end at the very instant is not (the request id seeds the
+    /// pauses, so the first one is known).
+    #[test]
+    fn a_pause_that_would_end_at_the_deadline_is_not_taken() {
+        clock::run_virtual(async {
+            let first = Patient::new(throttling(0), clock::now() + MAX_PAUSE * 2, "r")
+                .pause()
+                .unwrap();
+            let patient = Patient::new(throttling(1), clock::now() + first, "r");
+            let err = patient.get_object("b", "k", 1).await.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::NotAttempted);
+            assert_eq!(patient.waits(), 0);
+            let later = Patient::new(throttling(1), clock::now() + first + Duration::from_nanos(1), "r");
+            assert!(later.get_object("b", "k", 1).await.is_ok());
+            assert_eq!(later.waits(), 1);
+        });
+    }
+
     #[test]
     fn other_errors_are_answered_at_once() {
         clock::run_virtual(async {
