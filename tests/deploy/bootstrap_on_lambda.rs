@@ -169,6 +169,78 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
     }
 }
 
+/// A Python build shipped as `deploy bundle --python` ships it: the
+/// manifest names the guest's language, the bootstrap gives the guest the
+/// Python budget within the function's memory, and it answers the guest's
+/// example event through the Runtime API with the job submitted to Batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_bundle_answers_through_the_runtime_api_under_the_python_budget() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    create_bucket(&config, "emmaa", example_objects()).await;
+    create_batch_queue(&moto, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let python = bundle(&BundleRequest {
+        serves: Serves::One {
+            guest: "model_stats".into(),
+            function: None,
+        },
+        arch: Arch::X86_64,
+        profile: "dev".into(),
+        bootstrap: Some(bootstrap().to_owned()),
+        out: Some(dir.path().join("model_stats.zip")),
+        function_prefix: "emmaa-".into(),
+        python: vec!["model_stats".into()],
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    unzip(&python.zip, dir.path());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let entry = &manifest["functions"]["emmaa-model-stats"];
+    assert_eq!(entry["language"], "python", "{manifest}");
+
+    let event = std::fs::read_to_string(workspace().join("examples/events/emmaa-model-stats.json")).unwrap();
+    let mut env = moto.env();
+    env.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "256".into()));
+    let (posted, output) = answer_one_event(dir.path(), "emmaa-model-stats", &event, &env);
+    let logged = String::from_utf8_lossy(&output.stderr);
+    let ready: Value = logged
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "ready")
+        .unwrap_or_else(|| panic!("no ready line: {logged}"));
+    let component = dir.path().join(entry["component"].as_str().unwrap());
+    let component_bytes = std::fs::metadata(&component).unwrap().len() as usize;
+    let budget = emmaa_runtime::limits::Budget::PYTHON.within_function(256 << 20, component_bytes);
+    assert_eq!(ready["fields"]["language"], "python", "{ready}");
+    assert_eq!(
+        ready["fields"]["fuel"],
+        emmaa_runtime::limits::PYTHON_FUEL_PER_EVENT,
+        "{ready}"
+    );
+    assert_eq!(ready["fields"]["memory_mib"], budget.memory >> 20, "{ready}");
+
+    let posted = posted.unwrap_or_else(|| panic!("no answer; stderr: {logged}"));
+    assert!(
+        posted
+            .start
+            .contains("/2018-06-01/runtime/invocation/request-1/response"),
+        "{} {}",
+        posted.start,
+        posted.body_text()
+    );
+    let answer: Value = serde_json::from_slice(&posted.body).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let job_id = answer["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a job id: {answer}"));
+    let batch = aws_sdk_batch::Client::new(&config);
+    let described = batch.describe_jobs().jobs(job_id).send().await.unwrap();
+    let names: Vec<&str> = described.jobs().iter().filter_map(|job| job.job_name()).collect();
+    assert_eq!(names.len(), 1, "the Python guest's job is in Batch: {names:?}");
+    assert!(names[0].starts_with("aml_model_stats"), "{names:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_event_becomes_a_function_error_with_type_and_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -138,6 +138,33 @@ async fn a_guest_that_fails_after_a_job_went_through_is_a_normal_answer_on_lambd
     assert_eq!(answer["interrupted"]["kind"], "trapped");
 }
 
+/// A call the deadline kept from being made, with nothing else gone
+/// through: the event fails as cut short, so that Lambda's retry makes it.
+#[tokio::test]
+async fn an_event_whose_call_the_deadline_kept_back_reaches_lambda_as_cut_short() {
+    // The guest is stopped a second before the deadline, and a call
+    // starts only with half a second left before that: with 1.45 s to
+    // go, the job is never attempted, and the guest itself has 0.45 s
+    // to answer.
+    let deadline = std::time::SystemTime::now() + Duration::from_millis(1_450);
+    let cut = lambda_answer_by(
+        &guest("model_updates"),
+        json!({"model": "aml"}),
+        Arc::new(bucket(&[])),
+        settings(&[]),
+        deadline,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(cut.error_type, "EmmaaEventCutShort", "{}", cut.error_message);
+    assert!(
+        cut.error_message
+            .starts_with("the deadline came before 1 of the event's calls could be made or answered"),
+        "{}",
+        cut.error_message
+    );
+}
+
 /// A function the event invoked failed in its own code, and everything
 /// else the event did is claimed: the event fails, so that Lambda's retry
 /// invokes that function again (and only it).

@@ -25,7 +25,8 @@ pub(crate) fn deploy(args: &[&str], moto: &Moto) -> std::process::Output {
 
 /// `deploy upload` over a Python function: refused while a trace it is
 /// checked against behaves differently (`--check-against`), planned, then
-/// shipped despite the difference when told, switching the runtime.
+/// shipped despite the difference when told, switching the runtime, and
+/// shipped without being told when every trace is the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
     let moto = Moto::start();
@@ -178,6 +179,26 @@ async fn deploy_upload_replaces_a_python_function_and_switches_its_runtime() {
     assert_eq!(
         manifest["functions"]["emmaa-model-update"]["guest"],
         "model_updates"
+    );
+
+    // Every trace the same: shipped without being told.
+    let same = upload_with(&["--check-against", recorded.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&same.stdout);
+    assert!(
+        same.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    assert!(
+        out.contains("checked 1 traces of model_updates: 1 same, 0 not"),
+        "{out}"
+    );
+    assert!(!out.contains("despite"), "{out}");
+    let sha = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(std::fs::read(&zip_path).unwrap()));
+    assert!(
+        out.contains(&format!("AWS answered: CodeSha256 {sha} (matches the bundle)")),
+        "{out}"
     );
 }
 

@@ -265,6 +265,37 @@ fn a_fifo_in_the_bucket_directory_is_refused_by_name_not_read() {
     assert_eq!(deeds(&report)[3]["payload"], json!({"model": "aml"}));
 }
 
+/// `replay --trace` never opens a FIFO (it would wait for a writer for
+/// ever): it is refused by name, as `check` refuses one in a directory.
+#[test]
+fn a_fifo_given_as_a_trace_is_refused_by_name_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("trace.json");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emmaa-host"))
+        .args(["replay", "--trace", fifo.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("replay did not end: it opened the FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("it is a FIFO, not a regular file: not read"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("trace.json"), "{stderr}");
+}
+
 #[test]
 fn a_closed_standard_output_is_an_error_not_a_panic() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_emmaa-host"));
