@@ -132,3 +132,66 @@ async fn an_object_in_another_bucket_or_another_services_event_is_refused() {
         "{message}"
     );
 }
+
+/// Each S3-triggered handler's example event, by guest.
+fn example(guest: &str) -> Value {
+    let function = match guest {
+        "model_manager_update" => "emmaa-mm-update",
+        "after_update" => "emmaa-after-update",
+        "test_stats" => "emmaa-test-stats",
+        other => panic!("{other} is not S3-triggered"),
+    };
+    let path = workspace::workspace().join(format!("examples/events/{function}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Through each handler, in both builds: a record from another bucket
+/// beside a good one is listed in a 207 while the good one goes through,
+/// and an event that is both an EventBridge event and a notification is
+/// refused whole, nothing done.
+#[tokio::test]
+async fn a_record_from_another_bucket_is_listed_beside_the_work_and_an_ambiguous_event_is_refused() {
+    for guest in S3_TRIGGERED {
+        let mut mixed = example(guest);
+        let mut stranger = mixed["Records"][0].clone();
+        stranger["s3"]["bucket"]["name"] = json!("elsewhere");
+        mixed["Records"].as_array_mut().unwrap().push(stranger);
+        let config =
+            std::fs::read_to_string(workspace::workspace().join("examples/bucket/models/aml/config.json"))
+                .unwrap();
+        let with_config = || bucket(&[("models/aml/config.json", config.as_str())]);
+        for (language, outcome) in support::run_each_build(guest, mixed.clone(), with_config).await {
+            let guest = format!("{guest} ({language})");
+            assert_eq!(outcome.status_code(), Some(207), "{guest}: {:?}", outcome.answer);
+            let refused = &outcome.response().unwrap()["refused"];
+            assert_eq!(refused.as_array().map(Vec::len), Some(1), "{guest}: {refused}");
+            let reason = refused[0]["reason"].as_str().unwrap();
+            assert!(
+                reason.contains(
+                    "Records[1].s3.bucket.name \"elsewhere\" is not the pipeline's bucket \"emmaa\" (EMMAA_BUCKET)"
+                ),
+                "{guest}: {reason}"
+            );
+            assert!(
+                !actions(&outcome).as_array().unwrap().is_empty(),
+                "{guest}: the good record's work goes through"
+            );
+        }
+
+        let mut ambiguous = example(guest);
+        ambiguous["source"] = json!("aws.s3");
+        ambiguous["detail-type"] = json!("Object Created");
+        ambiguous["detail"] = json!({"bucket": {"name": "emmaa"}, "object": {"key": "models/aml/x"}});
+        for (language, outcome) in support::run_each_build(guest, ambiguous.clone(), || bucket(&[])).await {
+            let guest = format!("{guest} ({language})");
+            assert_eq!(actions(&outcome), json!([]), "{guest}: nothing done");
+            let message = outcome.error_message().unwrap_or_default();
+            assert!(
+                message.contains(
+                    "the event is both an EventBridge event (\"source\": \"aws.s3\") and an S3 notification"
+                ),
+                "{guest}: {message}"
+            );
+        }
+    }
+}
