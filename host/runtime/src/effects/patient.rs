@@ -288,6 +288,55 @@ mod tests {
         });
     }
 
+    /// The jitter is xorshift64* (Vigna, "An experimental exploration of
+    /// Marsaglia's xorshift generators, scrambled", 2016): its first
+    /// outputs for two seeds, as the 53-bit integers the fractions are
+    /// made of, computed with an independent implementation of the
+    /// published algorithm (in Python). The same request id gives the same
+    /// pauses, in a replay and in `simulate` alike.
+    #[test]
+    fn the_jitter_is_xorshift64_star() {
+        let vectors = [
+            (
+                1_u64,
+                [
+                    2_529_537_253_518_747_u64,
+                    6_045_066_965_290_796,
+                    6_537_840_858_852_963,
+                    2_733_948_884_444_000,
+                ],
+            ),
+            (
+                0x0123_4567_89AB_CDEF,
+                [
+                    4_383_273_046_611_662,
+                    7_509_710_896_358_373,
+                    4_810_242_163_784_704,
+                    3_320_187_174_393_881,
+                ],
+            ),
+        ];
+        for (seed, expected) in vectors {
+            let mut state = seed;
+            let drawn = [(); 4].map(|()| (next_fraction(&mut state) * (1_u64 << 53) as f64) as u64);
+            assert_eq!(drawn, expected, "seed {seed:#x}");
+        }
+    }
+
+    /// Pauses spread over their whole range: 10,000 fractions from one
+    /// request's seed fall in each tenth of [0, 1) about as often.
+    #[test]
+    fn the_jitter_spreads_pauses_over_their_range() {
+        let mut state = 1;
+        let mut tenths = [0_u32; 10];
+        for _ in 0..10_000 {
+            let fraction = next_fraction(&mut state);
+            assert!((0.0..1.0).contains(&fraction), "{fraction}");
+            tenths[(fraction * 10.0) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|&n| (850..=1150).contains(&n)), "{tenths:?}");
+    }
+
     #[test]
     fn other_errors_are_answered_at_once() {
         clock::run_virtual(async {
