@@ -105,6 +105,40 @@ pub(crate) fn answer_one_event(
     (posted, child.wait_with_output().unwrap())
 }
 
+/// The answer the bootstrap posted for request-1; the test fails, naming
+/// `what`, when it posted none or posted an error.
+fn response_to_request_1(
+    posted: Option<support::http::Message>,
+    output: &std::process::Output,
+    what: &str,
+) -> Value {
+    let posted = posted.unwrap_or_else(|| {
+        panic!(
+            "{what}: no answer; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(
+        posted
+            .start
+            .contains("/2018-06-01/runtime/invocation/request-1/response"),
+        "{what}: {} {}",
+        posted.start,
+        posted.body_text()
+    );
+    serde_json::from_slice(&posted.body).unwrap()
+}
+
+/// The bootstrap's `ready` log line: the guest it loaded and its budget.
+fn ready_line(output: &std::process::Output) -> Value {
+    let logged = String::from_utf8_lossy(&output.stderr);
+    logged
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "ready")
+        .unwrap_or_else(|| panic!("no ready line: {logged}"))
+}
+
 /// One bundle for every function (`--all`), unzipped once per test run
 /// as Lambda unzips it: where, and what it holds.
 pub(crate) fn every_function() -> &'static (tempfile::TempDir, Bundle) {
@@ -149,21 +183,7 @@ async fn one_bundle_for_every_function_answers_each_functions_example_event_thro
         let event =
             std::fs::read_to_string(workspace().join(format!("examples/events/{function}.json"))).unwrap();
         let (posted, output) = answer_one_event(dir.path(), function, &event, &moto.env());
-        let posted = posted.unwrap_or_else(|| {
-            panic!(
-                "{guest}: no answer; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        assert!(
-            posted
-                .start
-                .contains("/2018-06-01/runtime/invocation/request-1/response"),
-            "{guest}: {} {}",
-            posted.start,
-            posted.body_text()
-        );
-        let answer: Value = serde_json::from_slice(&posted.body).unwrap();
+        let answer = response_to_request_1(posted, &output, guest);
         assert_eq!(answer["statusCode"], 200, "{guest}: {answer}");
         assert_eq!(answer["result"], "SUCCESS", "{guest}");
     }
@@ -203,12 +223,7 @@ async fn a_python_bundle_answers_through_the_runtime_api_under_the_python_budget
     let mut env = moto.env();
     env.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "256".into()));
     let (posted, output) = answer_one_event(dir.path(), "emmaa-model-stats", &event, &env);
-    let logged = String::from_utf8_lossy(&output.stderr);
-    let ready: Value = logged
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line["fields"]["message"] == "ready")
-        .unwrap_or_else(|| panic!("no ready line: {logged}"));
+    let ready = ready_line(&output);
     let component = dir.path().join(entry["component"].as_str().unwrap());
     let component_bytes = std::fs::metadata(&component).unwrap().len() as usize;
     let budget = emmaa_runtime::limits::Budget::PYTHON.within_function(256 << 20, component_bytes);
@@ -220,16 +235,7 @@ async fn a_python_bundle_answers_through_the_runtime_api_under_the_python_budget
     );
     assert_eq!(ready["fields"]["memory_mib"], budget.memory >> 20, "{ready}");
 
-    let posted = posted.unwrap_or_else(|| panic!("no answer; stderr: {logged}"));
-    assert!(
-        posted
-            .start
-            .contains("/2018-06-01/runtime/invocation/request-1/response"),
-        "{} {}",
-        posted.start,
-        posted.body_text()
-    );
-    let answer: Value = serde_json::from_slice(&posted.body).unwrap();
+    let answer = response_to_request_1(posted, &output, "model_stats (Python)");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let job_id = answer["job_id"]
         .as_str()
@@ -254,12 +260,7 @@ async fn a_refused_event_becomes_a_function_error_with_type_and_message() {
     // The function has 128 MB (AWS_LAMBDA_FUNCTION_MEMORY_SIZE): the
     // guest gets what the host and the component leave of it, not the
     // 384 MiB a Rust guest may have where there is room.
-    let logged = String::from_utf8_lossy(&output.stderr);
-    let ready: Value = logged
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line["fields"]["message"] == "ready")
-        .unwrap_or_else(|| panic!("no ready line: {logged}"));
+    let ready = ready_line(&output);
     assert_eq!(ready["fields"]["memory_mib"], 63, "{ready}");
     assert_eq!(ready["fields"]["language"], "rust", "{ready}");
     assert_eq!(
@@ -426,19 +427,7 @@ async fn the_arm64_bundle_answers_an_event_under_qemu() {
         let posted = api.next_post(PATIENCE);
         let _ = child.kill();
         let output = child.wait_with_output().unwrap();
-        let posted = posted.unwrap_or_else(|| {
-            panic!(
-                "{function}: no answer; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        assert!(
-            posted.start.contains("/runtime/invocation/request-1/response"),
-            "{function}: {} {}",
-            posted.start,
-            posted.body_text()
-        );
-        let answer: Value = serde_json::from_slice(&posted.body).unwrap();
+        let answer = response_to_request_1(posted, &output, function);
         assert_eq!(answer["statusCode"], 200, "{function}: {answer}");
     }
     // The job model_updates submitted from the arm64 bootstrap is in Batch.

@@ -38,21 +38,10 @@ fn a_directory_of_traces_is_walked_once_inside_it_and_damaged_traces_are_named()
     // Outside, beside the directory: never read.
     std::fs::write(dir.path().join("beside.json"), &example).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emmaa-host"))
-        .args(["check", root.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("check did not end: it opened the FIFO or walked a loop");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = output_within_two_minutes(
+        Command::new(env!("CARGO_BIN_EXE_emmaa-host")).args(["check", root.to_str().unwrap()]),
+        "check did not end: it opened the FIFO or walked a loop",
+    );
     let out = String::from_utf8_lossy(&output.stdout).replace(&format!("{}/", root.display()), "");
     assert_eq!(
         output.status.code(),

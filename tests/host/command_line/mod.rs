@@ -22,6 +22,26 @@ const NOW: &str = "2020-02-04T12:00:00Z";
 
 use crate::workspace::workspace;
 
+/// Runs `command` to its end, its output captured; the test fails with
+/// `hang` if it has not ended within two minutes (a FIFO opened, a loop
+/// walked), instead of waiting for ever.
+fn output_within_two_minutes(command: &mut Command, hang: &str) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{hang}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// `emmaa-host replay ARGS` with no EMMAA_* setting inherited from the caller.
 fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
     replay_with_stdin(args, envs, "")

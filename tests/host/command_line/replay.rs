@@ -272,21 +272,10 @@ fn a_fifo_given_as_a_trace_is_refused_by_name_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("trace.json");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emmaa-host"))
-        .args(["replay", "--trace", fifo.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("replay did not end: it opened the FIFO");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = output_within_two_minutes(
+        Command::new(env!("CARGO_BIN_EXE_emmaa-host")).args(["replay", "--trace", fifo.to_str().unwrap()]),
+        "replay did not end: it opened the FIFO",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
