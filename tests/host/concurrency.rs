@@ -160,31 +160,43 @@ fn later_is_sooner(payload: &str) -> Duration {
     Duration::from_millis(40 - n.min(39))
 }
 
-async fn update_forty_models(effects: Slow, max_in_flight: &str) -> (usize, emmaa_runtime::GuestRun) {
+/// `update_pipeline` over `effects` with the settings `variables`: the effects, for what
+/// they saw, and the run.
+async fn update_forty_models(
+    effects: Slow,
+    variables: &[(&str, &str)],
+) -> (Arc<Slow>, emmaa_runtime::GuestRun) {
     let effects = Arc::new(effects);
-    let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", max_in_flight)]);
     let outcome = run_in_time(
         "update_pipeline",
         "{}",
         effects.clone(),
-        settings,
+        settings(variables),
         Duration::from_secs(60),
     )
     .await;
-    (effects.most_in_flight.load(Ordering::SeqCst), outcome)
+    (effects, outcome)
 }
 
 #[tokio::test]
 async fn the_host_keeps_at_most_max_in_flight_calls_going_and_the_order_of_the_batch() {
-    let (most, outcome) = update_forty_models(Slow::new(forty_daily_models(), later_is_sooner), "4").await;
-    assert_eq!(most, 4);
+    let (effects, outcome) = update_forty_models(
+        Slow::new(forty_daily_models(), later_is_sooner),
+        &[("EMMAA_MAX_IN_FLIGHT", "4")],
+    )
+    .await;
+    assert_eq!(effects.most_in_flight(), 4);
     let invoked: Vec<Value> = actions(&outcome).as_array().unwrap()[41..].to_vec();
     let expected: Vec<Value> = (0..40)
         .map(|n| invoke("emmaa-model-update", json!({"model": format!("m{n:02}")})))
         .collect();
     assert_eq!(invoked, expected);
-    let (most, _) = update_forty_models(Slow::new(forty_daily_models(), later_is_sooner), "1").await;
-    assert_eq!(most, 1);
+    let (effects, _) = update_forty_models(
+        Slow::new(forty_daily_models(), later_is_sooner),
+        &[("EMMAA_MAX_IN_FLIGHT", "1")],
+    )
+    .await;
+    assert_eq!(effects.most_in_flight(), 1);
 }
 
 #[tokio::test]
@@ -193,7 +205,7 @@ async fn each_answer_of_a_concurrent_batch_goes_back_to_the_call_that_got_it() {
     // wrong call would blame the wrong models.
     let mut effects = Slow::new(forty_daily_models(), later_is_sooner);
     effects.failing = &["m03", "m37"];
-    let (_, outcome) = update_forty_models(effects, "16").await;
+    let (_, outcome) = update_forty_models(effects, &[("EMMAA_MAX_IN_FLIGHT", "16")]).await;
     assert_eq!(
         refused(&outcome)
             .into_iter()
@@ -211,16 +223,8 @@ async fn each_answer_of_a_concurrent_batch_goes_back_to_the_call_that_got_it() {
 async fn claims_overlap_the_calls_up_to_the_ledger_overlap() {
     let mut slow = Slow::new(forty_daily_models(), |_| Duration::from_millis(1));
     slow.claim_delay = Some(Duration::from_millis(30));
-    let effects = Arc::new(slow);
-    let settings = settings(&[("EMMAA_MAX_IN_FLIGHT", "2"), ("EMMAA_LEDGER", "on")]);
-    let outcome = run_in_time(
-        "update_pipeline",
-        "{}",
-        effects.clone(),
-        settings,
-        Duration::from_secs(60),
-    )
-    .await;
+    let (effects, outcome) =
+        update_forty_models(slow, &[("EMMAA_MAX_IN_FLIGHT", "2"), ("EMMAA_LEDGER", "on")]).await;
     assert_eq!(
         outcome.response(),
         Some(&success()),
